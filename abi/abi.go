@@ -1,0 +1,134 @@
+// Package abi holds the constants and encodings of the wasmloop guest ABI, version 1, shared
+// by the host and the Go guest SDK. ABI.md beside this file is the normative text; this package
+// is its executable form. It imports nothing host-only, so it builds for GOOS=wasip1 too.
+package abi
+
+// Version of the ABI this package describes. Minor versions only add.
+const (
+	Major = 1
+	Minor = 0
+)
+
+// ModuleName is the import module of every host function. The major version is part of it,
+// so a guest built for another major version fails at instantiation, not at run time.
+const ModuleName = "wasmloop_v1"
+
+// Names of the guest's exports.
+const (
+	ExportMarker    = "wasmloop_abi_v1"
+	ExportStart     = "wasmloop_on_start"
+	ExportOnRequest = "wasmloop_on_request"
+	ExportOnTimer   = "wasmloop_on_timer"
+	ExportOnClose   = "wasmloop_on_close"
+	ExportMemory    = "memory"
+	ExportInit      = "_initialize" // WASI reactor initialisation
+	ExportCommand   = "_start"      // a WASI command: refused
+)
+
+// Names of the host functions in ModuleName.
+const (
+	FnNegotiate   = "negotiate"
+	FnWorkerID    = "worker_id"
+	FnWorkerCount = "worker_count"
+	FnInbox       = "inbox"
+	FnListen      = "listen"
+	FnRespond     = "respond"
+	FnWrite       = "write"
+	FnEnd         = "end"
+	FnBodyRead    = "body_read"
+	FnTimerStart  = "timer_start"
+	FnClose       = "close"
+	FnRef         = "ref"
+	FnExit        = "exit"
+	FnFail        = "fail"
+)
+
+// MinInbox is the smallest inbox the host accepts.
+const MinInbox = 4096
+
+// RespondEnd is the respond flag that makes the call the whole response.
+const RespondEnd = 1
+
+// Reasons given to wasmloop_on_close.
+const (
+	ClosePeer = 1 // the peer closed or reset the connection
+	CloseHost = 2 // the host closed it (timeout, write cap, shutdown)
+)
+
+// Errno is a negative result of a host function.
+type Errno int32
+
+// The error codes of ABI.md §1. They are never renumbered.
+const (
+	EBADHANDLE Errno = -1
+	EFAULT     Errno = -2
+	EINVAL     Errno = -3
+	ESTATE     Errno = -4
+	ECLOSED    Errno = -5
+	EADDR      Errno = -6
+	ENOTSUP    Errno = -7
+	ELIMIT     Errno = -8
+)
+
+var errnoNames = [...]string{"", "EBADHANDLE", "EFAULT", "EINVAL", "ESTATE", "ECLOSED", "EADDR", "ENOTSUP", "ELIMIT"}
+
+// Error returns the code's name, so an Errno can be returned as an error.
+func (e Errno) Error() string {
+	if e < 0 && int(-e) < len(errnoNames) {
+		return errnoNames[-e]
+	}
+	return "wasmloop errno " + itoa(int64(e))
+}
+
+// Kind is the object a handle names.
+type Kind uint8
+
+// Handle kinds. Never renumbered.
+const (
+	KindListener Kind = 1
+	KindRequest  Kind = 2
+	KindTimer    Kind = 3
+)
+
+// Handle is an i64 the host gives a guest to name one object. See ABI.md §1.
+type Handle uint64
+
+// MaxGen is the largest generation a handle can carry; generations wrap from MaxGen to 1.
+const MaxGen = 1<<24 - 1
+
+// MakeHandle packs a kind, a generation (1…MaxGen) and a slot index.
+func MakeHandle(k Kind, gen uint32, index uint32) Handle {
+	return Handle(uint64(k&0x7f)<<56 | uint64(gen&MaxGen)<<32 | uint64(index))
+}
+
+// Kind returns the handle's kind.
+func (h Handle) Kind() Kind { return Kind(h >> 56 & 0x7f) }
+
+// Gen returns the handle's generation.
+func (h Handle) Gen() uint32 { return uint32(h>>32) & MaxGen }
+
+// Index returns the handle's slot index.
+func (h Handle) Index() uint32 { return uint32(h) }
+
+func itoa(v int64) string {
+	var b [20]byte
+	i := len(b)
+	neg := v < 0
+	u := uint64(v)
+	if neg {
+		u = uint64(-v)
+	}
+	for {
+		i--
+		b[i] = byte('0' + u%10)
+		u /= 10
+		if u == 0 {
+			break
+		}
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// buildRecipe names how guests are built; changing the build command must change it.
+const buildRecipe = "go build -buildmode=c-shared GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0"
+
+// buildError is a failed go build: the program, not the module, is at fault (exit 1).
+type buildError struct{ msg string }
+
+func (e *buildError) Error() string { return e.msg }
+
+// buildGuest builds a Go package directory as a wasmloop guest and returns the module's path.
+//
+// The result is cached under a key made from the Go version and the content of every
+// non-standard source file the package depends on, the module files included, so an
+// unchanged program starts without running the linker (a guest relink costs ~1 s) and any
+// change to it or its dependencies rebuilds it.
+func buildGuest(ctx context.Context, dir, cacheDir string, stderr io.Writer) (string, error) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		return "", &buildError{"building a directory needs the go command on PATH: " + err.Error()}
+	}
+	env := append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	key, err := sourceKey(ctx, gobin, dir, env)
+	if err != nil {
+		return "", err
+	}
+	root := buildCacheDir(cacheDir)
+	out := filepath.Join(root, key+".wasm")
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return "", &buildError{"cannot create the build cache: " + err.Error()}
+	}
+	tmp := out + fmt.Sprintf(".tmp%d", os.Getpid())
+	cmd := exec.CommandContext(ctx, gobin, "build", "-buildmode=c-shared", "-o", tmp, ".")
+	cmd.Dir = dir
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	if err := cmd.Run(); err != nil {
+		os.Remove(tmp)
+		return "", &buildError{fmt.Sprintf("building %s for wasip1 failed: %v", dir, err)}
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return "", &buildError{err.Error()}
+	}
+	return out, nil
+}
+
+func buildCacheDir(cacheDir string) string {
+	switch cacheDir {
+	case "-":
+		return filepath.Join(os.TempDir(), "wasmloop-build")
+	case "":
+		if d, err := os.UserCacheDir(); err == nil {
+			return filepath.Join(d, "wasmloop", "build")
+		}
+		return filepath.Join(os.TempDir(), "wasmloop-build")
+	}
+	return filepath.Join(cacheDir, "build")
+}
+
+// sourceKey hashes what a build depends on: the go version, the build environment, and
+// every file of every non-standard package in the build (with the module's go.mod/go.sum).
+func sourceKey(ctx context.Context, gobin, dir string, env []string) (string, error) {
+	cmd := exec.CommandContext(ctx, gobin, "list", "-deps", "-f",
+		`{{if not .Standard}}{{.Dir}}{{"\t"}}{{join .GoFiles "\t"}}{{"\t"}}{{join .EmbedFiles "\t"}}{{"\t"}}{{join .SFiles "\t"}}{{if .Module}}{{"\n"}}{{.Module.Dir}}{{"\t"}}go.mod{{"\t"}}go.sum{{end}}{{"\n"}}{{end}}`, ".")
+	cmd.Dir = dir
+	cmd.Env = env
+	var stdout, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &errb
+	if err := cmd.Run(); err != nil {
+		return "", &buildError{fmt.Sprintf("%s is not a Go package that builds for wasip1: %s", dir, strings.TrimSpace(errb.String()))}
+	}
+	h := sha256.New()
+	ver, _ := exec.CommandContext(ctx, gobin, "env", "GOVERSION", "GOFLAGS").Output()
+	h.Write(ver)
+	fmt.Fprintf(h, "%s\x00", buildRecipe)
+	seen := map[string]bool{}
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		fields := strings.Split(line, "\t")
+		if len(fields) < 2 {
+			continue
+		}
+		for _, name := range fields[1:] {
+			if name == "" {
+				continue
+			}
+			p := filepath.Join(fields[0], name)
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			b, err := os.ReadFile(p)
+			if err != nil && !os.IsNotExist(err) {
+				return "", &buildError{err.Error()}
+			}
+			fmt.Fprintf(h, "%s\x00%d\x00", p, len(b))
+			h.Write(b)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32], nil
+}

@@ -1,0 +1,123 @@
+// Package host runs wasmloop guests: WebAssembly modules that speak the wasmloop ABI
+// (abi/ABI.md), served by per-core edge-triggered event loops.
+//
+// Load compiles and checks a module once; Run starts the loops and returns when the program
+// is done — when nothing referenced is left (Node's rule), when the guest exits, or after a
+// graceful shutdown once ctx is cancelled.
+//
+//	app, err := host.Load(ctx, wasm, host.Config{Workers: 2})
+//	if err != nil { ... }
+//	defer app.Close(ctx)
+//	code, err := app.Run(ctx)
+//
+// The machinery lives in host/internal: poll (epoll, kqueue), http1 (the strict parser),
+// guest (wazero) and loop.
+package host
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/wasmloop/wasmloop/host/internal/guest"
+	"github.com/wasmloop/wasmloop/host/internal/http1"
+	"github.com/wasmloop/wasmloop/host/internal/loop"
+)
+
+// Config configures an App. The zero value is usable.
+type Config struct {
+	// Workers is the number of event loops, each on its own thread with its own guest
+	// instance. 0 means runtime.NumCPU().
+	Workers int
+	// Args and Env are what the guest sees through WASI; Env entries are "KEY=value".
+	Args []string
+	Env  []string
+	// Stdout and Stderr receive the guest's output; nil means os.Stdout and os.Stderr.
+	Stdout, Stderr io.Writer
+	// Log receives the host's own messages (traps, accept errors); nil means stderr.
+	Log *log.Logger
+	// BodyLimit caps a request body, which the host buffers before the guest sees it;
+	// a larger one is answered 413. 0 means 1 MiB.
+	BodyLimit int64
+	// MaxHeaderBytes caps the request line and headers (431 beyond). 0 means 16 KiB.
+	MaxHeaderBytes int
+	// ShutdownTimeout bounds a graceful shutdown. 0 means 10 seconds.
+	ShutdownTimeout time.Duration
+	// CacheDir holds compiled guests across runs. "" means the user's cache directory,
+	// "-" turns the cache off.
+	CacheDir string
+}
+
+// RefusedError means the module is not a wasmloop guest; the message says why.
+type RefusedError = guest.RefusedError
+
+// IsRefused reports whether err means the module was refused rather than failing to run.
+func IsRefused(err error) bool {
+	var r *RefusedError
+	return errors.As(err, &r)
+}
+
+// App is a loaded guest, ready to run.
+type App struct {
+	cfg Config
+	rt  *guest.Runtime
+	mod *guest.Module
+}
+
+// Load compiles wasm and checks that it is a wasmloop guest.
+func Load(ctx context.Context, wasm []byte, cfg Config) (*App, error) {
+	rt, err := guest.NewRuntime(ctx, guest.RuntimeConfig{CacheDir: cfg.CacheDir})
+	if err != nil {
+		return nil, err
+	}
+	mod, err := rt.Compile(ctx, wasm)
+	if err != nil {
+		rt.Close(ctx)
+		return nil, err
+	}
+	return &App{cfg: cfg, rt: rt, mod: mod}, nil
+}
+
+// Run runs the program and returns its exit status: 0 when it finished by itself or shut
+// down gracefully after ctx was cancelled, the guest's code when it exited, 1 when its
+// top-level code failed or the shutdown timed out (err then says why). Run may be called
+// again after it returns; each call starts the program afresh.
+func (a *App) Run(ctx context.Context) (int, error) {
+	cfg := a.cfg
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.NumCPU()
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stdout
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	if cfg.Log == nil {
+		cfg.Log = log.New(os.Stderr, "wasmloop: ", log.LstdFlags)
+	}
+	if len(cfg.Args) == 0 {
+		cfg.Args = []string{"app.wasm"}
+	}
+	g := loop.NewGroup(a.mod, loop.Config{
+		Workers: cfg.Workers,
+		Limits: http1.Limits{
+			MaxBodyBytes:   cfg.BodyLimit,
+			MaxHeaderBytes: cfg.MaxHeaderBytes,
+		},
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Instance:        guest.InstanceConfig{Args: cfg.Args, Env: cfg.Env, Stdout: cfg.Stdout, Stderr: cfg.Stderr},
+		Log:             cfg.Log,
+	})
+	return g.Run(ctx)
+}
+
+// Close releases the compiled module and the runtime.
+func (a *App) Close(ctx context.Context) error {
+	a.mod.Close(ctx)
+	return a.rt.Close(ctx)
+}

@@ -1,0 +1,153 @@
+package guest
+
+import (
+	"context"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/wasmloop/wasmloop/abi"
+)
+
+// Host is what the ABI's host functions do. The loop that owns an instance implements it.
+// Every method runs on the loop's goroutine, inside a guest callback. Byte slices are views of
+// guest memory, valid only until the method returns.
+type Host interface {
+	Negotiate(want uint64) uint64
+	WorkerID() int32
+	WorkerCount() int32
+	Inbox(ptr, size uint32) int32
+	Listen(addr []byte, port, flags int32) int64
+	Respond(req abi.Handle, status int32, hdr, body []byte, flags int32) int32
+	Write(req abi.Handle, data []byte) int32
+	End(req abi.Handle) int32
+	BodyRead(req abi.Handle, dst []byte) int32
+	TimerStart(delayNs, intervalNs int64) int64
+	Close(h abi.Handle) int32
+	Ref(h abi.Handle, on int32) int32
+	Exit(code int32) int32
+}
+
+type instanceKey struct{}
+
+func hostOf(ctx context.Context) Host { return ctx.Value(instanceKey{}).(*Instance).host }
+
+// view returns guest memory [ptr, ptr+size) or false when it is out of bounds.
+func view(m api.Module, ptr, size uint64) ([]byte, bool) {
+	return m.Memory().Read(uint32(ptr), uint32(size))
+}
+
+var hostSignatures = map[string]signature{}
+
+type hostFunc struct {
+	name    string
+	params  []api.ValueType
+	results []api.ValueType
+	fn      api.GoModuleFunc
+}
+
+// EFAULT as stack slot values: an i32 result is the low 32 bits of its slot, an i64 all 64.
+var (
+	efault     = abi.EFAULT
+	errFault   = i32Result(int32(efault))
+	errFault64 = uint64(int64(efault))
+)
+
+func i32Result(v int32) uint64 { return uint64(uint32(v)) }
+
+var hostFuncs = []hostFunc{
+	{abi.FnNegotiate, []api.ValueType{i64}, []api.ValueType{i64}, func(ctx context.Context, m api.Module, s []uint64) {
+		s[0] = hostOf(ctx).Negotiate(s[0])
+	}},
+	{abi.FnWorkerID, nil, []api.ValueType{i32}, func(ctx context.Context, m api.Module, s []uint64) {
+		s[0] = i32Result(hostOf(ctx).WorkerID())
+	}},
+	{abi.FnWorkerCount, nil, []api.ValueType{i32}, func(ctx context.Context, m api.Module, s []uint64) {
+		s[0] = i32Result(hostOf(ctx).WorkerCount())
+	}},
+	{abi.FnInbox, []api.ValueType{i32, i32}, []api.ValueType{i32}, func(ctx context.Context, m api.Module, s []uint64) {
+		if _, ok := view(m, s[0], s[1]); !ok {
+			s[0] = errFault
+			return
+		}
+		s[0] = i32Result(hostOf(ctx).Inbox(uint32(s[0]), uint32(s[1])))
+	}},
+	{abi.FnListen, []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i64}, func(ctx context.Context, m api.Module, s []uint64) {
+		addr, ok := view(m, s[0], s[1])
+		if !ok {
+			s[0] = errFault64
+			return
+		}
+		s[0] = uint64(hostOf(ctx).Listen(addr, int32(s[2]), int32(s[3])))
+	}},
+	{abi.FnRespond, []api.ValueType{i64, i32, i32, i32, i32, i32, i32}, []api.ValueType{i32}, func(ctx context.Context, m api.Module, s []uint64) {
+		hdr, ok1 := view(m, s[2], s[3])
+		body, ok2 := view(m, s[4], s[5])
+		if !ok1 || !ok2 {
+			s[0] = errFault
+			return
+		}
+		s[0] = i32Result(hostOf(ctx).Respond(abi.Handle(s[0]), int32(s[1]), hdr, body, int32(s[6])))
+	}},
+	{abi.FnWrite, []api.ValueType{i64, i32, i32}, []api.ValueType{i32}, func(ctx context.Context, m api.Module, s []uint64) {
+		data, ok := view(m, s[1], s[2])
+		if !ok {
+			s[0] = errFault
+			return
+		}
+		s[0] = i32Result(hostOf(ctx).Write(abi.Handle(s[0]), data))
+	}},
+	{abi.FnEnd, []api.ValueType{i64}, []api.ValueType{i32}, func(ctx context.Context, m api.Module, s []uint64) {
+		s[0] = i32Result(hostOf(ctx).End(abi.Handle(s[0])))
+	}},
+	{abi.FnBodyRead, []api.ValueType{i64, i32, i32}, []api.ValueType{i32}, func(ctx context.Context, m api.Module, s []uint64) {
+		dst, ok := view(m, s[1], s[2])
+		if !ok {
+			s[0] = errFault
+			return
+		}
+		s[0] = i32Result(hostOf(ctx).BodyRead(abi.Handle(s[0]), dst))
+	}},
+	{abi.FnTimerStart, []api.ValueType{i64, i64}, []api.ValueType{i64}, func(ctx context.Context, m api.Module, s []uint64) {
+		s[0] = uint64(hostOf(ctx).TimerStart(int64(s[0]), int64(s[1])))
+	}},
+	{abi.FnClose, []api.ValueType{i64}, []api.ValueType{i32}, func(ctx context.Context, m api.Module, s []uint64) {
+		s[0] = i32Result(hostOf(ctx).Close(abi.Handle(s[0])))
+	}},
+	{abi.FnRef, []api.ValueType{i64, i32}, []api.ValueType{i32}, func(ctx context.Context, m api.Module, s []uint64) {
+		s[0] = i32Result(hostOf(ctx).Ref(abi.Handle(s[0]), int32(s[1])))
+	}},
+	{abi.FnExit, []api.ValueType{i32}, []api.ValueType{i32}, func(ctx context.Context, m api.Module, s []uint64) {
+		s[0] = i32Result(hostOf(ctx).Exit(int32(s[0])))
+	}},
+	{abi.FnFail, []api.ValueType{i32, i32}, nil, func(ctx context.Context, m api.Module, s []uint64) {
+		msg, ok := view(m, s[0], s[1])
+		if !ok {
+			msg = []byte("(the message was out of bounds)")
+		}
+		// wazero turns a panic in a host function into an error from the guest call that
+		// made it, unwinding the guest: exactly a trap, with the guest's message.
+		panic(&FailError{Message: string(msg)})
+	}},
+}
+
+// FailError is a guest's own report that it is broken (the fail host function): a Go
+// guest's panic, recovered by the SDK and passed on with its stack.
+type FailError struct{ Message string }
+
+func (e *FailError) Error() string { return e.Message }
+
+func init() {
+	for _, f := range hostFuncs {
+		hostSignatures[f.name] = signature{f.params, f.results}
+	}
+}
+
+func instantiateHostModule(ctx context.Context, r wazero.Runtime) error {
+	b := r.NewHostModuleBuilder(abi.ModuleName)
+	for _, f := range hostFuncs {
+		b.NewFunctionBuilder().WithGoModuleFunction(f.fn, f.params, f.results).Export(f.name)
+	}
+	_, err := b.Instantiate(ctx)
+	return err
+}

@@ -1,0 +1,163 @@
+package guest
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/wasmloop/wasmloop/abi"
+)
+
+// InstanceConfig is what one instance sees of the world through WASI.
+type InstanceConfig struct {
+	Args           []string
+	Env            []string // "K=V"
+	Stdout, Stderr io.Writer
+}
+
+// Instance is one running copy of a guest module, owned by one loop. It is not safe for
+// concurrent use: the loop calls it from its own goroutine only.
+type Instance struct {
+	mod   api.Module
+	mem   api.Memory
+	host  Host
+	ctx   context.Context
+	stack []uint64
+	dead  bool
+
+	onRequest, onTimer, onClose, start api.Function
+}
+
+// ExitError reports that the guest called WASI proc_exit. In the program's top-level code
+// that ends the process with Code; later, a non-zero code is how the Go runtime and wasi-libc
+// die (a fatal error, running out of memory), so the loop treats it as a crash.
+type ExitError struct{ Code int32 }
+
+func (e *ExitError) Error() string { return fmt.Sprintf("guest exited with code %d", e.Code) }
+
+// TrapError reports that a callback trapped. The message carries wazero's wasm stack trace.
+type TrapError struct {
+	Export string
+	Err    error
+}
+
+func (e *TrapError) Error() string { return fmt.Sprintf("guest trapped in %s: %v", e.Export, e.Err) }
+
+func (e *TrapError) Unwrap() error { return e.Err }
+
+// Instantiate creates an instance bound to host and runs _initialize. It does not run
+// wasmloop_on_start: the loop calls Start when it is ready to receive the guest's calls.
+func (m *Module) Instantiate(ctx context.Context, cfg InstanceConfig, host Host) (*Instance, error) {
+	inst := &Instance{host: host, stack: make([]uint64, 8)}
+	inst.ctx = context.WithValue(ctx, instanceKey{}, inst)
+	mc := wazero.NewModuleConfig().WithName("").WithStartFunctions().
+		WithSysNanotime().WithSysWalltime().WithSysNanosleep().WithRandSource(rand.Reader).
+		WithArgs(cfg.Args...)
+	if cfg.Stdout != nil {
+		mc = mc.WithStdout(cfg.Stdout)
+	}
+	if cfg.Stderr != nil {
+		mc = mc.WithStderr(cfg.Stderr)
+	}
+	for _, kv := range cfg.Env {
+		for i := 0; i < len(kv); i++ {
+			if kv[i] == '=' {
+				mc = mc.WithEnv(kv[:i], kv[i+1:])
+				break
+			}
+		}
+	}
+	actx := experimental.WithMemoryAllocator(inst.ctx, mmapAllocator{})
+	mod, err := m.rt.r.InstantiateModule(actx, m.compiled, mc)
+	if err != nil {
+		return nil, fmt.Errorf("instantiate: %w", err)
+	}
+	inst.mod = mod
+	inst.mem = mod.Memory()
+	inst.start = mod.ExportedFunction(abi.ExportStart)
+	inst.onRequest = mod.ExportedFunction(abi.ExportOnRequest)
+	inst.onTimer = mod.ExportedFunction(abi.ExportOnTimer)
+	inst.onClose = mod.ExportedFunction(abi.ExportOnClose)
+	if m.hasInit {
+		if _, err := inst.call(abi.ExportInit, mod.ExportedFunction(abi.ExportInit)); err != nil {
+			inst.Close()
+			return nil, err
+		}
+	}
+	return inst, nil
+}
+
+// Memory is the instance's linear memory. Views of it are invalid after any guest call.
+func (i *Instance) Memory() api.Memory { return i.mem }
+
+// Dead reports whether the instance trapped or exited and must not be called again.
+func (i *Instance) Dead() bool { return i.dead }
+
+// Close releases the instance.
+func (i *Instance) Close() {
+	i.dead = true
+	if i.mod != nil {
+		i.mod.Close(context.Background())
+	}
+}
+
+// Start runs wasmloop_on_start.
+func (i *Instance) Start() (int32, error) { return i.call(abi.ExportStart, i.start) }
+
+// HasOnRequest and the like report which optional callbacks the guest exports.
+func (i *Instance) HasOnRequest() bool { return i.onRequest != nil }
+
+// HasOnTimer reports whether the guest exports wasmloop_on_timer.
+func (i *Instance) HasOnTimer() bool { return i.onTimer != nil }
+
+// OnRequest calls wasmloop_on_request.
+func (i *Instance) OnRequest(listener, req abi.Handle, size uint32) (int32, error) {
+	i.stack[0], i.stack[1], i.stack[2] = uint64(listener), uint64(req), uint64(size)
+	return i.call(abi.ExportOnRequest, i.onRequest)
+}
+
+// OnTimer calls wasmloop_on_timer.
+func (i *Instance) OnTimer(timer abi.Handle) (int32, error) {
+	i.stack[0] = uint64(timer)
+	return i.call(abi.ExportOnTimer, i.onTimer)
+}
+
+// OnClose calls wasmloop_on_close if the guest exports it.
+func (i *Instance) OnClose(h abi.Handle, reason int32) (int32, error) {
+	if i.onClose == nil {
+		return 0, nil
+	}
+	i.stack[0], i.stack[1] = uint64(h), uint64(uint32(reason))
+	return i.call(abi.ExportOnClose, i.onClose)
+}
+
+// call runs one export. Any error poisons the instance: after a trap the guest's state
+// (a Go runtime half-way through a panic, say) cannot be trusted, even where wazero would
+// still let us call it.
+func (i *Instance) call(name string, f api.Function) (int32, error) {
+	if i.dead {
+		return 0, errDead
+	}
+	if f == nil {
+		return 0, fmt.Errorf("guest: the module does not export %s", name)
+	}
+	if err := f.CallWithStack(i.ctx, i.stack); err != nil {
+		i.dead = true
+		var exit *sys.ExitError
+		if errors.As(err, &exit) {
+			return 0, &ExitError{Code: int32(exit.ExitCode())}
+		}
+		return 0, &TrapError{Export: name, Err: err}
+	}
+	return int32(uint32(i.stack[0])), nil
+}
+
+// HasOnClose reports whether the guest exports wasmloop_on_close.
+func (i *Instance) HasOnClose() bool { return i.onClose != nil }

@@ -1,0 +1,231 @@
+package http1
+
+// The rules that need a whole target or a whole field line. They run the
+// moment the target's SP or the field line's LF is scanned, so a smuggling
+// attempt is refused at the line that makes it, before the rest of the head
+// is read.
+
+// classifyTarget decides the request-target form once the target is whole
+// (RFC 9112 §3.2) and records where Host and Path come from.
+func (p *Parser) classifyTarget(buf []byte) *Error {
+	t := buf[p.tStart:p.tEnd]
+	method := buf[p.headStart:p.methodEnd]
+	if string(method) == "CONNECT" {
+		// authority-form is host ":" port and nothing else; the server
+		// decides whether it tunnels at all.
+		if !validHost(t, true) {
+			return errAuthorityTarget
+		}
+		p.form = formAuthority
+		p.authStart, p.authEnd = p.tStart, p.tEnd
+		return nil
+	}
+	switch {
+	case t[0] == '/':
+		p.form = formOrigin
+		return nil
+	case len(t) == 1 && t[0] == '*':
+		if string(method) != "OPTIONS" {
+			return errTargetForm
+		}
+		p.form = formAsterisk
+		return nil
+	}
+	var off int
+	switch {
+	case len(t) > 7 && equalFold(t[:7], "http://"):
+		off = 7
+	case len(t) > 8 && equalFold(t[:8], "https://"):
+		off = 8
+	default:
+		return errTargetForm
+	}
+	a := off
+	for a < len(t) && t[a] != '/' && t[a] != '?' {
+		a++
+	}
+	// "http://h?q" is valid RFC 3986 but has no path to alias: its origin
+	// form would be "/?q", which is not in the buffer. Senders normalise an
+	// empty http path to "/" (RFC 9110 §4.2.3), so refusing the form costs
+	// nothing real and keeps Path an alias.
+	if a < len(t) && t[a] == '?' {
+		return errAbsoluteTarget
+	}
+	if !validHost(t[off:a], false) {
+		return errAbsoluteTarget
+	}
+	p.form = formAbsolute
+	p.authStart, p.authEnd = p.tStart+off, p.tStart+a
+	p.pathStart, p.pathEnd = p.tStart+a, p.tEnd
+	return nil
+}
+
+// field records a completed field line and applies the rules of the
+// fields that decide framing, routing and connection handling.
+func (p *Parser) field(buf []byte, lim *Limits) *Error {
+	p.fields = append(p.fields, span{p.nameStart, p.nameEnd, p.valStart, p.valEnd})
+	name := buf[p.nameStart:p.nameEnd]
+	val := buf[p.valStart:p.valEnd]
+	switch len(name) {
+	case 4:
+		if equalFold(name, "host") {
+			if p.hosts++; p.hosts > 1 {
+				return errDupHost
+			}
+			// An empty Host is legal: RFC 9110 §7.2 has clients send one
+			// when the target URI has no authority.
+			if len(val) > 0 && !validHost(val, false) {
+				return errBadHost
+			}
+			p.hostVS, p.hostVE = p.valStart, p.valEnd
+		}
+	case 6:
+		if equalFold(name, "expect") {
+			if !equalFold(val, "100-continue") {
+				return errExpect
+			}
+			p.expect = p.minor == 1
+		}
+	case 7:
+		switch {
+		case equalFold(name, "upgrade"):
+			p.upgradeField = true
+		case equalFold(name, "trailer"):
+			return checkTrailerDecl(val)
+		}
+	case 10:
+		if equalFold(name, "connection") {
+			return p.connection(val)
+		}
+	case 14:
+		if equalFold(name, "content-length") {
+			switch {
+			case p.hasCL:
+				return errDupCL // even with an equal value: one framing, one field
+			case p.hasTE:
+				return errCLAndTE
+			}
+			n, ok := parseDigits(val)
+			if !ok {
+				return errBadCL
+			}
+			p.hasCL, p.cl = true, n
+			if n > lim.MaxBodyBytes {
+				return errBodyTooLarge
+			}
+		}
+	case 17:
+		if equalFold(name, "transfer-encoding") {
+			return p.transferEncoding(val)
+		}
+	}
+	return nil
+}
+
+// transferEncoding accepts exactly "chunked" once. Anything else is where
+// front-ends and back-ends have disagreed about framing (RFC 9112 §11.2).
+func (p *Parser) transferEncoding(val []byte) *Error {
+	switch {
+	case p.minor == 0:
+		// RFC 9112 §6.1: faulty framing in 1.0; there is no safe reading.
+		return errTE10
+	case p.hasCL:
+		return errCLAndTE
+	}
+	again := p.hasTE
+	p.hasTE = true
+	if !validCodings(val) {
+		return errBadTE
+	}
+	if again || !equalFold(val, "chunked") {
+		return errTEUnsupported
+	}
+	p.chunked = true
+	return nil
+}
+
+// validCodings checks a transfer-coding list for syntax only, to tell a
+// coding we do not implement (501) from garbage (400). Parameters are
+// accepted as token "=" token; a quoted-string parameter counts as garbage.
+func validCodings(v []byte) bool {
+	for {
+		elem, rest := nextListElem(v)
+		name, params := elem, []byte(nil)
+		for i, c := range elem {
+			if c == ';' {
+				name, params = trimOWS(elem[:i]), elem[i:]
+				break
+			}
+		}
+		if !isToken(name) {
+			return false
+		}
+		for len(params) > 0 { // each starts with ';'
+			params = params[1:]
+			end := len(params)
+			for i, c := range params {
+				if c == ';' {
+					end = i
+					break
+				}
+			}
+			k, val, ok := cutByte(params[:end], '=')
+			if !ok || !isToken(trimOWS(k)) || !isToken(trimOWS(val)) {
+				return false
+			}
+			params = params[end:]
+		}
+		if rest == nil {
+			return true
+		}
+		v = rest
+	}
+}
+
+func cutByte(b []byte, sep byte) (before, after []byte, ok bool) {
+	for i, c := range b {
+		if c == sep {
+			return b[:i], b[i+1:], true
+		}
+	}
+	return b, nil, false
+}
+
+// connection reads the Connection options (RFC 9110 §7.6.1). Options must be
+// tokens; empty list elements are tolerated as RFC 9110 §5.6.1 requires.
+func (p *Parser) connection(v []byte) *Error {
+	for {
+		elem, rest := nextListElem(v)
+		switch {
+		case len(elem) == 0:
+		case !isToken(elem):
+			return errBadConnection
+		case equalFold(elem, "close"):
+			p.connClose = true
+		case equalFold(elem, "keep-alive"):
+			p.connKeep = true
+		case equalFold(elem, "upgrade"):
+			p.connUpgrade = true
+		}
+		if rest == nil {
+			return nil
+		}
+		v = rest
+	}
+}
+
+// checkTrailerDecl refuses a Trailer field that announces a field a trailer
+// may not carry, as net/http does; the chunked decoder would refuse the
+// trailer itself later, but by then the body has been delivered.
+func checkTrailerDecl(v []byte) *Error {
+	for {
+		elem, rest := nextListElem(v)
+		if len(elem) > 0 && (!isToken(elem) || forbiddenTrailer(elem)) {
+			return errBadTrailerDecl
+		}
+		if rest == nil {
+			return nil
+		}
+		v = rest
+	}
+}

@@ -1,0 +1,325 @@
+package loop
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wasmloop/wasmloop/abi"
+	"github.com/wasmloop/wasmloop/host/internal/http1"
+	"github.com/wasmloop/wasmloop/host/internal/poll"
+)
+
+// Conn is one accepted connection. An idle keep-alive connection holds no buffers: bytes are
+// read into the loop's shared buffer and only a partial request is copied into the
+// connection's own.
+type Conn struct {
+	fd int
+	// ln is the listener the connection came from; its handle is current even after an
+	// instance replacement gave the listener a new one.
+	ln *listener
+
+	in     []byte // received bytes not yet consumed (owned), nil when empty
+	out    []byte // bytes to send; out[outOff:] is still pending
+	outOff int
+
+	parser http1.Parser
+	ex     *exchange // the request being answered; the next one waits (pipelining is in order)
+
+	// A request whose body did not arrive with its head: the head is kept and the body
+	// collected until complete, then the head is parsed again from headBuf.
+	headBuf  []byte
+	body     []byte
+	bodyNeed int64 // Content-Length bytes still to come
+	chunks   *http1.ChunkedDecoder
+	inBody   bool
+
+	closeAfter   bool // close once the pending output is written
+	noMore       bool // answer the request in progress (maybe still arriving), then close
+	readEOF      bool // the peer shut its write side
+	unread       bool // bytes may wait in the kernel: reading stopped before EAGAIN
+	closed       bool
+	dirty        bool
+	readQueued   bool
+	resumeQueued bool
+	processing   bool
+}
+
+func (c *Conn) outLen() int { return len(c.out) - c.outOff }
+
+type listener struct {
+	fd      int // -1 for a worker that receives descriptors from loop 0 (handoff)
+	key     listenKey
+	port    int
+	ref     bool
+	closed  bool
+	waiting bool  // accept failed for lack of descriptors; a retry timer is set
+	delay   int64 // ns before that retry; doubles while it keeps failing
+	handle  abi.Handle
+	next    int // handoff round-robin
+}
+
+func (l *Loop) addConn(fd int, ln *listener) {
+	poll.SetNoDelay(fd)
+	if err := l.poll.Add(fd); err != nil {
+		unix.Close(fd)
+		return
+	}
+	for fd >= len(l.conns) {
+		l.conns = append(l.conns, make([]*Conn, len(l.conns)+64)...)
+	}
+	c := &Conn{fd: fd, ln: ln}
+	c.parser.Limits = l.cfg.Limits
+	l.conns[fd] = c
+	l.nconns++
+}
+
+// acceptAll accepts until EAGAIN, or until this listener's share of the wake-up is used.
+func (l *Loop) acceptAll(ln *listener) {
+	if ln.waiting || ln.closed {
+		return // a retry timer is pending
+	}
+	for i := 0; i < acceptPerWake; i++ {
+		fd, err := poll.Accept(ln.fd)
+		switch {
+		case err == nil:
+			ln.delay = 0
+		case err == unix.EAGAIN:
+			return
+		case poll.IsAbortedAccept(err):
+			continue
+		case poll.IsTemporaryAcceptError(err):
+			// Out of descriptors: leave the connections in the backlog, keep serving the
+			// ones we have, and try again later (gnet stops its whole engine here).
+			if ln.delay == 0 {
+				ln.delay = int64(5 * time.Millisecond)
+				l.cfg.Log.Printf("worker %d: accept: %v; backing off while open connections are served", l.id, err)
+			} else {
+				ln.delay = min(2*ln.delay, int64(time.Second))
+			}
+			ln.waiting = true
+			l.addHostTimer(time.Duration(ln.delay), func() {
+				ln.waiting = false
+				l.acceptAll(ln)
+			})
+			return
+		default:
+			l.cfg.Log.Printf("worker %d: accept: %v", l.id, err)
+			return
+		}
+		if l.cfg.HandoffAccept && len(l.g.loops) > 1 {
+			l.handoff(ln, fd)
+			continue
+		}
+		l.addConn(fd, ln)
+	}
+	l.pendingAccept = append(l.pendingAccept, ln)
+}
+
+// handoff gives an accepted descriptor to the next worker in turn.
+func (l *Loop) handoff(ln *listener, fd int) {
+	w := ln.next % len(l.g.loops)
+	ln.next++
+	target := l.g.loops[w]
+	if target == l {
+		l.addConn(fd, ln)
+		return
+	}
+	key := ln.key
+	target.post(func(t *Loop) {
+		if own := t.listenerFor(key); own != nil && !t.draining && !t.stopped {
+			t.addConn(fd, own)
+		} else {
+			unix.Close(fd)
+		}
+	})
+}
+
+// listenerFor finds this loop's listener for key (handoff mode).
+func (l *Loop) listenerFor(key listenKey) *listener {
+	var found *listener
+	l.listeners.each(func(_ abi.Handle, ln *listener) {
+		if ln.key == key && !ln.closed {
+			found = ln
+		}
+	})
+	return found
+}
+
+// readConn reads until EAGAIN, this connection's share of the wake-up, or a request that
+// must be answered before the next one is read.
+func (l *Loop) readConn(c *Conn) {
+	budget := readPerWake
+	for !c.closed && c.ex == nil && !c.readEOF {
+		if budget <= 0 {
+			c.unread = true
+			if !c.readQueued {
+				c.readQueued = true
+				l.pending = append(l.pending, c)
+			}
+			return
+		}
+		var buf []byte
+		if len(c.in) == 0 {
+			buf = l.readBuf
+		} else {
+			if cap(c.in)-len(c.in) < 4096 {
+				grown := make([]byte, len(c.in), 2*cap(c.in)+4096)
+				copy(grown, c.in)
+				l.putBuf(c.in)
+				c.in = grown
+			}
+			buf = c.in[len(c.in):cap(c.in)]
+		}
+		n, err := unix.Read(c.fd, buf)
+		if n > 0 {
+			budget -= n
+			if len(c.in) == 0 {
+				l.consume(c, buf[:n], true)
+			} else {
+				c.in = c.in[:len(c.in)+n]
+				l.consume(c, c.in, false)
+			}
+			continue
+		}
+		switch {
+		case err == unix.EAGAIN:
+			c.unread = false
+			return
+		case err == unix.EINTR:
+			continue
+		case err == nil: // EOF: the peer will send no more; answer what it asked, then close
+			c.readEOF = true
+			c.unread = false
+			if c.ex == nil {
+				c.closeAfter = true
+				l.markDirty(c)
+			}
+			return
+		default:
+			l.closeConn(c, abi.ClosePeer)
+			return
+		}
+	}
+	if c.ex != nil {
+		c.unread = true // reading resumes when the request ends
+	}
+}
+
+// consume hands data to the HTTP layer and keeps what it did not take. fromShared says data
+// is the loop's read buffer, which the next read overwrites.
+func (l *Loop) consume(c *Conn, data []byte, fromShared bool) {
+	c.processing = true
+	used := l.serve(c, data)
+	c.processing = false
+	if c.closed {
+		return
+	}
+	rest := data[used:]
+	switch {
+	case len(rest) == 0:
+		if c.in != nil {
+			l.putBuf(c.in)
+			c.in = nil
+		}
+	case fromShared:
+		if cap(rest) > 0 && c.in == nil {
+			c.in = l.getBuf()
+		}
+		c.in = append(c.in[:0], rest...)
+	default:
+		c.in = c.in[:copy(c.in, rest)]
+	}
+}
+
+// resumeConn continues a connection after its request ended outside its own read: serve the
+// pipelined bytes already here, then read what the kernel holds (no new edge will come).
+func (l *Loop) resumeConn(c *Conn) {
+	if c.closed || c.ex != nil {
+		return
+	}
+	if len(c.in) > 0 {
+		l.consume(c, c.in, false)
+	}
+	if c.closed || c.ex != nil {
+		return
+	}
+	if c.readEOF && len(c.in) == 0 {
+		c.closeAfter = true
+		l.markDirty(c)
+		return
+	}
+	if c.unread {
+		l.readConn(c)
+	}
+}
+
+func (l *Loop) markDirty(c *Conn) {
+	if !c.dirty && !c.closed {
+		c.dirty = true
+		l.dirty = append(l.dirty, c)
+	}
+}
+
+func (l *Loop) flushDirty() {
+	for i := 0; i < len(l.dirty); i++ {
+		c := l.dirty[i]
+		l.dirty[i] = nil
+		c.dirty = false
+		if !c.closed {
+			l.flush(c)
+		}
+	}
+	l.dirty = l.dirty[:0]
+}
+
+// flush writes pending output until it is gone or the socket is full; the writable edge
+// brings the loop back for the rest.
+func (l *Loop) flush(c *Conn) {
+	for c.outLen() > 0 {
+		n, err := unix.Write(c.fd, c.out[c.outOff:])
+		if n > 0 {
+			c.outOff += n
+			continue
+		}
+		if err == unix.EAGAIN {
+			return
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		l.closeConn(c, abi.ClosePeer)
+		return
+	}
+	if c.out != nil {
+		l.putBuf(c.out)
+		c.out, c.outOff = nil, 0
+	}
+	if c.closeAfter && c.ex == nil {
+		l.closeConn(c, abi.CloseHost)
+	}
+}
+
+// closeConn closes at once. A request still open on it is reported to the guest after the
+// current callback (on_close), never from inside a host function.
+func (l *Loop) closeConn(c *Conn, reason int32) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	unix.Close(c.fd)
+	l.conns[c.fd] = nil
+	l.nconns--
+	if ex := c.ex; ex != nil {
+		c.ex = nil
+		l.abandon(ex, reason)
+	}
+	if c.in != nil {
+		l.putBuf(c.in)
+		c.in = nil
+	}
+	if c.out != nil {
+		l.putBuf(c.out)
+		c.out = nil
+	}
+}

@@ -1,0 +1,203 @@
+// Package loop is the event loop: one Loop per worker, each on its own OS thread with its own
+// poller, timer heap, connection table and guest instance, and a Group that starts them, shares
+// listening addresses between them, and decides when and how the process ends.
+//
+// Nothing in a loop blocks except the poller's wait, and a loop calls its guest one callback at
+// a time and never from inside a host function (ABI.md §1), so neither the loop nor the guest
+// needs a lock. Other goroutines reach a loop only through post, which queues a function and
+// wakes the poller.
+package loop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wasmloop/wasmloop/host/internal/guest"
+	"github.com/wasmloop/wasmloop/host/internal/http1"
+	"github.com/wasmloop/wasmloop/host/internal/poll"
+)
+
+// Config is everything a Group needs besides the module.
+type Config struct {
+	Workers         int           // loops; 0 means 1
+	Limits          http1.Limits  // request limits; MaxBodyBytes is the buffered body cap
+	MaxOutput       int           // pending output per connection before it is closed; 0 means 16 MiB
+	ShutdownTimeout time.Duration // how long a graceful shutdown may take; 0 means 10 s
+	Instance        guest.InstanceConfig
+	Log             *log.Logger // host messages; nil means discard
+	// HandoffAccept makes loop 0 accept for every loop and hand descriptors over, as on
+	// systems whose SO_REUSEPORT does not balance. It is forced there; tests set it on Linux.
+	HandoffAccept bool
+}
+
+// Group runs the loops of one process.
+type Group struct {
+	cfg    Config
+	module *guest.Module
+
+	wg        sync.WaitGroup
+	loops     []*Loop
+	othersRun sync.Once
+
+	mu        sync.Mutex
+	portZero  map[listenKey]int // ports the kernel picked for port-0 listens, shared by workers
+	exitCode  atomic.Int32
+	exiting   atomic.Bool
+	draining  atomic.Bool
+	done      chan struct{}
+	startErr  chan error
+	startOnce sync.Once
+}
+
+type listenKey struct {
+	addr    netip.Addr
+	port    int
+	ordinal int // the nth port-0 listen of a worker, so each gets the same port on every worker
+}
+
+// ErrShutdownTimeout means the graceful shutdown deadline passed with connections still open.
+var ErrShutdownTimeout = errors.New("shutdown timed out; open connections were closed")
+
+// NewGroup prepares the loops; Run starts them.
+func NewGroup(m *guest.Module, cfg Config) *Group {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 1
+	}
+	if cfg.MaxOutput <= 0 {
+		cfg.MaxOutput = 16 << 20
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = log.New(io.Discard, "", 0)
+	}
+	if !poll.ReusePortBalances {
+		cfg.HandoffAccept = true
+	}
+	g := &Group{cfg: cfg, module: m, portZero: map[listenKey]int{}, done: make(chan struct{}), startErr: make(chan error, 1)}
+	g.loops = make([]*Loop, cfg.Workers)
+	for i := range g.loops {
+		g.loops[i] = newLoop(g, i)
+	}
+	return g
+}
+
+// Run starts worker 0 and runs until the program is done: every loop has nothing referenced
+// left, the guest exits, or ctx is cancelled, which starts a graceful shutdown. It returns
+// the process exit status.
+//
+// Worker 0 runs the program's top-level code alone. The other workers start when it first
+// listens: a program that never serves (a script with timers) runs once, as under Node, and
+// a server gets a copy of itself on every worker, as under Node's cluster.
+func (g *Group) Run(ctx context.Context) (int, error) {
+	for _, l := range g.loops {
+		if err := l.init(); err != nil {
+			return 1, err
+		}
+	}
+	g.startLoop(g.loops[0])
+	go func() { g.wg.Wait(); close(g.done) }()
+	var runErr error
+	select {
+	case <-g.done:
+	case <-ctx.Done():
+		g.Shutdown()
+		select {
+		case <-g.done:
+		case <-time.After(g.cfg.ShutdownTimeout):
+			g.cfg.Log.Printf("%v", ErrShutdownTimeout)
+			g.setExit(1)
+			g.stopAll()
+			<-g.done
+			runErr = ErrShutdownTimeout
+		}
+	}
+	select {
+	case err := <-g.startErr:
+		if runErr == nil {
+			runErr = err
+		}
+	default:
+	}
+	return int(g.exitCode.Load()), runErr
+}
+
+func (g *Group) startLoop(l *Loop) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		l.run()
+	}()
+}
+
+// startOthers starts workers 1…N-1, once, when worker 0 first listens.
+func (g *Group) startOthers() {
+	g.othersRun.Do(func() {
+		for _, l := range g.loops[1:] {
+			g.startLoop(l)
+		}
+	})
+}
+
+// startFailed records that a worker's top-level code failed; the process exits 1.
+func (g *Group) startFailed(worker int, err error) {
+	g.startOnce.Do(func() { g.startErr <- fmt.Errorf("worker %d: %w", worker, err) })
+	g.setExit(1)
+	g.stopAll()
+}
+
+// setExit records the exit status once: the first reason to exit wins.
+func (g *Group) setExit(code int32) {
+	if g.exiting.CompareAndSwap(false, true) {
+		g.exitCode.Store(code)
+	}
+}
+
+// exit ends the process at once with code (the guest's exit or proc_exit).
+func (g *Group) exit(code int32) {
+	g.setExit(code)
+	g.stopAll()
+}
+
+func (g *Group) stopAll() {
+	for _, l := range g.loops {
+		l.post(func(l *Loop) { l.stop() })
+	}
+}
+
+// Shutdown starts a graceful shutdown: stop accepting, finish in-flight responses, close
+// idle connections. Run returns when the last connection is gone (or the deadline passes).
+func (g *Group) Shutdown() {
+	if !g.draining.CompareAndSwap(false, true) {
+		return
+	}
+	for _, l := range g.loops {
+		l.post(func(l *Loop) { l.drain() })
+	}
+}
+
+// portFor returns the port a worker binds for addr:port. Port 0 picks a port once per
+// (address, ordinal) and every worker then shares it.
+func (g *Group) portFor(key listenKey, bind func(port int) (int, error)) (int, error) {
+	if key.port != 0 {
+		return bind(key.port)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if p, ok := g.portZero[key]; ok {
+		return bind(p)
+	}
+	p, err := bind(0)
+	if err == nil {
+		g.portZero[key] = p
+	}
+	return p, err
+}

@@ -1,0 +1,240 @@
+package loop
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wasmloop/wasmloop/abi"
+	"github.com/wasmloop/wasmloop/host/internal/guest"
+)
+
+var extraEnv = strings.Fields(os.Getenv("WASMLOOP_TEST_GUEST_ENV"))
+
+var built struct {
+	sync.Once
+	dir string
+	err error
+}
+
+// buildSample builds samples/<name> as a guest, once per test binary.
+func buildSample(t testing.TB, name string) []byte {
+	return buildGuest(t, "../../../samples/"+name)
+}
+
+// buildGuest builds the Go package at dir as a guest, once per test binary.
+func buildGuest(t testing.TB, dir string) []byte {
+	t.Helper()
+	built.Do(func() { built.dir, built.err = os.MkdirTemp("", "wasmloop-loop-test") })
+	if built.err != nil {
+		t.Fatal(built.err)
+	}
+	out := filepath.Join(built.dir, strings.ReplaceAll(filepath.Clean(dir), string(filepath.Separator), "_")+".wasm")
+	if _, err := os.Stat(out); err != nil {
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./"+dir)
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("building %s: %v\n%s", dir, err, msg)
+		}
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// guestLoop is a loop with a started guest instance and no goroutine: the test drives it.
+func guestLoop(t testing.TB, wasm []byte) *Loop {
+	t.Helper()
+	ctx := context.Background()
+	rt, err := guest.NewRuntime(ctx, guest.RuntimeConfig{CacheDir: filepath.Join(os.TempDir(), "wasmloop-test-cache")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := rt.Compile(ctx, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewGroup(mod, Config{Workers: 1, Instance: guest.InstanceConfig{Env: append([]string{"PORT=0"}, extraEnv...), Stdout: io.Discard, Stderr: io.Discard}})
+	l := g.loops[0]
+	if err := l.init(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.startInstance(); err != nil {
+		t.Fatal(err)
+	}
+	l.afterCallback()
+	t.Cleanup(func() {
+		l.teardown()
+		rt.Close(ctx)
+	})
+	return l
+}
+
+func listenerOf(t testing.TB, l *Loop) *listener {
+	var found *listener
+	l.listeners.each(func(_ abi.Handle, ln *listener) { found = ln })
+	if found == nil {
+		t.Fatal("the guest did not listen")
+	}
+	return found
+}
+
+const benchRequest = "GET / HTTP/1.1\r\nHost: 127.0.0.1:1337\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
+
+// serveOnce runs one request through parse → inbox → guest → response bytes, as a readable
+// event would, minus the socket.
+func serveOnce(l *Loop, c *Conn, req []byte) int {
+	c.processing = true
+	n := l.serve(c, req)
+	c.processing = false
+	return n
+}
+
+func resetOutput(l *Loop, c *Conn) {
+	c.out, c.outOff, c.dirty = c.out[:0], 0, false
+	l.dirty = l.dirty[:0]
+}
+
+func TestDispatchHello(t *testing.T) {
+	l := guestLoop(t, buildSample(t, "hello"))
+	c := &Conn{fd: -1, ln: listenerOf(t, l)}
+	// Two pipelined requests in one read are both answered, in order.
+	req := []byte(benchRequest + benchRequest)
+	if n := serveOnce(l, c, req); n != len(req) {
+		t.Fatalf("consumed %d of %d", n, len(req))
+	}
+	if got := bytes.Count(c.out, []byte("HTTP/1.1 200 OK\r\n")); got != 2 {
+		t.Fatalf("%d responses in %q", got, c.out)
+	}
+	body, err := readResponse(string(c.out), benchRequest)
+	if err != nil || body != "Hello World\n" {
+		t.Fatalf("body %q, err %v", body, err)
+	}
+	if l.exchanges.len() != 0 || c.ex != nil {
+		t.Fatal("an exchange outlived its response")
+	}
+}
+
+// TestDispatchAllocations holds the per-request budget of the issue: at most 2 host
+// allocations from parsed bytes to response bytes.
+func TestDispatchAllocations(t *testing.T) {
+	l := guestLoop(t, buildSample(t, "hello"))
+	c := &Conn{fd: -1, ln: listenerOf(t, l)}
+	req := []byte(benchRequest)
+	serveOnce(l, c, req)
+	resetOutput(l, c)
+	allocs := testing.AllocsPerRun(1000, func() {
+		serveOnce(l, c, req)
+		resetOutput(l, c)
+	})
+	if allocs > 2 {
+		t.Fatalf("%v allocations per request, want at most 2", allocs)
+	}
+}
+
+// BenchmarkDispatch is the in-process request path: parsed request → guest → response bytes.
+func BenchmarkDispatch(b *testing.B) {
+	l := guestLoop(b, buildSample(b, "hello"))
+	c := &Conn{fd: -1, ln: listenerOf(b, l)}
+	req := []byte(benchRequest)
+	b.ReportAllocs()
+	for b.Loop() {
+		serveOnce(l, c, req)
+		resetOutput(l, c)
+	}
+}
+
+// A callback that panics (proc_exit 2 from the Go runtime) or calls fail poisons the instance:
+// the request gets a 500 and its connection closes, a new instance takes over the same
+// listening socket, and the next request is served by it.
+func TestCrashReplacesInstance(t *testing.T) {
+	l := guestLoop(t, buildGuest(t, "testdata/crash"))
+	l.cfg.Instance.Stderr = io.Discard
+	fd := listenerOf(t, l).fd
+	for _, path := range []string{"/panic", "/fail"} {
+		before := l.inst
+		idle := &Conn{fd: -1, ln: listenerOf(t, l)}
+		if body := serveGET(t, l, idle, "/"); !strings.HasPrefix(body, "ok ") {
+			t.Fatalf("before %s: %q", path, body)
+		}
+		c := &Conn{fd: -1, ln: listenerOf(t, l)}
+		serveOnce(l, c, []byte("GET "+path+" HTTP/1.1\r\nHost: a\r\n\r\n"))
+		if !bytes.HasPrefix(c.out, []byte("HTTP/1.1 500 ")) || !c.closeAfter {
+			t.Fatalf("%s: answered %q, closeAfter %v", path, c.out, c.closeAfter)
+		}
+		if l.inst == before || l.inst.Dead() {
+			t.Fatalf("%s: the instance was not replaced", path)
+		}
+		now := listenerOf(t, l)
+		if now.fd != fd || len(l.orphans) != 0 || idle.ln != now {
+			t.Fatalf("%s: the listening socket was not taken over (fd %d, was %d)", path, now.fd, fd)
+		}
+		// The replacement counts from 1 again: it is a fresh instance.
+		if body := serveGET(t, l, idle, "/"); body != "ok 1" {
+			t.Fatalf("after %s on a connection that was open before: %q", path, body)
+		}
+	}
+}
+
+func serveGET(t *testing.T, l *Loop, c *Conn, path string) string {
+	t.Helper()
+	req := "GET " + path + " HTTP/1.1\r\nHost: a\r\n\r\n"
+	serveOnce(l, c, []byte(req))
+	body, err := readResponse(string(c.out), req)
+	if err != nil {
+		t.Fatalf("GET %s: %v in %q", path, err, c.out)
+	}
+	resetOutput(l, c)
+	return body
+}
+
+// Closing a listener (Node's server.close()) closes its idle connections at once, and lets
+// a connection that is part-way through a request finish that request — answered by the
+// guest, with Connection: close — and nothing more.
+func TestCloseListenerSparesRequestInProgress(t *testing.T) {
+	l := guestLoop(t, buildSample(t, "hello"))
+	ln := listenerOf(t, l)
+	pair := func() *Conn {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unix.SetNonblock(fds[0], true)
+		t.Cleanup(func() { unix.Close(fds[1]) })
+		l.addConn(fds[0], ln)
+		return l.conns[fds[0]]
+	}
+	idle, busy := pair(), pair()
+	part := []byte("GET / HTTP/1.1\r\nHost: a\r\n")
+	l.consume(busy, part, true)
+	if len(busy.in) != len(part) {
+		t.Fatalf("partial request not kept: %q", busy.in)
+	}
+	if rc := l.Close(ln.handle); rc != 0 || l.refs != 0 {
+		t.Fatalf("Close = %d, refs %d", rc, l.refs)
+	}
+	if !idle.closed || busy.closed || !busy.noMore {
+		t.Fatalf("idle closed %v; busy closed %v noMore %v", idle.closed, busy.closed, busy.noMore)
+	}
+	rest := append(busy.in, "\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n"...)
+	busy.processing = true
+	n := l.serve(busy, rest)
+	busy.processing = false
+	if n != len(part)+2 || !busy.closeAfter {
+		t.Fatalf("consumed %d, closeAfter %v", n, busy.closeAfter)
+	}
+	if !bytes.HasPrefix(busy.out, []byte("HTTP/1.1 200 OK\r\n")) || !bytes.Contains(busy.out, []byte("Connection: close\r\n")) ||
+		bytes.Count(busy.out, []byte("HTTP/1.1")) != 1 {
+		t.Fatalf("response %q", busy.out)
+	}
+}

@@ -1,0 +1,396 @@
+package loop
+
+import (
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wasmloop/wasmloop/abi"
+	"github.com/wasmloop/wasmloop/host/internal/http1"
+	"github.com/wasmloop/wasmloop/host/internal/poll"
+)
+
+// This file is the loop's side of the ABI's host functions (ABI.md §3). Each runs on the
+// loop's goroutine inside a guest callback; none calls back into the guest.
+
+func errno(e abi.Errno) int32 { return int32(e) }
+
+// Negotiate grants nothing: ABI 1.0 has no optional features.
+func (l *Loop) Negotiate(want uint64) uint64 { return 0 }
+
+// WorkerID is this loop's index.
+func (l *Loop) WorkerID() int32 { return int32(l.id) }
+
+// WorkerCount is the number of loops.
+func (l *Loop) WorkerCount() int32 { return int32(len(l.g.loops)) }
+
+// Inbox registers the guest's inbox.
+func (l *Loop) Inbox(ptr, size uint32) int32 {
+	if size < abi.MinInbox {
+		return errno(abi.EINVAL)
+	}
+	l.inboxPtr, l.inboxLen = ptr, size
+	return 0
+}
+
+// Listen opens (or, after an instance replacement, takes over) a listening socket.
+func (l *Loop) Listen(addrBytes []byte, port, flags int32) int64 {
+	if l.inboxLen == 0 {
+		return int64(abi.ESTATE)
+	}
+	if !l.inst.HasOnRequest() {
+		return int64(abi.ENOTSUP)
+	}
+	if flags != 0 || port < 0 || port > 65535 {
+		return int64(abi.EINVAL)
+	}
+	addr, err := poll.ParseAddr(string(addrBytes))
+	if err != nil {
+		return int64(abi.EINVAL)
+	}
+	if l.draining || l.stopped {
+		return int64(abi.ESTATE)
+	}
+	key := listenKey{addr: addr, port: int(port)}
+	if port == 0 {
+		key.ordinal = l.ordinal
+		l.ordinal++
+	}
+	ln := l.adopt(key)
+	if ln == nil {
+		ln = &listener{fd: -1, key: key}
+		if !l.cfg.HandoffAccept || l.id == 0 {
+			bound, err := l.g.portFor(key, func(p int) (int, error) {
+				fd, bound, err := poll.Listen(addr, p, !l.cfg.HandoffAccept, unix.SOMAXCONN)
+				ln.fd = fd
+				return bound, err
+			})
+			if err != nil {
+				l.cfg.Log.Printf("worker %d: listen %s:%d: %v", l.id, addr, port, err)
+				return int64(abi.EADDR)
+			}
+			ln.port = bound
+			if err := l.poll.AddListener(ln.fd); err != nil {
+				unix.Close(ln.fd)
+				return int64(abi.EADDR)
+			}
+		}
+	}
+	ln.ref = true
+	l.refs++
+	ln.handle = l.listeners.add(ln)
+	if l.id == 0 {
+		l.g.startOthers()
+	}
+	if ln.fd >= 0 {
+		// Connections may already wait in the backlog (an adopted socket, or a fast client):
+		// an edge-triggered poller reports only new arrivals.
+		l.pendingAccept = append(l.pendingAccept, ln)
+	}
+	return int64(ln.handle)
+}
+
+// adopt takes over a socket the previous instance listened on.
+func (l *Loop) adopt(key listenKey) *listener {
+	for i, ln := range l.orphans {
+		if ln.key.addr == key.addr && (ln.key.port == key.port || key.port == 0 && ln.key.ordinal == key.ordinal) {
+			l.orphans = append(l.orphans[:i], l.orphans[i+1:]...)
+			ln.key = key
+			return ln
+		}
+	}
+	return nil
+}
+
+func (l *Loop) dropOrphans() {
+	for _, ln := range l.orphans {
+		ln.closed = true
+		if ln.fd >= 0 {
+			unix.Close(ln.fd)
+		}
+	}
+	l.orphans = nil
+}
+
+func (l *Loop) closeListener(h abi.Handle, ln *listener) {
+	if !l.listeners.remove(h) {
+		return
+	}
+	if ln.ref {
+		l.refs--
+	}
+	ln.closed = true
+	if ln.fd >= 0 {
+		unix.Close(ln.fd)
+	}
+	// As Node's server.close() since v19: idle connections close now, busy ones after their
+	// response, so no request reaches a listener the guest has let go of.
+	for _, c := range l.conns {
+		if c == nil || c.ln != ln {
+			continue
+		}
+		if c.ex == nil && len(c.in) == 0 && !c.inBody && c.outLen() == 0 {
+			l.closeConn(c, abi.CloseHost)
+		} else {
+			c.noMore = true
+		}
+	}
+}
+
+// Respond starts a response; with abi.RespondEnd it is the whole response.
+func (l *Loop) Respond(h abi.Handle, status int32, hdr, body []byte, flags int32) int32 {
+	ex, ok := l.exchanges.get(h)
+	if !ok {
+		return errno(abi.EBADHANDLE)
+	}
+	if ex.conn == nil {
+		return errno(abi.ECLOSED)
+	}
+	if ex.started {
+		return errno(abi.ESTATE)
+	}
+	if status < 200 || status > 999 || flags&^abi.RespondEnd != 0 {
+		return errno(abi.EINVAL)
+	}
+	info, err := http1.CheckHeaderBlock(hdr)
+	if err != nil || info.HasTransferEncoding {
+		return errno(abi.EINVAL)
+	}
+	end := flags&abi.RespondEnd != 0
+	noBody := ex.isHead || status == 204 || status == 304
+	if status == 204 && info.ContentLength >= 0 {
+		return errno(abi.EINVAL)
+	}
+	if end && !noBody && info.ContentLength >= 0 && info.ContentLength != int64(len(body)) {
+		return errno(abi.EINVAL)
+	}
+	if !end && !noBody && info.ContentLength >= 0 && int64(len(body)) > info.ContentLength {
+		return errno(abi.EINVAL)
+	}
+	c := ex.conn
+	closeAfter := !ex.keepAlive || info.ConnectionClose || c.noMore
+	out := http1.AppendStatusLine(l.outBuf(c), 1, int(status))
+	out = append(out, hdr...)
+	if !info.HasDate {
+		out = l.date.Append(out, l.now)
+	}
+	switch {
+	case noBody:
+		ex.mode = frameNone
+		if end && ex.isHead && info.ContentLength < 0 && status != 204 && status != 304 {
+			out = appendContentLength(out, int64(len(body)))
+		}
+	case end && info.ContentLength < 0:
+		ex.mode = frameLength
+		out = appendContentLength(out, int64(len(body)))
+	case info.ContentLength >= 0:
+		ex.mode = frameLength
+		ex.remaining = info.ContentLength
+	case ex.minor >= 1:
+		ex.mode = frameChunked
+		out = append(out, "Transfer-Encoding: chunked\r\n"...)
+	default: // HTTP/1.0 cannot be chunked: the body ends when the connection does
+		ex.mode = frameClose
+		closeAfter = true
+	}
+	if closeAfter {
+		ex.keepAlive = false
+		if !info.ConnectionClose {
+			out = append(out, "Connection: close\r\n"...)
+		}
+	} else if ex.minor == 0 {
+		out = append(out, "Connection: keep-alive\r\n"...)
+	}
+	out = append(out, "\r\n"...)
+	c.out = out
+	ex.started = true
+	if ex.mode == frameLength && !end {
+		ex.remaining -= int64(len(body))
+	}
+	l.appendBody(ex, body)
+	if end {
+		l.finish(ex)
+	} else {
+		l.markDirty(c)
+	}
+	return l.checkOutput(c)
+}
+
+func appendContentLength(out []byte, n int64) []byte {
+	out = append(out, "Content-Length: "...)
+	out = strconv.AppendInt(out, n, 10)
+	return append(out, "\r\n"...)
+}
+
+// appendBody frames body bytes for the wire.
+func (l *Loop) appendBody(ex *exchange, data []byte) {
+	if len(data) == 0 || ex.mode == frameNone {
+		return
+	}
+	c := ex.conn
+	if ex.mode == frameChunked {
+		c.out = http1.AppendChunk(l.outBuf(c), data)
+	} else {
+		c.out = append(l.outBuf(c), data...)
+	}
+}
+
+// checkOutput closes a connection whose unsent output passed the hard cap: a peer that does
+// not read must not make the host grow without bound.
+func (l *Loop) checkOutput(c *Conn) int32 {
+	if c.outLen() > l.cfg.MaxOutput {
+		l.cfg.Log.Printf("worker %d: closing a connection with %d bytes unsent (cap %d)", l.id, c.outLen(), l.cfg.MaxOutput)
+		l.closeConn(c, abi.CloseHost)
+		return errno(abi.ECLOSED)
+	}
+	return 0
+}
+
+// Write appends body bytes to a streaming response.
+func (l *Loop) Write(h abi.Handle, data []byte) int32 {
+	ex, ok := l.exchanges.get(h)
+	if !ok {
+		return errno(abi.EBADHANDLE)
+	}
+	if ex.conn == nil {
+		return errno(abi.ECLOSED)
+	}
+	if !ex.started {
+		return errno(abi.ESTATE)
+	}
+	if ex.mode == frameLength {
+		if int64(len(data)) > ex.remaining {
+			return errno(abi.EINVAL)
+		}
+		ex.remaining -= int64(len(data))
+	}
+	l.appendBody(ex, data)
+	l.markDirty(ex.conn)
+	return l.checkOutput(ex.conn)
+}
+
+// End completes a streaming response.
+func (l *Loop) End(h abi.Handle) int32 {
+	ex, ok := l.exchanges.get(h)
+	if !ok {
+		return errno(abi.EBADHANDLE)
+	}
+	if ex.conn == nil { // the connection is gone; the guest is done with the handle
+		l.exchanges.remove(h)
+		return 0
+	}
+	if !ex.started {
+		return errno(abi.ESTATE)
+	}
+	switch {
+	case ex.mode == frameChunked:
+		ex.conn.out = http1.AppendLastChunk(l.outBuf(ex.conn))
+	case ex.mode == frameLength && ex.remaining > 0:
+		ex.keepAlive = false // short of the declared length: only a close tells the client
+	}
+	l.finish(ex)
+	return 0
+}
+
+// BodyRead copies body bytes that did not fit the inbox.
+func (l *Loop) BodyRead(h abi.Handle, dst []byte) int32 {
+	ex, ok := l.exchanges.get(h)
+	if !ok {
+		return errno(abi.EBADHANDLE)
+	}
+	n := copy(dst, ex.body[ex.bodyOff:])
+	ex.bodyOff += n
+	return int32(n)
+}
+
+const maxTimers = 1 << 20
+
+// TimerStart starts a guest timer.
+func (l *Loop) TimerStart(delayNs, intervalNs int64) int64 {
+	if l.timers.len() >= maxTimers {
+		return int64(abi.ELIMIT)
+	}
+	if delayNs < 0 {
+		delayNs = 0
+	}
+	if intervalNs < 0 {
+		intervalNs = 0
+	} else if intervalNs > 0 && intervalNs < 1e6 {
+		intervalNs = 1e6
+	}
+	t := &timer{when: l.clock() + delayNs, interval: intervalNs, ref: true, index: -1}
+	t.handle = l.timers.add(t)
+	l.heap.add(t)
+	l.refs++
+	return int64(t.handle)
+}
+
+// Close closes a listener, clears a timer, or aborts a request's connection.
+func (l *Loop) Close(h abi.Handle) int32 {
+	switch h.Kind() {
+	case abi.KindListener:
+		ln, ok := l.listeners.get(h)
+		if !ok {
+			return errno(abi.EBADHANDLE)
+		}
+		l.closeListener(h, ln)
+		return 0
+	case abi.KindTimer:
+		t, ok := l.timers.get(h)
+		if !ok {
+			return errno(abi.EBADHANDLE)
+		}
+		l.freeTimer(t)
+		return 0
+	case abi.KindRequest:
+		ex, ok := l.exchanges.get(h)
+		if !ok {
+			return errno(abi.EBADHANDLE)
+		}
+		l.exchanges.remove(h)
+		if c := ex.conn; c != nil {
+			c.ex = nil // the guest asked for it: no on_close
+			ex.conn = nil
+			l.closeConn(c, abi.CloseHost)
+		}
+		return 0
+	}
+	return errno(abi.EBADHANDLE)
+}
+
+// Ref sets whether a listener or timer keeps the process alive.
+func (l *Loop) Ref(h abi.Handle, on int32) int32 {
+	var ref *bool
+	switch h.Kind() {
+	case abi.KindListener:
+		ln, ok := l.listeners.get(h)
+		if !ok {
+			return errno(abi.EBADHANDLE)
+		}
+		ref = &ln.ref
+	case abi.KindTimer:
+		t, ok := l.timers.get(h)
+		if !ok {
+			return errno(abi.EBADHANDLE)
+		}
+		ref = &t.ref
+	default:
+		return errno(abi.EBADHANDLE)
+	}
+	want := on != 0
+	if *ref != want {
+		*ref = want
+		if want {
+			l.refs++
+		} else {
+			l.refs--
+		}
+	}
+	return 0
+}
+
+// Exit ends the process with code once the current callback returns.
+func (l *Loop) Exit(code int32) int32 {
+	l.g.exit(code)
+	return 0
+}

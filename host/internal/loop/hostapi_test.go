@@ -1,0 +1,236 @@
+package loop
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/wasmloop/wasmloop/abi"
+)
+
+// bareLoop is a loop with no guest and no sockets: enough to drive the host functions.
+func bareLoop(t testing.TB) *Loop {
+	t.Helper()
+	g := NewGroup(nil, Config{Workers: 1})
+	l := g.loops[0]
+	if err := l.init(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.poll.Close() })
+	return l
+}
+
+// request parses raw as if it arrived on a fresh connection and opens its exchange.
+func request(t testing.TB, l *Loop, raw string) (*Conn, *exchange) {
+	t.Helper()
+	c := &Conn{fd: -1}
+	n, err := c.parser.Parse([]byte(raw), &l.req)
+	if err != nil || n != len(raw) {
+		t.Fatalf("parse %q: n=%d err=%v", raw, n, err)
+	}
+	return c, l.newExchange(c, &l.req)
+}
+
+func TestRespondFraming(t *testing.T) {
+	tests := []struct {
+		name    string
+		req     string
+		status  int32
+		hdr     string
+		body    string
+		end     bool
+		writes  []string
+		want    []string // substrings of the head, in order
+		netBody string   // the body as net/http reads it
+		absent  []string
+		closing bool // the connection must close after the response
+	}{
+		{name: "whole response gets Content-Length", req: "GET / HTTP/1.1\r\nHost: a\r\n\r\n", status: 200,
+			hdr: "Content-Type: text/plain\r\n", body: "hi", end: true,
+			want: []string{"HTTP/1.1 200 OK\r\n", "Content-Type: text/plain\r\n", "Date: ", "Content-Length: 2\r\n"}, netBody: "hi", absent: []string{"chunked", "Connection"}},
+		{name: "streamed response is chunked", req: "GET / HTTP/1.1\r\nHost: a\r\n\r\n", status: 200, body: "ab", writes: []string{"cde"},
+			want: []string{"Transfer-Encoding: chunked\r\n", "\r\n2\r\nab\r\n3\r\ncde\r\n0\r\n\r\n"}, netBody: "abcde", absent: []string{"Content-Length"}},
+		{name: "declared length streams unframed", req: "GET / HTTP/1.1\r\nHost: a\r\n\r\n", status: 200, hdr: "Content-Length: 5\r\n", body: "ab", writes: []string{"cde"},
+			want: []string{"Content-Length: 5\r\n"}, netBody: "abcde", absent: []string{"chunked"}},
+		{name: "HEAD has no body but its length", req: "HEAD / HTTP/1.1\r\nHost: a\r\n\r\n", status: 200, body: "hello", end: true,
+			want: []string{"Content-Length: 5\r\n"}, absent: []string{"hello"}},
+		{name: "204 has neither", req: "GET / HTTP/1.1\r\nHost: a\r\n\r\n", status: 204, body: "x", end: true,
+			want: []string{"HTTP/1.1 204 No Content\r\n"}, absent: []string{"Content-Length", "\r\n\r\nx"}},
+		{name: "HTTP/1.0 keep-alive is said", req: "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", status: 200, body: "x", end: true,
+			want: []string{"Connection: keep-alive\r\n"}, netBody: "x"},
+		{name: "HTTP/1.0 default closes", req: "GET / HTTP/1.0\r\n\r\n", status: 200, body: "x", end: true,
+			want: []string{"Content-Length: 1\r\n", "Connection: close\r\n"}, netBody: "x", closing: true},
+		{name: "HTTP/1.0 stream is close-delimited", req: "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", status: 200, body: "ab", writes: []string{"c"},
+			want: []string{"Connection: close\r\n"}, netBody: "abc", absent: []string{"chunked", "Content-Length"}, closing: true},
+		{name: "guest's Connection: close is honoured once", req: "GET / HTTP/1.1\r\nHost: a\r\n\r\n", status: 200, hdr: "Connection: close\r\n", end: true,
+			want: []string{"Connection: close\r\n"}, closing: true},
+		{name: "guest's Date is kept", req: "GET / HTTP/1.1\r\nHost: a\r\n\r\n", status: 200, hdr: "Date: Tue, 15 Nov 1994 08:12:31 GMT\r\n", end: true,
+			want: []string{"Date: Tue, 15 Nov 1994"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l := bareLoop(t)
+			c, ex := request(t, l, tc.req)
+			flags := int32(0)
+			if tc.end {
+				flags = abi.RespondEnd
+			}
+			if rc := l.Respond(ex.handle, tc.status, []byte(tc.hdr), []byte(tc.body), flags); rc != 0 {
+				t.Fatalf("Respond = %v", abi.Errno(rc))
+			}
+			for _, w := range tc.writes {
+				if rc := l.Write(ex.handle, []byte(w)); rc != 0 {
+					t.Fatalf("Write = %v", abi.Errno(rc))
+				}
+			}
+			if !tc.end {
+				if rc := l.End(ex.handle); rc != 0 {
+					t.Fatalf("End = %v", abi.Errno(rc))
+				}
+			}
+			wire := string(c.out)
+			at := 0
+			for _, w := range tc.want {
+				i := strings.Index(wire[at:], w)
+				if i < 0 {
+					t.Fatalf("missing %q after offset %d in:\n%s", w, at, wire)
+				}
+				at += i + len(w)
+			}
+			for _, a := range tc.absent {
+				if strings.Contains(wire, a) {
+					t.Fatalf("unexpected %q in:\n%s", a, wire)
+				}
+			}
+			if c.closeAfter != tc.closing {
+				t.Fatalf("closeAfter = %v, want %v", c.closeAfter, tc.closing)
+			}
+			if _, ok := l.exchanges.get(ex.handle); ok {
+				t.Fatal("the handle is still live after the response ended")
+			}
+			body, err := readResponse(wire, tc.req)
+			if err != nil {
+				t.Fatalf("net/http cannot read the response: %v\n%s", err, wire)
+			}
+			if body != tc.netBody {
+				t.Fatalf("body = %q, want %q", body, tc.netBody)
+			}
+		})
+	}
+}
+
+func TestHostFunctionErrors(t *testing.T) {
+	l := bareLoop(t)
+	c, ex := request(t, l, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	h := ex.handle
+	stale := abi.MakeHandle(abi.KindRequest, h.Gen()+1, h.Index())
+	tests := []struct {
+		name string
+		call func() int32
+		want abi.Errno
+	}{
+		{"write before respond", func() int32 { return l.Write(h, []byte("x")) }, abi.ESTATE},
+		{"end before respond", func() int32 { return l.End(h) }, abi.ESTATE},
+		{"status below 200", func() int32 { return l.Respond(h, 101, nil, nil, abi.RespondEnd) }, abi.EINVAL},
+		{"status above 999", func() int32 { return l.Respond(h, 1000, nil, nil, abi.RespondEnd) }, abi.EINVAL},
+		{"unknown flag", func() int32 { return l.Respond(h, 200, nil, nil, 2) }, abi.EINVAL},
+		{"header splitting", func() int32 {
+			return l.Respond(h, 200, []byte("A: b\r\nX: y\r\n\r\nHTTP/1.1 200 OK\r\n"), nil, abi.RespondEnd)
+		}, abi.EINVAL},
+		{"bare LF in a header", func() int32 { return l.Respond(h, 200, []byte("A: b\nc\r\n"), nil, abi.RespondEnd) }, abi.EINVAL},
+		{"guest framing", func() int32 { return l.Respond(h, 200, []byte("Transfer-Encoding: chunked\r\n"), nil, abi.RespondEnd) }, abi.EINVAL},
+		{"length mismatch", func() int32 { return l.Respond(h, 200, []byte("Content-Length: 3\r\n"), []byte("ab"), abi.RespondEnd) }, abi.EINVAL},
+		{"204 with a length", func() int32 { return l.Respond(h, 204, []byte("Content-Length: 0\r\n"), nil, abi.RespondEnd) }, abi.EINVAL},
+		{"stale handle", func() int32 { return l.Respond(stale, 200, nil, nil, abi.RespondEnd) }, abi.EBADHANDLE},
+		{"wrong kind", func() int32 { return l.Close(abi.MakeHandle(abi.KindTimer, h.Gen(), h.Index())) }, abi.EBADHANDLE},
+		{"ref on a request", func() int32 { return l.Ref(h, 0) }, abi.EBADHANDLE},
+		{"small inbox", func() int32 { return l.Inbox(0, abi.MinInbox-1) }, abi.EINVAL},
+	}
+	for _, tc := range tests {
+		if got := abi.Errno(tc.call()); got != tc.want {
+			t.Fatalf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// None of the refused calls may have sent anything.
+	if len(c.out) != 0 {
+		t.Fatalf("refused calls wrote %q", c.out)
+	}
+	if rc := l.Respond(h, 200, []byte("Content-Length: 3\r\n"), []byte("ab"), 0); rc != 0 {
+		t.Fatalf("declared-length respond = %v", abi.Errno(rc))
+	}
+	for _, tc := range []struct {
+		name string
+		call func() int32
+		want abi.Errno
+	}{
+		{"respond twice", func() int32 { return l.Respond(h, 200, nil, nil, abi.RespondEnd) }, abi.ESTATE},
+		{"write past the declared length", func() int32 { return l.Write(h, []byte("cd")) }, abi.EINVAL},
+	} {
+		if got := abi.Errno(tc.call()); got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if rc := l.End(h); rc != 0 {
+		t.Fatalf("End = %v", abi.Errno(rc))
+	}
+	if !c.closeAfter {
+		t.Fatal("a response short of its declared length must close the connection")
+	}
+	if got := abi.Errno(l.End(h)); got != abi.EBADHANDLE {
+		t.Fatalf("End on an ended request = %v, want EBADHANDLE", got)
+	}
+}
+
+func TestTimerHandles(t *testing.T) {
+	l := bareLoop(t)
+	a := abi.Handle(l.TimerStart(int64(50e6), 0))
+	b := abi.Handle(l.TimerStart(-5, 1)) // negative delay is 0; a tiny interval is 1 ms
+	if a.Kind() != abi.KindTimer || b.Kind() != abi.KindTimer || l.refs != 2 {
+		t.Fatalf("handles %x %x, refs %d", uint64(a), uint64(b), l.refs)
+	}
+	if tb, _ := l.timers.get(b); tb.interval != 1e6 || tb.when != l.clock() {
+		t.Fatalf("timer b: when %d interval %d", tb.when, tb.interval)
+	}
+	if rc := l.Ref(a, 0); rc != 0 || l.refs != 1 {
+		t.Fatalf("unref: rc %d refs %d", rc, l.refs)
+	}
+	if rc := l.Ref(a, 0); rc != 0 || l.refs != 1 {
+		t.Fatalf("unref twice must not count twice: refs %d", l.refs)
+	}
+	if rc := l.Close(a); rc != 0 || l.refs != 1 {
+		t.Fatalf("clearing an unreferenced timer: rc %d refs %d", rc, l.refs)
+	}
+	if rc := l.Close(b); rc != 0 || l.refs != 0 || l.heap.Len() != 0 {
+		t.Fatalf("clear: rc %d refs %d heap %d", rc, l.refs, l.heap.Len())
+	}
+	if got := abi.Errno(l.Close(b)); got != abi.EBADHANDLE {
+		t.Fatalf("clearing twice = %v", got)
+	}
+	if l.alive() {
+		t.Fatal("a loop with nothing referenced must not stay alive")
+	}
+}
+
+func TestRejectionsAnswerAndClose(t *testing.T) {
+	l := bareLoop(t)
+	tests := []struct {
+		raw    string
+		status string
+	}{
+		{"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", "400"},
+		{"GET / HTTP/1.1\r\n\r\n", "400"},
+		{"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", "501"},
+		{"GET / HTTP/2.0\r\nHost: a\r\n\r\n", "505"},
+	}
+	for _, tc := range tests {
+		c := &Conn{fd: -1}
+		c.parser.Limits = l.cfg.Limits
+		used := l.serve(c, []byte(tc.raw))
+		if used != len(tc.raw) || !c.closeAfter {
+			t.Errorf("%q: used %d, closeAfter %v", tc.raw, used, c.closeAfter)
+		}
+		if !bytes.HasPrefix(c.out, []byte("HTTP/1.1 "+tc.status+" ")) || !bytes.Contains(c.out, []byte("Connection: close\r\n")) {
+			t.Errorf("%q: answered %q", tc.raw, c.out)
+		}
+	}
+}

@@ -1,0 +1,351 @@
+package loop
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/wasmloop/wasmloop/abi"
+	"github.com/wasmloop/wasmloop/host/internal/guest"
+	"github.com/wasmloop/wasmloop/host/internal/http1"
+	"github.com/wasmloop/wasmloop/host/internal/poll"
+)
+
+const (
+	readBufSize   = 64 << 10  // one read(2) at most; shared by all of a loop's connections
+	readPerWake   = 256 << 10 // bytes one connection may take per wake-up before others get a turn
+	acceptPerWake = 128       // connections accepted per wake-up before others get a turn
+	pooledBuf     = 4 << 10   // buffers of this capacity are kept for reuse
+)
+
+// Loop is one worker: a poller, a guest instance and everything the instance's handles name.
+type Loop struct {
+	id    int
+	g     *Group
+	cfg   *Config
+	poll  *poll.Poller
+	epoch time.Time
+	now   time.Time // refreshed after every wait; the Date header and timers use it
+
+	inst               *guest.Instance
+	inboxPtr, inboxLen uint32
+
+	conns     []*Conn // by descriptor
+	nconns    int
+	listeners table[*listener]
+	orphans   []*listener // kept across an instance replacement until the new one listens again
+	exchanges table[*exchange]
+	timers    table[*timer]
+	heap      timerHeap
+	refs      int // referenced listeners and timers
+
+	events        []poll.Event
+	readBuf       []byte
+	bufs          [][]byte    // free buffers of capacity pooledBuf
+	freeEx        []*exchange // exchange objects for reuse
+	pending       []*Conn     // connections with bytes left unread after their per-wake-up share
+	dirty         []*Conn     // connections with output to flush
+	resume        []*Conn     // connections whose request ended outside their own read
+	closing       []closeNote // on_close notices to deliver after the current callback
+	pendingAccept []*listener
+
+	req     http1.Request
+	head    abi.Head
+	date    http1.DateCache
+	ordinal int // port-0 listens so far, see Group.portFor
+
+	mu    sync.Mutex
+	tasks []func(*Loop)
+	spare []func(*Loop)
+
+	draining bool
+	stopped  bool
+}
+
+type closeNote struct {
+	h      abi.Handle
+	reason int32
+}
+
+func newLoop(g *Group, id int) *Loop {
+	return &Loop{
+		id: id, g: g, cfg: &g.cfg,
+		listeners: newTable[*listener](abi.KindListener),
+		exchanges: newTable[*exchange](abi.KindRequest),
+		timers:    newTable[*timer](abi.KindTimer),
+	}
+}
+
+// init creates the poller before any goroutine can post to the loop.
+func (l *Loop) init() error {
+	p, err := poll.New()
+	if err != nil {
+		return err
+	}
+	l.poll = p
+	l.events = make([]poll.Event, 256)
+	l.readBuf = make([]byte, readBufSize)
+	l.epoch = time.Now()
+	l.now = l.epoch
+	return nil
+}
+
+// post queues f to run on the loop's goroutine and wakes it. Safe from any goroutine.
+func (l *Loop) post(f func(*Loop)) {
+	l.mu.Lock()
+	l.tasks = append(l.tasks, f)
+	l.mu.Unlock()
+	l.poll.Wake()
+}
+
+func (l *Loop) runTasks() {
+	l.mu.Lock()
+	tasks := l.tasks
+	l.tasks = l.spare[:0]
+	l.mu.Unlock()
+	for i, f := range tasks {
+		f(l)
+		tasks[i] = nil
+	}
+	l.spare = tasks
+}
+
+// clock is the loop's monotonic time in ns.
+func (l *Loop) clock() int64 { return int64(l.now.Sub(l.epoch)) }
+
+// alive reports whether anything can still produce a callback: Node's rule for staying in
+// the loop. While draining, only open connections count.
+func (l *Loop) alive() bool {
+	if l.stopped {
+		return false
+	}
+	if l.draining {
+		return l.nconns > 0
+	}
+	return l.refs > 0 || l.nconns > 0 || l.exchanges.len() > 0
+}
+
+func (l *Loop) run() {
+	// One loop, one thread: the guest's callbacks and the poller never migrate, and a slow
+	// callback on one loop does not delay the others.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer l.teardown()
+
+	if err := l.startInstance(); err != nil {
+		l.g.startFailed(l.id, err)
+		return
+	}
+	l.afterCallback()
+	for {
+		l.runTasks()
+		if !l.alive() {
+			return
+		}
+		timeout := -1
+		if len(l.pending) > 0 || len(l.pendingAccept) > 0 {
+			timeout = 0
+		} else if t := l.heap.next(); t != nil {
+			d := t.when - l.clock()
+			if d <= 0 {
+				timeout = 0
+			} else {
+				timeout = int((d + 999_999) / 1_000_000) // round up: never wake before the deadline
+			}
+		}
+		n, _, err := l.poll.Wait(l.events, timeout)
+		if err != nil {
+			l.cfg.Log.Printf("worker %d: poll: %v", l.id, err)
+			return
+		}
+		l.now = time.Now()
+		for i := 0; i < n; i++ {
+			l.handleEvent(&l.events[i])
+		}
+		l.runPending()
+		l.fireTimers()
+		l.flushDirty()
+	}
+}
+
+// startInstance instantiates the module and runs the program's top-level code.
+func (l *Loop) startInstance() error {
+	inst, err := l.g.module.Instantiate(context.Background(), l.cfg.Instance, l)
+	if err != nil {
+		return err
+	}
+	l.inst = inst
+	rc, err := inst.Start()
+	if err != nil {
+		if exit, ok := err.(*guest.ExitError); ok {
+			l.g.exit(exit.Code)
+			return nil
+		}
+		return err
+	}
+	if rc != 0 {
+		return &startError{rc}
+	}
+	return nil
+}
+
+type startError struct{ rc int32 }
+
+func (e *startError) Error() string {
+	return "wasmloop_on_start returned " + abi.Errno(e.rc).Error()
+}
+
+// afterCallback does what had to wait until the guest returned: on_close notices (a host
+// function must never call into the guest), requests that ended from outside their
+// connection's read, and output.
+func (l *Loop) afterCallback() {
+	for len(l.closing) > 0 || len(l.resume) > 0 {
+		for len(l.closing) > 0 {
+			n := l.closing[0]
+			l.closing = l.closing[1:]
+			l.exchanges.remove(n.h)
+			if l.inst != nil && !l.inst.Dead() {
+				if _, err := l.inst.OnClose(n.h, n.reason); err != nil {
+					l.guestFailed(err, nil)
+				}
+			}
+		}
+		for len(l.resume) > 0 {
+			c := l.resume[0]
+			l.resume = l.resume[1:]
+			c.resumeQueued = false
+			l.resumeConn(c)
+		}
+	}
+	l.closing = l.closing[:0]
+	l.resume = l.resume[:0]
+}
+
+func (l *Loop) handleEvent(ev *poll.Event) {
+	fd := int(ev.Fd)
+	if fd < len(l.conns) {
+		if c := l.conns[fd]; c != nil {
+			if ev.Writable && c.outLen() > 0 {
+				l.flush(c)
+			}
+			if ev.Readable && !c.closed {
+				l.readConn(c)
+			}
+			return
+		}
+	}
+	l.listeners.each(func(_ abi.Handle, ln *listener) {
+		if ln.fd == fd {
+			l.acceptAll(ln)
+		}
+	})
+}
+
+func (l *Loop) runPending() {
+	if len(l.pendingAccept) > 0 {
+		lns := l.pendingAccept
+		l.pendingAccept = nil
+		for _, ln := range lns {
+			if !ln.closed {
+				l.acceptAll(ln)
+			}
+		}
+	}
+	if len(l.pending) == 0 {
+		return
+	}
+	// Take the list first: a connection that uses its share again requeues itself.
+	cs := l.pending
+	l.pending = nil
+	for _, c := range cs {
+		c.readQueued = false
+		if !c.closed {
+			l.readConn(c)
+		}
+	}
+}
+
+func (l *Loop) fireTimers() {
+	now := l.clock()
+	for {
+		t := l.heap.next()
+		if t == nil || t.when > now || l.stopped {
+			return
+		}
+		l.heap.remove(t)
+		if t.fn != nil {
+			t.fn()
+			continue
+		}
+		h := t.handle
+		if t.interval > 0 {
+			// Like Node: the next run is an interval after this one fired, so a loop that
+			// fell behind does not fire a burst to catch up.
+			t.when = now + t.interval
+			l.heap.add(t)
+		} else {
+			l.freeTimer(t)
+		}
+		if _, err := l.inst.OnTimer(h); err != nil {
+			l.guestFailed(err, nil)
+		}
+		l.afterCallback()
+	}
+}
+
+func (l *Loop) freeTimer(t *timer) {
+	l.heap.remove(t)
+	if l.timers.remove(t.handle) && t.ref {
+		l.refs--
+	}
+}
+
+// addHostTimer schedules one of the host's own callbacks; it holds no reference.
+func (l *Loop) addHostTimer(after time.Duration, fn func()) {
+	l.heap.add(&timer{when: l.clock() + int64(after), fn: fn})
+}
+
+// drain starts this loop's part of a graceful shutdown.
+func (l *Loop) drain() {
+	if l.draining {
+		return
+	}
+	l.draining = true
+	l.listeners.each(func(h abi.Handle, ln *listener) { l.closeListener(h, ln) })
+}
+
+// stop ends the loop at once, closing everything.
+func (l *Loop) stop() { l.stopped = true }
+
+func (l *Loop) teardown() {
+	l.stopped = true
+	for _, c := range l.conns {
+		if c != nil {
+			l.closeConn(c, abi.CloseHost)
+		}
+	}
+	l.listeners.each(func(h abi.Handle, ln *listener) { l.closeListener(h, ln) })
+	l.dropOrphans()
+	if l.inst != nil {
+		l.inst.Close()
+	}
+	l.poll.Close()
+}
+
+func (l *Loop) getBuf() []byte {
+	if n := len(l.bufs); n > 0 {
+		b := l.bufs[n-1]
+		l.bufs = l.bufs[:n-1]
+		return b
+	}
+	return make([]byte, 0, pooledBuf)
+}
+
+// putBuf keeps small buffers for reuse and lets big ones go, so one large response does not
+// pin its memory for the life of the loop.
+func (l *Loop) putBuf(b []byte) {
+	if cap(b) == pooledBuf && len(l.bufs) < 1024 {
+		l.bufs = append(l.bufs, b[:0])
+	}
+}

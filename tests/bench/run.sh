@@ -1,0 +1,472 @@
+#!/usr/bin/env bash
+# wasmloop benchmark harness: wasmloop vs Node.js vs Go net/http, hello world.
+#
+#   bash tests/bench/run.sh                      # from the repo root
+#   DURATION=10s CONNS="64 256" WORKERS=2 OUT=bench.md SKIP=wasmloop bash tests/bench/run.sh
+#
+# Environment (all optional):
+#   DURATION  measured wrk run per server and connection count (default 10s;
+#             wrk syntax: N, Ns, Nm or Nh)
+#   WARMUP    wrk warm-up before each measured run, not counted (default 2s)
+#   CONNS     wrk connection counts (default "64 256")
+#   WORKERS   wasmloop --workers (default 2)
+#   OUT       also write the Markdown report to this file
+#   SKIP      servers not to run, space or comma separated: wasmloop node nethttp
+#   LOGDIR    keep server logs and raw wrk output in this directory
+#   WASMLOOP_BIN, HELLO_WASM
+#             use this prebuilt wasmloop CLI / hello guest instead of building
+#             ./cmd/wasmloop / ./samples/hello
+#
+# Each server is started in turn on 127.0.0.1:1337, checked (200, text/plain,
+# "Hello World\n"), loaded with wrk over loopback with keep-alive, and killed.
+# The report (Markdown) goes to stdout; progress goes to stderr.
+set -euo pipefail
+export LC_ALL=C
+
+# ---------------------------------------------------------------- settings
+HOST=127.0.0.1 # loopback only, never any other address
+PORT=1337      # every server under test listens here (Node's script hardcodes it)
+URL="http://$HOST:$PORT/"
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+CONNS=${CONNS:-64 256}
+WORKERS=${WORKERS:-2}
+OUT=${OUT:-}
+SKIP=${SKIP:-}
+LOGDIR=${LOGDIR:-}
+WASMLOOP_BIN=${WASMLOOP_BIN:-}
+HELLO_WASM=${HELLO_WASM:-}
+# wrk threads: 2. The machine has 2 cores, shared by wrk and the server. One
+# wrk thread can saturate below what a fast server does on loopback, so wrk
+# would measure itself; more threads than cores only add context switches that
+# steal CPU from the server. 2 threads also split 64 and 256 connections evenly.
+WRK_THREADS=2
+# A response slower than this is a wrk "timeout" error. wrk sizes its latency
+# histogram to this value and silently drops slower samples from the
+# percentiles, so it is generous: a long tail must show in p99, not vanish.
+WRK_TIMEOUT=10s
+START_TRIES=300 # tries 0.1 s apart (~30 s+): time for a server to answer its first request
+STOP_TRIES=50   # tries 0.1 s apart (~5 s): time for a server to exit after SIGTERM
+
+# OUT and LOGDIR are relative to where the script was started.
+[[ -z $OUT || $OUT == /* ]] || OUT="$PWD/$OUT"
+[[ -z $LOGDIR || $LOGDIR == /* ]] || LOGDIR="$PWD/$LOGDIR"
+[[ -z $WASMLOOP_BIN || $WASMLOOP_BIN == /* ]] || WASMLOOP_BIN="$PWD/$WASMLOOP_BIN"
+[[ -z $HELLO_WASM || $HELLO_WASM == /* ]] || HELLO_WASM="$PWD/$HELLO_WASM"
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+cd "$root"
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+warn() { printf '\n[bench] WARNING: %s\n\n' "$*" >&2; }
+die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# seconds turns a wrk duration (N, Ns, Nm, Nh) into whole seconds.
+seconds() {
+	local d=$1
+	[[ $d =~ ^([0-9]+)([smh]?)$ ]] || die "bad duration '$d' (want e.g. 10s, 1m)"
+	local n=${BASH_REMATCH[1]}
+	case ${BASH_REMATCH[2]} in
+	m) n=$((n * 60)) ;;
+	h) n=$((n * 3600)) ;;
+	esac
+	((n > 0)) || die "duration '$d' must be positive"
+	echo "$n"
+}
+dur_s=$(seconds "$DURATION")
+warm_s=$(seconds "$WARMUP")
+[[ $WORKERS =~ ^[1-9][0-9]*$ ]] || die "WORKERS must be a positive integer, got '$WORKERS'"
+read -r -a conns_list <<<"$CONNS"
+((${#conns_list[@]} > 0)) || die "CONNS is empty"
+for c in "${conns_list[@]}"; do
+	[[ $c =~ ^[1-9][0-9]*$ ]] || die "CONNS must be positive integers, got '$c'"
+	((c >= WRK_THREADS)) || die "CONNS ($c) must be at least the wrk thread count ($WRK_THREADS)"
+done
+
+ALL_SERVERS=(wasmloop node nethttp)
+declare -A LABEL=([wasmloop]="wasmloop" [node]="Node.js" [nethttp]="net/http")
+declare -A skip=()
+for s in ${SKIP//,/ }; do
+	[[ -n ${LABEL[$s]:-} ]] || die "SKIP: unknown server '$s' (known: ${ALL_SERVERS[*]})"
+	skip[$s]=1
+done
+servers=()
+for s in "${ALL_SERVERS[@]}"; do
+	[[ -n ${skip[$s]:-} ]] || servers+=("$s")
+done
+((${#servers[@]} > 0)) || die "SKIP leaves no server to run"
+wants() { [[ -z ${skip[$1]:-} ]]; }
+
+# ---------------------------------------------------------------- tools
+need() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found: $2"; }
+need wrk "install it, e.g. apt-get install -y wrk"
+need curl "install it, e.g. apt-get install -y curl"
+need getconf "part of libc (libc-bin)"
+need timeout "part of coreutils"
+if wants wasmloop || wants nethttp; then need go "install Go (https://go.dev/dl/)"; fi
+if wants node; then need node "install Node.js, or SKIP=node"; fi
+CLK_TCK=$(getconf CLK_TCK)
+[[ $CLK_TCK =~ ^[1-9][0-9]*$ ]] || die "getconf CLK_TCK gave '$CLK_TCK'"
+
+# ---------------------------------------------------------------- cleanup
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/wasmloop-bench.XXXXXX")
+server_pid=""
+wrk_pid=""
+
+# stop_server sends SIGTERM, waits a bounded time, then SIGKILL; always reaps.
+stop_server() {
+	local pid=$server_pid i
+	[[ -n $pid ]] || return 0
+	server_pid=""
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null || true
+		for ((i = 0; i < STOP_TRIES; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			log "server $pid ignored SIGTERM for $((STOP_TRIES / 10))s; sending SIGKILL"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	if [[ -n $wrk_pid ]]; then
+		kill -TERM "$wrk_pid" 2>/dev/null || true # timeout passes it on to wrk
+		wait "$wrk_pid" 2>/dev/null || true
+	fi
+	stop_server
+	if [[ -n $LOGDIR ]]; then
+		if mkdir -p "$LOGDIR"; then
+			cp "$tmp"/*.log "$tmp/results.tsv" "$LOGDIR"/ 2>/dev/null || true
+		fi
+	fi
+	rm -rf "$tmp"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---------------------------------------------------------------- inputs
+# Node runs the origin's hello world unchanged: node/hello.js must be
+# byte-identical to the code block in the origin's about page.
+origin="$root/../shared/origin/about-nodejs.md"
+node_script="$here/node/hello.js"
+[[ -f $node_script ]] || die "$node_script is missing"
+node_note=""
+if [[ -f $origin ]]; then
+	awk '/^```javascript$/ {f = 1; next} f && /^```$/ {exit} f {print}' "$origin" >"$tmp/origin-hello.js"
+	if [[ ! -s $tmp/origin-hello.js ]]; then
+		warn "no \`\`\`javascript block found in $origin; cannot check $node_script"
+		node_note="hello.js NOT checked against the origin (no code block found)"
+	elif ! cmp -s "$tmp/origin-hello.js" "$node_script"; then
+		warn "$node_script DIFFERS from the code block in $origin!
+The Node.js numbers below are NOT for the origin's hello world:
+$(diff "$tmp/origin-hello.js" "$node_script" || true)"
+		node_note="**hello.js DIFFERS from the origin's code block**"
+	else
+		log "node/hello.js is byte-identical to the origin's code block"
+		node_note="hello.js byte-identical to the origin's code block"
+	fi
+else
+	log "origin page $origin not found; node/hello.js not checked"
+	node_note="hello.js not checked (origin page not present)"
+fi
+
+# Build everything before measuring anything, so a build error shows at once.
+wasmloop_bin="$tmp/wasmloop"
+hello_wasm="$tmp/hello.wasm"
+wasmloop_note="built from this tree"
+if wants wasmloop; then
+	if [[ -n $WASMLOOP_BIN ]]; then
+		[[ -x $WASMLOOP_BIN ]] || die "WASMLOOP_BIN=$WASMLOOP_BIN is not an executable"
+		wasmloop_bin=$WASMLOOP_BIN
+		wasmloop_note="CLI from WASMLOOP_BIN"
+	else
+		log "building cmd/wasmloop"
+		go build -o "$wasmloop_bin" ./cmd/wasmloop ||
+			die "go build ./cmd/wasmloop failed (run with SKIP=wasmloop to benchmark the others)"
+	fi
+	if [[ -n $HELLO_WASM ]]; then
+		[[ -f $HELLO_WASM ]] || die "HELLO_WASM=$HELLO_WASM does not exist"
+		hello_wasm=$HELLO_WASM
+		wasmloop_note+=", guest from HELLO_WASM"
+	else
+		log "building samples/hello (GOOS=wasip1 GOARCH=wasm, c-shared)"
+		GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$hello_wasm" ./samples/hello ||
+			die "building samples/hello for wasip1 failed (run with SKIP=wasmloop to benchmark the others)"
+	fi
+fi
+if wants nethttp; then
+	log "building tests/bench/nethttp"
+	go build -o "$tmp/nethttp" ./tests/bench/nethttp || die "go build ./tests/bench/nethttp failed"
+fi
+
+# ---------------------------------------------------------------- helpers
+# port_free: nothing answers on $HOST:$PORT (curl exit 7 = connection refused).
+port_free() {
+	local rc=0
+	curl -s -o /dev/null --max-time 1 "$URL" || rc=$?
+	((rc == 7))
+}
+
+# wait_port_free: bounded wait for the previous server's socket to go away.
+wait_port_free() {
+	local i
+	for ((i = 0; i < STOP_TRIES; i++)); do
+		port_free && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# cpu_ticks PID: utime+stime+cutime+cstime, in clock ticks, summed over PID
+# and all its live descendants. /proc/PID/stat of a process already totals all
+# of its threads (including threads that have exited), so the threads need no
+# separate sum; cutime/cstime hold descendants that have exited and been reaped.
+cpu_ticks() {
+	local root_pid=$1 line rest f p total=0
+	local -A kids=()
+	for p in /proc/[0-9]*/stat; do
+		read -r line 2>/dev/null <"$p" || continue
+		rest=${line##*) } # field 2 (comm) may hold spaces and ')'
+		read -r -a f <<<"$rest"
+		p=${p#/proc/}
+		kids[${f[1]}]+=" ${p%/stat}"
+	done
+	local -a queue=("$root_pid")
+	local i=0
+	while ((i < ${#queue[@]})); do
+		p=${queue[i]}
+		i=$((i + 1))
+		if read -r line 2>/dev/null <"/proc/$p/stat"; then
+			rest=${line##*) }
+			read -r -a f <<<"$rest"
+			# rest starts at field 3 (state): utime=14 stime=15 cutime=16 cstime=17
+			total=$((total + f[11] + f[12] + f[13] + f[14]))
+		fi
+		# shellcheck disable=SC2206 # word splitting of the pid list is intended
+		queue+=(${kids[$p]:-})
+		((i < 100000)) || break
+	done
+	echo "$total"
+}
+
+# cpu_all: "busy idle" ticks of the whole machine, from /proc/stat.
+cpu_all() {
+	local _cpu user nice sys idle iowait irq softirq steal _rest
+	read -r _cpu user nice sys idle iowait irq softirq steal _rest </proc/stat
+	echo "$((user + nice + sys + irq + softirq + steal)) $((idle + iowait))"
+}
+
+# check_response: the server must answer like Node's hello world.
+check_response() {
+	local name=$1 code ctype body
+	code=$(curl -s --max-time 5 -D "$tmp/$name.headers" -o "$tmp/$name.body" -w '%{http_code}' "$URL") || code="curl-failed"
+	ctype=$(curl -s --max-time 5 -o /dev/null -w '%{content_type}' "$URL") || ctype=""
+	body=$(od -An -c "$tmp/$name.body" 2>/dev/null | tr -s ' ' || true)
+	{
+		echo "--- $name response headers"
+		tr -d '\r' <"$tmp/$name.headers" 2>/dev/null || true
+	} >&2
+	if [[ $code != 200 || $ctype != "text/plain" ]] || ! printf 'Hello World\n' | cmp -s - "$tmp/$name.body"; then
+		warn "${LABEL[$name]} does not answer like Node's hello world: status=$code content-type='$ctype' body=[$body]. Its numbers are not comparable."
+		notes+=("**${LABEL[$name]}: response differs from the hello world (status $code, Content-Type '$ctype')**")
+	fi
+}
+
+# start_server NAME CMD...: start, remember the pid, wait (bounded) for it to answer.
+start_server() {
+	local name=$1 i
+	shift
+	port_free || { log "something already answers on $HOST:$PORT; stop it first"; return 1; }
+	log "starting ${LABEL[$name]}: $*"
+	# env -u GOMAXPROCS: every server gets the default; env execs, so $! is the server.
+	env -u GOMAXPROCS "$@" >"$tmp/$name.server.log" 2>&1 &
+	server_pid=$!
+	for ((i = 0; i < START_TRIES; i++)); do
+		if ! kill -0 "$server_pid" 2>/dev/null; then
+			log "${LABEL[$name]} exited during start-up; its output:"
+			sed 's/^/    /' "$tmp/$name.server.log" >&2 || true
+			server_pid=""
+			return 1
+		fi
+		if curl -s -o /dev/null --max-time 1 "$URL"; then
+			log "${LABEL[$name]} is up (pid $server_pid): $(head -n 1 "$tmp/$name.server.log")"
+			return 0
+		fi
+		sleep 0.1
+	done
+	log "${LABEL[$name]} did not answer on $URL within $((START_TRIES / 10))s"
+	return 1
+}
+
+# run_wrk NAME CONNS SECONDS FILE: one wrk run; its CPU seconds go to FILE.cpu.
+# wrk runs in the background and the shell waits for it with `wait`: a trapped
+# signal (Ctrl-C, TERM) interrupts `wait` at once, so the EXIT trap stops the
+# server and wrk, instead of bash deferring the signal until wrk is done.
+# wrk's CPU comes from the `times` builtin (CPU of reaped children), read just
+# before and after; nothing else is reaped in between.
+run_wrk() {
+	local name=$1 c=$2 secs=$3 file=$4 rc=0
+	timeout --kill-after=5 $((secs + 30)) \
+		wrk -t "$WRK_THREADS" -c "$c" -d "${secs}s" --timeout "$WRK_TIMEOUT" --latency \
+		-s "$here/report.lua" "$URL" >"$file" 2>&1 &
+	wrk_pid=$!
+	times >"$file.t0"
+	wait "$wrk_pid" || rc=$?
+	times >"$file.t1"
+	wrk_pid=""
+	if ((rc != 0)); then
+		log "wrk failed (exit $rc) for ${LABEL[$name]} at $c connections:"
+		sed 's/^/    /' "$file" >&2 || true
+		return 1
+	fi
+	# `times` prints two lines, shell then children: "0m1.250s 0m0.310s".
+	awk 'function s(t) { split(t, a, "m"); return a[1] * 60 + a[2] }
+		FNR == 2 { v = s($1) + s($2); if (FILENAME ~ /t0$/) t0 = v; else t1 = v }
+		END { printf "%.2f\n", t1 - t0 }' "$file.t0" "$file.t1" >"$file.cpu"
+}
+
+# wrk_field FILE KEY: a value from report.lua's WRKBENCH line.
+wrk_field() {
+	awk -v k="$2" '$1 == "WRKBENCH" { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$1"
+}
+
+# wrk_text_p99_us FILE: p99 from wrk's own --latency text, converted to µs.
+# wrk prints it with a unit chosen per value: us, ms, s, m or h.
+wrk_text_p99_us() {
+	awk '$1 == "99%" {
+		v = $2; u = v; sub(/^[0-9.]+/, "", u); v = v + 0
+		m = (u == "us") ? 1 : (u == "ms") ? 1e3 : (u == "s") ? 1e6 : (u == "m") ? 6e7 : (u == "h") ? 3.6e9 : -1
+		if (m > 0) printf "%.0f\n", v * m
+	}' "$1"
+}
+
+# bench_server NAME CMD...: every connection count against one server start.
+bench_server() {
+	local name=$1 c f before after cpu_srv reqs dur p99 e errors text_p99 text_rps status
+	local all_before all_after idle_pct
+	shift
+	if ! start_server "$name" "$@"; then
+		for c in "${conns_list[@]}"; do
+			printf '%s\t%s\t%s\tdid not start\t0\t0\t0\t0\t%s\t0\t0\t0\n' "$name" "${LABEL[$name]}" "$c" "$CLK_TCK" >>"$results"
+		done
+		stop_server
+		return 1
+	fi
+	check_response "$name"
+	for c in "${conns_list[@]}"; do
+		f="$tmp/$name.c$c.wrk.log"
+		status=ok
+		kill -0 "$server_pid" 2>/dev/null || status="server died"
+		if [[ $status == ok ]]; then
+			log "${LABEL[$name]}, $c connections: warm-up ${warm_s}s"
+			run_wrk "$name" "$c" "$warm_s" "$tmp/$name.c$c.warmup.log" || status="wrk failed (warm-up)"
+		fi
+		if [[ $status == ok ]]; then
+			log "${LABEL[$name]}, $c connections: measuring ${dur_s}s"
+			all_before=$(cpu_all)
+			before=$(cpu_ticks "$server_pid")
+			run_wrk "$name" "$c" "$dur_s" "$f" || status="wrk failed"
+			after=$(cpu_ticks "$server_pid")
+			all_after=$(cpu_all)
+		fi
+		if [[ $status != "server died" ]] && ! kill -0 "$server_pid" 2>/dev/null; then
+			status="server died"
+			log "${LABEL[$name]} died under load; its output:"
+			tail -n 20 "$tmp/$name.server.log" | sed 's/^/    /' >&2 || true
+		fi
+		if [[ $status == ok ]] && ! grep -q '^WRKBENCH ' "$f"; then
+			status="no wrk summary"
+			log "wrk printed no WRKBENCH line (report.lua not run?):"
+			sed 's/^/    /' "$f" >&2 || true
+		fi
+		if [[ $status != ok ]]; then
+			printf '%s\t%s\t%s\t%s\t0\t0\t0\t0\t%s\t0\t0\t0\n' "$name" "${LABEL[$name]}" "$c" "$status" "$CLK_TCK" >>"$results"
+			continue
+		fi
+		sed 's/^/    /' "$f" >&2
+		cpu_srv=$((after - before))
+		if [[ -z ${wire_noted[$name]:-} ]]; then
+			wire_noted[$name]=1
+			notes+=("${LABEL[$name]} response: $(awk -v b="$(wrk_field "$f" bytes)" -v r="$(wrk_field "$f" requests)" \
+				'BEGIN { printf "%.0f", (r > 0) ? b / r : 0 }') bytes on the wire$(grep -qi '^transfer-encoding: *chunked' "$tmp/$name.headers" && echo ' (Transfer-Encoding: chunked)')")
+		fi
+		reqs=$(wrk_field "$f" requests)
+		dur=$(wrk_field "$f" duration_us)
+		p99=$(wrk_field "$f" p99_us)
+		errors=0
+		for e in connect read write timeout status; do
+			errors=$((errors + $(wrk_field "$f" "$e")))
+		done
+		((errors == 0)) || warn "${LABEL[$name]}, $c connections: wrk counted $errors errors (socket errors or non-2xx/3xx)"
+		# Cross-check the Lua numbers against wrk's human-readable output.
+		text_p99=$(wrk_text_p99_us "$f")
+		text_rps=$(awk '$1 == "Requests/sec:" {print $2}' "$f")
+		awk -v a="$p99" -v b="${text_p99:-0}" -v r="$reqs" -v d="$dur" -v t="${text_rps:-0}" 'BEGIN {
+			bad = 0
+			if (b <= 0 || (a - b) > 0.01 * b + 10 || (b - a) > 0.01 * b + 10) bad = 1
+			if (d > 0) { x = r / (d / 1e6); if (t <= 0 || (x - t) > 0.01 * t || (t - x) > 0.01 * t) bad = 1 }
+			exit bad }' ||
+			warn "wrk text output (p99 ${text_p99:-?}us, ${text_rps:-?} req/s) disagrees with report.lua (p99 ${p99}us, $reqs req in ${dur}us)"
+		# Share of the whole machine left idle during the measured run.
+		idle_pct=$(awk -v a="$all_before" -v b="$all_after" 'BEGIN {
+			split(a, x, " "); split(b, y, " "); busy = y[1] - x[1]; idle = y[2] - x[2]
+			printf "%.0f", (busy + idle > 0) ? 100 * idle / (busy + idle) : 0 }')
+		printf '%s\t%s\t%s\tok\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "${LABEL[$name]}" "$c" \
+			"$reqs" "$dur" "$p99" "$cpu_srv" "$CLK_TCK" "$errors" "$(cat "$f.cpu")" "$idle_pct" >>"$results"
+	done
+	stop_server
+	wait_port_free || { log "port $PORT still busy after stopping ${LABEL[$name]}"; return 1; }
+	return 0
+}
+
+# ---------------------------------------------------------------- run
+port_free || die "something already answers on $HOST:$PORT; stop it first (ss -ltnp | grep :$PORT)"
+results="$tmp/results.tsv"
+: >"$results"
+notes=()
+declare -A wire_noted=()
+failed=0
+started=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+for s in "${servers[@]}"; do
+	case $s in
+	wasmloop) bench_server wasmloop "$wasmloop_bin" run --workers "$WORKERS" "$hello_wasm" || failed=1 ;;
+	node) bench_server node node "$node_script" || failed=1 ;;
+	nethttp) bench_server nethttp "$tmp/nethttp" || failed=1 ;;
+	esac
+done
+
+# ---------------------------------------------------------------- report
+cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
+[[ -n $cpu_model ]] || cpu_model=$(lscpu 2>/dev/null | awk -F': *' '/^Model name/ {print $2; exit}' || true)
+skipped=""
+for s in "${ALL_SERVERS[@]}"; do
+	wants "$s" || skipped+="${skipped:+, }${LABEL[$s]}"
+done
+{
+	echo "## wasmloop hello-world benchmark"
+	echo
+	echo "- date: $started"
+	echo "- machine: $(nproc) CPUs ($(getconf _NPROCESSORS_ONLN) online), ${cpu_model:-unknown CPU}, $(uname -sr); load average before: $load_before"
+	echo "- tools: $(wrk --version 2>&1 | head -n 1 | awk '{print $1, $2}'), $(go version 2>/dev/null | awk '{print $3}' || echo 'no go'), node $(node --version 2>/dev/null || echo 'absent')"
+	echo "- load: wrk -t $WRK_THREADS, keep-alive, $WARMUP warm-up then $DURATION measured, connections: ${conns_list[*]}, $URL (wrk shares the cores with the server)"
+	echo "- servers: wasmloop \`run --workers $WORKERS\` samples/hello ($wasmloop_note); Node.js node/hello.js ($node_note); net/http tests/bench/nethttp (default GOMAXPROCS)${skipped:+; skipped: $skipped}"
+	echo "- CPU: utime+stime of the server process (all threads, and any child processes) from /proc/PID/stat during the measured run, CLK_TCK=$CLK_TCK"
+	for n in "${notes[@]}"; do echo "- $n"; done
+	echo
+	awk -f "$here/report.awk" "$results"
+} >"$tmp/report.md"
+cat "$tmp/report.md"
+if [[ -n $OUT ]]; then
+	cp "$tmp/report.md" "$OUT"
+	log "report written to $OUT"
+fi
+((failed == 0)) || die "at least one server failed; see the messages above"
