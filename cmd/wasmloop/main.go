@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -144,6 +145,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&headerLimit, "header-limit", "largest request line and headers, in bytes; 431 beyond")
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "how long SIGINT/SIGTERM waits for in-flight responses")
 	cacheDir := fs.String("cache-dir", "", "where compiled guests are cached (default: the user cache dir; - for none)")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the host to `file` (guest code shows as external code)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: wasmloop run [flags] <app.wasm | Go package directory>
 
@@ -199,6 +201,19 @@ Flags:
 		return exitFailure
 	}
 	defer app.Close(context.Background())
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "wasmloop: %v\n", err)
+			return exitUsage
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(stderr, "wasmloop: %v\n", err)
+			return exitFailure
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)

@@ -3,7 +3,7 @@
 package wasmloop
 
 import (
-	"unsafe"
+	_ "unsafe" // for go:linkname
 
 	"github.com/wasmloop/wasmloop/abi"
 )
@@ -36,63 +36,31 @@ func exportOnStart() int32 {
 	return 0
 }
 
-// exchange is what one request needs besides its bytes, in one allocation. It is kept small on
-// purpose: in a Go guest the cost of a request is dominated by garbage collection, which grows
-// with the bytes allocated (RATIONALE.md), so the header arrays hold a typical request and grow
-// only for larger ones.
-type exchange struct {
-	req     Request
-	res     Response
-	headers [6]abi.Header
-	hdrBuf  [48]byte
-}
-
 //go:wasmexport wasmloop_on_request
 func exportOnRequest(listener, req int64, size int32) int32 {
+	recycleRetired()
 	s := servers.get(listener)
 	if s == nil || size < 0 || int(size) > len(inbox) {
 		return int32(abi.EBADHANDLE)
 	}
-	ex := new(exchange)
-	own := make([]byte, size)
-	// The inbox is overwritten by the next event: the request aliases its own copy, which is
-	// never written again, so strings made over it stay valid for as long as they are kept.
-	copy(own, inbox[:size])
-	r := &ex.req
-	r.h = req
-	r.head.Headers = ex.headers[:0]
-	if err := r.head.Decode(own); err != nil {
-		return int32(abi.EINVAL)
-	}
-	r.Method = methodString(r.head.Method)
-	r.URL = unsafe.String(unsafe.SliceData(r.head.Target), len(r.head.Target))
-	r.ProtoMinor = int(r.head.Minor)
-	r.body = r.head.Body
-	r.bodyDone = r.head.Flags&abi.HeadBodyPending == 0
-	res := &ex.res
-	res.h, res.status, res.hdr = req, 200, ex.hdrBuf[:0]
-	res.isHead = r.Method == "HEAD"
-	s.handler(r, res)
-	if !res.ended && !res.closed {
-		open.put(req, res) // answered later, from a timer or another event
+	// The head is read in place while the handler runs; it is copied only if the response
+	// outlives this callback (the next event overwrites the inbox).
+	x := getExchange(req, inbox[:size])
+	s.handler(Request{x, x.gen}, Response{x, x.gen})
+	x.inHandler = false
+	switch {
+	case x.ended || x.closed:
+		recycle(x)
+	default:
+		x.keep()
+		open.put(req, x) // answered later, from a timer or another event
 	}
 	return 0
 }
 
-var methods = [...]string{"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"}
-
-// methodString returns the common methods without allocating.
-func methodString(b []byte) string {
-	for _, m := range methods {
-		if string(b) == m {
-			return m
-		}
-	}
-	return unsafe.String(unsafe.SliceData(b), len(b))
-}
-
 //go:wasmexport wasmloop_on_timer
 func exportOnTimer(h int64) int32 {
+	recycleRetired()
 	t := timers.get(h)
 	if t == nil {
 		return 0 // cleared after the host queued it
@@ -107,15 +75,16 @@ func exportOnTimer(h int64) int32 {
 
 //go:wasmexport wasmloop_on_close
 func exportOnClose(h int64, reason int32) int32 {
-	res := open.get(h)
-	if res == nil {
+	recycleRetired()
+	x := open.get(h)
+	if x == nil {
 		return 0
 	}
-	open.del(h)
-	res.closed = true
-	for _, f := range res.onClose {
+	x.closed = true
+	for _, f := range x.onClose {
 		f()
 	}
+	x.finished()
 	return 0
 }
 

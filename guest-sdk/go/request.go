@@ -6,17 +6,12 @@ import (
 	"github.com/wasmloop/wasmloop/abi"
 )
 
-// Request is an incoming request. It stays valid after the handler returns.
+// Request is an incoming request. It is valid until its response has ended and the callback
+// that ended it has returned; after that its methods return zero values. Strings and byte
+// slices it returns are copies, valid for as long as they are kept.
 type Request struct {
-	Method string // "GET", "POST", ...
-	URL    string // the request target as sent: "/path?query"
-	// ProtoMinor is 0 for HTTP/1.0 and 1 for HTTP/1.1.
-	ProtoMinor int
-
-	h        int64
-	head     abi.Head
-	body     []byte
-	bodyDone bool
+	x   *exchange
+	gen uint32
 }
 
 // Header is one request header field; names are lower-case, as in Node's req.headers.
@@ -24,43 +19,110 @@ type Header struct {
 	Name, Value string
 }
 
+func (r Request) head() *abi.Head {
+	if r.x == nil || r.x.gen != r.gen {
+		return nil
+	}
+	return r.x.decode()
+}
+
+// Method is the request method: "GET", "POST", ...
+func (r Request) Method() string {
+	if h := r.head(); h != nil {
+		return methodString(h.Method)
+	}
+	return ""
+}
+
+// URL is the request target as sent: "/path?query".
+func (r Request) URL() string {
+	if h := r.head(); h != nil {
+		return string(h.Target)
+	}
+	return ""
+}
+
+// ProtoMinor is 0 for HTTP/1.0 and 1 for HTTP/1.1.
+func (r Request) ProtoMinor() int {
+	if h := r.head(); h != nil {
+		return int(h.Minor)
+	}
+	return 0
+}
+
 // Header returns the first value of the named header (case-insensitive), or "".
-func (r *Request) Header(name string) string {
-	return string(r.head.Get(name))
+func (r Request) Header(name string) string {
+	if h := r.head(); h != nil {
+		return string(h.Get(name))
+	}
+	return ""
 }
 
 // Headers returns every header field in the order received.
-func (r *Request) Headers() []Header {
-	out := make([]Header, len(r.head.Headers))
-	for i, f := range r.head.Headers {
+func (r Request) Headers() []Header {
+	h := r.head()
+	if h == nil {
+		return nil
+	}
+	out := make([]Header, len(h.Headers))
+	for i, f := range h.Headers {
 		out[i] = Header{string(f.Name), string(f.Value)}
 	}
 	return out
 }
 
 // ContentLength is the body's length, or -1 when the client did not say in advance.
-func (r *Request) ContentLength() int64 { return r.head.ContentLength }
+func (r Request) ContentLength() int64 {
+	if h := r.head(); h != nil {
+		return h.ContentLength
+	}
+	return -1
+}
 
 // KeepAlive reports whether the client wants the connection kept open.
-func (r *Request) KeepAlive() bool { return r.head.Flags&abi.HeadKeepAlive != 0 }
+func (r Request) KeepAlive() bool {
+	h := r.head()
+	return h != nil && h.Flags&abi.HeadKeepAlive != 0
+}
 
-// Body returns the whole request body. The host has already received it; a body larger than
-// what arrived with the request is copied from the host on the first call.
-func (r *Request) Body() []byte {
-	for !r.bodyDone {
-		if cap(r.body)-len(r.body) < 16<<10 {
-			grown := make([]byte, len(r.body), 2*cap(r.body)+16<<10)
-			copy(grown, r.body)
-			r.body = grown
-		}
-		spare := r.body[len(r.body):cap(r.body)]
-		sp, sn := bytesPtr(spare)
-		n := hostBodyRead(r.h, sp, sn)
-		if n <= 0 {
-			r.bodyDone = true
-			break
-		}
-		r.body = r.body[:len(r.body)+int(n)]
+// Body returns the whole request body, which the host has already received.
+func (r Request) Body() []byte {
+	h := r.head()
+	if h == nil {
+		return nil
 	}
-	return r.body
+	x := r.x
+	if x.bodyAll {
+		return x.body
+	}
+	x.body = append([]byte(nil), h.Body...)
+	if h.Flags&abi.HeadBodyPending != 0 {
+		for {
+			if cap(x.body)-len(x.body) < 16<<10 {
+				grown := make([]byte, len(x.body), 2*cap(x.body)+16<<10)
+				copy(grown, x.body)
+				x.body = grown
+			}
+			sp, sn := bytesPtr(x.body[len(x.body):cap(x.body)])
+			n := hostBodyRead(x.h, sp, sn)
+			if n <= 0 {
+				break
+			}
+			x.body = x.body[:len(x.body)+int(n)]
+		}
+	}
+	x.bodyAll = true
+	return x.body
+}
+
+var methods = [...]string{"GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"}
+
+// methodString returns the common methods without allocating.
+func methodString(b []byte) string {
+	for _, m := range methods {
+		if string(b) == m {
+			return m
+		}
+	}
+	return string(b)
 }

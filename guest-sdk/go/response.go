@@ -8,102 +8,116 @@ import (
 
 // Response is the answer to one request, Node's http.ServerResponse. The status line and
 // headers go out with the first Write or with End; a response ended in one call gets a
-// Content-Length, one written in pieces is sent chunked.
+// Content-Length, one written in pieces is sent chunked. A Response may be kept and ended
+// later, from a timer or another event; once it has ended (and the callback that ended it has
+// returned) its methods report ESTATE.
 type Response struct {
-	h       int64
-	status  int
-	hdr     []byte // header lines in wire form, "Name: value\r\n"
-	sent    bool   // status and headers are out
-	ended   bool
-	closed  bool // the connection went away first
-	isHead  bool
-	onClose []func()
+	x   *exchange
+	gen uint32
+}
+
+func (r Response) live() *exchange {
+	if r.x == nil || r.x.gen != r.gen {
+		return nil
+	}
+	return r.x
 }
 
 // SetHeader adds a header field to the response. It has no effect once the headers are sent.
-func (r *Response) SetHeader(name, value string) {
-	if r.sent {
+func (r Response) SetHeader(name, value string) {
+	x := r.live()
+	if x == nil || x.sent {
 		return
 	}
-	r.hdr = append(r.hdr, name...)
-	r.hdr = append(r.hdr, ": "...)
-	r.hdr = append(r.hdr, value...)
-	r.hdr = append(r.hdr, "\r\n"...)
+	x.hdr = append(x.hdr, name...)
+	x.hdr = append(x.hdr, ": "...)
+	x.hdr = append(x.hdr, value...)
+	x.hdr = append(x.hdr, "\r\n"...)
 }
 
 // WriteHead sets the status and adds header fields given as name, value pairs:
 //
 //	res.WriteHead(200, "Content-Type", "text/plain")
-func (r *Response) WriteHead(status int, nameValues ...string) {
-	r.status = status
+func (r Response) WriteHead(status int, nameValues ...string) {
+	x := r.live()
+	if x == nil {
+		return
+	}
+	x.status = status
 	for i := 0; i+1 < len(nameValues); i += 2 {
 		r.SetHeader(nameValues[i], nameValues[i+1])
 	}
 }
 
 // Write sends a piece of the body, sending the status and headers first if they are not out.
-func (r *Response) Write(p []byte) (int, error) {
-	if r.ended {
+func (r Response) Write(p []byte) (int, error) {
+	x := r.live()
+	switch {
+	case x == nil || x.ended:
 		return 0, abi.ESTATE
-	}
-	if r.closed {
+	case x.closed:
 		return 0, abi.ECLOSED
 	}
-	if !r.sent {
-		if err := r.respond(p, 0); err != nil {
-			return 0, err
-		}
-		return len(p), nil
-	}
 	dp, dn := bytesPtr(p)
-	if rc := hostWrite(r.h, dp, dn); rc < 0 {
+	var rc int32
+	if !x.sent {
+		hp, hn := bytesPtr(x.hdr)
+		rc = hostRespond(x.h, int32(x.status), hp, hn, dp, dn, 0)
+		x.sent = rc >= 0
+	} else {
+		rc = hostWrite(x.h, dp, dn)
+	}
+	if rc < 0 {
 		return 0, abi.Errno(rc)
 	}
 	return len(p), nil
 }
 
 // WriteString is Write for a string.
-func (r *Response) WriteString(s string) (int, error) { return r.Write([]byte(s)) }
+func (r Response) WriteString(s string) (int, error) { return r.Write([]byte(s)) }
 
 // End sends body (which may be empty) and completes the response.
-func (r *Response) End(body string) error {
-	if r.ended {
+func (r Response) End(body string) error {
+	x := r.live()
+	switch {
+	case x == nil || x.ended:
 		return abi.ESTATE
-	}
-	if r.closed {
-		r.ended = true
+	case x.closed:
+		x.ended = true
 		return abi.ECLOSED
 	}
-	if !r.sent {
-		p, n := stringPtr(body)
-		hp, hn := bytesPtr(r.hdr)
-		rc := hostRespond(r.h, int32(r.status), hp, hn, p, n, abi.RespondEnd)
+	bp, bn := stringPtr(body)
+	var rc int32
+	if !x.sent {
+		hp, hn := bytesPtr(x.hdr)
+		rc = hostRespond(x.h, int32(x.status), hp, hn, bp, bn, abi.RespondEnd)
+		if rc == int32(abi.EINVAL) {
+			// A bad status or header: nothing was sent. Answer 500 rather than leave the
+			// client waiting, and report the mistake.
+			hostRespond(x.h, 500, nil, 0, nil, 0, abi.RespondEnd)
+		}
 		if rc < 0 {
+			x.ended = true
+			x.finished()
 			return abi.Errno(rc)
 		}
-		r.sent, r.ended = true, true
-		return nil
-	}
-	if len(body) > 0 {
-		bp, bn := stringPtr(body)
-		if rc := hostWrite(r.h, bp, bn); rc < 0 {
-			return abi.Errno(rc)
+		x.sent = true
+	} else {
+		if bn > 0 {
+			if rc = hostWrite(x.h, bp, bn); rc < 0 {
+				return abi.Errno(rc)
+			}
 		}
+		rc = hostEnd(x.h)
 	}
-	r.ended = true
-	open.del(r.h)
-	return errnoOrNil(hostEnd(r.h))
+	x.ended = true
+	x.finished()
+	return errnoOrNil(rc)
 }
 
 // OnClose registers fn to run if the connection closes before the response ends.
-func (r *Response) OnClose(fn func()) { r.onClose = append(r.onClose, fn) }
-
-func (r *Response) respond(body []byte, flags int32) error {
-	p, n := bytesPtr(body)
-	hp, hn := bytesPtr(r.hdr)
-	if rc := hostRespond(r.h, int32(r.status), hp, hn, p, n, flags); rc < 0 {
-		return abi.Errno(rc)
+func (r Response) OnClose(fn func()) {
+	if x := r.live(); x != nil {
+		x.onClose = append(x.onClose, fn)
 	}
-	r.sent = true
-	return nil
 }

@@ -6,9 +6,9 @@ import (
 	"github.com/wasmloop/wasmloop/abi"
 )
 
-// Handler answers one request. It may end the response before returning or keep it and end
+// Handler answers one request. It may end the response before returning or keep res and end
 // it later; either way the next request on the same connection waits for the end.
-type Handler func(req *Request, res *Response)
+type Handler func(req Request, res Response)
 
 // Server is an HTTP/1.1 server, Node's http.Server.
 type Server struct {
@@ -18,7 +18,7 @@ type Server struct {
 
 var (
 	servers registry[Server]
-	open    registry[Response] // responses still open after their handler returned
+	open    registry[exchange] // exchanges still open after their handler returned
 )
 
 // CreateServer returns a server that calls handler for every request. It does not listen yet.

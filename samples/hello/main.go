@@ -15,7 +15,7 @@ func main() {
 	if p, err := strconv.Atoi(os.Getenv("PORT")); err == nil {
 		port = p
 	}
-	wasmloop.CreateServer(func(req *wasmloop.Request, res *wasmloop.Response) {
+	wasmloop.CreateServer(func(req wasmloop.Request, res wasmloop.Response) {
 		res.WriteHead(200, "Content-Type", "text/plain")
 		res.End("Hello World\n")
 	}).Listen(port, "127.0.0.1")

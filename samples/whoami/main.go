@@ -20,12 +20,12 @@ func main() {
 		port = p
 	}
 	served := 0
-	wasmloop.CreateServer(func(req *wasmloop.Request, res *wasmloop.Response) {
+	wasmloop.CreateServer(func(req wasmloop.Request, res wasmloop.Response) {
 		served++
-		path, query, _ := strings.Cut(req.URL, "?")
+		path, query, _ := strings.Cut(req.URL(), "?")
 		switch path {
 		case "/panic":
-			panic("asked to panic by " + req.URL)
+			panic("asked to panic by " + req.URL())
 		case "/later":
 			ms, _ := strconv.Atoi(strings.TrimPrefix(query, "ms="))
 			wasmloop.SetTimeout(func() {

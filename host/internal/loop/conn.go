@@ -36,7 +36,8 @@ type Conn struct {
 
 	closeAfter   bool // close once the pending output is written
 	noMore       bool // answer the request in progress (maybe still arriving), then close
-	readEOF      bool // the peer shut its write side
+	readEOF      bool // the peer shut its write side (read returned 0)
+	peerHup      bool // the poller reported a hang-up: read on to EOF
 	unread       bool // bytes may wait in the kernel: reading stopped before EAGAIN
 	closed       bool
 	dirty        bool
@@ -179,6 +180,14 @@ func (l *Loop) readConn(c *Conn) {
 			} else {
 				c.in = c.in[:len(c.in)+n]
 				l.consume(c, c.in, false)
+			}
+			if n < len(buf) && !c.peerHup {
+				// A short read took everything the socket held, and bytes that arrive later
+				// raise a new edge: the read that would only say EAGAIN is one syscall per
+				// request saved. A hang-up is the exception: its edge came with this wake-up,
+				// so read on to see the EOF.
+				c.unread = false
+				return
 			}
 			continue
 		}

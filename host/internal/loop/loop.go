@@ -229,6 +229,9 @@ func (l *Loop) handleEvent(ev *poll.Event) {
 			if ev.Writable && c.outLen() > 0 {
 				l.flush(c)
 			}
+			if ev.Hangup {
+				c.peerHup = true
+			}
 			if ev.Readable && !c.closed {
 				l.readConn(c)
 			}

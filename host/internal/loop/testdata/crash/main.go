@@ -14,9 +14,9 @@ func fail(msg unsafe.Pointer, size uint32)
 
 func main() {
 	n := 0
-	wl.CreateServer(func(req *wl.Request, res *wl.Response) {
+	wl.CreateServer(func(req wl.Request, res wl.Response) {
 		n++
-		switch req.URL {
+		switch req.URL() {
 		case "/panic":
 			panic("test panic")
 		case "/fail":

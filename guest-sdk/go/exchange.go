@@ -1,0 +1,112 @@
+//go:build wasip1
+
+package wasmloop
+
+import (
+	"github.com/wasmloop/wasmloop/abi"
+)
+
+// exchange is one request and its response. Exchanges are pooled: in Go's wasm code an
+// allocation costs about as much as the rest of a request (RATIONALE.md), so the steady-state
+// request path allocates nothing. Request and Response are small values that name an exchange
+// and its generation; once an exchange is recycled its generation moves on, and a Request or
+// Response kept past that reports itself stale (empty values, ESTATE) instead of reading
+// another request's data.
+type exchange struct {
+	gen uint32
+	h   int64 // the request handle
+
+	src     []byte // the packed head: the inbox during the callback, then a copy
+	decoded bool
+	head    abi.Head
+	headers [16]abi.Header
+	record  [512]byte // holds src when the request outlives its callback, if it fits
+	body    []byte
+	bodyAll bool // body holds the whole body (copied, or read from the host)
+
+	status    int
+	hdr       []byte // response header lines in wire form
+	hdrBuf    [192]byte
+	sent      bool
+	ended     bool
+	closed    bool
+	inHandler bool
+	onClose   []func()
+}
+
+var (
+	freeExchanges []*exchange
+	retired       []*exchange // ended outside their handler; recycled at the next callback
+)
+
+const maxFreeExchanges = 256
+
+func getExchange(h int64, src []byte) *exchange {
+	var x *exchange
+	if n := len(freeExchanges); n > 0 {
+		x = freeExchanges[n-1]
+		freeExchanges = freeExchanges[:n-1]
+	} else {
+		x = &exchange{}
+	}
+	x.h, x.src, x.decoded = h, src, false
+	x.body, x.bodyAll = nil, false
+	x.status, x.hdr = 200, x.hdrBuf[:0]
+	x.sent, x.ended, x.closed, x.inHandler = false, false, false, true
+	x.onClose = x.onClose[:0]
+	return x
+}
+
+// recycle returns x to the pool; every Request and Response naming it goes stale.
+func recycle(x *exchange) {
+	x.gen++
+	x.src = nil
+	for i := range x.onClose {
+		x.onClose[i] = nil
+	}
+	if len(freeExchanges) < maxFreeExchanges {
+		freeExchanges = append(freeExchanges, x)
+	}
+}
+
+// recycleRetired recycles exchanges that ended during an earlier callback: the code that
+// ended them has returned, so nothing can be using them legitimately any more.
+func recycleRetired() {
+	for i, x := range retired {
+		recycle(x)
+		retired[i] = nil
+	}
+	retired = retired[:0]
+}
+
+// keep makes the exchange independent of the inbox, which the next event overwrites.
+func (x *exchange) keep() {
+	if len(x.src) <= len(x.record) {
+		x.src = x.record[:copy(x.record[:], x.src)]
+	} else {
+		x.src = append([]byte(nil), x.src...)
+	}
+	x.decoded = false
+	if !x.bodyAll {
+		x.body = nil
+	}
+}
+
+func (x *exchange) decode() *abi.Head {
+	if !x.decoded {
+		x.head.Headers = x.headers[:0]
+		if x.head.Decode(x.src) != nil {
+			x.head = abi.Head{ContentLength: -1}
+		}
+		x.decoded = true
+	}
+	return &x.head
+}
+
+// finished is called when the response ended or the connection went away.
+func (x *exchange) finished() {
+	open.del(x.h)
+	if !x.inHandler {
+		retired = append(retired, x)
+	}
+}
