@@ -45,6 +45,20 @@ type Config struct {
 	BodyLimit int64
 	// MaxHeaderBytes caps the request line and headers (431 beyond). 0 means 16 KiB.
 	MaxHeaderBytes int
+	// MaxHeaderCount caps the number of header fields (431 beyond). 0 means 100.
+	MaxHeaderCount int
+	// MaxRequestLine caps the request line (414 beyond). 0 means 8 KiB.
+	MaxRequestLine int
+	// HeaderTimeout bounds the time from a request's first byte to the end of its head;
+	// beyond it the client gets 408 and the connection closes. 0 means 10 seconds.
+	HeaderTimeout time.Duration
+	// BodyTimeout bounds the wait for more of a request body (408 beyond). 0 means 30 s.
+	BodyTimeout time.Duration
+	// IdleTimeout closes keep-alive connections idle that long. 0 means 60 seconds.
+	IdleTimeout time.Duration
+	// MaxConns caps open connections; at the cap the host stops accepting (connections
+	// wait in the kernel's backlog) until some close. 0 means no cap but the OS's.
+	MaxConns int
 	// ShutdownTimeout bounds a graceful shutdown. 0 means 10 seconds.
 	ShutdownTimeout time.Duration
 	// CacheDir holds compiled guests across runs. "" means the user's cache directory,
@@ -108,8 +122,14 @@ func (a *App) Run(ctx context.Context) (int, error) {
 		Limits: http1.Limits{
 			MaxBodyBytes:   cfg.BodyLimit,
 			MaxHeaderBytes: cfg.MaxHeaderBytes,
+			MaxHeaderCount: cfg.MaxHeaderCount,
+			MaxRequestLine: cfg.MaxRequestLine,
 		},
 		ShutdownTimeout: cfg.ShutdownTimeout,
+		HeaderTimeout:   cfg.HeaderTimeout,
+		BodyTimeout:     cfg.BodyTimeout,
+		IdleTimeout:     cfg.IdleTimeout,
+		MaxConns:        cfg.MaxConns,
 		Instance:        guest.InstanceConfig{Args: cfg.Args, Env: cfg.Env, Stdout: cfg.Stdout, Stderr: cfg.Stderr},
 		Log:             cfg.Log,
 	})

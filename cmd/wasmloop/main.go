@@ -143,6 +143,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&bodyLimit, "body-limit", "largest request body accepted, in bytes (k, m, g suffixes); 413 beyond")
 	headerLimit := sizeFlag(16 << 10)
 	fs.Var(&headerLimit, "header-limit", "largest request line and headers, in bytes; 431 beyond")
+	maxHeaders := fs.Int("max-headers", 100, "most header fields in a request; 431 beyond")
+	requestLine := sizeFlag(8 << 10)
+	fs.Var(&requestLine, "max-request-line", "longest request line, in bytes; 414 beyond")
+	headerTimeout := fs.Duration("header-timeout", 10*time.Second, "time allowed from a request's first byte to the end of its head (408, then close)")
+	bodyTimeout := fs.Duration("body-timeout", 30*time.Second, "longest wait for more of a request body (408, then close)")
+	idleTimeout := fs.Duration("idle-timeout", 60*time.Second, "close keep-alive connections idle this long")
+	maxConns := fs.Int("max-conns", 0, "most open connections; beyond it new ones wait in the backlog (0: no cap)")
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "how long SIGINT/SIGTERM waits for in-flight responses")
 	cacheDir := fs.String("cache-dir", "", "where compiled guests are cached (default: the user cache dir; - for none)")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the host to `file` (guest code shows as external code)")
@@ -169,6 +176,19 @@ Flags:
 		fmt.Fprintln(stderr, "wasmloop run: --workers must be at least 1")
 		return exitUsage
 	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"header-timeout", *headerTimeout}, {"body-timeout", *bodyTimeout}, {"idle-timeout", *idleTimeout}, {"shutdown-timeout", *shutdown}} {
+		if d.v <= 0 {
+			fmt.Fprintf(stderr, "wasmloop run: --%s must be positive\n", d.name)
+			return exitUsage
+		}
+	}
+	if *maxHeaders < 1 || *maxConns < 0 {
+		fmt.Fprintln(stderr, "wasmloop run: --max-headers must be at least 1 and --max-conns not negative")
+		return exitUsage
+	}
 	target := fs.Arg(0)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -190,6 +210,12 @@ Flags:
 		Stderr:          stderr,
 		BodyLimit:       int64(bodyLimit),
 		MaxHeaderBytes:  int(headerLimit),
+		MaxHeaderCount:  *maxHeaders,
+		MaxRequestLine:  int(requestLine),
+		HeaderTimeout:   *headerTimeout,
+		BodyTimeout:     *bodyTimeout,
+		IdleTimeout:     *idleTimeout,
+		MaxConns:        *maxConns,
 		ShutdownTimeout: *shutdown,
 		CacheDir:        *cacheDir,
 	})

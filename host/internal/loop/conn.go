@@ -33,6 +33,12 @@ type Conn struct {
 	bodyNeed int64 // Content-Length bytes still to come
 	chunks   *http1.ChunkedDecoder
 	inBody   bool
+	inHead   bool // part of a request head has arrived
+
+	// since is when the connection's current wait began on the loop clock: the first byte
+	// of a request head, the last body bytes, or the end of the last response. The sweep
+	// (timeouts.go) compares it with the timeout of the state the connection is in.
+	since int64
 
 	closeAfter   bool // close once the pending output is written
 	noMore       bool // answer the request in progress (maybe still arriving), then close
@@ -55,6 +61,7 @@ type listener struct {
 	ref     bool
 	closed  bool
 	waiting bool  // accept failed for lack of descriptors; a retry timer is set
+	full    bool  // the loop is at its connection cap; accepting resumes when one closes
 	delay   int64 // ns before that retry; doubles while it keeps failing
 	handle  abi.Handle
 	next    int // handoff round-robin
@@ -69,7 +76,7 @@ func (l *Loop) addConn(fd int, ln *listener) {
 	for fd >= len(l.conns) {
 		l.conns = append(l.conns, make([]*Conn, len(l.conns)+64)...)
 	}
-	c := &Conn{fd: fd, ln: ln}
+	c := &Conn{fd: fd, ln: ln, since: l.clock()}
 	c.parser.Limits = l.cfg.Limits
 	l.conns[fd] = c
 	l.nconns++
@@ -81,6 +88,12 @@ func (l *Loop) acceptAll(ln *listener) {
 		return // a retry timer is pending
 	}
 	for i := 0; i < acceptPerWake; i++ {
+		if l.atConnCap() {
+			// Leave the rest in the backlog: the connections we have keep being served, and
+			// accepting resumes when one of them closes (closeConn).
+			ln.full = true
+			return
+		}
 		fd, err := poll.Accept(ln.fd)
 		switch {
 		case err == nil:
@@ -319,6 +332,14 @@ func (l *Loop) closeConn(c *Conn, reason int32) {
 	unix.Close(c.fd)
 	l.conns[c.fd] = nil
 	l.nconns--
+	if l.cfg.MaxConns > 0 {
+		l.listeners.each(func(_ abi.Handle, ln *listener) {
+			if ln.full {
+				ln.full = false
+				l.pendingAccept = append(l.pendingAccept, ln)
+			}
+		})
+	}
 	if ex := c.ex; ex != nil {
 		c.ex = nil
 		l.abandon(ex, reason)

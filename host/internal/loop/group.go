@@ -30,8 +30,19 @@ type Config struct {
 	Limits          http1.Limits  // request limits; MaxBodyBytes is the buffered body cap
 	MaxOutput       int           // pending output per connection before it is closed; 0 means 16 MiB
 	ShutdownTimeout time.Duration // how long a graceful shutdown may take; 0 means 10 s
-	Instance        guest.InstanceConfig
-	Log             *log.Logger // host messages; nil means discard
+	// HeaderTimeout bounds the time from a request's first byte to the end of its head (408,
+	// then close: a client dribbling headers cannot hold a connection). 0 means 10 s.
+	HeaderTimeout time.Duration
+	// BodyTimeout bounds the wait for the next bytes of a request body (408, then close).
+	// 0 means 30 s.
+	BodyTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection with no request under way. 0 means 60 s.
+	IdleTimeout time.Duration
+	// MaxConns caps the open connections of the process, shared evenly between the workers;
+	// at the cap a worker stops accepting until one of its connections closes. 0: no cap.
+	MaxConns int
+	Instance guest.InstanceConfig
+	Log      *log.Logger // host messages; nil means discard
 	// HandoffAccept makes loop 0 accept for every loop and hand descriptors over, as on
 	// systems whose SO_REUSEPORT does not balance. It is forced there; tests set it on Linux.
 	HandoffAccept bool
@@ -78,6 +89,15 @@ func NewGroup(m *guest.Module, cfg Config) *Group {
 	}
 	if cfg.Log == nil {
 		cfg.Log = log.New(io.Discard, "", 0)
+	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = 10 * time.Second
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 30 * time.Second
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = 60 * time.Second
 	}
 	if !poll.ReusePortBalances {
 		cfg.HandoffAccept = true

@@ -53,8 +53,12 @@ func (l *Loop) serve(c *Conn, data []byte) int {
 			return len(data)
 		}
 		if n == 0 {
+			if !c.inHead {
+				c.inHead, c.since = true, l.clock()
+			}
 			return off
 		}
+		c.inHead = false
 		req := &l.req
 		head := data[off : off+n]
 		off += n
@@ -80,6 +84,7 @@ func (l *Loop) serve(c *Conn, data []byte) int {
 // startBody begins collecting a body that did not arrive with its head.
 func (l *Loop) startBody(c *Conn, head []byte, req *http1.Request) {
 	c.inBody = true
+	c.since = l.clock()
 	c.headBuf = append(c.headBuf[:0], head...)
 	c.body = c.body[:0]
 	if req.Chunked {
@@ -101,6 +106,7 @@ func (l *Loop) startBody(c *Conn, head []byte, req *http1.Request) {
 
 // collectBody takes body bytes from data; done reports a complete request, dispatched.
 func (l *Loop) collectBody(c *Conn, data []byte) (used int, done bool) {
+	c.since = l.clock()
 	if c.chunks != nil && c.bodyNeed == 0 {
 		for used < len(data) {
 			piece, n, fin, err := c.chunks.Next(data[used:])
@@ -242,6 +248,7 @@ func (l *Loop) finish(ex *exchange) {
 		return
 	}
 	c.ex = nil
+	c.since = l.clock()
 	if !ex.keepAlive || ex.mode == frameClose || c.noMore {
 		c.closeAfter = true
 	}

@@ -138,6 +138,7 @@ func (l *Loop) run() {
 		return
 	}
 	l.afterCallback()
+	l.startSweep()
 	for {
 		l.runTasks()
 		if !l.alive() {

@@ -1,0 +1,63 @@
+package loop
+
+import (
+	"time"
+
+	"github.com/wasmloop/wasmloop/abi"
+)
+
+// Connection timeouts are enforced by one sweep over the loop's connections a few times per
+// shortest timeout, not by a timer per connection: the request path then only stores a
+// timestamp (Conn.since), and a timeout fires at most a quarter of its length late.
+
+// sweepEvery is how often the sweep runs.
+func (l *Loop) sweepEvery() time.Duration {
+	d := min(l.cfg.HeaderTimeout, l.cfg.BodyTimeout, l.cfg.IdleTimeout) / 4
+	return max(min(d, time.Second), 10*time.Millisecond)
+}
+
+func (l *Loop) startSweep() {
+	l.addHostTimer(l.sweepEvery(), func() {
+		if l.stopped {
+			return
+		}
+		l.sweep()
+		l.flushDirty()
+		l.startSweep()
+	})
+}
+
+// sweep closes the connections that waited too long in their current state. A connection
+// whose request is with the guest has no timeout here: answering is the program's business.
+func (l *Loop) sweep() {
+	now := l.clock()
+	for _, c := range l.conns {
+		if c == nil || c.closed || c.ex != nil || c.closeAfter {
+			continue // closing already, or the guest's turn
+		}
+		waited := time.Duration(now - c.since)
+		switch {
+		case c.inBody:
+			if waited > l.cfg.BodyTimeout {
+				l.replyError(c, 408, "the request body stopped arriving")
+			}
+		case c.inHead:
+			if waited > l.cfg.HeaderTimeout {
+				l.replyError(c, 408, "the request head took too long")
+			}
+		case c.outLen() == 0:
+			if waited > l.cfg.IdleTimeout {
+				l.closeConn(c, abi.CloseHost)
+			}
+		}
+	}
+}
+
+// atConnCap reports whether this loop holds its share of Config.MaxConns.
+func (l *Loop) atConnCap() bool {
+	if l.cfg.MaxConns <= 0 {
+		return false
+	}
+	share := (l.cfg.MaxConns + len(l.g.loops) - 1) / len(l.g.loops)
+	return l.nconns >= share
+}
