@@ -6,7 +6,7 @@ package abi
 // Version of the ABI this package describes. Minor versions only add.
 const (
 	Major = 1
-	Minor = 0
+	Minor = 1
 )
 
 // ModuleName is the import module of every host function. The major version is part of it,
@@ -20,6 +20,8 @@ const (
 	ExportOnRequest = "wasmloop_on_request"
 	ExportOnTimer   = "wasmloop_on_timer"
 	ExportOnClose   = "wasmloop_on_close"
+	ExportOnBody    = "wasmloop_on_body"  // since 1.1
+	ExportOnDrain   = "wasmloop_on_drain" // since 1.1
 	ExportMemory    = "memory"
 	ExportInit      = "_initialize" // WASI reactor initialisation
 	ExportCommand   = "_start"      // a WASI command: refused
@@ -41,6 +43,7 @@ const (
 	FnRef         = "ref"
 	FnExit        = "exit"
 	FnFail        = "fail"
+	FnPause       = "pause" // since 1.1
 )
 
 // MinInbox is the smallest inbox the host accepts.
@@ -48,6 +51,14 @@ const MinInbox = 4096
 
 // RespondEnd is the respond flag that makes the call the whole response.
 const RespondEnd = 1
+
+// ListenStreamBody is the listen flag (since 1.1) that streams request bodies to the guest
+// through wasmloop_on_body instead of buffering them.
+const ListenStreamBody = 1
+
+// AboveMark is what respond and write return (since 1.1) when the data was accepted but the
+// connection's unsent output is above the high-water mark: wait for wasmloop_on_drain.
+const AboveMark = 1
 
 // Reasons given to wasmloop_on_close.
 const (

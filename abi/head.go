@@ -171,3 +171,12 @@ func EqualFold(b []byte, s string) bool {
 	}
 	return true
 }
+
+// HeadFlags returns the flags of the packed head in src without decoding the rest, or 0 for
+// a record too short to hold them.
+func HeadFlags(src []byte) uint16 {
+	if len(src) < HeadFixed {
+		return 0
+	}
+	return binary.LittleEndian.Uint16(src[4:])
+}

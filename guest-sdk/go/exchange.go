@@ -32,6 +32,15 @@ type exchange struct {
 	closed    bool
 	inHandler bool
 	onClose   []func()
+
+	// A streamed body (Server.StreamBodies).
+	stream    bool
+	onData    func([]byte)
+	onEnd     func()
+	paused    bool
+	bodyEnded bool
+	full      bool // a write answered AboveMark; cleared by on_drain
+	onDrain   []func()
 }
 
 var (
@@ -54,6 +63,8 @@ func getExchange(h int64, src []byte) *exchange {
 	x.status, x.hdr = 200, x.hdrBuf[:0]
 	x.sent, x.ended, x.closed, x.inHandler = false, false, false, true
 	x.onClose = x.onClose[:0]
+	x.stream, x.onData, x.onEnd, x.paused, x.bodyEnded, x.full = false, nil, nil, false, false, false
+	x.onDrain = x.onDrain[:0]
 	return x
 }
 
@@ -64,6 +75,10 @@ func recycle(x *exchange) {
 	for i := range x.onClose {
 		x.onClose[i] = nil
 	}
+	for i := range x.onDrain {
+		x.onDrain[i] = nil
+	}
+	x.onData, x.onEnd = nil, nil
 	if len(freeExchanges) < maxFreeExchanges {
 		freeExchanges = append(freeExchanges, x)
 	}
@@ -109,4 +124,9 @@ func (x *exchange) finished() {
 	if !x.inHandler {
 		retired = append(retired, x)
 	}
+}
+
+// bodyPending reports a streamed body still to come through on_body.
+func (x *exchange) bodyPending() bool {
+	return x.stream && !x.bodyEnded && abi.HeadFlags(x.src)&abi.HeadBodyPending != 0
 }

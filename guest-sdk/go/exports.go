@@ -46,7 +46,25 @@ func exportOnRequest(listener, req int64, size int32) int32 {
 	// The head is read in place while the handler runs; it is copied only if the response
 	// outlives this callback (the next event overwrites the inbox).
 	x := getExchange(req, inbox[:size])
-	s.handler(Request{x, x.gen}, Response{x, x.gen})
+	x.stream = s.stream
+	gen := x.gen
+	s.handler(Request{x, gen}, Response{x, gen})
+	if x.stream && x.gen == gen && !x.closed {
+		if abi.HeadFlags(x.src)&abi.HeadBodyPending == 0 {
+			// The body came whole with the head: hand it over now, as one piece.
+			x.bodyEnded = true
+			if body := x.decode().Body; len(body) > 0 && x.onData != nil {
+				x.onData(body)
+			}
+			if x.onEnd != nil {
+				x.onEnd()
+			}
+		} else if abi.HeadFlags(x.src)&abi.HeadExpect100 != 0 && !x.paused && !x.sent && !x.ended {
+			// The host holds an Expect: 100-continue body until told to go on.
+			x.paused = true
+			Request{x, gen}.Resume()
+		}
+	}
 	x.inHandler = false
 	switch {
 	case x.ended || x.closed:
@@ -54,6 +72,41 @@ func exportOnRequest(listener, req int64, size int32) int32 {
 	default:
 		x.keep()
 		open.put(req, x) // answered later, from a timer or another event
+	}
+	return 0
+}
+
+//go:wasmexport wasmloop_on_body
+func exportOnBody(req int64, size int32, end int32) int32 {
+	recycleRetired()
+	x := open.get(req)
+	if x == nil || size < 0 || int(size) > len(inbox) {
+		return 0 // the response ended first: the host discards the rest
+	}
+	if size > 0 && x.onData != nil {
+		x.onData(inbox[:size])
+	}
+	if end != 0 {
+		x.bodyEnded = true
+		if x.onEnd != nil {
+			x.onEnd()
+		}
+	}
+	return 0
+}
+
+//go:wasmexport wasmloop_on_drain
+func exportOnDrain(req int64) int32 {
+	recycleRetired()
+	x := open.get(req)
+	if x == nil {
+		return 0
+	}
+	x.full = false
+	fns := x.onDrain
+	x.onDrain = x.onDrain[len(fns):]
+	for _, f := range fns {
+		f()
 	}
 	return 0
 }

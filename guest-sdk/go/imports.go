@@ -45,6 +45,9 @@ func hostRef(h int64, on int32) int32
 //go:wasmimport wasmloop_v1 exit
 func hostExit(code int32) int32
 
+//go:wasmimport wasmloop_v1 pause
+func hostPause(req int64, paused int32) int32
+
 //go:wasmimport wasmloop_v1 fail
 func hostFail(msg unsafe.Pointer, size uint32)
 

@@ -85,10 +85,11 @@ func (r Request) KeepAlive() bool {
 	return h != nil && h.Flags&abi.HeadKeepAlive != 0
 }
 
-// Body returns the whole request body, which the host has already received.
+// Body returns the whole request body, which the host has already received. On a server
+// that streams bodies (Server.StreamBodies) it returns nil: use OnData and OnEnd.
 func (r Request) Body() []byte {
 	h := r.head()
-	if h == nil {
+	if h == nil || r.x.stream {
 		return nil
 	}
 	x := r.x
@@ -125,4 +126,51 @@ func methodString(b []byte) string {
 		}
 	}
 	return string(b)
+}
+
+// OnData registers fn to receive the body of a request on a streaming server, piece by piece
+// as it arrives. A piece is valid only during the call: copy what you keep.
+func (r Request) OnData(fn func(chunk []byte)) {
+	if x := r.live(); x != nil {
+		x.onData = fn
+	}
+}
+
+// OnEnd registers fn to run after the last piece of the body (also for an empty body).
+func (r Request) OnEnd(fn func()) {
+	if x := r.live(); x != nil {
+		x.onEnd = fn
+	}
+}
+
+// Pause stops the body: the host stops reading the connection until Resume.
+func (r Request) Pause() {
+	if x := r.live(); x != nil && x.bodyPending() && !x.paused {
+		x.paused = true
+		hostPause(x.h, 1)
+	}
+}
+
+// Resume continues a paused body. For a request that sent Expect: 100-continue the first
+// Resume is what tells the client to send the body; the SDK does it when the handler returns
+// unless the handler paused the request or answered it.
+func (r Request) Resume() {
+	if x := r.live(); x != nil && x.bodyPending() && x.paused {
+		x.paused = false
+		hostPause(x.h, 0)
+	}
+}
+
+// ExpectsContinue reports whether the client sent Expect: 100-continue and waits for the
+// go-ahead (Resume) before sending the body.
+func (r Request) ExpectsContinue() bool {
+	h := r.head()
+	return h != nil && h.Flags&abi.HeadExpect100 != 0
+}
+
+func (r Request) live() *exchange {
+	if r.x == nil || r.x.gen != r.gen {
+		return nil
+	}
+	return r.x
 }

@@ -70,7 +70,32 @@ func (r Response) Write(p []byte) (int, error) {
 	if rc < 0 {
 		return 0, abi.Errno(rc)
 	}
+	if rc == abi.AboveMark {
+		x.full = true
+	}
 	return len(p), nil
+}
+
+// Full reports that the connection has more unsent output than the host's high-water mark
+// (64 KiB by default): stop writing until OnDrain's function runs, or memory is spent holding
+// what the client has not read yet (past a hard cap the host closes the connection).
+func (r Response) Full() bool {
+	x := r.live()
+	return x != nil && x.full
+}
+
+// OnDrain registers fn to run once, when the unsent output falls back below the mark. If the
+// response is not Full, fn runs right away.
+func (r Response) OnDrain(fn func()) {
+	x := r.live()
+	if x == nil {
+		return
+	}
+	if !x.full {
+		fn()
+		return
+	}
+	x.onDrain = append(x.onDrain, fn)
 }
 
 // WriteString is Write for a string.

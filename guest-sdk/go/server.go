@@ -14,6 +14,7 @@ type Handler func(req Request, res Response)
 type Server struct {
 	handler Handler
 	h       int64
+	stream  bool
 }
 
 var (
@@ -32,7 +33,11 @@ func (s *Server) Listen(port int, host string) error {
 		return abi.ESTATE
 	}
 	p, n := stringPtr(host)
-	h := hostListen(p, n, int32(port), 0)
+	var flags int32
+	if s.stream {
+		flags = abi.ListenStreamBody
+	}
+	h := hostListen(p, n, int32(port), flags)
 	if h < 0 {
 		return abi.Errno(h)
 	}
@@ -40,6 +45,12 @@ func (s *Server) Listen(port int, host string) error {
 	servers.put(h, s)
 	return nil
 }
+
+// StreamBodies makes request bodies arrive through Request.OnData and OnEnd as they are
+// received, instead of being buffered for Request.Body. Call it before Listen. A streamed body
+// can be paused (Request.Pause), which stops the host reading the connection, so a client
+// sending faster than the program consumes is slowed by TCP itself.
+func (s *Server) StreamBodies() { s.stream = true }
 
 // Close stops accepting connections; open ones are served to the end.
 func (s *Server) Close() error {

@@ -26,6 +26,7 @@ type Host interface {
 	Close(h abi.Handle) int32
 	Ref(h abi.Handle, on int32) int32
 	Exit(code int32) int32
+	Pause(req abi.Handle, paused int32) int32
 }
 
 type instanceKey struct{}
@@ -119,6 +120,9 @@ var hostFuncs = []hostFunc{
 	}},
 	{abi.FnExit, []api.ValueType{i32}, []api.ValueType{i32}, func(ctx context.Context, m api.Module, s []uint64) {
 		s[0] = i32Result(hostOf(ctx).Exit(int32(s[0])))
+	}},
+	{abi.FnPause, []api.ValueType{i64, i32}, []api.ValueType{i32}, func(ctx context.Context, m api.Module, s []uint64) {
+		s[0] = i32Result(hostOf(ctx).Pause(abi.Handle(s[0]), int32(s[1])))
 	}},
 	{abi.FnFail, []api.ValueType{i32, i32}, nil, func(ctx context.Context, m api.Module, s []uint64) {
 		msg, ok := view(m, s[0], s[1])

@@ -32,7 +32,7 @@ type Instance struct {
 	stack []uint64
 	dead  bool
 
-	onRequest, onTimer, onClose, start api.Function
+	onRequest, onTimer, onClose, onBody, onDrain, start api.Function
 }
 
 // ExitError reports that the guest called WASI proc_exit. In the program's top-level code
@@ -85,6 +85,8 @@ func (m *Module) Instantiate(ctx context.Context, cfg InstanceConfig, host Host)
 	inst.onRequest = mod.ExportedFunction(abi.ExportOnRequest)
 	inst.onTimer = mod.ExportedFunction(abi.ExportOnTimer)
 	inst.onClose = mod.ExportedFunction(abi.ExportOnClose)
+	inst.onBody = mod.ExportedFunction(abi.ExportOnBody)
+	inst.onDrain = mod.ExportedFunction(abi.ExportOnDrain)
 	if m.hasInit {
 		if _, err := inst.call(abi.ExportInit, mod.ExportedFunction(abi.ExportInit)); err != nil {
 			inst.Close()
@@ -161,3 +163,24 @@ func (i *Instance) call(name string, f api.Function) (int32, error) {
 
 // HasOnClose reports whether the guest exports wasmloop_on_close.
 func (i *Instance) HasOnClose() bool { return i.onClose != nil }
+
+// HasOnBody reports whether the guest exports wasmloop_on_body (streamed request bodies).
+func (i *Instance) HasOnBody() bool { return i.onBody != nil }
+
+// OnBody calls wasmloop_on_body: size body bytes are at the start of the inbox.
+func (i *Instance) OnBody(req abi.Handle, size uint32, end bool) (int32, error) {
+	i.stack[0], i.stack[1], i.stack[2] = uint64(req), uint64(size), 0
+	if end {
+		i.stack[2] = 1
+	}
+	return i.call(abi.ExportOnBody, i.onBody)
+}
+
+// OnDrain calls wasmloop_on_drain if the guest exports it.
+func (i *Instance) OnDrain(req abi.Handle) (int32, error) {
+	if i.onDrain == nil {
+		return 0, nil
+	}
+	i.stack[0] = uint64(req)
+	return i.call(abi.ExportOnDrain, i.onDrain)
+}

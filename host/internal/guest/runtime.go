@@ -137,6 +137,8 @@ var exportSignatures = map[string]signature{
 	abi.ExportOnRequest: {[]api.ValueType{i64, i64, i32}, []api.ValueType{i32}},
 	abi.ExportOnTimer:   {[]api.ValueType{i64}, []api.ValueType{i32}},
 	abi.ExportOnClose:   {[]api.ValueType{i64, i32}, []api.ValueType{i32}},
+	abi.ExportOnBody:    {[]api.ValueType{i64, i32, i32}, []api.ValueType{i32}},
+	abi.ExportOnDrain:   {[]api.ValueType{i64}, []api.ValueType{i32}},
 	abi.ExportInit:      {nil, nil},
 }
 

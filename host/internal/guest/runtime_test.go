@@ -280,6 +280,7 @@ func (r *recorder) TimerStart(int64, int64) int64 { return 0 }
 func (r *recorder) Close(abi.Handle) int32        { return 0 }
 func (r *recorder) Ref(abi.Handle, int32) int32   { return 0 }
 func (r *recorder) Exit(int32) int32              { return 0 }
+func (r *recorder) Pause(abi.Handle, int32) int32 { return 0 }
 
 // Every host function that takes guest memory answers an out-of-bounds (pointer, length)
 // with EFAULT and never reaches the Host; in bounds, it does reach it.

@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"math"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -34,17 +35,22 @@ type Conn struct {
 	chunks   *http1.ChunkedDecoder
 	inBody   bool
 	inHead   bool // part of a request head has arrived
+	// streamNext marks the request being dispatched as streamed (set by startStream).
+	streamNext bool
+	heldEnd    bool // the held body bytes end the body
 
 	// since is when the connection's current wait began on the loop clock: the first byte
 	// of a request head, the last body bytes, or the end of the last response. The sweep
 	// (timeouts.go) compares it with the timeout of the state the connection is in.
 	since int64
 
-	closeAfter   bool // close once the pending output is written
-	noMore       bool // answer the request in progress (maybe still arriving), then close
-	readEOF      bool // the peer shut its write side (read returned 0)
-	peerHup      bool // the poller reported a hang-up: read on to EOF
-	unread       bool // bytes may wait in the kernel: reading stopped before EAGAIN
+	closeAfter   bool  // close once the pending output is written
+	outStalled   bool  // serving stopped because the output is above the mark
+	wrote        int64 // loop clock of the last write progress, while output is pending
+	noMore       bool  // answer the request in progress (maybe still arriving), then close
+	readEOF      bool  // the peer shut its write side (read returned 0)
+	peerHup      bool  // the poller reported a hang-up: read on to EOF
+	unread       bool  // bytes may wait in the kernel: reading stopped before EAGAIN
 	closed       bool
 	dirty        bool
 	readQueued   bool
@@ -59,6 +65,7 @@ type listener struct {
 	key     listenKey
 	port    int
 	ref     bool
+	stream  bool // requests' bodies are streamed (abi.ListenStreamBody)
 	closed  bool
 	waiting bool  // accept failed for lack of descriptors; a retry timer is set
 	full    bool  // the loop is at its connection cap; accepting resumes when one closes
@@ -78,6 +85,10 @@ func (l *Loop) addConn(fd int, ln *listener) {
 	}
 	c := &Conn{fd: fd, ln: ln, since: l.clock()}
 	c.parser.Limits = l.cfg.Limits
+	if ln.stream {
+		// The body limit caps what the host buffers; a streamed body is the guest's to take.
+		c.parser.Limits.MaxBodyBytes = math.MaxInt64
+	}
 	l.conns[fd] = c
 	l.nconns++
 }
@@ -140,13 +151,15 @@ func (l *Loop) handoff(ln *listener, fd int) {
 		return
 	}
 	key := ln.key
-	target.post(func(t *Loop) {
+	if !target.post(func(t *Loop) {
 		if own := t.listenerFor(key); own != nil && !t.draining && !t.stopped {
 			t.addConn(fd, own)
 		} else {
 			unix.Close(fd)
 		}
-	})
+	}) {
+		unix.Close(fd) // that worker has ended
+	}
 }
 
 // listenerFor finds this loop's listener for key (handoff mode).
@@ -164,7 +177,7 @@ func (l *Loop) listenerFor(key listenKey) *listener {
 // must be answered before the next one is read.
 func (l *Loop) readConn(c *Conn) {
 	budget := readPerWake
-	for !c.closed && c.ex == nil && !c.readEOF {
+	for l.reading(c) {
 		if budget <= 0 {
 			c.unread = true
 			if !c.readQueued {
@@ -213,9 +226,12 @@ func (l *Loop) readConn(c *Conn) {
 		case err == nil: // EOF: the peer will send no more; answer what it asked, then close
 			c.readEOF = true
 			c.unread = false
-			if c.ex == nil {
+			switch {
+			case c.ex == nil:
 				c.closeAfter = true
 				l.markDirty(c)
+			case c.ex.streaming && !c.ex.bodyDone:
+				l.closeConn(c, abi.ClosePeer) // the body was cut short
 			}
 			return
 		default:
@@ -223,9 +239,19 @@ func (l *Loop) readConn(c *Conn) {
 			return
 		}
 	}
-	if c.ex != nil {
-		c.unread = true // reading resumes when the request ends
+	if c.ex != nil && !c.closed {
+		c.unread = true // reading resumes when the request ends or its body is resumed
 	}
+}
+
+// reading reports whether the loop should read the connection now: not while a request is
+// with the guest (unless its body is being streamed and not paused), not once it is closing,
+// and not while the client leaves its responses unread (the kernel's buffers then push back).
+func (l *Loop) reading(c *Conn) bool {
+	if c.closed || c.readEOF || c.closeAfter || c.outLen() > l.cfg.WriteHighWater {
+		return false
+	}
+	return c.ex == nil || c.ex.receiving()
 }
 
 // consume hands data to the HTTP layer and keeps what it did not take. fromShared says data
@@ -257,22 +283,46 @@ func (l *Loop) consume(c *Conn, data []byte, fromShared bool) {
 // resumeConn continues a connection after its request ended outside its own read: serve the
 // pipelined bytes already here, then read what the kernel holds (no new edge will come).
 func (l *Loop) resumeConn(c *Conn) {
-	if c.closed || c.ex != nil {
+	if c.closed || c.ex != nil && !c.ex.receiving() {
 		return
+	}
+	if ex := c.ex; ex != nil && len(ex.held) > 0 {
+		c.processing = true
+		l.deliverHeld(c, ex)
+		c.processing = false
+		if !l.reading(c) {
+			return
+		}
 	}
 	if len(c.in) > 0 {
 		l.consume(c, c.in, false)
 	}
-	if c.closed || c.ex != nil {
+	if !l.reading(c) {
 		return
 	}
-	if c.readEOF && len(c.in) == 0 {
+	if c.readEOF && len(c.in) == 0 && c.ex == nil {
 		c.closeAfter = true
 		l.markDirty(c)
 		return
 	}
 	if c.unread {
 		l.readConn(c)
+	}
+}
+
+// checkStall stops serving a connection whose unsent output is above the mark and resumes
+// it once the output is at half the mark again.
+func (l *Loop) checkStall(c *Conn) {
+	switch {
+	case !c.outStalled && c.outLen() > l.cfg.WriteHighWater:
+		c.outStalled = true // serve and reading stop; the writable edge brings us back
+	case c.outStalled && c.outLen() <= l.cfg.WriteHighWater/2:
+		c.outStalled = false
+		c.unread = true
+		if !c.resumeQueued {
+			c.resumeQueued = true
+			l.resume = append(l.resume, c)
+		}
 	}
 }
 
@@ -302,9 +352,12 @@ func (l *Loop) flush(c *Conn) {
 		n, err := unix.Write(c.fd, c.out[c.outOff:])
 		if n > 0 {
 			c.outOff += n
+			c.wrote = l.clock()
 			continue
 		}
 		if err == unix.EAGAIN {
+			l.checkDrain(c)
+			l.checkStall(c)
 			return
 		}
 		if err == unix.EINTR {
@@ -316,6 +369,11 @@ func (l *Loop) flush(c *Conn) {
 	if c.out != nil {
 		l.putBuf(c.out)
 		c.out, c.outOff = nil, 0
+	}
+	l.checkDrain(c)
+	l.checkStall(c)
+	if c.noMore && c.ex == nil && !c.inHead && !c.inBody && len(c.in) == 0 {
+		c.closeAfter = true // the request in progress was answered; nothing more comes
 	}
 	if c.closeAfter && c.ex == nil {
 		l.closeConn(c, abi.CloseHost)

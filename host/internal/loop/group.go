@@ -26,9 +26,12 @@ import (
 
 // Config is everything a Group needs besides the module.
 type Config struct {
-	Workers         int           // loops; 0 means 1
-	Limits          http1.Limits  // request limits; MaxBodyBytes is the buffered body cap
-	MaxOutput       int           // pending output per connection before it is closed; 0 means 16 MiB
+	Workers   int          // loops; 0 means 1
+	Limits    http1.Limits // request limits; MaxBodyBytes is the buffered body cap
+	MaxOutput int          // pending output per connection before it is closed; 0 means 16 MiB
+	// WriteHighWater is the pending output above which respond and write answer AboveMark
+	// and the guest waits for on_drain. 0 means 64 KiB.
+	WriteHighWater  int
 	ShutdownTimeout time.Duration // how long a graceful shutdown may take; 0 means 10 s
 	// HeaderTimeout bounds the time from a request's first byte to the end of its head (408,
 	// then close: a client dribbling headers cannot hold a connection). 0 means 10 s.
@@ -58,7 +61,7 @@ type Group struct {
 	othersRun sync.Once
 
 	mu        sync.Mutex
-	portZero  map[listenKey]int // ports the kernel picked for port-0 listens, shared by workers
+	ports     map[listenKey]int // bound ports by listen key, shared by the workers
 	exitCode  atomic.Int32
 	exiting   atomic.Bool
 	draining  atomic.Bool
@@ -73,6 +76,9 @@ type listenKey struct {
 	ordinal int // the nth port-0 listen of a worker, so each gets the same port on every worker
 }
 
+// stopGrace is how long Run waits for the loops after telling them to stop.
+const stopGrace = 5 * time.Second
+
 // ErrShutdownTimeout means the graceful shutdown deadline passed with connections still open.
 var ErrShutdownTimeout = errors.New("shutdown timed out; open connections were closed")
 
@@ -84,6 +90,10 @@ func NewGroup(m *guest.Module, cfg Config) *Group {
 	if cfg.MaxOutput <= 0 {
 		cfg.MaxOutput = 16 << 20
 	}
+	if cfg.WriteHighWater <= 0 {
+		cfg.WriteHighWater = 64 << 10
+	}
+	cfg.WriteHighWater = min(cfg.WriteHighWater, cfg.MaxOutput)
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = 10 * time.Second
 	}
@@ -102,7 +112,7 @@ func NewGroup(m *guest.Module, cfg Config) *Group {
 	if !poll.ReusePortBalances {
 		cfg.HandoffAccept = true
 	}
-	g := &Group{cfg: cfg, module: m, portZero: map[listenKey]int{}, done: make(chan struct{}), startErr: make(chan error, 1)}
+	g := &Group{cfg: cfg, module: m, ports: map[listenKey]int{}, done: make(chan struct{}), startErr: make(chan error, 1)}
 	g.loops = make([]*Loop, cfg.Workers)
 	for i := range g.loops {
 		g.loops[i] = newLoop(g, i)
@@ -136,8 +146,14 @@ func (g *Group) Run(ctx context.Context) (int, error) {
 			g.cfg.Log.Printf("%v", ErrShutdownTimeout)
 			g.setExit(1)
 			g.stopAll()
-			<-g.done
 			runErr = ErrShutdownTimeout
+			select {
+			case <-g.done:
+			case <-time.After(stopGrace):
+				// A loop stuck in a guest callback cannot be stopped from outside (wasm
+				// code is not preemptible without an interrupt budget): give up on it.
+				g.cfg.Log.Printf("a worker did not stop within %v; exiting anyway", stopGrace)
+			}
 		}
 	}
 	select {
@@ -204,20 +220,23 @@ func (g *Group) Shutdown() {
 	}
 }
 
-// portFor returns the port a worker binds for addr:port. Port 0 picks a port once per
-// (address, ordinal) and every worker then shares it.
+// portFor binds a worker's socket for key. The first worker to listen on a key checks that
+// no other socket holds the port (or, for port 0, lets the kernel pick one); the others join
+// the same port.
 func (g *Group) portFor(key listenKey, bind func(port int) (int, error)) (int, error) {
-	if key.port != 0 {
-		return bind(key.port)
-	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if p, ok := g.portZero[key]; ok {
-		return bind(p)
+	if p, ok := g.ports[key]; ok {
+		return bind(p) // another worker of this process listens there already: join it
 	}
-	p, err := bind(0)
+	if key.port != 0 && poll.InUse(key.addr, key.port) {
+		return 0, errInUse
+	}
+	p, err := bind(key.port)
 	if err == nil {
-		g.portZero[key] = p
+		g.ports[key] = p
 	}
 	return p, err
 }
+
+var errInUse = errors.New("address already in use by another socket")

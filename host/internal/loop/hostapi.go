@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"math"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -35,14 +36,17 @@ func (l *Loop) Inbox(ptr, size uint32) int32 {
 
 // Listen opens (or, after an instance replacement, takes over) a listening socket.
 func (l *Loop) Listen(addrBytes []byte, port, flags int32) int64 {
-	if l.inboxLen == 0 {
+	if l.inst == nil || l.inboxLen == 0 {
 		return int64(abi.ESTATE)
 	}
 	if !l.inst.HasOnRequest() {
 		return int64(abi.ENOTSUP)
 	}
-	if flags != 0 || port < 0 || port > 65535 {
+	if flags&^abi.ListenStreamBody != 0 || port < 0 || port > 65535 {
 		return int64(abi.EINVAL)
+	}
+	if flags&abi.ListenStreamBody != 0 && !l.inst.HasOnBody() {
+		return int64(abi.ENOTSUP)
 	}
 	addr, err := poll.ParseAddr(string(addrBytes))
 	if err != nil {
@@ -77,6 +81,7 @@ func (l *Loop) Listen(addrBytes []byte, port, flags int32) int64 {
 		}
 	}
 	ln.ref = true
+	ln.stream = flags&abi.ListenStreamBody != 0
 	l.refs++
 	ln.handle = l.listeners.add(ln)
 	if l.id == 0 {
@@ -93,9 +98,8 @@ func (l *Loop) Listen(addrBytes []byte, port, flags int32) int64 {
 // adopt takes over a socket the previous instance listened on.
 func (l *Loop) adopt(key listenKey) *listener {
 	for i, ln := range l.orphans {
-		if ln.key.addr == key.addr && (ln.key.port == key.port || key.port == 0 && ln.key.ordinal == key.ordinal) {
+		if ln.key == key {
 			l.orphans = append(l.orphans[:i], l.orphans[i+1:]...)
-			ln.key = key
 			return ln
 		}
 	}
@@ -108,6 +112,7 @@ func (l *Loop) dropOrphans() {
 		if ln.fd >= 0 {
 			unix.Close(ln.fd)
 		}
+		l.retireConns(ln)
 	}
 	l.orphans = nil
 }
@@ -123,15 +128,23 @@ func (l *Loop) closeListener(h abi.Handle, ln *listener) {
 	if ln.fd >= 0 {
 		unix.Close(ln.fd)
 	}
-	// As Node's server.close() since v19: idle connections close now, busy ones after their
-	// response, so no request reaches a listener the guest has let go of.
+	l.retireConns(ln)
+}
+
+// retireConns ends the connections of a listener that is gone, as Node's server.close() does
+// since v19: idle ones close now, one with only output left closes once it is written, and
+// one with a request under way or arriving answers it and then closes.
+func (l *Loop) retireConns(ln *listener) {
 	for _, c := range l.conns {
 		if c == nil || c.ln != ln {
 			continue
 		}
-		if c.ex == nil && len(c.in) == 0 && !c.inBody && c.outLen() == 0 {
+		switch {
+		case c.ex == nil && len(c.in) == 0 && !c.inBody && c.outLen() == 0:
 			l.closeConn(c, abi.CloseHost)
-		} else {
+		case c.ex == nil && len(c.in) == 0 && !c.inBody:
+			c.closeAfter = true
+		default:
 			c.noMore = true
 		}
 	}
@@ -168,6 +181,11 @@ func (l *Loop) Respond(h abi.Handle, status int32, hdr, body []byte, flags int32
 		return errno(abi.EINVAL)
 	}
 	c := ex.conn
+	if ex.expect100 {
+		// Answered without asking for the body: the client may send it anyway, so the
+		// connection cannot be reused.
+		ex.expect100, ex.keepAlive = false, false
+	}
 	closeAfter := !ex.keepAlive || info.ConnectionClose || c.noMore
 	out := http1.AppendStatusLine(l.outBuf(c), 1, int(status))
 	out = append(out, hdr...)
@@ -210,10 +228,13 @@ func (l *Loop) Respond(h abi.Handle, status int32, hdr, body []byte, flags int32
 	l.appendBody(ex, body)
 	if end {
 		l.finish(ex)
-	} else {
-		l.markDirty(c)
+		return l.checkOutput(c)
 	}
-	return l.checkOutput(c)
+	l.markDirty(c)
+	if rc := l.checkOutput(c); rc != 0 {
+		return rc
+	}
+	return l.aboveMark(c, ex)
 }
 
 func appendContentLength(out []byte, n int64) []byte {
@@ -264,9 +285,13 @@ func (l *Loop) Write(h abi.Handle, data []byte) int32 {
 		}
 		ex.remaining -= int64(len(data))
 	}
+	c := ex.conn
 	l.appendBody(ex, data)
-	l.markDirty(ex.conn)
-	return l.checkOutput(ex.conn)
+	l.markDirty(c)
+	if rc := l.checkOutput(c); rc != 0 {
+		return rc
+	}
+	return l.aboveMark(c, ex)
 }
 
 // End completes a streaming response.
@@ -298,27 +323,41 @@ func (l *Loop) BodyRead(h abi.Handle, dst []byte) int32 {
 	if !ok {
 		return errno(abi.EBADHANDLE)
 	}
-	n := copy(dst, ex.body[ex.bodyOff:])
+	n := copy(dst[:min(len(dst), math.MaxInt32)], ex.body[ex.bodyOff:])
 	ex.bodyOff += n
 	return int32(n)
 }
 
 const maxTimers = 1 << 20
 
+// addSat adds without overflowing: a deadline past the end of time stays there.
+func addSat(a, b int64) int64 {
+	if b > 0 && a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
 // TimerStart starts a guest timer.
 func (l *Loop) TimerStart(delayNs, intervalNs int64) int64 {
+	if l.inst == nil {
+		return int64(abi.ESTATE)
+	}
+	if !l.inst.HasOnTimer() {
+		return int64(abi.ENOTSUP)
+	}
 	if l.timers.len() >= maxTimers {
 		return int64(abi.ELIMIT)
 	}
-	if delayNs < 0 {
-		delayNs = 0
-	}
+	// At least 1 ns: a timer never fires in the pass that started it, so a timer that starts
+	// a timer of delay 0 cannot keep the loop from polling (ABI.md §1).
+	delayNs = max(delayNs, 1)
 	if intervalNs < 0 {
 		intervalNs = 0
 	} else if intervalNs > 0 && intervalNs < 1e6 {
 		intervalNs = 1e6
 	}
-	t := &timer{when: l.clock() + delayNs, interval: intervalNs, ref: true, index: -1}
+	t := &timer{when: addSat(l.clock(), delayNs), interval: intervalNs, ref: true, index: -1}
 	t.handle = l.timers.add(t)
 	l.heap.add(t)
 	l.refs++
@@ -392,5 +431,6 @@ func (l *Loop) Ref(h abi.Handle, on int32) int32 {
 // Exit ends the process with code once the current callback returns.
 func (l *Loop) Exit(code int32) int32 {
 	l.g.exit(code)
+	l.stopped = true // no further callbacks on this loop, even in this batch
 	return 0
 }

@@ -182,32 +182,41 @@ func TestHostFunctionErrors(t *testing.T) {
 }
 
 func TestTimerHandles(t *testing.T) {
-	l := bareLoop(t)
+	l := guestLoop(t, buildGuest(t, "testdata/hold"))
+	base := l.refs // the guest's listener
 	a := abi.Handle(l.TimerStart(int64(50e6), 0))
-	b := abi.Handle(l.TimerStart(-5, 1)) // negative delay is 0; a tiny interval is 1 ms
-	if a.Kind() != abi.KindTimer || b.Kind() != abi.KindTimer || l.refs != 2 {
+	b := abi.Handle(l.TimerStart(-5, 1)) // negative delay is the next turn; a tiny interval is 1 ms
+	if a.Kind() != abi.KindTimer || b.Kind() != abi.KindTimer || l.refs != base+2 {
 		t.Fatalf("handles %x %x, refs %d", uint64(a), uint64(b), l.refs)
 	}
-	if tb, _ := l.timers.get(b); tb.interval != 1e6 || tb.when != l.clock() {
-		t.Fatalf("timer b: when %d interval %d", tb.when, tb.interval)
+	if tb, _ := l.timers.get(b); tb.interval != 1e6 || tb.when != l.clock()+1 {
+		t.Fatalf("timer b: when %d (now %d) interval %d", tb.when, l.clock(), tb.interval)
 	}
-	if rc := l.Ref(a, 0); rc != 0 || l.refs != 1 {
+	if rc := l.Ref(a, 0); rc != 0 || l.refs != base+1 {
 		t.Fatalf("unref: rc %d refs %d", rc, l.refs)
 	}
-	if rc := l.Ref(a, 0); rc != 0 || l.refs != 1 {
+	if rc := l.Ref(a, 0); rc != 0 || l.refs != base+1 {
 		t.Fatalf("unref twice must not count twice: refs %d", l.refs)
 	}
-	if rc := l.Close(a); rc != 0 || l.refs != 1 {
+	if rc := l.Close(a); rc != 0 || l.refs != base+1 {
 		t.Fatalf("clearing an unreferenced timer: rc %d refs %d", rc, l.refs)
 	}
-	if rc := l.Close(b); rc != 0 || l.refs != 0 || l.heap.Len() != 0 {
+	heapLen := l.heap.Len()
+	if rc := l.Close(b); rc != 0 || l.refs != base || l.heap.Len() != heapLen-1 {
 		t.Fatalf("clear: rc %d refs %d heap %d", rc, l.refs, l.heap.Len())
 	}
 	if got := abi.Errno(l.Close(b)); got != abi.EBADHANDLE {
 		t.Fatalf("clearing twice = %v", got)
 	}
+	l.Ref(listenerOf(t, l).handle, 0)
 	if l.alive() {
 		t.Fatal("a loop with nothing referenced must not stay alive")
+	}
+}
+
+func TestTimerNeedsAnInstanceAndCallback(t *testing.T) {
+	if got := abi.Errno(bareLoop(t).TimerStart(1, 0)); got != abi.ESTATE {
+		t.Fatalf("TimerStart with no instance = %v, want ESTATE", got)
 	}
 }
 

@@ -31,6 +31,14 @@ type exchange struct {
 	remaining int64
 	body      []byte // body bytes that did not fit the inbox (owned)
 	bodyOff   int
+
+	// A streamed request body (listener with abi.ListenStreamBody).
+	streaming bool   // the body is delivered through on_body
+	bodyDone  bool   // its last bytes (end=1) were delivered
+	paused    bool   // the guest paused it: the connection is not read
+	expect100 bool   // "100 Continue" is owed on the first resume
+	held      []byte // decoded body bytes not yet delivered when the guest paused (owned)
+	needDrain bool   // a write reported AboveMark: on_drain is owed
 }
 
 // serve parses and dispatches as many requests from data as it can, one at a time, and
@@ -38,7 +46,23 @@ type exchange struct {
 // has not answered yet (the next one waits, so responses leave in order), or at a rejection.
 func (l *Loop) serve(c *Conn, data []byte) int {
 	off := 0
-	for c.ex == nil && !c.closeAfter && !c.closed && off < len(data) {
+	for !c.closed && off < len(data) {
+		if ex := c.ex; ex != nil {
+			if !ex.receiving() {
+				return off
+			}
+			n := l.streamBody(c, ex, data[off:])
+			if n == 0 {
+				return off
+			}
+			off += n
+			continue
+		}
+		if c.closeAfter || c.outLen() > l.cfg.WriteHighWater {
+			// Closing, or the client is not reading its responses: take no more requests
+			// until it does (flush resumes the connection), so output stays bounded.
+			return off
+		}
 		if c.inBody {
 			n, done := l.collectBody(c, data[off:])
 			off += n
@@ -62,7 +86,15 @@ func (l *Loop) serve(c *Conn, data []byte) int {
 		req := &l.req
 		head := data[off : off+n]
 		off += n
+		hasBody := req.Chunked || req.ContentLength > 0
+		whole := !req.Chunked && int64(len(data)-off) >= req.ContentLength
 		switch {
+		case hasBody && c.ln.stream && !(whole && req.ContentLength <= int64(l.inboxRoom(req))):
+			// Stream it: the guest gets the head now and the body through on_body, as it
+			// arrives (the next loop turn delivers what is already here).
+			c.parser.Reset()
+			l.startStream(c, req)
+			l.dispatch(c, req, nil)
 		case req.Chunked:
 			l.startBody(c, head, req)
 		case req.ContentLength > 0 && int64(len(data)-off) >= req.ContentLength:
@@ -150,16 +182,13 @@ func (l *Loop) finishBody(c *Conn) {
 		return
 	}
 	l.dispatch(c, &l.req, c.body)
+	if cap(c.body) > pooledBuf { // a connection that once posted a big body keeps none
+		c.body, c.headBuf = nil, nil
+	}
 }
 
-// dispatch hands one request to the guest: the packed head and as much body as fits go into
-// the inbox, and one call delivers them.
-func (l *Loop) dispatch(c *Conn, req *http1.Request, body []byte) {
-	inbox, ok := l.inboxView()
-	if !ok || !l.inst.HasOnRequest() {
-		l.replyError(c, 500, "the application cannot take requests")
-		return
-	}
+// packHead fills l.head with req's head, without a body.
+func (l *Loop) packHead(req *http1.Request) *abi.Head {
 	h := &l.head
 	h.Method, h.Target = req.Method, req.Target
 	h.Major, h.Minor = uint8(req.Major), uint8(req.Minor)
@@ -170,7 +199,6 @@ func (l *Loop) dispatch(c *Conn, req *http1.Request, body []byte) {
 	}
 	if req.Chunked {
 		h.Flags |= abi.HeadChunked
-		h.ContentLength = int64(len(body))
 	}
 	if req.ExpectContinue {
 		h.Flags |= abi.HeadExpect100
@@ -183,12 +211,37 @@ func (l *Loop) dispatch(c *Conn, req *http1.Request, body []byte) {
 		h.Headers = append(h.Headers, abi.Header(req.Headers[i]))
 	}
 	h.Body = nil
+	return h
+}
+
+// inboxRoom is how many body bytes fit in the inbox after req's head.
+func (l *Loop) inboxRoom(req *http1.Request) int {
+	return int(l.inboxLen) - l.packHead(req).Size()
+}
+
+// dispatch hands one request to the guest: the packed head and as much body as fits go into
+// the inbox, and one call delivers them. A streamed body (startStream) follows in on_body.
+func (l *Loop) dispatch(c *Conn, req *http1.Request, body []byte) {
+	inbox, ok := l.inboxView()
+	if !ok || !l.inst.HasOnRequest() {
+		l.replyError(c, 500, "the application cannot take requests")
+		return
+	}
+	h := l.packHead(req)
+	if req.Chunked && !c.streamNext {
+		h.ContentLength = int64(len(body)) // buffered: now the length is known
+	}
 	room := len(inbox) - h.Size()
 	if room < 0 {
 		l.replyError(c, 431, "the request head does not fit the application's inbox")
 		return
 	}
 	ex := l.newExchange(c, req)
+	if c.streamNext {
+		c.streamNext = false
+		ex.streaming, ex.paused, ex.expect100 = true, req.ExpectContinue, req.ExpectContinue
+		h.Flags |= abi.HeadBodyPending
+	}
 	inline := len(body)
 	if inline > room {
 		inline = room
@@ -207,7 +260,12 @@ func (l *Loop) dispatch(c *Conn, req *http1.Request, body []byte) {
 		l.guestFailed(err, ex)
 	} else if rc != 0 {
 		l.cfg.Log.Printf("worker %d: on_request returned %d", l.id, rc)
-		l.failExchange(ex)
+		if _, live := l.exchanges.get(ex.handle); live {
+			l.failExchange(ex)
+		} else if !c.closed {
+			c.closeAfter = true // answered already, but the guest says it failed
+			l.markDirty(c)
+		}
 	}
 	l.afterCallback()
 }
@@ -227,7 +285,7 @@ func (l *Loop) newExchange(c *Conn, req *http1.Request) *exchange {
 	} else {
 		ex = &exchange{}
 	}
-	*ex = exchange{conn: c, body: ex.body[:0],
+	*ex = exchange{conn: c, body: ex.body[:0], held: ex.held[:0],
 		isHead: len(req.Method) == 4 && string(req.Method) == "HEAD",
 		minor:  uint8(req.Minor), keepAlive: req.KeepAlive && !c.noMore}
 	ex.handle = l.exchanges.add(ex)
@@ -249,6 +307,12 @@ func (l *Loop) finish(ex *exchange) {
 	}
 	c.ex = nil
 	c.since = l.clock()
+	if ex.streaming && !ex.bodyDone {
+		// Answered before the body was all read: the rest of it is still on the wire, and
+		// only closing frees the connection from it.
+		ex.keepAlive = false
+		c.inBody, c.chunks = false, nil
+	}
 	if !ex.keepAlive || ex.mode == frameClose || c.noMore {
 		c.closeAfter = true
 	}
@@ -316,6 +380,7 @@ func (l *Loop) replyError(c *Conn, status int, reason string) {
 func (l *Loop) outBuf(c *Conn) []byte {
 	if c.out == nil {
 		c.out = l.getBuf()
+		c.wrote = l.clock() // output starts: the stall clock starts with it
 	}
 	return c.out
 }
@@ -357,6 +422,7 @@ func (l *Loop) guestFailed(err error, ex *exchange) {
 	})
 	l.inst.Close()
 	l.inboxPtr, l.inboxLen = 0, 0
+	l.ordinal = 0 // the replacement's port-0 listens match the same keys
 	if err := l.startInstance(); err != nil {
 		l.cfg.Log.Printf("worker %d: the replacement instance failed to start: %v; this worker stops", l.id, err)
 		l.g.setExit(1)

@@ -2,6 +2,7 @@ package loop
 
 import (
 	"context"
+	"math"
 	"runtime"
 	"sync"
 	"time"
@@ -42,12 +43,13 @@ type Loop struct {
 
 	events        []poll.Event
 	readBuf       []byte
-	bufs          [][]byte    // free buffers of capacity pooledBuf
-	freeEx        []*exchange // exchange objects for reuse
-	pending       []*Conn     // connections with bytes left unread after their per-wake-up share
-	dirty         []*Conn     // connections with output to flush
-	resume        []*Conn     // connections whose request ended outside their own read
-	closing       []closeNote // on_close notices to deliver after the current callback
+	bufs          [][]byte     // free buffers of capacity pooledBuf
+	freeEx        []*exchange  // exchange objects for reuse
+	pending       []*Conn      // connections with bytes left unread after their per-wake-up share
+	dirty         []*Conn      // connections with output to flush
+	resume        []*Conn      // connections whose request ended outside their own read
+	closing       []closeNote  // on_close notices to deliver after the current callback
+	drains        []abi.Handle // on_drain notices, delivered after output is flushed
 	pendingAccept []*listener
 
 	req     http1.Request
@@ -56,6 +58,7 @@ type Loop struct {
 	ordinal int // port-0 listens so far, see Group.portFor
 
 	mu    sync.Mutex
+	dead  bool // the loop has ended: its poller is closed, posts are refused
 	tasks []func(*Loop)
 	spare []func(*Loop)
 
@@ -91,12 +94,18 @@ func (l *Loop) init() error {
 	return nil
 }
 
-// post queues f to run on the loop's goroutine and wakes it. Safe from any goroutine.
-func (l *Loop) post(f func(*Loop)) {
+// post queues f to run on the loop's goroutine and wakes it, and reports whether it did: a
+// loop that has ended takes nothing (its poller's descriptors may belong to others by now).
+// Safe from any goroutine.
+func (l *Loop) post(f func(*Loop)) bool {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.dead {
+		return false
+	}
 	l.tasks = append(l.tasks, f)
-	l.mu.Unlock()
 	l.poll.Wake()
+	return true
 }
 
 func (l *Loop) runTasks() {
@@ -138,6 +147,7 @@ func (l *Loop) run() {
 		return
 	}
 	l.afterCallback()
+	l.settle()
 	l.startSweep()
 	for {
 		l.runTasks()
@@ -152,7 +162,7 @@ func (l *Loop) run() {
 			if d <= 0 {
 				timeout = 0
 			} else {
-				timeout = int((d + 999_999) / 1_000_000) // round up: never wake before the deadline
+				timeout = int(min((d+999_999)/1_000_000, math.MaxInt32)) // round up: never wake early
 			}
 		}
 		n, _, err := l.poll.Wait(l.events, timeout)
@@ -166,13 +176,18 @@ func (l *Loop) run() {
 		}
 		l.runPending()
 		l.fireTimers()
-		l.flushDirty()
+		l.settle()
 	}
 }
 
 // startInstance instantiates the module and runs the program's top-level code.
 func (l *Loop) startInstance() error {
+	l.inst = nil // host calls made during _initialize find no instance and get ESTATE
 	inst, err := l.g.module.Instantiate(context.Background(), l.cfg.Instance, l)
+	if exit, ok := err.(*guest.ExitError); ok {
+		l.g.exit(exit.Code) // proc_exit in initialisation ends the process with its code
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -197,30 +212,45 @@ func (e *startError) Error() string {
 	return "wasmloop_on_start returned " + abi.Errno(e.rc).Error()
 }
 
-// afterCallback does what had to wait until the guest returned: on_close notices (a host
-// function must never call into the guest), requests that ended from outside their
-// connection's read, and output.
+// afterCallback delivers the on_close notices queued during a callback (a host function must
+// never call into the guest). It may run nested inside a connection's serve, so it never
+// reads or resumes connections: that waits for settle, at the top of the loop, because the
+// loop's shared read buffer may hold the bytes being served.
 func (l *Loop) afterCallback() {
-	for len(l.closing) > 0 || len(l.resume) > 0 {
-		for len(l.closing) > 0 {
-			n := l.closing[0]
-			l.closing = l.closing[1:]
-			l.exchanges.remove(n.h)
-			if l.inst != nil && !l.inst.Dead() {
-				if _, err := l.inst.OnClose(n.h, n.reason); err != nil {
-					l.guestFailed(err, nil)
-				}
+	for len(l.closing) > 0 {
+		n := l.closing[0]
+		l.closing = l.closing[1:]
+		if !l.exchanges.remove(n.h) {
+			continue // the guest already let go of it
+		}
+		if l.inst != nil && !l.inst.Dead() {
+			if _, err := l.inst.OnClose(n.h, n.reason); err != nil {
+				l.guestFailed(err, nil)
 			}
 		}
-		for len(l.resume) > 0 {
+	}
+	l.closing = l.closing[:0]
+}
+
+// settle runs, at the top of the loop only, the work callbacks left: connections whose request
+// ended (or whose body was resumed) outside their own read, output, and drain events, until
+// none is left.
+func (l *Loop) settle() {
+	for {
+		for len(l.resume) > 0 && !l.stopped {
 			c := l.resume[0]
 			l.resume = l.resume[1:]
 			c.resumeQueued = false
 			l.resumeConn(c)
+			l.afterCallback()
 		}
+		l.resume = l.resume[:0]
+		l.flushDirty()
+		if len(l.drains) == 0 || l.stopped {
+			return
+		}
+		l.deliverDrains()
 	}
-	l.closing = l.closing[:0]
-	l.resume = l.resume[:0]
 }
 
 func (l *Loop) handleEvent(ev *poll.Event) {
@@ -286,7 +316,7 @@ func (l *Loop) fireTimers() {
 		if t.interval > 0 {
 			// Like Node: the next run is an interval after this one fired, so a loop that
 			// fell behind does not fire a burst to catch up.
-			t.when = now + t.interval
+			t.when = addSat(now, t.interval)
 			l.heap.add(t)
 		} else {
 			l.freeTimer(t)
@@ -334,7 +364,11 @@ func (l *Loop) teardown() {
 	if l.inst != nil {
 		l.inst.Close()
 	}
+	l.mu.Lock()
+	l.dead = true
+	l.tasks = nil
 	l.poll.Close()
+	l.mu.Unlock()
 }
 
 func (l *Loop) getBuf() []byte {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/wasmloop/wasmloop/abi"
+	"github.com/wasmloop/wasmloop/host/internal/http1"
 )
 
 // Connection timeouts are enforced by one sweep over the loop's connections a few times per
@@ -32,10 +33,25 @@ func (l *Loop) startSweep() {
 func (l *Loop) sweep() {
 	now := l.clock()
 	for _, c := range l.conns {
-		if c == nil || c.closed || c.ex != nil || c.closeAfter {
-			continue // closing already, or the guest's turn
+		if c == nil || c.closed {
+			continue
+		}
+		if c.outLen() > 0 && time.Duration(now-c.wrote) > l.cfg.IdleTimeout {
+			// The client has read nothing for that long: it is not coming back for it.
+			l.closeConn(c, abi.CloseHost)
+			continue
+		}
+		if c.closeAfter {
+			continue // closing already, once its output is written
 		}
 		waited := time.Duration(now - c.since)
+		if ex := c.ex; ex != nil {
+			// The guest's turn, unless it is waiting for more of a streamed body.
+			if ex.receiving() && waited > l.cfg.BodyTimeout {
+				l.streamFailed(c, ex, errBodyStalled)
+			}
+			continue
+		}
 		switch {
 		case c.inBody:
 			if waited > l.cfg.BodyTimeout {
@@ -52,6 +68,8 @@ func (l *Loop) sweep() {
 		}
 	}
 }
+
+var errBodyStalled = &http1.Error{Status: 408, Reason: "the request body stopped arriving"}
 
 // atConnCap reports whether this loop holds its share of Config.MaxConns.
 func (l *Loop) atConnCap() bool {

@@ -75,6 +75,18 @@ func Listen(addr netip.Addr, port int, reusePort bool, backlog int) (fd int, bou
 	return fd, bound, nil
 }
 
+// InUse reports whether another socket already listens on addr:port. SO_REUSEPORT lets any
+// socket of the same user join a port, so a second server on a port would silently get half
+// its connections; a probe bound without SO_REUSEPORT fails exactly when someone listens.
+func InUse(addr netip.Addr, port int) bool {
+	fd, _, err := Listen(addr, port, false, 1)
+	if err != nil {
+		return err == unix.EADDRINUSE
+	}
+	unix.Close(fd)
+	return false
+}
+
 // SetNoDelay turns off Nagle's algorithm: responses are written whole, so waiting for
 // more bytes would only add latency.
 func SetNoDelay(fd int) { unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) }
