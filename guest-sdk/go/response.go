@@ -128,12 +128,17 @@ func (r Response) End(body string) error {
 		}
 		x.sent = true
 	} else {
+		var wrc int32
 		if bn > 0 {
-			if rc = hostWrite(x.h, bp, bn); rc < 0 {
-				return abi.Errno(rc)
-			}
+			wrc = hostWrite(x.h, bp, bn)
 		}
+		// End even when the last write failed: a response left open would hold the
+		// connection (and keep the process alive) for ever. Short of a declared length, the
+		// host closes the connection, which is how the client learns it was cut short.
 		rc = hostEnd(x.h)
+		if wrc < 0 {
+			rc = wrc
+		}
 	}
 	x.ended = true
 	x.finished()

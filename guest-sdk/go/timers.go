@@ -17,8 +17,11 @@ var timers registry[Timer]
 // SetTimeout runs fn once after d. A pending timer keeps the process alive unless unreferenced.
 func SetTimeout(fn func(), d time.Duration) *Timer { return startTimer(fn, d, 0) }
 
-// SetInterval runs fn every d until cleared.
-func SetInterval(fn func(), d time.Duration) *Timer { return startTimer(fn, d, d) }
+// SetInterval runs fn every d until cleared; d below 1 ms is 1 ms, as in Node.
+func SetInterval(fn func(), d time.Duration) *Timer {
+	d = max(d, time.Millisecond)
+	return startTimer(fn, d, d)
+}
 
 func startTimer(fn func(), delay, interval time.Duration) *Timer {
 	t := &Timer{fn: fn, interval: interval}
