@@ -56,6 +56,12 @@ type Config struct {
 	BodyTimeout time.Duration
 	// IdleTimeout closes keep-alive connections idle that long. 0 means 60 seconds.
 	IdleTimeout time.Duration
+	// WriteHighWater is the unsent output per connection above which a guest's writes are
+	// answered "above the mark" and it waits for a drain event. 0 means 64 KiB.
+	WriteHighWater int
+	// MaxOutput is the unsent output per connection beyond which the connection is closed
+	// rather than memory grown. 0 means 16 MiB.
+	MaxOutput int
 	// MaxConns caps open connections; at the cap the host stops accepting (connections
 	// wait in the kernel's backlog) until some close. 0 means no cap but the OS's.
 	MaxConns int
@@ -130,6 +136,8 @@ func (a *App) Run(ctx context.Context) (int, error) {
 		BodyTimeout:     cfg.BodyTimeout,
 		IdleTimeout:     cfg.IdleTimeout,
 		MaxConns:        cfg.MaxConns,
+		WriteHighWater:  cfg.WriteHighWater,
+		MaxOutput:       cfg.MaxOutput,
 		Instance:        guest.InstanceConfig{Args: cfg.Args, Env: cfg.Env, Stdout: cfg.Stdout, Stderr: cfg.Stderr},
 		Log:             cfg.Log,
 	})

@@ -444,6 +444,21 @@ func TestStrictHTTP(t *testing.T) {
 		// The http1 package documents 417 for expectations other than 100-continue
 		// (RFC 9110 §10.1.1 allows it).
 		{"Expect other than 100-continue", "GET / HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n\r\n", []int{417}},
+		// RFC 9112 MUSTs beyond DESIGN.md's rows.
+		{"invalid token char in a field name", "GET / HTTP/1.1\r\nHost: x\r\nX(A): b\r\n\r\n", []int{400}},
+		{"non-ASCII in a field name", "GET / HTTP/1.1\r\nHost: x\r\nX-\xc3\xa9: b\r\n\r\n", []int{400}},
+		{"control char 0x01 in a field value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n", []int{400}},
+		{"DEL in a field value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x7fb\r\n\r\n", []int{400}},
+		{"control char in the target", "GET /a\x01b HTTP/1.1\r\nHost: x\r\n\r\n", []int{400}},
+		{"asterisk-form with GET", "GET * HTTP/1.1\r\nHost: x\r\n\r\n", []int{400}},
+		{"absolute-form with a bad authority", "GET http://a b/ HTTP/1.1\r\nHost: x\r\n\r\n", []int{400}},
+		{"chunk extension with a bare CR", post + "Transfer-Encoding: chunked\r\n\r\n5;e=1\rx\r\nhello\r\n0\r\n\r\n", []int{400}},
+		{"chunk extension with a bare LF", post + "Transfer-Encoding: chunked\r\n\r\n5;e=1\nhello\r\n0\r\n\r\n", []int{400}},
+		{"forbidden trailer Content-Length", post + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nContent-Length: 5\r\n\r\n", []int{400}},
+		{"forbidden trailer Host", post + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nHost: y\r\n\r\n", []int{400}},
+		{"forbidden trailer Transfer-Encoding", post + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n", []int{400}},
+		{"request line too long", "GET /" + strings.Repeat("a", 9<<10) + " HTTP/1.1\r\nHost: x\r\n\r\n", []int{414}},
+		{"HTTP/1.2", "GET / HTTP/1.2\r\nHost: x\r\n\r\n", []int{505}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -495,6 +510,24 @@ func TestStrictHTTP(t *testing.T) {
 			t.Errorf("status %d body %q, want 200 %q", resp.StatusCode, got, body)
 		}
 	})
+}
+
+// TestTargetForms: RFC 9112 §3.2 — a server MUST accept the absolute form, and OPTIONS may
+// use the asterisk form; both are served like any request.
+func TestTargetForms(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOpts{Module: "whoami"})
+	for _, req := range []string{
+		"GET http://example.test/ HTTP/1.1\r\nHost: example.test\r\n\r\n",
+		"GET http://example.test:8080/x?y=1 HTTP/1.1\r\nHost: other\r\n\r\n",
+		"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+	} {
+		c, resp, _ := rawRequest(t, s.Addr, req)
+		if resp.StatusCode != 200 {
+			t.Errorf("%q: status %d", req, resp.StatusCode)
+		}
+		c.Close()
+	}
 }
 
 // assertServes checks that s answers a normal request on a new connection.

@@ -149,6 +149,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	headerTimeout := fs.Duration("header-timeout", 10*time.Second, "time allowed from a request's first byte to the end of its head (408, then close)")
 	bodyTimeout := fs.Duration("body-timeout", 30*time.Second, "longest wait for more of a request body (408, then close)")
 	idleTimeout := fs.Duration("idle-timeout", 60*time.Second, "close keep-alive connections idle this long")
+	highWater := sizeFlag(64 << 10)
+	fs.Var(&highWater, "write-high-water", "unsent output per connection above which the guest is told to wait for a drain event")
+	maxOutput := sizeFlag(16 << 20)
+	fs.Var(&maxOutput, "max-output", "unsent output per connection beyond which the connection is closed")
 	maxConns := fs.Int("max-conns", 0, "most open connections; beyond it new ones wait in the backlog (0: no cap)")
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "how long SIGINT/SIGTERM waits for in-flight responses")
 	cacheDir := fs.String("cache-dir", "", "where compiled guests are cached (default: the user cache dir; - for none)")
@@ -216,6 +220,8 @@ Flags:
 		BodyTimeout:     *bodyTimeout,
 		IdleTimeout:     *idleTimeout,
 		MaxConns:        *maxConns,
+		WriteHighWater:  int(highWater),
+		MaxOutput:       int(maxOutput),
 		ShutdownTimeout: *shutdown,
 		CacheDir:        *cacheDir,
 	})
