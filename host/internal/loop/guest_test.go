@@ -11,8 +11,6 @@ import (
 	"sync"
 	"testing"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/wasmloop/wasmloop/abi"
 	"github.com/wasmloop/wasmloop/host/internal/guest"
 )
@@ -204,16 +202,7 @@ func serveGET(t *testing.T, l *Loop, c *Conn, path string) string {
 func TestCloseListenerSparesRequestInProgress(t *testing.T) {
 	l := guestLoop(t, buildSample(t, "hello"))
 	ln := listenerOf(t, l)
-	pair := func() *Conn {
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		unix.SetNonblock(fds[0], true)
-		t.Cleanup(func() { unix.Close(fds[1]) })
-		l.addConn(fds[0], ln)
-		return l.conns[fds[0]]
-	}
+	pair := func() *Conn { c, _ := socketConn(t, l, ln); return c }
 	idle, busy := pair(), pair()
 	part := []byte("GET / HTTP/1.1\r\nHost: a\r\n")
 	l.consume(busy, part, true)
