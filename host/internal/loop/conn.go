@@ -46,6 +46,7 @@ type Conn struct {
 
 	closeAfter   bool  // close once the pending output is written
 	outStalled   bool  // serving stopped because the output is above the mark
+	lingering    bool  // our side is shut; input is discarded until EOF or lingerTime
 	wrote        int64 // loop clock of the last write progress, while output is pending
 	noMore       bool  // answer the request in progress (maybe still arriving), then close
 	readEOF      bool  // the peer shut its write side (read returned 0)
@@ -199,6 +200,10 @@ func (l *Loop) readConn(c *Conn) {
 			buf = c.in[len(c.in):cap(c.in)]
 		}
 		n, err := unix.Read(c.fd, buf)
+		if n > 0 && c.lingering {
+			budget -= n // discarded: the connection is closing
+			continue
+		}
 		if n > 0 {
 			budget -= n
 			if len(c.in) == 0 {
@@ -223,6 +228,9 @@ func (l *Loop) readConn(c *Conn) {
 			return
 		case err == unix.EINTR:
 			continue
+		case err == nil && c.lingering:
+			l.closeConn(c, abi.CloseHost)
+			return
 		case err == nil: // EOF: the peer will send no more; answer what it asked, then close
 			c.readEOF = true
 			c.unread = false
@@ -248,6 +256,9 @@ func (l *Loop) readConn(c *Conn) {
 // with the guest (unless its body is being streamed and not paused), not once it is closing,
 // and not while the client leaves its responses unread (the kernel's buffers then push back).
 func (l *Loop) reading(c *Conn) bool {
+	if c.lingering {
+		return !c.closed
+	}
 	if c.closed || c.readEOF || c.closeAfter || c.outLen() > l.cfg.WriteHighWater {
 		return false
 	}
@@ -376,8 +387,33 @@ func (l *Loop) flush(c *Conn) {
 		c.closeAfter = true // the request in progress was answered; nothing more comes
 	}
 	if c.closeAfter && c.ex == nil {
-		l.closeConn(c, abi.CloseHost)
+		l.lingerClose(c)
 	}
+}
+
+// lingerTime bounds how long a closing connection's input is drained.
+const lingerTime = 500 * time.Millisecond
+
+// lingerClose closes a connection whose last response is written. Closing a socket with
+// unread input makes the kernel send a reset, which can destroy the response before the client
+// reads it (a 413 to a client still uploading is the usual victim). So, like Go's net/http,
+// shut our side first, discard what still arrives, and close at EOF or after lingerTime.
+func (l *Loop) lingerClose(c *Conn) {
+	if c.readEOF || c.lingering {
+		l.closeConn(c, abi.CloseHost)
+		return
+	}
+	c.lingering = true
+	c.since = l.clock()
+	if c.in != nil {
+		l.putBuf(c.in)
+		c.in = nil
+	}
+	if unix.Shutdown(c.fd, unix.SHUT_WR) != nil {
+		l.closeConn(c, abi.CloseHost)
+		return
+	}
+	l.readConn(c)
 }
 
 // closeConn closes at once. A request still open on it is reported to the guest after the

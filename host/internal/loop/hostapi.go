@@ -181,9 +181,11 @@ func (l *Loop) Respond(h abi.Handle, status int32, hdr, body []byte, flags int32
 		return errno(abi.EINVAL)
 	}
 	c := ex.conn
-	if ex.expect100 {
-		// Answered without asking for the body: the client may send it anyway, so the
-		// connection cannot be reused.
+	if ex.expect100 || end && ex.streaming && !ex.bodyDone {
+		// Answered in full before the body was read (or asked for): the rest of it may still
+		// come, so the connection cannot be reused, and the response says so. (A response
+		// that streams while the body arrives is usually reading it; if it ends first
+		// anyway, finish closes the connection after it.)
 		ex.expect100, ex.keepAlive = false, false
 	}
 	closeAfter := !ex.keepAlive || info.ConnectionClose || c.noMore

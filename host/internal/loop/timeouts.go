@@ -13,7 +13,7 @@ import (
 
 // sweepEvery is how often the sweep runs.
 func (l *Loop) sweepEvery() time.Duration {
-	d := min(l.cfg.HeaderTimeout, l.cfg.BodyTimeout, l.cfg.IdleTimeout) / 4
+	d := min(l.cfg.HeaderTimeout, l.cfg.BodyTimeout, l.cfg.IdleTimeout, 4*lingerTime) / 4
 	return max(min(d, time.Second), 10*time.Millisecond)
 }
 
@@ -34,6 +34,12 @@ func (l *Loop) sweep() {
 	now := l.clock()
 	for _, c := range l.conns {
 		if c == nil || c.closed {
+			continue
+		}
+		if c.lingering {
+			if time.Duration(now-c.since) > lingerTime {
+				l.closeConn(c, abi.CloseHost)
+			}
 			continue
 		}
 		if c.outLen() > 0 && time.Duration(now-c.wrote) > l.cfg.IdleTimeout {
