@@ -198,3 +198,47 @@ func TestTimerDeadlines(t *testing.T) {
 		t.Fatal("addSat")
 	}
 }
+
+// Review B3/B4: a connection that is closing, or whose client leaves its responses unread,
+// is not read (its input would pile up without bound); it is read again once the output is
+// back under half the mark.
+func TestNoReadingWhileClosingOrBehind(t *testing.T) {
+	l := bareLoop(t)
+	c, _ := socketConn(t, l, &listener{fd: -1})
+	if !l.reading(c) {
+		t.Fatal("an idle connection must be read")
+	}
+	c.closeAfter = true
+	if l.reading(c) {
+		t.Fatal("a closing connection must not be read")
+	}
+	c.closeAfter = false
+	c.out = make([]byte, l.cfg.WriteHighWater+1)
+	if l.reading(c) || l.serve(c, []byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n")) != 0 {
+		t.Fatal("a connection behind on its output must be neither read nor served")
+	}
+	l.checkStall(c)
+	c.outOff = len(c.out) - l.cfg.WriteHighWater/2
+	l.checkStall(c)
+	if c.outStalled || !l.reading(c) || len(l.resume) != 1 {
+		t.Fatalf("back under half the mark: stalled %v, reading %v, resume %d", c.outStalled, l.reading(c), len(l.resume))
+	}
+}
+
+// Review B6: a connection told to finish (noMore) whose response is still being written
+// closes once the output is gone, so a graceful shutdown does not wait for it.
+func TestNoMoreClosesAfterOutput(t *testing.T) {
+	l := bareLoop(t)
+	c, peer := socketConn(t, l, &listener{fd: -1})
+	c.out = append(l.outBuf(c), "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"...)
+	c.noMore = true
+	l.flush(c)
+	if !c.closeAfter || !(c.closed || c.lingering) {
+		t.Fatalf("closeAfter %v closed %v lingering %v", c.closeAfter, c.closed, c.lingering)
+	}
+	unix.Shutdown(peer, unix.SHUT_WR) // EOF ends the linger
+	l.readConn(c)
+	if !c.closed {
+		t.Fatal("the lingering connection did not close at EOF")
+	}
+}
