@@ -245,16 +245,79 @@ func appendContentLength(out []byte, n int64) []byte {
 	return append(out, "\r\n"...)
 }
 
+// directWrite is the body piece size from which the host writes straight from guest memory
+// to the socket instead of copying into the connection's buffer first.
+const directWrite = 16 << 10
+
 // appendBody frames body bytes for the wire.
 func (l *Loop) appendBody(ex *exchange, data []byte) {
 	if len(data) == 0 || ex.mode == frameNone {
 		return
 	}
 	c := ex.conn
+	if len(data) >= directWrite {
+		var pre, post []byte
+		if ex.mode == frameChunked {
+			pre = append(strconv.AppendUint(l.frame[:0], uint64(len(data)), 16), "\r\n"...)
+			post = crlf
+		}
+		l.writeThrough(c, pre, data, post)
+		return
+	}
 	if ex.mode == frameChunked {
 		c.out = http1.AppendChunk(l.outBuf(c), data)
 	} else {
 		c.out = append(l.outBuf(c), data...)
+	}
+}
+
+var crlf = []byte("\r\n")
+
+// writeThrough sends the connection's pending output, then pre, data and post, with one
+// writev, and keeps in the connection's buffer only what the socket did not take. A large body
+// piece thus goes from guest memory to the kernel without a copy in the host (copying it into
+// a growing buffer cost an allocation per piece and half the CPU of a download).
+func (l *Loop) writeThrough(c *Conn, pre, data, post []byte) {
+	iov := l.iov[:0]
+	for _, b := range [...][]byte{c.out[c.outOff:], pre, data, post} {
+		if len(b) > 0 {
+			iov = append(iov, b)
+		}
+	}
+	n, err := poll.Writev(c.fd, iov)
+	if n > 0 {
+		c.wrote = l.clock()
+	}
+	if err != nil && err != unix.EAGAIN && err != unix.EINTR {
+		l.iov = iov[:0]
+		l.closeConn(c, abi.ClosePeer)
+		return
+	}
+	n = max(n, 0)
+	rest := 0
+	for _, b := range iov {
+		rest += len(b)
+	}
+	rest -= n
+	var out []byte
+	if rest > 0 {
+		out = l.getBufN(rest)
+		for _, b := range iov {
+			skip := min(n, len(b))
+			n -= skip
+			out = append(out, b[skip:]...)
+		}
+	}
+	for i := range iov {
+		iov[i] = nil
+	}
+	l.iov = iov[:0]
+	if c.out != nil {
+		l.putBuf(c.out)
+	}
+	c.out, c.outOff = out, 0
+	if rest > 0 {
+		l.markDirty(c)
 	}
 }
 

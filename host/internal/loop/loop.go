@@ -44,6 +44,9 @@ type Loop struct {
 	events        []poll.Event
 	readBuf       []byte
 	bufs          [][]byte     // free buffers of capacity pooledBuf
+	bigBufs       [][]byte     // free larger buffers, for connections with much unsent output
+	iov           [][]byte     // writeThrough's vector, reused
+	frame         [24]byte     // a chunk-size line
 	freeEx        []*exchange  // exchange objects for reuse
 	pending       []*Conn      // connections with bytes left unread after their per-wake-up share
 	dirty         []*Conn      // connections with output to flush
@@ -380,10 +383,33 @@ func (l *Loop) getBuf() []byte {
 	return make([]byte, 0, pooledBuf)
 }
 
-// putBuf keeps small buffers for reuse and lets big ones go, so one large response does not
-// pin its memory for the life of the loop.
+// getBufN returns an empty buffer with room for n bytes.
+func (l *Loop) getBufN(n int) []byte {
+	if n <= pooledBuf {
+		return l.getBuf()
+	}
+	for i, b := range l.bigBufs {
+		if cap(b) >= n {
+			l.bigBufs[i] = l.bigBufs[len(l.bigBufs)-1]
+			l.bigBufs = l.bigBufs[:len(l.bigBufs)-1]
+			return b
+		}
+	}
+	return make([]byte, 0, max(n, 64<<10))
+}
+
+const (
+	maxBigBuf  = 1 << 20 // larger buffers are not kept
+	maxBigBufs = 16
+)
+
+// putBuf keeps buffers for reuse: many small ones, and a few large ones for streaming
+// connections; one huge response does not pin its memory for the life of the loop.
 func (l *Loop) putBuf(b []byte) {
-	if cap(b) == pooledBuf && len(l.bufs) < 1024 {
+	switch {
+	case cap(b) == pooledBuf && len(l.bufs) < 1024:
 		l.bufs = append(l.bufs, b[:0])
+	case cap(b) > pooledBuf && cap(b) <= maxBigBuf && len(l.bigBufs) < maxBigBufs:
+		l.bigBufs = append(l.bigBufs, b[:0])
 	}
 }

@@ -242,3 +242,42 @@ func TestNoMoreClosesAfterOutput(t *testing.T) {
 		t.Fatal("the lingering connection did not close at EOF")
 	}
 }
+
+// writeThrough sends pending output and large body pieces in order, keeping exactly what the
+// socket did not take, whether it took all, part or none of it.
+func TestWriteThroughKeepsOrder(t *testing.T) {
+	l := bareLoop(t)
+	c, peer := socketConn(t, l, &listener{fd: -1})
+	c.parser.Parse([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), &l.req)
+	ex := l.newExchange(c, &l.req)
+	if rc := l.Respond(ex.handle, 200, nil, []byte("first;"), 0); rc != 0 { // chunked, head pending
+		t.Fatalf("Respond = %d", rc)
+	}
+	var want strings.Builder
+	for i := 0; i < 40; i++ { // ~2.6 MB: more than the socketpair holds, so some writes are partial
+		piece := []byte(strings.Repeat(string(rune('a'+i%26)), 64<<10+i))
+		want.Write(piece)
+		if rc := l.Write(ex.handle, piece); rc < 0 {
+			t.Fatalf("Write %d = %d", i, rc)
+		}
+	}
+	l.End(ex.handle)
+	var wire []byte
+	buf := make([]byte, 1<<20)
+	unix.SetNonblock(peer, true)
+	for i := 0; i < 1000 && (c.outLen() > 0 || len(wire) == 0); i++ {
+		n, _ := unix.Read(peer, buf)
+		wire = append(wire, buf[:max(n, 0)]...)
+		l.flush(c)
+	}
+	for n, _ := unix.Read(peer, buf); n > 0; n, _ = unix.Read(peer, buf) {
+		wire = append(wire, buf[:n]...)
+	}
+	body, err := readResponse(string(wire), "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	if err != nil {
+		t.Fatalf("%v (%d bytes)", err, len(wire))
+	}
+	if body != "first;"+want.String() {
+		t.Fatalf("body of %d bytes differs from the %d written", len(body), want.Len()+6)
+	}
+}
