@@ -6,7 +6,7 @@ package abi
 // Version of the ABI this package describes. Minor versions only add.
 const (
 	Major = 1
-	Minor = 1
+	Minor = 2
 )
 
 // ModuleName is the import module of every host function. The major version is part of it,
@@ -20,8 +20,9 @@ const (
 	ExportOnRequest = "wasmloop_on_request"
 	ExportOnTimer   = "wasmloop_on_timer"
 	ExportOnClose   = "wasmloop_on_close"
-	ExportOnBody    = "wasmloop_on_body"  // since 1.1
-	ExportOnDrain   = "wasmloop_on_drain" // since 1.1
+	ExportOnBody    = "wasmloop_on_body"    // since 1.1
+	ExportOnDrain   = "wasmloop_on_drain"   // since 1.1
+	ExportOnMessage = "wasmloop_on_message" // since 1.2
 	ExportMemory    = "memory"
 	ExportInit      = "_initialize" // WASI reactor initialisation
 	ExportCommand   = "_start"      // a WASI command: refused
@@ -44,6 +45,7 @@ const (
 	FnExit        = "exit"
 	FnFail        = "fail"
 	FnPause       = "pause" // since 1.1
+	FnPost        = "post"  // since 1.2
 )
 
 // MinInbox is the smallest inbox the host accepts.
@@ -55,6 +57,13 @@ const RespondEnd = 1
 // ListenStreamBody is the listen flag (since 1.1) that streams request bodies to the guest
 // through wasmloop_on_body instead of buffering them.
 const ListenStreamBody = 1
+
+// PostAll is the post target (since 1.2) meaning every worker but the sender.
+const PostAll = -1
+
+// MaxMessage is the largest message post takes (since 1.2); it fits the smallest inbox the
+// host accepts with room to spare, so every receiver can take it in one callback.
+const MaxMessage = MinInbox
 
 // AboveMark is what respond and write return (since 1.1) when the data was accepted but the
 // connection's unsent output is above the high-water mark: wait for wasmloop_on_drain.

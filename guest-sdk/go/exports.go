@@ -174,3 +174,12 @@ func (r *registry[T]) del(h int64) {
 		r.slots[i] = registryEntry[T]{}
 	}
 }
+
+//go:wasmexport wasmloop_on_message
+func exportOnMessage(from int32, size int32) int32 {
+	recycleRetired()
+	if onMessage != nil && size >= 0 && int(size) <= len(inbox) {
+		onMessage(int(from), inbox[:size])
+	}
+	return 0
+}

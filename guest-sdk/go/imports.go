@@ -48,6 +48,9 @@ func hostExit(code int32) int32
 //go:wasmimport wasmloop_v1 pause
 func hostPause(req int64, paused int32) int32
 
+//go:wasmimport wasmloop_v1 post
+func hostPost(target int32, data unsafe.Pointer, size uint32) int32
+
 //go:wasmimport wasmloop_v1 fail
 func hostFail(msg unsafe.Pointer, size uint32)
 

@@ -27,6 +27,7 @@ type Host interface {
 	Ref(h abi.Handle, on int32) int32
 	Exit(code int32) int32
 	Pause(req abi.Handle, paused int32) int32
+	Post(target int32, data []byte) int32
 }
 
 type instanceKey struct{}
@@ -123,6 +124,14 @@ var hostFuncs = []hostFunc{
 	}},
 	{abi.FnPause, []api.ValueType{i64, i32}, []api.ValueType{i32}, func(ctx context.Context, m api.Module, s []uint64) {
 		s[0] = i32Result(hostOf(ctx).Pause(abi.Handle(s[0]), int32(s[1])))
+	}},
+	{abi.FnPost, []api.ValueType{i32, i32, i32}, []api.ValueType{i32}, func(ctx context.Context, m api.Module, s []uint64) {
+		data, ok := view(m, s[1], s[2])
+		if !ok {
+			s[0] = errFault
+			return
+		}
+		s[0] = i32Result(hostOf(ctx).Post(int32(s[0]), data))
 	}},
 	{abi.FnFail, []api.ValueType{i32, i32}, nil, func(ctx context.Context, m api.Module, s []uint64) {
 		msg, ok := view(m, s[0], s[1])

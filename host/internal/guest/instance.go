@@ -32,7 +32,7 @@ type Instance struct {
 	stack []uint64
 	dead  bool
 
-	onRequest, onTimer, onClose, onBody, onDrain, start api.Function
+	onRequest, onTimer, onClose, onBody, onDrain, onMessage, start api.Function
 }
 
 // ExitError reports that the guest called WASI proc_exit. In the program's top-level code
@@ -87,6 +87,7 @@ func (m *Module) Instantiate(ctx context.Context, cfg InstanceConfig, host Host)
 	inst.onClose = mod.ExportedFunction(abi.ExportOnClose)
 	inst.onBody = mod.ExportedFunction(abi.ExportOnBody)
 	inst.onDrain = mod.ExportedFunction(abi.ExportOnDrain)
+	inst.onMessage = mod.ExportedFunction(abi.ExportOnMessage)
 	if m.hasInit {
 		if _, err := inst.call(abi.ExportInit, mod.ExportedFunction(abi.ExportInit)); err != nil {
 			inst.Close()
@@ -174,6 +175,16 @@ func (i *Instance) OnBody(req abi.Handle, size uint32, end bool) (int32, error) 
 		i.stack[2] = 1
 	}
 	return i.call(abi.ExportOnBody, i.onBody)
+}
+
+// HasOnMessage reports whether the guest exports wasmloop_on_message.
+func (i *Instance) HasOnMessage() bool { return i.onMessage != nil }
+
+// OnMessage calls wasmloop_on_message: a message of size bytes from worker from is at the
+// start of the inbox.
+func (i *Instance) OnMessage(from int32, size uint32) (int32, error) {
+	i.stack[0], i.stack[1] = uint64(uint32(from)), uint64(size)
+	return i.call(abi.ExportOnMessage, i.onMessage)
 }
 
 // OnDrain calls wasmloop_on_drain if the guest exports it.

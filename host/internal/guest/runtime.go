@@ -139,6 +139,7 @@ var exportSignatures = map[string]signature{
 	abi.ExportOnClose:   {[]api.ValueType{i64, i32}, []api.ValueType{i32}},
 	abi.ExportOnBody:    {[]api.ValueType{i64, i32, i32}, []api.ValueType{i32}},
 	abi.ExportOnDrain:   {[]api.ValueType{i64}, []api.ValueType{i32}},
+	abi.ExportOnMessage: {[]api.ValueType{i32, i32}, []api.ValueType{i32}},
 	abi.ExportInit:      {nil, nil},
 }
 

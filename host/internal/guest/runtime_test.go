@@ -280,6 +280,7 @@ func (r *recorder) TimerStart(int64, int64) int64 { return 0 }
 func (r *recorder) Close(abi.Handle) int32        { return 0 }
 func (r *recorder) Ref(abi.Handle, int32) int32   { return 0 }
 func (r *recorder) Exit(int32) int32              { return 0 }
+func (r *recorder) Post(int32, []byte) int32      { r.called = append(r.called, "post"); return 0 }
 func (r *recorder) Pause(abi.Handle, int32) int32 { return 0 }
 
 // Every host function that takes guest memory answers an out-of-bounds (pointer, length)
@@ -291,7 +292,7 @@ func TestHostFunctionsCheckPointers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.Close(ctx)
-	for _, fn := range []string{abi.FnInbox, abi.FnListen, abi.FnRespond, abi.FnWrite, abi.FnBodyRead} {
+	for _, fn := range []string{abi.FnInbox, abi.FnListen, abi.FnRespond, abi.FnWrite, abi.FnBodyRead, abi.FnPost} {
 		for _, tc := range []struct {
 			arg     int64
 			reached bool

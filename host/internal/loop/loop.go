@@ -61,7 +61,8 @@ type Loop struct {
 	ordinal int // port-0 listens so far, see Group.portFor
 
 	mu    sync.Mutex
-	dead  bool // the loop has ended: its poller is closed, posts are refused
+	dead  bool    // the loop has ended: its poller is closed, posts are refused
+	in    inbound // messages from other workers
 	tasks []func(*Loop)
 	spare []func(*Loop)
 
@@ -123,6 +124,19 @@ func (l *Loop) runTasks() {
 	l.spare = tasks
 }
 
+// retire marks a loop with nothing left to do as ended, unless a task (a message from another
+// worker) arrived meanwhile: deciding under the task lock means a post either lands before
+// the decision, and is delivered, or is refused and its sender told (ECLOSED).
+func (l *Loop) retire() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.tasks) > 0 {
+		return false
+	}
+	l.dead = true
+	return true
+}
+
 // clock is the loop's monotonic time in ns.
 func (l *Loop) clock() int64 { return int64(l.now.Sub(l.epoch)) }
 
@@ -154,7 +168,7 @@ func (l *Loop) run() {
 	l.startSweep()
 	for {
 		l.runTasks()
-		if !l.alive() {
+		if !l.alive() && l.retire() {
 			return
 		}
 		timeout := -1
