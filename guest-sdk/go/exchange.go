@@ -34,13 +34,15 @@ type exchange struct {
 	onClose   []func()
 
 	// A streamed body (Server.StreamBodies).
-	stream    bool
-	onData    func([]byte)
-	onEnd     func()
-	paused    bool
-	bodyEnded bool
-	full      bool // a write answered AboveMark; cleared by on_drain
-	onDrain   []func()
+	stream     bool
+	onData     func([]byte)
+	onEnd      func()
+	paused     bool
+	userPaused bool // the program paused the body itself
+	autoPaused bool // paused by the SDK until the program listens to the body
+	bodyEnded  bool
+	full       bool // a write answered AboveMark; cleared by on_drain
+	onDrain    []func()
 }
 
 var (
@@ -64,6 +66,7 @@ func getExchange(h int64, src []byte) *exchange {
 	x.sent, x.ended, x.closed, x.inHandler = false, false, false, true
 	x.onClose = x.onClose[:0]
 	x.stream, x.onData, x.onEnd, x.paused, x.bodyEnded, x.full = false, nil, nil, false, false, false
+	x.userPaused, x.autoPaused = false, false
 	x.onDrain = x.onDrain[:0]
 	return x
 }

@@ -47,6 +47,9 @@ func exportOnRequest(listener, req int64, size int32) int32 {
 	// outlives this callback (the next event overwrites the inbox).
 	x := getExchange(req, inbox[:size])
 	x.stream = s.stream
+	flags := abi.HeadFlags(x.src)
+	// The host starts an Expect: 100-continue body paused (ABI.md §3, pause).
+	x.paused = x.stream && flags&abi.HeadExpect100 != 0 && flags&abi.HeadBodyPending != 0
 	gen := x.gen
 	s.handler(Request{x, gen}, Response{x, gen})
 	if x.stream && x.gen == gen && !x.closed {
@@ -59,9 +62,16 @@ func exportOnRequest(listener, req int64, size int32) int32 {
 			if x.onEnd != nil {
 				x.onEnd()
 			}
-		} else if abi.HeadFlags(x.src)&abi.HeadExpect100 != 0 && !x.paused && !x.sent && !x.ended {
-			// The host holds an Expect: 100-continue body until told to go on.
-			x.paused = true
+		} else if x.onData == nil && x.onEnd == nil && !x.ended {
+			// Nobody listens to the body yet (the handler may register OnData later, from
+			// another callback): hold it in the kernel rather than drop it. OnData or OnEnd
+			// resumes it — and, for Expect: 100-continue, asks the client for it.
+			x.autoPaused = true
+			if !x.paused {
+				Request{x, gen}.Pause()
+			}
+		} else if x.paused && !x.userPaused && !x.sent && !x.ended {
+			// An Expect: 100-continue body the handler neither paused nor answered: go on.
 			Request{x, gen}.Resume()
 		}
 	}

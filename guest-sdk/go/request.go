@@ -133,6 +133,7 @@ func methodString(b []byte) string {
 func (r Request) OnData(fn func(chunk []byte)) {
 	if x := r.live(); x != nil {
 		x.onData = fn
+		x.listening()
 	}
 }
 
@@ -140,12 +141,30 @@ func (r Request) OnData(fn func(chunk []byte)) {
 func (r Request) OnEnd(fn func()) {
 	if x := r.live(); x != nil {
 		x.onEnd = fn
+		x.listening()
+	}
+}
+
+// listening resumes a body the SDK held because nobody listened to it yet.
+func (x *exchange) listening() {
+	if x.autoPaused && !x.inHandler {
+		x.autoPaused = false
+		if !x.userPaused {
+			Request{x, x.gen}.Resume()
+		}
 	}
 }
 
 // Pause stops the body: the host stops reading the connection until Resume.
 func (r Request) Pause() {
-	if x := r.live(); x != nil && x.bodyPending() && !x.paused {
+	x := r.live()
+	if x == nil || !x.bodyPending() {
+		return
+	}
+	if !x.autoPaused {
+		x.userPaused = true
+	}
+	if !x.paused {
 		x.paused = true
 		hostPause(x.h, 1)
 	}
@@ -155,8 +174,13 @@ func (r Request) Pause() {
 // Resume is what tells the client to send the body; the SDK does it when the handler returns
 // unless the handler paused the request or answered it.
 func (r Request) Resume() {
-	if x := r.live(); x != nil && x.bodyPending() && x.paused {
-		x.paused = false
+	x := r.live()
+	if x == nil || !x.bodyPending() {
+		return
+	}
+	x.userPaused = false
+	if x.paused && !(x.autoPaused && x.onData == nil && x.onEnd == nil) {
+		x.paused, x.autoPaused = false, false
 		hostPause(x.h, 0)
 	}
 }

@@ -259,10 +259,21 @@ func (l *Loop) reading(c *Conn) bool {
 	if c.lingering {
 		return !c.closed
 	}
-	if c.closed || c.readEOF || c.closeAfter || c.outLen() > l.cfg.WriteHighWater {
+	if c.closed || c.readEOF || c.closeAfter || l.behind(c) {
 		return false
 	}
 	return c.ex == nil || c.ex.receiving()
+}
+
+// behind reports a connection whose client leaves more than the mark of its responses unread.
+// Serving and reading stop; marking it stalled makes the flush that brings the output back
+// under half the mark resume it, whether or not a write ever had to wait.
+func (l *Loop) behind(c *Conn) bool {
+	if c.outLen() <= l.cfg.WriteHighWater {
+		return false
+	}
+	c.outStalled, c.unread = true, true
+	return true
 }
 
 // consume hands data to the HTTP layer and keeps what it did not take. fromShared says data

@@ -140,6 +140,8 @@ func (l *Loop) retireConns(ln *listener) {
 			continue
 		}
 		switch {
+		case c.lingering:
+			// Already closing; its linger protects a response still in flight to the client.
 		case c.ex == nil && len(c.in) == 0 && !c.inBody && c.outLen() == 0:
 			l.closeConn(c, abi.CloseHost)
 		case c.ex == nil && len(c.in) == 0 && !c.inBody:
@@ -228,6 +230,9 @@ func (l *Loop) Respond(h abi.Handle, status int32, hdr, body []byte, flags int32
 		ex.remaining -= int64(len(body))
 	}
 	l.appendBody(ex, body)
+	if c.closed {
+		return errno(abi.ECLOSED) // on_close follows
+	}
 	if end {
 		l.finish(ex)
 		return l.checkOutput(c)
@@ -284,6 +289,9 @@ func (l *Loop) writeThrough(c *Conn, pre, data, post []byte) {
 			iov = append(iov, b)
 		}
 	}
+	if c.out == nil {
+		c.wrote = l.clock() // output starts: the stall clock starts with it
+	}
 	n, err := poll.Writev(c.fd, iov)
 	if n > 0 {
 		c.wrote = l.clock()
@@ -299,6 +307,11 @@ func (l *Loop) writeThrough(c *Conn, pre, data, post []byte) {
 		rest += len(b)
 	}
 	rest -= n
+	if rest > l.cfg.MaxOutput { // do not copy what the cap would refuse anyway
+		l.iov = iov[:0]
+		l.closeConn(c, abi.CloseHost)
+		return
+	}
 	var out []byte
 	if rest > 0 {
 		out = l.getBufN(rest)
@@ -352,6 +365,9 @@ func (l *Loop) Write(h abi.Handle, data []byte) int32 {
 	}
 	c := ex.conn
 	l.appendBody(ex, data)
+	if c.closed {
+		return errno(abi.ECLOSED)
+	}
 	l.markDirty(c)
 	if rc := l.checkOutput(c); rc != 0 {
 		return rc

@@ -58,7 +58,7 @@ func (l *Loop) serve(c *Conn, data []byte) int {
 			off += n
 			continue
 		}
-		if c.closeAfter || c.outLen() > l.cfg.WriteHighWater {
+		if c.closeAfter || l.behind(c) {
 			// Closing, or the client is not reading its responses: take no more requests
 			// until it does (flush resumes the connection), so output stays bounded.
 			return off
@@ -91,7 +91,7 @@ func (l *Loop) serve(c *Conn, data []byte) int {
 		switch {
 		case hasBody && c.ln.stream && !(whole && req.ContentLength <= int64(l.inboxRoom(req))):
 			// Stream it: the guest gets the head now and the body through on_body, as it
-			// arrives (the next loop turn delivers what is already here).
+			// arrives (what is already here follows at once, after on_request returns).
 			c.parser.Reset()
 			l.startStream(c, req)
 			l.dispatch(c, req, nil)

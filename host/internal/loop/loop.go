@@ -168,8 +168,12 @@ func (l *Loop) run() {
 	l.startSweep()
 	for {
 		l.runTasks()
-		if !l.alive() && l.retire() {
-			return
+		l.settle() // what messages started (a response ended, a body resumed) goes out now
+		if !l.alive() {
+			if l.retire() {
+				return
+			}
+			continue // a message arrived as the loop was ending: deliver it first
 		}
 		timeout := -1
 		if len(l.pending) > 0 || len(l.pendingAccept) > 0 {
@@ -254,6 +258,7 @@ func (l *Loop) afterCallback() {
 // none is left.
 func (l *Loop) settle() {
 	for {
+		l.afterCallback() // notices queued outside any callback (a sweep, an EOF) too
 		for len(l.resume) > 0 && !l.stopped {
 			c := l.resume[0]
 			l.resume = l.resume[1:]
@@ -263,7 +268,7 @@ func (l *Loop) settle() {
 		}
 		l.resume = l.resume[:0]
 		l.flushDirty()
-		if len(l.drains) == 0 || l.stopped {
+		if l.stopped || len(l.drains) == 0 && len(l.closing) == 0 && len(l.resume) == 0 {
 			return
 		}
 		l.deliverDrains()

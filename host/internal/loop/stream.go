@@ -145,6 +145,7 @@ func (l *Loop) Pause(h abi.Handle, paused int32) int32 {
 		return 0
 	}
 	ex.paused = false
+	c.since = l.clock() // the body timeout counts from the resume, not from before the pause
 	if ex.expect100 {
 		ex.expect100 = false
 		if !ex.started {

@@ -281,3 +281,47 @@ func TestWriteThroughKeepsOrder(t *testing.T) {
 		t.Fatalf("body of %d bytes differs from the %d written", len(body), want.Len()+6)
 	}
 }
+
+// Review 2, bug 1: 1,000 pipelined requests in one read are all answered, although their
+// responses pass the high-water mark without any write having to wait.
+func TestManyPipelinedRequestsAllAnswered(t *testing.T) {
+	l := guestLoop(t, buildGuest(t, "testdata/hold"))
+	c, peer := socketConn(t, l, listenerOf(t, l))
+	unix.SetNonblock(peer, true)
+	const n = 1000
+	reqs := strings.Repeat("GET /x HTTP/1.1\r\nHost: a\r\n\r\n", n)
+	copy(l.readBuf, reqs)
+	l.consume(c, l.readBuf[:len(reqs)], true)
+	var wire []byte
+	buf := make([]byte, 1<<20)
+	for i := 0; i < 1000; i++ {
+		l.settle()
+		k, _ := unix.Read(peer, buf)
+		wire = append(wire, buf[:max(k, 0)]...)
+		if strings.Count(string(wire), "HTTP/1.1 200 OK") == n {
+			return
+		}
+		l.flush(c)
+		l.runPending()
+	}
+	t.Fatalf("%d of %d responses; %d bytes unparsed, stalled %v", strings.Count(string(wire), "HTTP/1.1 200 OK"), n, len(c.in), c.outStalled)
+}
+
+// Review 2, bug 2: a client that aborts a streamed upload is reported to the guest (on_close)
+// at once, not whenever some other callback happens to run.
+func TestAbortedStreamReported(t *testing.T) {
+	l := guestLoop(t, buildGuest(t, "testdata/streamecho"))
+	c, peer := socketConn(t, l, listenerOf(t, l))
+	unix.Write(peer, []byte("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\nonly ten b"))
+	l.readConn(c)
+	l.settle()
+	if c.ex == nil || l.exchanges.len() != 1 {
+		t.Fatalf("the streamed request is not open (exchanges %d)", l.exchanges.len())
+	}
+	unix.Shutdown(peer, unix.SHUT_WR)
+	l.readConn(c)
+	l.settle()
+	if !c.closed || l.exchanges.len() != 0 || len(l.closing) != 0 {
+		t.Fatalf("closed %v, exchanges %d, notices waiting %d", c.closed, l.exchanges.len(), len(l.closing))
+	}
+}
