@@ -48,18 +48,14 @@ WRK_TIMEOUT=10s
 START_TRIES=300 # tries 0.1 s apart (~30 s+): time for a server to answer its first request
 STOP_TRIES=50   # tries 0.1 s apart (~5 s): time for a server to exit after SIGTERM
 
-# OUT and LOGDIR are relative to where the script was started.
-[[ -z $OUT || $OUT == /* ]] || OUT="$PWD/$OUT"
-[[ -z $LOGDIR || $LOGDIR == /* ]] || LOGDIR="$PWD/$LOGDIR"
-[[ -z $WASMLOOP_BIN || $WASMLOOP_BIN == /* ]] || WASMLOOP_BIN="$PWD/$WASMLOOP_BIN"
-[[ -z $HELLO_WASM || $HELLO_WASM == /* ]] || HELLO_WASM="$PWD/$HELLO_WASM"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
+LOG_TAG=bench
+# shellcheck source=./lib.sh source-path=SCRIPTDIR
+. "$here/lib.sh"
+# OUT and LOGDIR are relative to where the script was started.
+abs_path OUT LOGDIR WASMLOOP_BIN HELLO_WASM
 cd "$root"
-
-log() { printf '[bench] %s\n' "$*" >&2; }
-warn() { printf '\n[bench] WARNING: %s\n\n' "$*" >&2; }
-die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # seconds turns a wrk duration (N, Ns, Nm, Nh) into whole seconds.
 seconds() {
@@ -85,20 +81,9 @@ done
 
 ALL_SERVERS=(wasmloop node nethttp)
 declare -A LABEL=([wasmloop]="wasmloop" [node]="Node.js" [nethttp]="net/http")
-declare -A skip=()
-for s in ${SKIP//,/ }; do
-	[[ -n ${LABEL[$s]:-} ]] || die "SKIP: unknown server '$s' (known: ${ALL_SERVERS[*]})"
-	skip[$s]=1
-done
-servers=()
-for s in "${ALL_SERVERS[@]}"; do
-	[[ -n ${skip[$s]:-} ]] || servers+=("$s")
-done
-((${#servers[@]} > 0)) || die "SKIP leaves no server to run"
-wants() { [[ -z ${skip[$1]:-} ]]; }
+select_servers "$SKIP"
 
 # ---------------------------------------------------------------- tools
-need() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found: $2"; }
 need wrk "install it, e.g. apt-get install -y wrk"
 need curl "install it, e.g. apt-get install -y curl"
 need getconf "part of libc (libc-bin)"
@@ -110,47 +95,7 @@ CLK_TCK=$(getconf CLK_TCK)
 
 # ---------------------------------------------------------------- cleanup
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/wasmloop-bench.XXXXXX")
-server_pid=""
-wrk_pid=""
-
-# stop_server sends SIGTERM, waits a bounded time, then SIGKILL; always reaps.
-stop_server() {
-	local pid=$server_pid i
-	[[ -n $pid ]] || return 0
-	server_pid=""
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for ((i = 0; i < STOP_TRIES; i++)); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "$pid" 2>/dev/null; then
-			log "server $pid ignored SIGTERM for $((STOP_TRIES / 10))s; sending SIGKILL"
-			kill -KILL "$pid" 2>/dev/null || true
-		fi
-	fi
-	wait "$pid" 2>/dev/null || true
-}
-
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	if [[ -n $wrk_pid ]]; then
-		kill -TERM "$wrk_pid" 2>/dev/null || true # timeout passes it on to wrk
-		wait "$wrk_pid" 2>/dev/null || true
-	fi
-	stop_server
-	if [[ -n $LOGDIR ]]; then
-		if mkdir -p "$LOGDIR"; then
-			cp "$tmp"/*.log "$tmp/results.tsv" "$LOGDIR"/ 2>/dev/null || true
-		fi
-	fi
-	rm -rf "$tmp"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+install_cleanup
 
 # ---------------------------------------------------------------- inputs
 # Node runs the origin's hello world unchanged: node/hello.js must be
@@ -208,62 +153,6 @@ if wants nethttp; then
 fi
 
 # ---------------------------------------------------------------- helpers
-# port_free: nothing answers on $HOST:$PORT (curl exit 7 = connection refused).
-port_free() {
-	local rc=0
-	curl -s -o /dev/null --max-time 1 "$URL" || rc=$?
-	((rc == 7))
-}
-
-# wait_port_free: bounded wait for the previous server's socket to go away.
-wait_port_free() {
-	local i
-	for ((i = 0; i < STOP_TRIES; i++)); do
-		port_free && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-# cpu_ticks PID: utime+stime+cutime+cstime, in clock ticks, summed over PID
-# and all its live descendants. /proc/PID/stat of a process already totals all
-# of its threads (including threads that have exited), so the threads need no
-# separate sum; cutime/cstime hold descendants that have exited and been reaped.
-cpu_ticks() {
-	local root_pid=$1 line rest f p total=0
-	local -A kids=()
-	for p in /proc/[0-9]*/stat; do
-		read -r line 2>/dev/null <"$p" || continue
-		rest=${line##*) } # field 2 (comm) may hold spaces and ')'
-		read -r -a f <<<"$rest"
-		p=${p#/proc/}
-		kids[${f[1]}]+=" ${p%/stat}"
-	done
-	local -a queue=("$root_pid")
-	local i=0
-	while ((i < ${#queue[@]})); do
-		p=${queue[i]}
-		i=$((i + 1))
-		if read -r line 2>/dev/null <"/proc/$p/stat"; then
-			rest=${line##*) }
-			read -r -a f <<<"$rest"
-			# rest starts at field 3 (state): utime=14 stime=15 cutime=16 cstime=17
-			total=$((total + f[11] + f[12] + f[13] + f[14]))
-		fi
-		# shellcheck disable=SC2206 # word splitting of the pid list is intended
-		queue+=(${kids[$p]:-})
-		((i < 100000)) || break
-	done
-	echo "$total"
-}
-
-# cpu_all: "busy idle" ticks of the whole machine, from /proc/stat.
-cpu_all() {
-	local _cpu user nice sys idle iowait irq softirq steal _rest
-	read -r _cpu user nice sys idle iowait irq softirq steal _rest </proc/stat
-	echo "$((user + nice + sys + irq + softirq + steal)) $((idle + iowait))"
-}
-
 # check_response: the server must answer like Node's hello world.
 check_response() {
 	local name=$1 code ctype body
@@ -280,57 +169,18 @@ check_response() {
 	fi
 }
 
-# start_server NAME CMD...: start, remember the pid, wait (bounded) for it to answer.
-start_server() {
-	local name=$1 i
-	shift
-	port_free || { log "something already answers on $HOST:$PORT; stop it first"; return 1; }
-	log "starting ${LABEL[$name]}: $*"
-	# env -u GOMAXPROCS: every server gets the default; env execs, so $! is the server.
-	env -u GOMAXPROCS "$@" >"$tmp/$name.server.log" 2>&1 &
-	server_pid=$!
-	for ((i = 0; i < START_TRIES; i++)); do
-		if ! kill -0 "$server_pid" 2>/dev/null; then
-			log "${LABEL[$name]} exited during start-up; its output:"
-			sed 's/^/    /' "$tmp/$name.server.log" >&2 || true
-			server_pid=""
-			return 1
-		fi
-		if curl -s -o /dev/null --max-time 1 "$URL"; then
-			log "${LABEL[$name]} is up (pid $server_pid): $(head -n 1 "$tmp/$name.server.log")"
-			return 0
-		fi
-		sleep 0.1
-	done
-	log "${LABEL[$name]} did not answer on $URL within $((START_TRIES / 10))s"
-	return 1
-}
-
-# run_wrk NAME CONNS SECONDS FILE: one wrk run; its CPU seconds go to FILE.cpu.
-# wrk runs in the background and the shell waits for it with `wait`: a trapped
-# signal (Ctrl-C, TERM) interrupts `wait` at once, so the EXIT trap stops the
-# server and wrk, instead of bash deferring the signal until wrk is done.
-# wrk's CPU comes from the `times` builtin (CPU of reaped children), read just
-# before and after; nothing else is reaped in between.
+# run_wrk NAME CONNS SECONDS FILE: one wrk run (bounded, interruptible: see
+# run_child in lib.sh); its CPU seconds go to FILE.cpu.
 run_wrk() {
 	local name=$1 c=$2 secs=$3 file=$4 rc=0
-	timeout --kill-after=5 $((secs + 30)) \
+	run_child $((secs + 30)) "$file" \
 		wrk -t "$WRK_THREADS" -c "$c" -d "${secs}s" --timeout "$WRK_TIMEOUT" --latency \
-		-s "$here/report.lua" "$URL" >"$file" 2>&1 &
-	wrk_pid=$!
-	times >"$file.t0"
-	wait "$wrk_pid" || rc=$?
-	times >"$file.t1"
-	wrk_pid=""
+		-s "$here/report.lua" "$URL" || rc=$?
 	if ((rc != 0)); then
 		log "wrk failed (exit $rc) for ${LABEL[$name]} at $c connections:"
 		sed 's/^/    /' "$file" >&2 || true
 		return 1
 	fi
-	# `times` prints two lines, shell then children: "0m1.250s 0m0.310s".
-	awk 'function s(t) { split(t, a, "m"); return a[1] * 60 + a[2] }
-		FNR == 2 { v = s($1) + s($2); if (FILENAME ~ /t0$/) t0 = v; else t1 = v }
-		END { printf "%.2f\n", t1 - t0 }' "$file.t0" "$file.t1" >"$file.cpu"
 }
 
 # wrk_field FILE KEY: a value from report.lua's WRKBENCH line.
@@ -445,17 +295,12 @@ for s in "${servers[@]}"; do
 done
 
 # ---------------------------------------------------------------- report
-cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
-[[ -n $cpu_model ]] || cpu_model=$(lscpu 2>/dev/null | awk -F': *' '/^Model name/ {print $2; exit}' || true)
-skipped=""
-for s in "${ALL_SERVERS[@]}"; do
-	wants "$s" || skipped+="${skipped:+, }${LABEL[$s]}"
-done
+skipped=$(skipped_list)
 {
 	echo "## wasmloop hello-world benchmark"
 	echo
 	echo "- date: $started"
-	echo "- machine: $(nproc) CPUs ($(getconf _NPROCESSORS_ONLN) online), ${cpu_model:-unknown CPU}, $(uname -sr); load average before: $load_before"
+	echo "- machine: $(machine_line); load average before: $load_before"
 	echo "- tools: $(wrk --version 2>&1 | head -n 1 | awk '{print $1, $2}'), $(go version 2>/dev/null | awk '{print $3}' || echo 'no go'), node $(node --version 2>/dev/null || echo 'absent')"
 	echo "- load: wrk -t $WRK_THREADS, keep-alive, $WARMUP warm-up then $DURATION measured, connections: ${conns_list[*]}, $URL (wrk shares the cores with the server)"
 	echo "- servers: wasmloop \`run --workers $WORKERS\` samples/hello ($wasmloop_note); Node.js node/hello.js ($node_note); net/http tests/bench/nethttp (default GOMAXPROCS)${skipped:+; skipped: $skipped}"
