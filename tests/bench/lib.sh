@@ -222,3 +222,33 @@ machine_line() {
 	[[ -n $cpu_model ]] || cpu_model=$(lscpu 2>/dev/null | awk -F': *' '/^Model name/ {print $2; exit}' || true)
 	echo "$(nproc) CPUs ($(getconf _NPROCESSORS_ONLN) online), ${cpu_model:-unknown CPU}, $(uname -sr)"
 }
+
+# build_wasmloop SAMPLE PREBUILT VAR: sets wasmloop_bin (built from this tree, or
+# $WASMLOOP_BIN), guest_wasm (samples/SAMPLE built for wasip1, or the prebuilt file PREBUILT
+# named by the variable VAR) and wasmloop_note. Builds before anything is measured, so a build
+# error shows at once.
+build_wasmloop() {
+	local sample=$1 prebuilt=$2 var=$3
+	wasmloop_bin="$tmp/wasmloop"
+	guest_wasm="$tmp/$sample.wasm"
+	wasmloop_note="built from this tree"
+	if [[ -n $WASMLOOP_BIN ]]; then
+		[[ -x $WASMLOOP_BIN ]] || die "WASMLOOP_BIN=$WASMLOOP_BIN is not an executable"
+		wasmloop_bin=$WASMLOOP_BIN
+		wasmloop_note="CLI from WASMLOOP_BIN"
+	else
+		log "building cmd/wasmloop"
+		go build -o "$wasmloop_bin" ./cmd/wasmloop ||
+			die "go build ./cmd/wasmloop failed (run with SKIP=wasmloop to benchmark the others)"
+	fi
+	if [[ -n $prebuilt ]]; then
+		[[ -f $prebuilt ]] || die "$var=$prebuilt does not exist"
+		guest_wasm=$prebuilt
+		wasmloop_note+=", guest from $var"
+	else
+		[[ -f samples/$sample/main.go ]] || die "samples/$sample/main.go does not exist: run with SKIP=wasmloop, or $var=..."
+		log "building samples/$sample (GOOS=wasip1 GOARCH=wasm, c-shared)"
+		GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$guest_wasm" "./samples/$sample" ||
+			die "building samples/$sample for wasip1 failed (run with SKIP=wasmloop to benchmark the others)"
+	fi
+}

@@ -123,29 +123,9 @@ else
 	node_note="hello.js not checked (origin page not present)"
 fi
 
-# Build everything before measuring anything, so a build error shows at once.
-wasmloop_bin="$tmp/wasmloop"
-hello_wasm="$tmp/hello.wasm"
-wasmloop_note="built from this tree"
 if wants wasmloop; then
-	if [[ -n $WASMLOOP_BIN ]]; then
-		[[ -x $WASMLOOP_BIN ]] || die "WASMLOOP_BIN=$WASMLOOP_BIN is not an executable"
-		wasmloop_bin=$WASMLOOP_BIN
-		wasmloop_note="CLI from WASMLOOP_BIN"
-	else
-		log "building cmd/wasmloop"
-		go build -o "$wasmloop_bin" ./cmd/wasmloop ||
-			die "go build ./cmd/wasmloop failed (run with SKIP=wasmloop to benchmark the others)"
-	fi
-	if [[ -n $HELLO_WASM ]]; then
-		[[ -f $HELLO_WASM ]] || die "HELLO_WASM=$HELLO_WASM does not exist"
-		hello_wasm=$HELLO_WASM
-		wasmloop_note+=", guest from HELLO_WASM"
-	else
-		log "building samples/hello (GOOS=wasip1 GOARCH=wasm, c-shared)"
-		GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$hello_wasm" ./samples/hello ||
-			die "building samples/hello for wasip1 failed (run with SKIP=wasmloop to benchmark the others)"
-	fi
+	build_wasmloop hello "$HELLO_WASM" HELLO_WASM
+	hello_wasm=$guest_wasm
 fi
 if wants nethttp; then
 	log "building tests/bench/nethttp"

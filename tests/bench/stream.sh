@@ -153,31 +153,9 @@ install_cleanup
 node_script="$here/node/stream.js"
 if wants node; then [[ -f $node_script ]] || die "$node_script is missing"; fi
 
-# Build everything before measuring anything, so a build error shows at once.
-wasmloop_bin="$tmp/wasmloop"
-stream_wasm="$tmp/stream.wasm"
-wasmloop_note="built from this tree"
 if wants wasmloop; then
-	if [[ -n $WASMLOOP_BIN ]]; then
-		[[ -x $WASMLOOP_BIN ]] || die "WASMLOOP_BIN=$WASMLOOP_BIN is not an executable"
-		wasmloop_bin=$WASMLOOP_BIN
-		wasmloop_note="CLI from WASMLOOP_BIN"
-	else
-		log "building cmd/wasmloop"
-		go build -o "$wasmloop_bin" ./cmd/wasmloop ||
-			die "go build ./cmd/wasmloop failed (run with SKIP=wasmloop to benchmark the others)"
-	fi
-	if [[ -n $STREAM_WASM ]]; then
-		[[ -f $STREAM_WASM ]] || die "STREAM_WASM=$STREAM_WASM does not exist"
-		stream_wasm=$STREAM_WASM
-		wasmloop_note+=", guest from STREAM_WASM"
-	else
-		[[ -f samples/stream/main.go ]] ||
-			die "samples/stream/main.go does not exist (yet): run with SKIP=wasmloop, or STREAM_WASM=..."
-		log "building samples/stream (GOOS=wasip1 GOARCH=wasm, c-shared)"
-		GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o "$stream_wasm" ./samples/stream ||
-			die "building samples/stream for wasip1 failed (run with SKIP=wasmloop to benchmark the others)"
-	fi
+	build_wasmloop stream "$STREAM_WASM" STREAM_WASM
+	stream_wasm=$guest_wasm
 fi
 if wants nethttp; then
 	log "building tests/bench/nethttp-stream"
