@@ -143,3 +143,19 @@ func parseDigits(b []byte) (int64, bool) {
 	}
 	return n, true
 }
+
+// The token helpers below are shared with the WebSocket upgrade check, which reads the same
+// RFC 9110 grammar in the Upgrade, Connection and Sec-WebSocket-* fields.
+
+// IsTchar reports whether c is an RFC 9110 token character.
+func IsTchar(c byte) bool { return isTchar(c) }
+
+// IsToken reports whether b is a non-empty RFC 9110 token.
+func IsToken(b []byte) bool { return isToken(b) }
+
+// EqualFold compares b with lower, an ASCII lower-case constant, ignoring ASCII case only.
+func EqualFold(b []byte, lower string) bool { return equalFold(b, lower) }
+
+// NextListElem splits the first element off a comma-separated field value and returns it
+// OWS-trimmed with the rest.
+func NextListElem(v []byte) (elem, rest []byte) { return nextListElem(v) }
