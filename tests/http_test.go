@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -358,20 +357,7 @@ func TestRequestBodies(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			data := make([]byte, tt.size)
 			rand.Read(data)
-			req, _ := http.NewRequest("POST", s.URL("/echo"), bytes.NewReader(data))
-			if tt.chunked {
-				req.ContentLength = -1 // net/http then sends Transfer-Encoding: chunked
-				req.Body = io.NopCloser(bytes.NewReader(data))
-			}
-			resp, err := c.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err != nil || resp.StatusCode != 200 {
-				t.Fatalf("status %d, err %v", resp.StatusCode, err)
-			}
+			body := postBytes(t, c, s.URL("/echo"), data, tt.chunked)
 			if sha256.Sum256(body) != sha256.Sum256(data) {
 				t.Errorf("echoed %d bytes (sha256 %x), sent %d (sha256 %x)", len(body), sha256.Sum256(body), len(data), sha256.Sum256(data))
 			}

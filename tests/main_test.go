@@ -546,3 +546,24 @@ func eventually(d time.Duration, cond func() bool) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// postBytes POSTs data to url, as Content-Length or (chunked) Transfer-Encoding: chunked, and
+// returns the body of the 200 it must get.
+func postBytes(t testing.TB, c *http.Client, url string, data []byte, chunked bool) []byte {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(data))
+	if chunked {
+		req.ContentLength = -1 // net/http then sends Transfer-Encoding: chunked
+		req.Body = io.NopCloser(bytes.NewReader(data))
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("status %d, err %v, body %q", resp.StatusCode, err, truncate(string(body), 200))
+	}
+	return body
+}

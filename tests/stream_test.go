@@ -320,20 +320,7 @@ func TestStreamSmallBodies(t *testing.T) {
 			for _, path := range []string{"/upload", "/echo"} {
 				t.Run(fmt.Sprintf("POST %s %d %s", path, size, framing), func(t *testing.T) {
 					data, _ := io.ReadAll(randomBody(byte(size), size))
-					req, _ := http.NewRequest("POST", s.URL(path), bytes.NewReader(data))
-					if chunked {
-						req.ContentLength = -1
-						req.Body = io.NopCloser(bytes.NewReader(data))
-					}
-					resp, err := c.Do(req)
-					if err != nil {
-						t.Fatal(err)
-					}
-					body, err := io.ReadAll(resp.Body)
-					resp.Body.Close()
-					if err != nil || resp.StatusCode != 200 {
-						t.Fatalf("status %d, err %v, body %q", resp.StatusCode, err, truncate(string(body), 200))
-					}
+					body := postBytes(t, c, s.URL(path), data, chunked)
 					want := string(data)
 					if path == "/upload" {
 						want = uploadAnswer(size, sha256.Sum256(data))

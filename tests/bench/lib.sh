@@ -252,3 +252,18 @@ build_wasmloop() {
 			die "building samples/$sample for wasip1 failed (run with SKIP=wasmloop to benchmark the others)"
 	fi
 }
+
+# select_and_check: the servers to run (all three less $SKIP) and the tools every harness
+# needs; sets CLK_TCK for the CPU accounting. Harness-specific tools are checked by the caller.
+select_and_check() {
+	ALL_SERVERS=(wasmloop node nethttp)
+	declare -gA LABEL=([wasmloop]="wasmloop" [node]="Node.js" [nethttp]="net/http")
+	select_servers "${SKIP:-}" # SKIP is the caller's setting
+	need curl "install it, e.g. apt-get install -y curl"
+	need getconf "part of libc (libc-bin)"
+	need timeout "part of coreutils"
+	if wants wasmloop || wants nethttp; then need go "install Go (https://go.dev/dl/)"; fi
+	if wants node; then need node "install Node.js, or SKIP=node"; fi
+	CLK_TCK=$(getconf CLK_TCK)
+	[[ $CLK_TCK =~ ^[1-9][0-9]*$ ]] || die "getconf CLK_TCK gave '$CLK_TCK'"
+}

@@ -79,19 +79,9 @@ for c in "${conns_list[@]}"; do
 	((c >= WRK_THREADS)) || die "CONNS ($c) must be at least the wrk thread count ($WRK_THREADS)"
 done
 
-ALL_SERVERS=(wasmloop node nethttp)
-declare -A LABEL=([wasmloop]="wasmloop" [node]="Node.js" [nethttp]="net/http")
-select_servers "$SKIP"
-
-# ---------------------------------------------------------------- tools
+# ---------------------------------------------------------------- servers and tools
+select_and_check
 need wrk "install it, e.g. apt-get install -y wrk"
-need curl "install it, e.g. apt-get install -y curl"
-need getconf "part of libc (libc-bin)"
-need timeout "part of coreutils"
-if wants wasmloop || wants nethttp; then need go "install Go (https://go.dev/dl/)"; fi
-if wants node; then need node "install Node.js, or SKIP=node"; fi
-CLK_TCK=$(getconf CLK_TCK)
-[[ $CLK_TCK =~ ^[1-9][0-9]*$ ]] || die "getconf CLK_TCK gave '$CLK_TCK'"
 
 # ---------------------------------------------------------------- cleanup
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/wasmloop-bench.XXXXXX")
@@ -123,6 +113,8 @@ else
 	node_note="hello.js not checked (origin page not present)"
 fi
 
+# Unset when wasmloop is skipped; the report still names them.
+wasmloop_bin="" hello_wasm="" wasmloop_note="skipped"
 if wants wasmloop; then
 	build_wasmloop hello "$HELLO_WASM" HELLO_WASM
 	hello_wasm=$guest_wasm

@@ -127,19 +127,9 @@ for i in "${!size_bytes[@]}"; do
 	((smallest_series == 0 || t < smallest_series)) && smallest_series=$t
 done
 
-ALL_SERVERS=(wasmloop node nethttp)
-declare -A LABEL=([wasmloop]="wasmloop" [node]="Node.js" [nethttp]="net/http")
-select_servers "$SKIP"
-
-# ---------------------------------------------------------------- tools
-need curl "install it, e.g. apt-get install -y curl"
+# ---------------------------------------------------------------- servers and tools
+select_and_check
 need sha256sum "part of coreutils"
-need getconf "part of libc (libc-bin)"
-need timeout "part of coreutils"
-if wants wasmloop || wants nethttp; then need go "install Go (https://go.dev/dl/)"; fi
-if wants node; then need node "install Node.js, or SKIP=node"; fi
-CLK_TCK=$(getconf CLK_TCK)
-[[ $CLK_TCK =~ ^[1-9][0-9]*$ ]] || die "getconf CLK_TCK gave '$CLK_TCK'"
 # %{exitcode} in --write-out needs curl 7.75.
 curl_ver=$(curl --version | awk 'NR == 1 {print $2}')
 printf '%s\n7.75.0\n' "$curl_ver" | sort -C -V -r ||
@@ -153,6 +143,8 @@ install_cleanup
 node_script="$here/node/stream.js"
 if wants node; then [[ -f $node_script ]] || die "$node_script is missing"; fi
 
+# Unset when wasmloop is skipped; the report still names them.
+wasmloop_bin="" stream_wasm="" wasmloop_note="skipped"
 if wants wasmloop; then
 	build_wasmloop stream "$STREAM_WASM" STREAM_WASM
 	stream_wasm=$guest_wasm

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -156,7 +157,7 @@ func (m *Module) check() error {
 		if !ok {
 			continue
 		}
-		if !sameTypes(f.ParamTypes(), sig.params) || !sameTypes(f.ResultTypes(), sig.results) {
+		if !slices.Equal(f.ParamTypes(), sig.params) || !slices.Equal(f.ResultTypes(), sig.results) {
 			return refuse("export %s has the wrong signature %v -> %v; ABI v%d wants %v -> %v", name, f.ParamTypes(), f.ResultTypes(), abi.Major, sig.params, sig.results)
 		}
 		m.exports[name] = true
@@ -183,7 +184,7 @@ func (m *Module) check() error {
 		if !ok {
 			return refuse("the module imports %s.%s, which ABI v%d.%d does not have", mod, name, abi.Major, abi.Minor)
 		}
-		if !sameTypes(f.ParamTypes(), sig.params) || !sameTypes(f.ResultTypes(), sig.results) {
+		if !slices.Equal(f.ParamTypes(), sig.params) || !slices.Equal(f.ResultTypes(), sig.results) {
 			return refuse("import %s.%s has the wrong signature %v -> %v; ABI v%d wants %v -> %v", mod, name, f.ParamTypes(), f.ResultTypes(), abi.Major, sig.params, sig.results)
 		}
 	}
@@ -197,18 +198,6 @@ func hasOtherVersion(fns map[string]api.FunctionDefinition) bool {
 		}
 	}
 	return false
-}
-
-func sameTypes(a, b []api.ValueType) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Has reports whether the module exports the named function.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -83,7 +84,7 @@ func FuzzReader(f *testing.F) {
 		whole, werr := feedWhole(mk(), in)
 		bytewise, berr := feedBytes(mk(), in)
 		chunked, cerr := feedChunks(mk(), in, []int{int(mode>>3) + 1, 2, int(mode>>5) + 3})
-		if werr != berr || werr != cerr || !equalGot(whole, bytewise) || !equalGot(whole, chunked) {
+		if werr != berr || werr != cerr || !slices.Equal(whole, bytewise) || !slices.Equal(whole, chunked) {
 			t.Fatalf("whole %v %v\nbytes %v %v\nchunks %v %v", whole, werr, bytewise, berr, chunked, cerr)
 		}
 		max := int64(DefaultMaxMessage)

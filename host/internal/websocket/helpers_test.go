@@ -3,6 +3,7 @@ package websocket
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/gobwas/ws"
@@ -184,22 +185,10 @@ func runCases(t *testing.T, cases []frameCase) {
 				if err != c.err {
 					t.Fatalf("%s: err = %v, want %v (events %v)", fd.name, err, c.err, evs)
 				}
-				if !equalGot(evs, c.want) {
+				if !slices.Equal(evs, c.want) {
 					t.Fatalf("%s: events\n got %v\nwant %v", fd.name, evs, c.want)
 				}
 			}
 		})
 	}
-}
-
-func equalGot(a, b []got) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -3,6 +3,7 @@ package websocket
 import (
 	"bytes"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -161,7 +162,7 @@ func TestClientInterop(t *testing.T) {
 	want := []got{txt(msgs[0]), txt(msgs[1]), txt(msgs[2]), bin(big), gPing("p"), gClose(1001, "gone")}
 	for _, sizes := range [][]int{{1 << 30}, {1}, {5, 17}} {
 		evs, err := feedChunks(&Reader{}, buf.Bytes(), sizes)
-		if err != nil || !equalGot(evs, want) {
+		if err != nil || !slices.Equal(evs, want) {
 			t.Fatalf("%v: %v %v", sizes, evs, err)
 		}
 	}
