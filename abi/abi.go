@@ -6,7 +6,7 @@ package abi
 // Version of the ABI this package describes. Minor versions only add.
 const (
 	Major = 1
-	Minor = 2
+	Minor = 3
 )
 
 // ModuleName is the import module of every host function. The major version is part of it,
@@ -15,17 +15,20 @@ const ModuleName = "wasmloop_v1"
 
 // Names of the guest's exports.
 const (
-	ExportMarker    = "wasmloop_abi_v1"
-	ExportStart     = "wasmloop_on_start"
-	ExportOnRequest = "wasmloop_on_request"
-	ExportOnTimer   = "wasmloop_on_timer"
-	ExportOnClose   = "wasmloop_on_close"
-	ExportOnBody    = "wasmloop_on_body"    // since 1.1
-	ExportOnDrain   = "wasmloop_on_drain"   // since 1.1
-	ExportOnMessage = "wasmloop_on_message" // since 1.2
-	ExportMemory    = "memory"
-	ExportInit      = "_initialize" // WASI reactor initialisation
-	ExportCommand   = "_start"      // a WASI command: refused
+	ExportMarker      = "wasmloop_abi_v1"
+	ExportStart       = "wasmloop_on_start"
+	ExportOnRequest   = "wasmloop_on_request"
+	ExportOnTimer     = "wasmloop_on_timer"
+	ExportOnClose     = "wasmloop_on_close"
+	ExportOnBody      = "wasmloop_on_body"       // since 1.1
+	ExportOnDrain     = "wasmloop_on_drain"      // since 1.1
+	ExportOnMessage   = "wasmloop_on_message"    // since 1.2
+	ExportOnWSOpen    = "wasmloop_on_ws_open"    // since 1.3
+	ExportOnWSMessage = "wasmloop_on_ws_message" // since 1.3
+	ExportOnWSClose   = "wasmloop_on_ws_close"   // since 1.3
+	ExportMemory      = "memory"
+	ExportInit        = "_initialize" // WASI reactor initialisation
+	ExportCommand     = "_start"      // a WASI command: refused
 )
 
 // Names of the host functions in ModuleName.
@@ -44,8 +47,11 @@ const (
 	FnRef         = "ref"
 	FnExit        = "exit"
 	FnFail        = "fail"
-	FnPause       = "pause" // since 1.1
-	FnPost        = "post"  // since 1.2
+	FnPause       = "pause"     // since 1.1
+	FnPost        = "post"      // since 1.2
+	FnWSAccept    = "ws_accept" // since 1.3
+	FnWSSend      = "ws_send"   // since 1.3
+	FnWSClose     = "ws_close"  // since 1.3
 )
 
 // MinInbox is the smallest inbox the host accepts.
@@ -64,6 +70,16 @@ const PostAll = -1
 // MaxMessage is the largest message post takes (since 1.2); it fits the smallest inbox the
 // host accepts with room to spare, so every receiver can take it in one callback.
 const MaxMessage = MinInbox
+
+// WSAcceptDeflate is the ws_accept flag (since 1.3) that turns on permessage-deflate when the
+// client offered it.
+const WSAcceptDeflate = 1
+
+// Flags of ws_send and wasmloop_on_ws_message (since 1.3).
+const (
+	WSBinary = 1 << 0 // a binary message; without it the message is text (valid UTF-8)
+	WSMore   = 1 << 1 // on_ws_message only: the inbox holds the first part; body_read the rest
+)
 
 // AboveMark is what respond and write return (since 1.1) when the data was accepted but the
 // connection's unsent output is above the high-water mark: wait for wasmloop_on_drain.
@@ -108,6 +124,7 @@ const (
 	KindListener Kind = 1
 	KindRequest  Kind = 2
 	KindTimer    Kind = 3
+	KindSocket   Kind = 4 // a WebSocket (since 1.3)
 )
 
 // Handle is an i64 the host gives a guest to name one object. See ABI.md §1.

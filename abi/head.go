@@ -12,6 +12,7 @@ const (
 	HeadExpect100   = 1 << 2
 	HeadBodyPending = 1 << 3
 	HeadUpgrade     = 1 << 4
+	HeadWebSocket   = 1 << 5 // since 1.3: a valid WebSocket opening handshake; ws_accept may take it
 )
 
 // HeadFixed is the size of the fixed part of a packed head.

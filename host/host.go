@@ -66,6 +66,15 @@ type Config struct {
 	// MaxConns caps open connections; at the cap the host stops accepting (connections
 	// wait in the kernel's backlog) until some close. 0 means no cap but the OS's.
 	MaxConns int
+	// WSMaxMessage caps a WebSocket message a client sends, compressed and decompressed;
+	// beyond it the connection is closed with 1009. 0 means 1 MiB.
+	WSMaxMessage int64
+	// WSIdleTimeout closes a WebSocket (1001) whose client sent nothing, not even a pong,
+	// for that long. 0 means 2 minutes.
+	WSIdleTimeout time.Duration
+	// WSPingInterval is the silence after which the host pings a WebSocket client, so a
+	// live one answers and stays open. 0 means half of WSIdleTimeout; negative, no pings.
+	WSPingInterval time.Duration
 	// ShutdownTimeout bounds a graceful shutdown. 0 means 10 seconds.
 	ShutdownTimeout time.Duration
 	// CacheDir holds compiled guests across runs. "" means the user's cache directory,
@@ -143,6 +152,9 @@ func (a *App) Run(ctx context.Context) (int, error) {
 		MaxConns:        cfg.MaxConns,
 		WriteHighWater:  cfg.WriteHighWater,
 		MaxOutput:       cfg.MaxOutput,
+		WSMaxMessage:    cfg.WSMaxMessage,
+		WSIdleTimeout:   cfg.WSIdleTimeout,
+		WSPingInterval:  cfg.WSPingInterval,
 		Instance:        guest.InstanceConfig{Args: cfg.Args, Env: cfg.Env, Stdout: cfg.Stdout, Stderr: cfg.Stderr},
 		Log:             cfg.Log,
 	})

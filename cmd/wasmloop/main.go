@@ -153,6 +153,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&highWater, "write-high-water", "unsent output per connection above which the guest is told to wait for a drain event")
 	maxOutput := sizeFlag(16 << 20)
 	fs.Var(&maxOutput, "max-output", "unsent output per connection beyond which the connection is closed")
+	wsMaxMessage := sizeFlag(1 << 20)
+	fs.Var(&wsMaxMessage, "ws-max-message", "largest WebSocket message a client may send (1009 beyond)")
+	wsIdle := fs.Duration("ws-idle-timeout", 2*time.Minute, "close a WebSocket whose client sent nothing this long")
+	wsPing := fs.Duration("ws-ping-interval", time.Minute, "ping a WebSocket client after this much silence (0: never)")
 	maxConns := fs.Int("max-conns", 0, "most open connections; beyond it new ones wait in the backlog (0: no cap)")
 	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "how long SIGINT/SIGTERM waits for in-flight responses")
 	cacheDir := fs.String("cache-dir", "", "where compiled guests are cached (default: the user cache dir; - for none)")
@@ -183,7 +187,7 @@ Flags:
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"header-timeout", *headerTimeout}, {"body-timeout", *bodyTimeout}, {"idle-timeout", *idleTimeout}, {"shutdown-timeout", *shutdown}} {
+	}{{"header-timeout", *headerTimeout}, {"body-timeout", *bodyTimeout}, {"idle-timeout", *idleTimeout}, {"ws-idle-timeout", *wsIdle}, {"shutdown-timeout", *shutdown}} {
 		if d.v <= 0 {
 			fmt.Fprintf(stderr, "wasmloop run: --%s must be positive\n", d.name)
 			return exitUsage
@@ -222,6 +226,9 @@ Flags:
 		MaxConns:        *maxConns,
 		WriteHighWater:  int(highWater),
 		MaxOutput:       int(maxOutput),
+		WSMaxMessage:    int64(wsMaxMessage),
+		WSIdleTimeout:   *wsIdle,
+		WSPingInterval:  pingInterval(*wsPing),
 		ShutdownTimeout: *shutdown,
 		CacheDir:        *cacheDir,
 	})
@@ -282,4 +289,12 @@ func loadTarget(ctx context.Context, target, cacheDir string, stderr io.Writer) 
 		target = path
 	}
 	return os.ReadFile(target)
+}
+
+// pingInterval maps the flag's "0: never" onto host.Config's "negative: no pings".
+func pingInterval(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }

@@ -108,6 +108,10 @@ func exportOnBody(req int64, size int32, end int32) int32 {
 //go:wasmexport wasmloop_on_drain
 func exportOnDrain(req int64) int32 {
 	recycleRetired()
+	if abi.Handle(req).Kind() == abi.KindSocket {
+		socketDrained(req)
+		return 0
+	}
 	x := open.get(req)
 	if x == nil {
 		return 0

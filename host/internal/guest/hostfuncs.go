@@ -28,6 +28,9 @@ type Host interface {
 	Exit(code int32) int32
 	Pause(req abi.Handle, paused int32) int32
 	Post(target int32, data []byte) int32
+	WSAccept(req abi.Handle, protocol, hdr []byte, flags int32) int64
+	WSSend(ws abi.Handle, data []byte, flags int32) int32
+	WSClose(ws abi.Handle, code int32, reason []byte) int32
 }
 
 type instanceKey struct{}
@@ -132,6 +135,31 @@ var hostFuncs = []hostFunc{
 			return
 		}
 		s[0] = i32Result(hostOf(ctx).Post(int32(s[0]), data))
+	}},
+	{abi.FnWSAccept, []api.ValueType{i64, i32, i32, i32, i32, i32}, []api.ValueType{i64}, func(ctx context.Context, m api.Module, s []uint64) {
+		proto, ok1 := view(m, s[1], s[2])
+		hdr, ok2 := view(m, s[3], s[4])
+		if !ok1 || !ok2 {
+			s[0] = errFault64
+			return
+		}
+		s[0] = uint64(hostOf(ctx).WSAccept(abi.Handle(s[0]), proto, hdr, int32(s[5])))
+	}},
+	{abi.FnWSSend, []api.ValueType{i64, i32, i32, i32}, []api.ValueType{i32}, func(ctx context.Context, m api.Module, s []uint64) {
+		data, ok := view(m, s[1], s[2])
+		if !ok {
+			s[0] = errFault
+			return
+		}
+		s[0] = i32Result(hostOf(ctx).WSSend(abi.Handle(s[0]), data, int32(s[3])))
+	}},
+	{abi.FnWSClose, []api.ValueType{i64, i32, i32, i32}, []api.ValueType{i32}, func(ctx context.Context, m api.Module, s []uint64) {
+		reason, ok := view(m, s[2], s[3])
+		if !ok {
+			s[0] = errFault
+			return
+		}
+		s[0] = i32Result(hostOf(ctx).WSClose(abi.Handle(s[0]), int32(s[1]), reason))
 	}},
 	{abi.FnFail, []api.ValueType{i32, i32}, nil, func(ctx context.Context, m api.Module, s []uint64) {
 		msg, ok := view(m, s[0], s[1])

@@ -33,6 +33,7 @@ type Instance struct {
 	dead  bool
 
 	onRequest, onTimer, onClose, onBody, onDrain, onMessage, start api.Function
+	onWSOpen, onWSMessage, onWSClose                               api.Function
 }
 
 // ExitError reports that the guest called WASI proc_exit. In the program's top-level code
@@ -88,6 +89,9 @@ func (m *Module) Instantiate(ctx context.Context, cfg InstanceConfig, host Host)
 	inst.onBody = mod.ExportedFunction(abi.ExportOnBody)
 	inst.onDrain = mod.ExportedFunction(abi.ExportOnDrain)
 	inst.onMessage = mod.ExportedFunction(abi.ExportOnMessage)
+	inst.onWSOpen = mod.ExportedFunction(abi.ExportOnWSOpen)
+	inst.onWSMessage = mod.ExportedFunction(abi.ExportOnWSMessage)
+	inst.onWSClose = mod.ExportedFunction(abi.ExportOnWSClose)
 	if m.hasInit {
 		if _, err := inst.call(abi.ExportInit, mod.ExportedFunction(abi.ExportInit)); err != nil {
 			inst.Close()
@@ -194,4 +198,34 @@ func (i *Instance) OnDrain(req abi.Handle) (int32, error) {
 	}
 	i.stack[0] = uint64(req)
 	return i.call(abi.ExportOnDrain, i.onDrain)
+}
+
+// HasOnWSMessage reports whether the guest exports wasmloop_on_ws_message, without which it
+// cannot accept WebSockets.
+func (i *Instance) HasOnWSMessage() bool { return i.onWSMessage != nil }
+
+// OnWSOpen calls wasmloop_on_ws_open if the guest exports it.
+func (i *Instance) OnWSOpen(ws abi.Handle) (int32, error) {
+	if i.onWSOpen == nil {
+		return 0, nil
+	}
+	i.stack[0] = uint64(ws)
+	return i.call(abi.ExportOnWSOpen, i.onWSOpen)
+}
+
+// OnWSMessage calls wasmloop_on_ws_message: the message's first bytes are at the start of the
+// inbox; size is its whole length.
+func (i *Instance) OnWSMessage(ws abi.Handle, size uint32, flags int32) (int32, error) {
+	i.stack[0], i.stack[1], i.stack[2] = uint64(ws), uint64(size), uint64(uint32(flags))
+	return i.call(abi.ExportOnWSMessage, i.onWSMessage)
+}
+
+// OnWSClose calls wasmloop_on_ws_close if the guest exports it: the close reason (size bytes)
+// is at the start of the inbox.
+func (i *Instance) OnWSClose(ws abi.Handle, code int32, size uint32) (int32, error) {
+	if i.onWSClose == nil {
+		return 0, nil
+	}
+	i.stack[0], i.stack[1], i.stack[2] = uint64(ws), uint64(uint32(code)), uint64(size)
+	return i.call(abi.ExportOnWSClose, i.onWSClose)
 }

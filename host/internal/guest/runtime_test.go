@@ -282,6 +282,18 @@ func (r *recorder) Ref(abi.Handle, int32) int32   { return 0 }
 func (r *recorder) Exit(int32) int32              { return 0 }
 func (r *recorder) Post(int32, []byte) int32      { r.called = append(r.called, "post"); return 0 }
 func (r *recorder) Pause(abi.Handle, int32) int32 { return 0 }
+func (r *recorder) WSAccept(abi.Handle, []byte, []byte, int32) int64 {
+	r.called = append(r.called, "ws_accept")
+	return 0
+}
+func (r *recorder) WSSend(abi.Handle, []byte, int32) int32 {
+	r.called = append(r.called, "ws_send")
+	return 0
+}
+func (r *recorder) WSClose(abi.Handle, int32, []byte) int32 {
+	r.called = append(r.called, "ws_close")
+	return 0
+}
 
 // Every host function that takes guest memory answers an out-of-bounds (pointer, length)
 // with EFAULT and never reaches the Host; in bounds, it does reach it.
@@ -292,7 +304,7 @@ func TestHostFunctionsCheckPointers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.Close(ctx)
-	for _, fn := range []string{abi.FnInbox, abi.FnListen, abi.FnRespond, abi.FnWrite, abi.FnBodyRead, abi.FnPost} {
+	for _, fn := range []string{abi.FnInbox, abi.FnListen, abi.FnRespond, abi.FnWrite, abi.FnBodyRead, abi.FnPost, abi.FnWSAccept, abi.FnWSSend, abi.FnWSClose} {
 		for _, tc := range []struct {
 			arg     int64
 			reached bool

@@ -4,6 +4,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 
 	"github.com/wasmloop/wasmloop/abi"
@@ -26,6 +27,7 @@ type Conn struct {
 
 	parser http1.Parser
 	ex     *exchange // the request being answered; the next one waits (pipelining is in order)
+	ws     *wsConn   // set once a WebSocket handshake was accepted: no more HTTP
 
 	// A request whose body did not arrive with its head: the head is kept and the body
 	// collected until complete, then the head is parsed again from headBuf.
@@ -235,6 +237,8 @@ func (l *Loop) readConn(c *Conn) {
 			c.readEOF = true
 			c.unread = false
 			switch {
+			case c.ws != nil:
+				l.closeConn(c, abi.ClosePeer) // gone without a close frame: on_ws_close says 1006
 			case c.ex == nil:
 				c.closeAfter = true
 				l.markDirty(c)
@@ -261,6 +265,9 @@ func (l *Loop) reading(c *Conn) bool {
 	}
 	if c.closed || c.readEOF || c.closeAfter || l.behind(c) {
 		return false
+	}
+	if c.ws != nil {
+		return !c.ws.paused
 	}
 	return c.ex == nil || c.ex.receiving()
 }
@@ -305,6 +312,10 @@ func (l *Loop) consume(c *Conn, data []byte, fromShared bool) {
 // resumeConn continues a connection after its request ended outside its own read: serve the
 // pipelined bytes already here, then read what the kernel holds (no new edge will come).
 func (l *Loop) resumeConn(c *Conn) {
+	if w := c.ws; w != nil && !c.closed {
+		l.resumeWS(c, w)
+		return
+	}
 	if c.closed || c.ex != nil && !c.ex.receiving() {
 		return
 	}
@@ -341,10 +352,7 @@ func (l *Loop) checkStall(c *Conn) {
 	case c.outStalled && c.outLen() <= l.cfg.WriteHighWater/2:
 		c.outStalled = false
 		c.unread = true
-		if !c.resumeQueued {
-			c.resumeQueued = true
-			l.resume = append(l.resume, c)
-		}
+		l.queueResume(c)
 	}
 }
 
@@ -448,6 +456,10 @@ func (l *Loop) closeConn(c *Conn, reason int32) {
 	if ex := c.ex; ex != nil {
 		c.ex = nil
 		l.abandon(ex, reason)
+	}
+	if w := c.ws; w != nil {
+		w.conn = nil
+		l.endWS(w, int32(ws.StatusAbnormalClosure), "") // unless it was told already
 	}
 	if c.in != nil {
 		l.putBuf(c.in)

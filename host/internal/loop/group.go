@@ -22,6 +22,7 @@ import (
 	"github.com/wasmloop/wasmloop/host/internal/guest"
 	"github.com/wasmloop/wasmloop/host/internal/http1"
 	"github.com/wasmloop/wasmloop/host/internal/poll"
+	"github.com/wasmloop/wasmloop/host/internal/websocket"
 )
 
 // Config is everything a Group needs besides the module.
@@ -44,8 +45,15 @@ type Config struct {
 	// MaxConns caps the open connections of the process, shared evenly between the workers;
 	// at the cap a worker stops accepting until one of its connections closes. 0: no cap.
 	MaxConns int
-	Instance guest.InstanceConfig
-	Log      *log.Logger // host messages; nil means discard
+	// WSMaxMessage caps a WebSocket message, compressed or not (1009 beyond). 0 means 1 MiB.
+	WSMaxMessage int64
+	// WSIdleTimeout closes (1001) a WebSocket whose peer sent nothing that long. 0 means 2 min.
+	WSIdleTimeout time.Duration
+	// WSPingInterval is the silence after which the host pings a WebSocket's peer, so that a
+	// live peer's pong keeps it open. 0 means half of WSIdleTimeout; negative, no pings.
+	WSPingInterval time.Duration
+	Instance       guest.InstanceConfig
+	Log            *log.Logger // host messages; nil means discard
 	// HandoffAccept makes loop 0 accept for every loop and hand descriptors over, as on
 	// systems whose SO_REUSEPORT does not balance. It is forced there; tests set it on Linux.
 	HandoffAccept bool
@@ -89,6 +97,18 @@ func NewGroup(m *guest.Module, cfg Config) *Group {
 	}
 	if cfg.MaxOutput <= 0 {
 		cfg.MaxOutput = 16 << 20
+	}
+	if cfg.WSMaxMessage <= 0 {
+		cfg.WSMaxMessage = websocket.DefaultMaxMessage
+	}
+	if cfg.WSIdleTimeout <= 0 {
+		cfg.WSIdleTimeout = 2 * time.Minute
+	}
+	switch {
+	case cfg.WSPingInterval == 0:
+		cfg.WSPingInterval = cfg.WSIdleTimeout / 2
+	case cfg.WSPingInterval < 0:
+		cfg.WSPingInterval = 0
 	}
 	if cfg.WriteHighWater <= 0 {
 		cfg.WriteHighWater = 64 << 10

@@ -4,6 +4,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 
 	"github.com/wasmloop/wasmloop/abi"
@@ -142,6 +143,11 @@ func (l *Loop) retireConns(ln *listener) {
 		switch {
 		case c.lingering:
 			// Already closing; its linger protects a response still in flight to the client.
+		case c.ws != nil:
+			// A WebSocket outlives its listener, as in Node; a shutdown closes it (1001).
+			if w := c.ws; l.draining && !w.closeSent && !w.ended {
+				l.closeWS(c, w, ws.StatusGoingAway, "server shutting down")
+			}
 		case c.ex == nil && len(c.in) == 0 && !c.inBody && c.outLen() == 0:
 			l.closeConn(c, abi.CloseHost)
 		case c.ex == nil && len(c.in) == 0 && !c.inBody:
@@ -241,7 +247,7 @@ func (l *Loop) Respond(h abi.Handle, status int32, hdr, body []byte, flags int32
 	if rc := l.checkOutput(c); rc != 0 {
 		return rc
 	}
-	return l.aboveMark(c, ex)
+	return l.aboveMark(c, &ex.needDrain)
 }
 
 func appendContentLength(out []byte, n int64) []byte {
@@ -372,7 +378,7 @@ func (l *Loop) Write(h abi.Handle, data []byte) int32 {
 	if rc := l.checkOutput(c); rc != 0 {
 		return rc
 	}
-	return l.aboveMark(c, ex)
+	return l.aboveMark(c, &ex.needDrain)
 }
 
 // End completes a streaming response.
@@ -400,6 +406,15 @@ func (l *Loop) End(h abi.Handle) int32 {
 
 // BodyRead copies body bytes that did not fit the inbox.
 func (l *Loop) BodyRead(h abi.Handle, dst []byte) int32 {
+	if h.Kind() == abi.KindSocket { // the rest of the message being delivered
+		w, ok := l.sockets.get(h)
+		if !ok {
+			return errno(abi.EBADHANDLE)
+		}
+		n := copy(dst[:min(len(dst), math.MaxInt32)], w.rest)
+		w.rest = w.rest[n:]
+		return int32(n)
+	}
 	ex, ok := l.exchanges.get(h)
 	if !ok {
 		return errno(abi.EBADHANDLE)
@@ -471,6 +486,17 @@ func (l *Loop) Close(h abi.Handle) int32 {
 		if c := ex.conn; c != nil {
 			c.ex = nil // the guest asked for it: no on_close
 			ex.conn = nil
+			l.closeConn(c, abi.CloseHost)
+		}
+		return 0
+	case abi.KindSocket:
+		w, ok := l.sockets.get(h)
+		if !ok {
+			return errno(abi.EBADHANDLE)
+		}
+		l.sockets.remove(h)
+		w.ended = true // the guest asked for it: no on_ws_close
+		if c := w.conn; c != nil {
 			l.closeConn(c, abi.CloseHost)
 		}
 		return 0

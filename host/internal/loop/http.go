@@ -7,6 +7,7 @@ import (
 	"github.com/wasmloop/wasmloop/abi"
 	"github.com/wasmloop/wasmloop/host/internal/guest"
 	"github.com/wasmloop/wasmloop/host/internal/http1"
+	"github.com/wasmloop/wasmloop/host/internal/websocket"
 )
 
 // framing is how a response body is delimited on the wire.
@@ -39,6 +40,8 @@ type exchange struct {
 	expect100 bool   // "100 Continue" is owed on the first resume
 	held      []byte // decoded body bytes not yet delivered when the guest paused (owned)
 	needDrain bool   // a write reported AboveMark: on_drain is owed
+
+	up *websocket.Upgrade // a valid WebSocket handshake, which ws_accept may take
 }
 
 // serve parses and dispatches as many requests from data as it can, one at a time, and
@@ -47,6 +50,9 @@ type exchange struct {
 func (l *Loop) serve(c *Conn, data []byte) int {
 	off := 0
 	for !c.closed && off < len(data) {
+		if w := c.ws; w != nil {
+			return off + l.serveWS(c, w, data[off:])
+		}
 		if ex := c.ex; ex != nil {
 			if !ex.receiving() {
 				return off
@@ -236,7 +242,18 @@ func (l *Loop) dispatch(c *Conn, req *http1.Request, body []byte) {
 		l.replyError(c, 431, "the request head does not fit the application's inbox")
 		return
 	}
+	var up *websocket.Upgrade
+	if req.Upgrade {
+		var rejected bool
+		if up, rejected = l.checkUpgrade(c, req); rejected {
+			return
+		}
+		if up != nil {
+			h.Flags |= abi.HeadWebSocket
+		}
+	}
 	ex := l.newExchange(c, req)
+	ex.up = up
 	if c.streamNext {
 		c.streamNext = false
 		ex.streaming, ex.paused, ex.expect100 = true, req.ExpectContinue, req.ExpectContinue
@@ -299,9 +316,7 @@ func (l *Loop) finish(ex *exchange) {
 	l.exchanges.remove(ex.handle)
 	c := ex.conn
 	ex.conn = nil
-	if cap(ex.body) <= pooledBuf {
-		l.freeEx = append(l.freeEx, ex)
-	}
+	l.recycle(ex)
 	if c == nil || c.closed {
 		return
 	}
@@ -317,9 +332,16 @@ func (l *Loop) finish(ex *exchange) {
 		c.closeAfter = true
 	}
 	l.markDirty(c)
-	if !c.processing && !c.resumeQueued {
-		c.resumeQueued = true
-		l.resume = append(l.resume, c)
+	if !c.processing {
+		l.queueResume(c)
+	}
+}
+
+// recycle keeps an ended exchange's object for reuse, unless it holds a large buffer.
+func (l *Loop) recycle(ex *exchange) {
+	ex.up = nil
+	if cap(ex.body) <= pooledBuf {
+		l.freeEx = append(l.freeEx, ex)
 	}
 }
 
@@ -328,7 +350,7 @@ func (l *Loop) finish(ex *exchange) {
 func (l *Loop) abandon(ex *exchange, reason int32) {
 	ex.conn = nil
 	if l.inst != nil && !l.inst.Dead() && l.inst.HasOnClose() {
-		l.closing = append(l.closing, closeNote{ex.handle, reason})
+		l.closing = append(l.closing, closeNote{h: ex.handle, reason: reason})
 		return // the handle stays (answering ECLOSED) until on_close is delivered
 	}
 	l.exchanges.remove(ex.handle)
@@ -408,6 +430,7 @@ func (l *Loop) guestFailed(err error, ex *exchange) {
 		l.failExchange(e)
 	}
 	l.closing = l.closing[:0]
+	l.failSockets()
 	var ts []*timer
 	l.timers.each(func(_ abi.Handle, t *timer) { ts = append(ts, t) })
 	for _, t := range ts {

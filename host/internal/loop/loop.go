@@ -11,6 +11,7 @@ import (
 	"github.com/wasmloop/wasmloop/host/internal/guest"
 	"github.com/wasmloop/wasmloop/host/internal/http1"
 	"github.com/wasmloop/wasmloop/host/internal/poll"
+	"github.com/wasmloop/wasmloop/host/internal/websocket"
 )
 
 const (
@@ -37,6 +38,7 @@ type Loop struct {
 	listeners table[*listener]
 	orphans   []*listener // kept across an instance replacement until the new one listens again
 	exchanges table[*exchange]
+	sockets   table[*wsConn]
 	timers    table[*timer]
 	heap      timerHeap
 	refs      int // referenced listeners and timers
@@ -55,6 +57,10 @@ type Loop struct {
 	drains        []abi.Handle // on_drain notices, delivered after output is flushed
 	pendingAccept []*listener
 
+	wsWriter  websocket.Writer    // compresses messages; holds nothing between them
+	inflater  *websocket.Inflater // shared by every socket's Reader; made on first use
+	wsHeaders []websocket.Header  // checkUpgrade's view of a request's fields
+
 	req     http1.Request
 	head    abi.Head
 	date    http1.DateCache
@@ -70,9 +76,12 @@ type Loop struct {
 	stopped  bool
 }
 
+// closeNote is an on_close (a request) or on_ws_close (a socket: code and text) to deliver.
 type closeNote struct {
 	h      abi.Handle
 	reason int32
+	code   int32
+	text   string
 }
 
 func newLoop(g *Group, id int) *Loop {
@@ -80,6 +89,7 @@ func newLoop(g *Group, id int) *Loop {
 		id: id, g: g, cfg: &g.cfg,
 		listeners: newTable[*listener](abi.KindListener),
 		exchanges: newTable[*exchange](abi.KindRequest),
+		sockets:   newTable[*wsConn](abi.KindSocket),
 		timers:    newTable[*timer](abi.KindTimer),
 	}
 }
@@ -241,6 +251,10 @@ func (l *Loop) afterCallback() {
 	for len(l.closing) > 0 {
 		n := l.closing[0]
 		l.closing = l.closing[1:]
+		if n.h.Kind() == abi.KindSocket {
+			l.deliverWSClose(n)
+			continue
+		}
 		if !l.exchanges.remove(n.h) {
 			continue // the guest already let go of it
 		}

@@ -126,6 +126,9 @@ func (l *Loop) streamFailed(c *Conn, ex *exchange, err error) {
 // Pause stops (paused=1) or resumes (0) reading a streamed request body. The first resume of
 // an Expect: 100-continue request sends "100 Continue".
 func (l *Loop) Pause(h abi.Handle, paused int32) int32 {
+	if h.Kind() == abi.KindSocket {
+		return l.pauseWS(h, paused)
+	}
 	ex, ok := l.exchanges.get(h)
 	if !ok {
 		return errno(abi.EBADHANDLE)
@@ -154,16 +157,16 @@ func (l *Loop) Pause(h abi.Handle, paused int32) int32 {
 		}
 	}
 	// Delivery resumes after this callback (never inside a host function).
-	if !c.processing && !c.resumeQueued {
-		c.resumeQueued = true
-		l.resume = append(l.resume, c)
+	if !c.processing {
+		l.queueResume(c)
 	}
 	return 0
 }
 
-// aboveMark is called after output was queued for ex: past the high-water mark it tries to
-// write at once, and if the output stays above, tells the guest to wait for on_drain.
-func (l *Loop) aboveMark(c *Conn, ex *exchange) int32 {
+// aboveMark is called after output was queued for a request or socket: past the high-water
+// mark it tries to write at once, and if the output stays above, tells the guest to wait for
+// on_drain (needDrain is the request's or the socket's flag).
+func (l *Loop) aboveMark(c *Conn, needDrain *bool) int32 {
 	if c.outLen() <= l.cfg.WriteHighWater {
 		return 0
 	}
@@ -174,16 +177,23 @@ func (l *Loop) aboveMark(c *Conn, ex *exchange) int32 {
 	if c.outLen() <= l.cfg.WriteHighWater {
 		return 0
 	}
-	ex.needDrain = true
+	*needDrain = true
 	return abi.AboveMark
 }
 
 // checkDrain queues on_drain once the output of a connection whose guest was told to wait
 // has fallen to half the high-water mark (hysteresis, so a writer is not woken per segment).
 func (l *Loop) checkDrain(c *Conn) {
-	if ex := c.ex; ex != nil && ex.needDrain && c.outLen() <= l.cfg.WriteHighWater/2 {
+	if c.outLen() > l.cfg.WriteHighWater/2 {
+		return
+	}
+	if ex := c.ex; ex != nil && ex.needDrain {
 		ex.needDrain = false
 		l.drains = append(l.drains, ex.handle)
+	}
+	if w := c.ws; w != nil && w.needDrain {
+		w.needDrain = false
+		l.drains = append(l.drains, w.handle)
 	}
 }
 
@@ -192,7 +202,13 @@ func (l *Loop) deliverDrains() {
 	for len(l.drains) > 0 && !l.stopped {
 		h := l.drains[0]
 		l.drains = l.drains[1:]
-		if _, ok := l.exchanges.get(h); !ok || l.inst.Dead() {
+		live := false
+		if h.Kind() == abi.KindSocket {
+			_, live = l.sockets.get(h)
+		} else {
+			_, live = l.exchanges.get(h)
+		}
+		if !live || l.inst.Dead() {
 			continue
 		}
 		if _, err := l.inst.OnDrain(h); err != nil {

@@ -13,7 +13,7 @@ import (
 
 // sweepEvery is how often the sweep runs.
 func (l *Loop) sweepEvery() time.Duration {
-	d := min(l.cfg.HeaderTimeout, l.cfg.BodyTimeout, l.cfg.IdleTimeout, 4*lingerTime) / 4
+	d := min(l.cfg.HeaderTimeout, l.cfg.BodyTimeout, l.cfg.IdleTimeout, l.cfg.WSIdleTimeout, 4*lingerTime) / 4
 	return max(min(d, time.Second), 10*time.Millisecond)
 }
 
@@ -40,6 +40,10 @@ func (l *Loop) sweep() {
 			if time.Duration(now-c.since) > lingerTime {
 				l.closeConn(c, abi.CloseHost)
 			}
+			continue
+		}
+		if w := c.ws; w != nil {
+			l.sweepWS(c, w, now)
 			continue
 		}
 		if c.outLen() > 0 && time.Duration(now-c.wrote) > l.cfg.IdleTimeout {

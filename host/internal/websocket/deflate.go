@@ -18,17 +18,20 @@ func (d *resettableInflater) Reset(src io.Reader) {
 	_ = d.ReadCloser.(flate.Resetter).Reset(src, nil)
 }
 
-// inflater holds one connection's decompressor. wsflate.Reader appends the
+// Inflater holds a decompressor (about 40 KiB). Each message is inflated on its own, at its
+// end, inside Reader.Next, so one Inflater can serve every Reader that runs on the same
+// goroutine: an event loop keeps one instead of one per connection. wsflate.Reader appends the
 // 0x00 0x00 0xff 0xff tail that RFC 7692 §7.2.2 has senders strip (plus an
 // empty final block, so the stream ends), and each message starts afresh:
 // the handshake negotiates client_no_context_takeover.
-type inflater struct {
+type Inflater struct {
 	src bytes.Reader
 	fr  *wsflate.Reader
 }
 
-func newInflater() *inflater {
-	z := &inflater{}
+// NewInflater returns an Inflater ready to be shared by Readers (Reader.Inflater).
+func NewInflater() *Inflater {
+	z := &Inflater{}
 	z.fr = wsflate.NewReader(&z.src, func(src io.Reader) wsflate.Decompressor {
 		return &resettableInflater{flate.NewReader(src)}
 	})
@@ -39,10 +42,10 @@ func newInflater() *inflater {
 // output passes MaxMessage (a small compressed message may expand a
 // thousandfold) and with 1007 on corrupt data.
 func (r *Reader) inflate() *Error {
-	if r.inflater == nil {
-		r.inflater = newInflater()
+	if r.Inflater == nil {
+		r.Inflater = NewInflater()
 	}
-	z := r.inflater
+	z := r.Inflater
 	z.src.Reset(r.zbuf)
 	z.fr.Reset(&z.src)
 	limit := r.maxMessage()

@@ -69,6 +69,9 @@ type Reader struct {
 	// context takeover in either direction (see AppendAccept). Without it
 	// any RSV bit is a protocol error.
 	Deflate bool
+	// Inflater decompresses compressed messages; nil makes the Reader allocate its own on the
+	// first one. Readers used from one goroutine may share one.
+	Inflater *Inflater
 
 	err    *Error // sticky
 	closed bool   // a Close event was returned
@@ -88,7 +91,6 @@ type Reader struct {
 	msg        []byte
 	text       utf8State
 	zbuf       []byte // compressed payload of a compressed message
-	inflater   *inflater
 
 	ctl  [125]byte // payload of the current control frame
 	ctlN int
@@ -98,7 +100,22 @@ type Reader struct {
 // close) and keeps MaxMessage, Deflate and the buffers for reuse.
 func (r *Reader) Reset() {
 	*r = Reader{MaxMessage: r.MaxMessage, Deflate: r.Deflate,
-		msg: r.msg[:0], zbuf: r.zbuf[:0], inflater: r.inflater}
+		Inflater: r.Inflater, msg: r.msg[:0], zbuf: r.zbuf[:0]}
+}
+
+// Trim lets go of buffers larger than max bytes, between messages (it does nothing while a
+// message is being assembled): a connection that once received a large message does not
+// keep its memory while idle.
+func (r *Reader) Trim(max int) {
+	if r.msgOp != 0 {
+		return
+	}
+	if cap(r.msg) > max {
+		r.msg = nil
+	}
+	if cap(r.zbuf) > max {
+		r.zbuf = nil
+	}
 }
 
 func (r *Reader) maxMessage() int64 {

@@ -388,3 +388,15 @@ func hasToken(v []byte, want string) bool {
 	}
 	return false
 }
+
+// Requested reports whether a request's Upgrade field names websocket, that is whether the
+// request is a WebSocket opening handshake at all, valid or not, rather than an upgrade to
+// another protocol (h2c, say) that a server answers as a plain request.
+func Requested(headers []Header) bool {
+	for i := range headers {
+		if http1.EqualFold(headers[i].Name, "upgrade") && hasToken(headers[i].Value, "websocket") {
+			return true
+		}
+	}
+	return false
+}

@@ -23,25 +23,35 @@ func AppendFrame(dst []byte, op ws.OpCode, payload []byte, fin bool) []byte {
 	return appendFrame(dst, fin, 0, op, payload)
 }
 
+// AppendHeader appends the header of one final, unmasked data frame (op is ws.OpText or
+// ws.OpBinary) of length payload bytes, RSV bits clear: the caller sends the payload after
+// it, which lets a large payload go to the socket without being copied behind its header.
+func AppendHeader(dst []byte, op ws.OpCode, length int) []byte {
+	return appendHeader(dst, true, 0, op, int64(length))
+}
+
 // appendFrame writes a header with the given RSV bits (RSV1 = 4) and the
 // payload.
 func appendFrame(dst []byte, fin bool, rsv byte, op ws.OpCode, payload []byte) []byte {
-	h := ws.Header{Fin: fin, Rsv: rsv, OpCode: op, Length: int64(len(payload))}
+	return append(appendHeader(dst, fin, rsv, op, int64(len(payload))), payload...)
+}
+
+func appendHeader(dst []byte, fin bool, rsv byte, op ws.OpCode, length int64) []byte {
+	h := ws.Header{Fin: fin, Rsv: rsv, OpCode: op, Length: length}
 	b0 := h.Rsv<<4 | byte(h.OpCode)
 	if h.Fin {
 		b0 |= 0x80
 	}
 	switch ws.HeaderSize(h) {
 	case 2:
-		dst = append(dst, b0, byte(h.Length))
+		return append(dst, b0, byte(h.Length))
 	case 4:
 		dst = append(dst, b0, 126)
-		dst = binary.BigEndian.AppendUint16(dst, uint16(h.Length))
+		return binary.BigEndian.AppendUint16(dst, uint16(h.Length))
 	default:
 		dst = append(dst, b0, 127)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(h.Length))
+		return binary.BigEndian.AppendUint64(dst, uint64(h.Length))
 	}
-	return append(dst, payload...)
 }
 
 // AppendClose appends a close frame with code and reason (RFC 6455 §5.5.1).
