@@ -3,8 +3,15 @@ package tests
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +27,7 @@ func init() {
 	guestBuilds = append(guestBuilds,
 		guestBuild{"wsecho", "./samples/wsecho", true},
 		guestBuild{"chat", "./samples/chat", true},
+		guestBuild{"wskit", "./tests/testdata/guests/wskit", true},
 	)
 }
 
@@ -39,9 +47,12 @@ func wsDial(t testing.TB, url string, dialer *ws.Dialer) (net.Conn, http.Header)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
-	c, _, _, err := d.Dial(ctx, url)
+	c, _, hs, err := d.Dial(ctx, url)
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)
+	}
+	if hs.Protocol != "" { // the dialer consumes this field rather than pass it to OnHeader
+		hdr.Set("Sec-WebSocket-Protocol", hs.Protocol)
 	}
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(ioTimeout))
@@ -63,5 +74,345 @@ func wsRoundTrip(t testing.TB, c net.Conn, op ws.OpCode, msg []byte) {
 	}
 	if gotOp != op || !bytes.Equal(got, msg) {
 		t.Fatalf("echo of %d bytes (%v): got %d bytes (%v)", len(msg), op, len(got), gotOp)
+	}
+}
+
+// wsecho echoes every message as it came, whatever its size: messages larger than the guest's
+// 64 KiB inbox go through body_read; the 101 names the worker.
+func TestWebSocketEcho(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOpts{Module: "wsecho"})
+	c, hdr := wsDial(t, s.wsURL("/any/path?x=1"), nil)
+	if hdr.Get("X-Worker") != "0" {
+		t.Errorf("X-Worker = %q, want 0", hdr.Get("X-Worker"))
+	}
+	rnd := make([]byte, 1<<20)
+	for i := range rnd {
+		rnd[i] = byte(i*7 + i>>9)
+	}
+	for _, n := range []int{0, 1, 125, 126, 65535, 65536, 64<<10 + 1, 300_000, 1 << 20} {
+		wsRoundTrip(t, c, ws.OpBinary, rnd[:n])
+		wsRoundTrip(t, c, ws.OpText, bytes.Repeat([]byte("héllo ✓ "), n/11))
+	}
+	// Plain HTTP on the same listener.
+	resp, body := httpGet(t, client(nil), s.URL("/"))
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte("wsecho")) {
+		t.Errorf("GET /: %d %q", resp.StatusCode, body)
+	}
+	// A closing handshake from the client: the same code comes back, then the server closes.
+	if err := ws.WriteFrame(c, ws.MaskFrameInPlace(ws.NewCloseFrame(ws.NewCloseFrameBody(4000, "bye")))); err != nil {
+		t.Fatal(err)
+	}
+	f, err := ws.ReadFrame(c)
+	if err != nil || f.Header.OpCode != ws.OpClose {
+		t.Fatalf("close answer: %v %v", f.Header, err)
+	}
+	if code, _ := ws.ParseCloseFrameData(f.Payload); code != 4000 {
+		t.Errorf("close code %d, want 4000 echoed", code)
+	}
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Errorf("after the close frame: read %d, %v; want EOF", n, err)
+	}
+}
+
+// wsText sends a text message and returns the text answer.
+func wsText(t testing.TB, c net.Conn, msg string) string {
+	t.Helper()
+	if err := wsutil.WriteClientText(c, []byte(msg)); err != nil {
+		t.Fatalf("send %q: %v", msg, err)
+	}
+	got, err := wsutil.ReadServerText(c)
+	if err != nil {
+		t.Fatalf("answer to %q: %v", msg, err)
+	}
+	return string(got)
+}
+
+// wsExpectClose reads until the server's close frame, answering it as gobwas/ws's client does,
+// and checks its code; then the server must close the connection.
+func wsExpectClose(t testing.TB, c net.Conn, code ws.StatusCode) string {
+	t.Helper()
+	for {
+		_, _, err := wsutil.ReadServerData(c)
+		var closed wsutil.ClosedError
+		if errors.As(err, &closed) {
+			if closed.Code != code {
+				t.Errorf("close code %d (%q), want %d", closed.Code, closed.Reason, code)
+			}
+			if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
+				t.Errorf("after the close frame: read %d, %v; want EOF", n, err)
+			}
+			return closed.Reason
+		}
+		if err != nil {
+			t.Fatalf("waiting for close %d: %v", code, err)
+		}
+	}
+}
+
+const wsHandshake = "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+	"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+
+// The guest's side of the API: reject, a late accept, subprotocols, close codes both ways,
+// terminate, the events it sees, and what the host refuses.
+func TestWebSocketGuestAPI(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOpts{Module: "wskit"})
+
+	_, resp, body := rawRequest(t, s.Addr, fmt.Sprintf(wsHandshake, "/reject"))
+	if resp.StatusCode != 403 || string(body) != "no\n" {
+		t.Errorf("/reject: %d %q, want 403", resp.StatusCode, body)
+	}
+	late, _ := wsDial(t, s.wsURL("/late"), nil)
+	wsRoundTrip(t, late, ws.OpText, []byte("accepted 50 ms after the request"))
+
+	p, hdr := wsDial(t, s.wsURL("/proto"), &ws.Dialer{Protocols: []string{"kit.v1", "kit.v2"}})
+	if got := hdr.Get("Sec-WebSocket-Protocol"); got != "kit.v2" {
+		t.Errorf("Sec-WebSocket-Protocol = %q, want kit.v2", got)
+	}
+	if got := wsText(t, p, "proto"); got != "proto kit.v2" {
+		t.Errorf("proto: %q", got)
+	}
+	if got := wsText(t, p, "badtext"); got != "bad: EINVAL" {
+		t.Errorf("sending invalid UTF-8 as text: %q, want EINVAL", got)
+	}
+	if got := wsText(t, p, "close 999 nope"); got != "close: EINVAL" {
+		t.Errorf("close with code 999: %q, want EINVAL", got)
+	}
+
+	// The guest closes: the client sees its code and reason and answers; the guest then
+	// hears the client's answer.
+	a, _ := wsDial(t, s.wsURL("/"), nil)
+	if err := wsutil.WriteClientText(a, []byte("close 4001 done here")); err != nil {
+		t.Fatal(err)
+	}
+	if reason := wsExpectClose(t, a, 4001); reason != "done here" {
+		t.Errorf("close reason %q", reason)
+	}
+	// Terminate: no close frame, just the end of the connection, and no event for it.
+	b, _ := wsDial(t, s.wsURL("/"), nil)
+	if err := wsutil.WriteClientText(b, []byte("terminate")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.Read(make([]byte, 16)); n != 0 || err == nil {
+		t.Errorf("after terminate: read %d bytes, %v; want EOF", n, err)
+	}
+	// A client that vanishes without a close frame: the guest hears 1006.
+	d, _ := wsDial(t, s.wsURL("/"), nil)
+	wsRoundTrip(t, d, ws.OpText, []byte("hi"))
+	d.Close()
+
+	want := "open 5 close 4001,1006"
+	var got string
+	if !eventually(5*time.Second, func() bool {
+		got = wsText(t, p, "events")
+		return got == want
+	}) {
+		t.Errorf("events: %q, want %q", got, want)
+	}
+}
+
+// A guest that panics in a message handler is replaced; every socket it held is closed with
+// 1011 and new connections are served by the fresh instance.
+func TestWebSocketGuestCrash(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOpts{Module: "wskit"})
+	a, _ := wsDial(t, s.wsURL("/"), nil)
+	b, _ := wsDial(t, s.wsURL("/"), nil)
+	wsRoundTrip(t, b, ws.OpText, []byte("b is open"))
+	if err := wsutil.WriteClientText(a, []byte("panic")); err != nil {
+		t.Fatal(err)
+	}
+	wsExpectClose(t, a, ws.StatusInternalServerError)
+	wsExpectClose(t, b, ws.StatusInternalServerError)
+	c, _ := wsDial(t, s.wsURL("/"), nil)
+	if got := wsText(t, c, "events"); got != "open 1 close " {
+		t.Errorf("the replacement's events: %q, want a fresh instance's", got)
+	}
+	if !strings.Contains(s.proc.stderr.String(), "asked to") {
+		t.Errorf("the panic is not in the server's stderr:\n%s", s.proc.stderr)
+	}
+}
+
+// A guest that sends more than the client reads is told to wait (Full, then OnDrain); nothing
+// is lost and the host's memory stays bounded.
+func TestWebSocketBackPressure(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOpts{Module: "wskit"})
+	c, _ := wsDial(t, s.wsURL("/"), nil)
+	const n = 400 // 25 MiB, more than the host's 16 MiB cap on unsent output
+	if err := wsutil.WriteClientText(c, []byte(fmt.Sprint("flood ", n))); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // read nothing for a while: the guest must be held back
+	c.SetDeadline(time.Now().Add(4 * ioTimeout))
+	for i := n; i > 0; i-- {
+		msg, op, err := wsutil.ReadServerData(c)
+		if err != nil || op != ws.OpBinary || len(msg) != 64<<10 || msg[0] != byte(i) {
+			t.Fatalf("message %d: %v, %v, %d bytes", n-i, err, op, len(msg))
+		}
+	}
+	msg, err := wsutil.ReadServerText(c)
+	if err != nil || !strings.HasPrefix(string(msg), "flooded full=") || string(msg) == "flooded full=0" {
+		t.Fatalf("end of the flood: %q, %v; want it to have waited for drain", msg, err)
+	}
+	checkPeakRSS(t, s.proc, "after a 25 MiB WebSocket flood to a slow reader")
+}
+
+// The idle timeout closes a silent peer (1001); a peer that answers the host's pings stays.
+func TestWebSocketIdleTimeout(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOpts{Module: "wsecho", Flags: []string{"--ws-idle-timeout", "1500ms", "--ws-ping-interval", "300ms"}})
+	live, _ := wsDial(t, s.wsURL("/"), nil)
+	silent, _ := wsDial(t, s.wsURL("/"), nil)
+	live.SetDeadline(time.Time{})
+	pings := make(chan int, 1)
+	go func() { // answers pings (gobwas/ws's reader does) until the connection closes
+		n := 0
+		for {
+			h, err := ws.ReadHeader(live)
+			if err != nil {
+				pings <- n
+				return
+			}
+			p := make([]byte, h.Length)
+			if _, err := io.ReadFull(live, p); err != nil {
+				pings <- n
+				return
+			}
+			if h.OpCode == ws.OpPing {
+				n++
+				wsutil.WriteClientMessage(live, ws.OpPong, p)
+			}
+		}
+	}()
+	time.Sleep(3 * time.Second)
+	// The silent one got pings it never answered, then the idle close.
+	sawPing := false
+	for {
+		h, err := ws.ReadHeader(silent)
+		if err != nil {
+			t.Fatalf("silent client: %v", err)
+		}
+		p := make([]byte, h.Length)
+		io.ReadFull(silent, p)
+		if h.OpCode == ws.OpPing {
+			sawPing = true
+			continue
+		}
+		if code, reason := ws.ParseCloseFrameData(p); h.OpCode != ws.OpClose || code != ws.StatusGoingAway {
+			t.Fatalf("silent client: %v %d %q, want close 1001", h.OpCode, code, reason)
+		}
+		break
+	}
+	if !sawPing {
+		t.Error("the silent client was never pinged")
+	}
+	// The live one is still open.
+	live.Close()
+	if n := <-pings; n < 3 {
+		t.Errorf("the live client answered %d pings in 3 s at a 300 ms interval", n)
+	}
+}
+
+// SIGTERM closes open WebSockets with 1001 and the process exits 0 once they answer.
+func TestWebSocketShutdown(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOpts{Module: "wsecho"})
+	c, _ := wsDial(t, s.wsURL("/"), nil)
+	wsRoundTrip(t, c, ws.OpText, []byte("before"))
+	s.proc.signal(t, syscall.SIGTERM)
+	wsExpectClose(t, c, ws.StatusGoingAway)
+	if code := s.proc.wait(t, 5*time.Second); code != 0 {
+		t.Errorf("exit status %d, want 0\n%s", code, s.proc.stderr)
+	}
+}
+
+// chatLine is what samples/chat sends.
+type chatLine struct {
+	Name   string `json:"name"`
+	Text   string `json:"text"`
+	Worker int    `json:"worker"`
+	Seq    int    `json:"seq"`
+	System bool   `json:"system"`
+}
+
+// samples/chat with two workers: clients pinned to both workers each send messages, and every
+// client receives every message, in order per sender.
+func TestChatAcrossWorkers(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOpts{Module: "chat", Workers: 2})
+	resp, page := httpGet(t, client(nil), s.URL("/"))
+	if resp.StatusCode != 200 || !bytes.Contains(page, []byte("<title>wasmloop chat</title>")) {
+		t.Fatalf("GET /: %d, %d bytes", resp.StatusCode, len(page))
+	}
+	// Connect until two clients sit on each worker (the kernel picks the worker).
+	type member struct {
+		name   string
+		conn   net.Conn
+		worker string
+	}
+	var members []member
+	per := map[string]int{}
+	for i := 0; i < 80 && (per["0"] < 2 || per["1"] < 2); i++ {
+		name := fmt.Sprint("c", i)
+		c, hdr := wsDial(t, s.wsURL("/ws?name="+name), nil)
+		w := hdr.Get("X-Worker")
+		if per[w] >= 2 {
+			c.Close()
+			continue
+		}
+		per[w]++
+		members = append(members, member{name, c, w})
+	}
+	if per["0"] < 2 || per["1"] < 2 {
+		t.Fatalf("clients per worker: %v after 80 connections", per)
+	}
+	const each = 40
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*len(members))
+	for _, m := range members {
+		wg.Add(2)
+		go func() { // send
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if err := wsutil.WriteClientText(m.conn, []byte(fmt.Sprint(m.name, " says ", i))); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+		go func() { // receive every other member's messages, in order per sender
+			defer wg.Done()
+			m.conn.SetDeadline(time.Now().Add(4 * ioTimeout))
+			next := map[string]int{}
+			got := 0
+			for got < each*len(members) {
+				data, err := wsutil.ReadServerText(m.conn)
+				if err != nil {
+					errs <- fmt.Errorf("%s (worker %s) after %d messages: %v", m.name, m.worker, got, err)
+					return
+				}
+				var l chatLine
+				if err := json.Unmarshal(data, &l); err != nil {
+					errs <- fmt.Errorf("%s: %q: %v", m.name, data, err)
+					return
+				}
+				if l.System {
+					continue
+				}
+				if want := fmt.Sprint(l.Name, " says ", next[l.Name]); l.Text != want {
+					errs <- fmt.Errorf("%s (worker %s) got %q from %s, want %q: out of order", m.name, m.worker, l.Text, l.Name, want)
+					return
+				}
+				next[l.Name]++
+				got++
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
