@@ -416,3 +416,69 @@ func TestChatAcrossWorkers(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// Node's ws client against samples/wsecho: text and binary of every length form, fragments,
+// a ping, a 1 MiB message, with and without permessage-deflate, then a clean close.
+func TestWebSocketNodeClient(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOpts{Module: "wsecho"})
+	for _, args := range [][]string{nil, {"--deflate"}} {
+		out := runNodeWSClient(t, s.wsURL("/node"), args...)
+		if !strings.Contains(out, `"ok":true`) {
+			t.Errorf("node ws client %v: %s", args, out)
+		}
+		if len(args) > 0 && !strings.Contains(out, "permessage-deflate") {
+			t.Errorf("node ws client %v did not negotiate deflate: %s", args, out)
+		}
+	}
+}
+
+// The chat page in headless Chromium, with clients on both workers: what the page sends
+// reaches both, and what they send shows up in the page.
+func TestChatInChromium(t *testing.T) {
+	t.Parallel()
+	b := startChromium(t)
+	s := startServer(t, serverOpts{Module: "chat", Workers: 2})
+	peers := map[string]net.Conn{}
+	for i := 0; i < 80 && len(peers) < 2; i++ {
+		c, hdr := wsDial(t, s.wsURL(fmt.Sprint("/ws?name=go", i)), nil)
+		if w := hdr.Get("X-Worker"); peers[w] == nil {
+			peers[w] = c
+		} else {
+			c.Close()
+		}
+	}
+	if len(peers) < 2 {
+		t.Fatalf("could not reach both workers")
+	}
+	p := b.open(t, s.URL("/?name=chromium"))
+	p.waitFor(t, `document.getElementById("status").textContent === "connected"`, ioTimeout)
+	p.eval(t, `(() => {
+		document.getElementById("msg").value = "hello from chromium ✓";
+		document.getElementById("send").click();
+	})()`)
+	for w, c := range peers {
+		c.SetDeadline(time.Now().Add(ioTimeout))
+		for {
+			data, err := wsutil.ReadServerText(c)
+			if err != nil {
+				t.Fatalf("client on worker %s: %v", w, err)
+			}
+			var l chatLine
+			json.Unmarshal(data, &l)
+			if !l.System && l.Name == "chromium" {
+				if l.Text != "hello from chromium ✓" {
+					t.Errorf("worker %s got %q", w, l.Text)
+				}
+				break
+			}
+		}
+		if err := wsutil.WriteClientText(c, []byte("hello from worker "+w)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.waitFor(t, `(() => {
+		const texts = [...document.querySelectorAll("#log li")].map(li => li.dataset.text);
+		return texts.includes("hello from worker 0") && texts.includes("hello from worker 1");
+	})()`, ioTimeout)
+}
