@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 )
 
@@ -90,6 +91,122 @@ func FuzzServe(f *testing.F) {
 			if resp.StatusCode != 200 && (resp.StatusCode < 400 || !resp.Close) {
 				t.Fatalf("status %d (close %v) in %q", resp.StatusCode, resp.Close, wire)
 			}
+		}
+	})
+}
+
+// FuzzServeWebSocket does for the WebSocket path what FuzzServe does for HTTP: after a valid
+// handshake (with or without a permessage-deflate offer) arbitrary bytes, split at arbitrary
+// points, reach a connection accepted by samples/wsecho. The host must not panic; after the
+// 101 everything it sends must be well-formed server frames (unmasked, known opcodes, RSV1
+// only on compressed data frames), nothing may follow its close frame, and once the peer has
+// gone no socket or request may stay open.
+func FuzzServeWebSocket(f *testing.F) {
+	mask := func(op byte, payload string, fin bool) string {
+		b0 := op
+		if fin {
+			b0 |= 0x80
+		}
+		key := [4]byte{1, 2, 3, 4}
+		out := []byte{b0, 0x80 | byte(len(payload)), 1, 2, 3, 4}
+		for i := 0; i < len(payload); i++ {
+			out = append(out, payload[i]^key[i%4])
+		}
+		return string(out)
+	}
+	for _, seed := range []string{
+		mask(1, "hello", true),
+		mask(2, "\x00\x01\x02", true) + mask(9, "ping", true),
+		mask(1, "frag", false) + mask(9, "", true) + mask(0, "ment", true),
+		mask(8, "\x03\xe8bye", true),
+		mask(1, "\xce\xba\xe1\xbd\xb9\xcf\x83", true),
+		mask(1, "\xed\xa0\x80", true),
+		mask(0x41, "\xf2\x48\xcd\xc9\xc9\x07\x00", true),
+		"\x81\x05hello",
+	} {
+		f.Add([]byte(seed), uint16(3), false)
+		f.Add([]byte(seed), uint16(1), true)
+	}
+	l := guestLoop(f, buildSample(f, "wsecho"))
+	ln := listenerOf(f, l)
+	f.Fuzz(func(t *testing.T, in []byte, split uint16, deflate bool) {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+		if err != nil {
+			t.Skip(err)
+		}
+		unix.SetNonblock(fds[0], true)
+		unix.SetNonblock(fds[1], true)
+		defer unix.Close(fds[1])
+		l.addConn(fds[0], ln)
+		c := l.conns[fds[0]]
+		var wire []byte
+		buf := make([]byte, 64<<10)
+		pump := func() {
+			l.readConn(c)
+			l.settle()
+			for {
+				n, _ := unix.Read(fds[1], buf)
+				if n <= 0 {
+					break
+				}
+				wire = append(wire, buf[:n]...)
+			}
+			if !c.closed {
+				l.flush(c)
+			}
+		}
+		hs := "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+		if deflate {
+			hs += "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+		}
+		unix.Write(fds[1], []byte(hs+"\r\n"))
+		pump()
+		step := int(split%512) + 1
+		for i := 0; i < len(in) && !c.closed; i += step {
+			unix.Write(fds[1], in[i:min(i+step, len(in))])
+			pump()
+		}
+		unix.Shutdown(fds[1], unix.SHUT_WR)
+		for i := 0; i < 8 && !c.closed; i++ {
+			pump()
+		}
+		if !c.closed {
+			l.closeConn(c, 0)
+			l.settle()
+		}
+		if n, m := l.sockets.len(), l.exchanges.len(); n != 0 || m != 0 {
+			t.Fatalf("%d sockets and %d requests still open after the peer left", n, m)
+		}
+		br := bufio.NewReader(bytes.NewReader(wire))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 101 {
+			t.Fatalf("handshake answer: %v %v\n%q", err, resp, wire)
+		}
+		closed := false
+		for {
+			h, err := ws.ReadHeader(br)
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				t.Fatalf("unparseable frame: %v\n%q", err, wire)
+			}
+			if closed {
+				t.Fatalf("a frame after the close frame: %+v", h)
+			}
+			switch {
+			case h.Masked:
+				t.Fatalf("a masked server frame: %+v", h)
+			case h.OpCode != ws.OpText && h.OpCode != ws.OpBinary && !h.OpCode.IsControl(),
+				h.OpCode.IsControl() && (h.Length > 125 || !h.Fin || h.Rsv != 0),
+				h.Rsv != 0 && (h.Rsv != 4 || !deflate):
+				t.Fatalf("a bad server frame: %+v", h)
+			}
+			if _, err := io.CopyN(io.Discard, br, h.Length); err != nil {
+				t.Fatalf("short frame %+v: %v", h, err)
+			}
+			closed = h.OpCode == ws.OpClose
 		}
 	})
 }
