@@ -206,6 +206,14 @@ fd_room() {
 	server_fd_room=$((server_fd_limit - open - SERVER_FD_SPARE))
 }
 
+# pause SECONDS: sleep in the background and wait for it, so that Ctrl-C or
+# TERM runs the EXIT trap at once (bash defers traps until a foreground
+# command ends).
+pause() {
+	sleep "$1" &
+	wait $! || true
+}
+
 # died NAME: true (and says so) if the server is gone.
 died() {
 	kill -0 "$server_pid" 2>/dev/null && return 1
@@ -224,8 +232,8 @@ check_echo() {
 		flag=(-text=false)
 		[[ ${spec#*:} == text ]] && flag=(-text)
 		f="$tmp/$name.check.$size.${spec#*:}.log"
-		if ! timeout --kill-after=5 40 "$wsload" echo -url "$WS_URL" -conns 2 -warmup 0s -duration 200ms \
-			-size "$size" "${flag[@]}" -dial-timeout 5s -retries 0 -timeout 30s >"$f" 2>&1 ||
+		if ! run_child 40 "$f" "$wsload" echo -url "$WS_URL" -conns 2 -warmup 0s -duration 200ms \
+			-size "$size" "${flag[@]}" -dial-timeout 5s -retries 0 -timeout 30s ||
 			[[ $(result_field "$f" echo round_trips) -lt 1 ]]; then
 			bad+="${bad:+, }$size-byte ${spec#*:}"
 			log "${LABEL[$name]}: echo of a $size-byte ${spec#*:} message failed:"
@@ -302,10 +310,10 @@ bench_idle() {
 	# per-connection memory), and a settle.
 	curl -s -o /dev/null --max-time 5 "$URL" || true
 	curl -s -o /dev/null --max-time 5 "$URL" || true
-	timeout --kill-after=5 30 "$wsload" echo -url "$WS_URL" -conns $((2 * WORKERS)) -warmup 0s -duration 300ms \
-		-size "$SIZE" -timeout 20s >"$tmp/$name.idle.pre.log" 2>&1 ||
+	run_child 30 "$tmp/$name.idle.pre.log" "$wsload" echo -url "$WS_URL" -conns $((2 * WORKERS)) -warmup 0s -duration 300ms \
+		-size "$SIZE" -timeout 20s ||
 		log "${LABEL[$name]}: the echo before the baseline failed: $(grep -v '^RESULT' "$tmp/$name.idle.pre.log" | tail -n 1)"
-	sleep 1
+	pause 1
 	rss0=$(proc_kib "$server_pid" VmRSS)
 	# How many connections fit: the server holds one descriptor per connection
 	# in one process, a hard limit; the client side can be split over processes.
@@ -363,7 +371,7 @@ bench_idle() {
 	if [[ $status == ok ]]; then
 		log "${LABEL[$name]}: holding $(cat "$tmp/$name".idle.*.wsload.log | result_field /dev/stdin idle conns | awk '{s += $1} END {print s + 0}') connections for ${HOLD}s"
 		ticks0=$(cpu_ticks "$server_pid")
-		sleep "$HOLD"
+		pause "$HOLD"
 		rss=$(proc_kib "$server_pid" VmRSS)
 		hwm=$(proc_kib "$server_pid" VmHWM)
 		ticks1=$(cpu_ticks "$server_pid")
@@ -377,7 +385,7 @@ bench_idle() {
 		wait_port_free || true
 		return 1
 	fi
-	sleep 1
+	pause 1
 	rss_after=$(proc_kib "$server_pid" VmRSS)
 	# Sum what the wsload processes say.
 	local all="$tmp/$name.idle.all.log"
@@ -418,7 +426,7 @@ started=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 # How busy the machine is with nothing of ours running: 2 s of /proc/stat.
 a=$(cpu_all)
-sleep 2
+pause 2
 b=$(cpu_all)
 busy_before=$(awk -v a="$a" -v b="$b" -v n="$(nproc)" 'BEGIN { split(a, x, " "); split(b, y, " ")
 	t = (y[1] - x[1]) + (y[2] - x[2]); printf "%.2f", (t > 0) ? n * (y[1] - x[1]) / t : 0 }')
