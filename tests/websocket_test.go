@@ -315,16 +315,25 @@ func TestWebSocketIdleTimeout(t *testing.T) {
 	}
 }
 
-// SIGTERM closes open WebSockets with 1001 and the process exits 0 once they answer.
+// SIGTERM closes open WebSockets with 1001 and the process exits 0 once they answer; that
+// includes sockets whose server the program had already closed (they outlive it, as in Node).
 func TestWebSocketShutdown(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, serverOpts{Module: "wsecho"})
-	c, _ := wsDial(t, s.wsURL("/"), nil)
-	wsRoundTrip(t, c, ws.OpText, []byte("before"))
-	s.proc.signal(t, syscall.SIGTERM)
-	wsExpectClose(t, c, ws.StatusGoingAway)
-	if code := s.proc.wait(t, 5*time.Second); code != 0 {
-		t.Errorf("exit status %d, want 0\n%s", code, s.proc.stderr)
+	for _, unlisten := range []bool{false, true} {
+		s := startServer(t, serverOpts{Module: "wskit"})
+		c, _ := wsDial(t, s.wsURL("/"), nil)
+		wsRoundTrip(t, c, ws.OpText, []byte("before"))
+		if unlisten {
+			if got := wsText(t, c, "unlisten"); got != "unlistened" {
+				t.Fatalf("unlisten: %q", got)
+			}
+			wsRoundTrip(t, c, ws.OpText, []byte("still open"))
+		}
+		s.proc.signal(t, syscall.SIGTERM)
+		wsExpectClose(t, c, ws.StatusGoingAway)
+		if code := s.proc.wait(t, 5*time.Second); code != 0 {
+			t.Errorf("unlisten %v: exit status %d, want 0\n%s", unlisten, code, s.proc.stderr)
+		}
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"math"
 	"strconv"
 
-	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 
 	"github.com/wasmloop/wasmloop/abi"
@@ -144,10 +143,7 @@ func (l *Loop) retireConns(ln *listener) {
 		case c.lingering:
 			// Already closing; its linger protects a response still in flight to the client.
 		case c.ws != nil:
-			// A WebSocket outlives its listener, as in Node; a shutdown closes it (1001).
-			if w := c.ws; l.draining && !w.closeSent && !w.ended {
-				l.closeWS(c, w, ws.StatusGoingAway, "server shutting down")
-			}
+			// A WebSocket outlives its listener, as in Node; a shutdown closes it (drain).
 		case c.ex == nil && len(c.in) == 0 && !c.inBody && c.outLen() == 0:
 			l.closeConn(c, abi.CloseHost)
 		case c.ex == nil && len(c.in) == 0 && !c.inBody:

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gobwas/ws"
+
 	"github.com/wasmloop/wasmloop/abi"
 	"github.com/wasmloop/wasmloop/host/internal/guest"
 	"github.com/wasmloop/wasmloop/host/internal/http1"
@@ -383,6 +385,11 @@ func (l *Loop) drain() {
 	}
 	l.draining = true
 	l.listeners.each(func(h abi.Handle, ln *listener) { l.closeListener(h, ln) })
+	for _, c := range l.conns { // WebSockets, whichever listener they came from
+		if c != nil && !c.closed && c.ws != nil && !c.ws.closeSent && !c.ws.ended {
+			l.closeWS(c, c.ws, ws.StatusGoingAway, "server shutting down")
+		}
+	}
 }
 
 // stop ends the loop at once, closing everything.

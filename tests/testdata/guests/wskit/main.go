@@ -12,6 +12,7 @@
 //	badtext         tries to send invalid UTF-8 as text and answers the error
 //	events          answers the open and close events this worker saw ("open 3 close 1006,1000")
 //	proto           answers the socket's subprotocol
+//	unlisten        closes the server (open sockets stay, as in Node) and answers "unlistened"
 //
 // Other messages are echoed.
 package main
@@ -28,11 +29,12 @@ import (
 var (
 	opens  int
 	closes []string
+	srv    *wl.Server
 )
 
 func main() {
 	port, _ := strconv.Atoi(os.Getenv("PORT"))
-	wl.CreateServer(func(req wl.Request, res wl.Response) {
+	srv = wl.CreateServer(func(req wl.Request, res wl.Response) {
 		if !req.IsWebSocket() {
 			res.WriteHead(200, "Content-Type", "text/plain")
 			res.End("plain\n")
@@ -56,7 +58,8 @@ func main() {
 		default:
 			accept(res, wl.UpgradeOptions{Compress: true})
 		}
-	}).Listen(port, "127.0.0.1")
+	})
+	srv.Listen(port, "127.0.0.1")
 	if wl.WorkerID() == 0 {
 		wl.Log("Server running at http://127.0.0.1:" + strconv.Itoa(port) + "/")
 	}
@@ -95,6 +98,9 @@ func accept(res wl.Response, opts wl.UpgradeOptions) {
 			ws.SendText("bad: " + errString(ws.Send([]byte{0xff, 0xfe}, false)))
 		case "events":
 			ws.SendText("open " + strconv.Itoa(opens) + " close " + strings.Join(closes, ","))
+		case "unlisten":
+			srv.Close()
+			ws.SendText("unlistened")
 		case "proto":
 			ws.SendText("proto " + ws.Protocol())
 		default:
