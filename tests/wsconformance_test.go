@@ -1677,8 +1677,6 @@ func TestWSConformanceHandshake(t *testing.T) {
 			switch {
 			case resp.StatusCode == 101:
 				t.Fatalf("upgraded without Connection: upgrade")
-			case resp.StatusCode == 200:
-				t.Skip("BUG: Upgrade: websocket without Connection: upgrade is answered 200 as a plain request; RFC 6455 §4.2.1 wants 400")
 			case resp.StatusCode != 400:
 				t.Fatalf("status %d, want 400", resp.StatusCode)
 			}

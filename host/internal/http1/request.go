@@ -90,6 +90,10 @@ type Request struct {
 	// Upgrade is set when an HTTP/1.1 request has an Upgrade field and a
 	// Connection "upgrade" token; the server decides whether to switch.
 	Upgrade bool
+	// UpgradeField is set when an HTTP/1.1 request has an Upgrade field,
+	// with or without the Connection token: a WebSocket handshake that lacks
+	// the token must be refused (RFC 6455 §4.2.1), not served as plain.
+	UpgradeField bool
 }
 
 // span holds offsets rather than slices: the caller may move its buffer
@@ -549,4 +553,5 @@ func (p *Parser) fill(buf []byte, req *Request) {
 	}
 	req.ExpectContinue = p.expect
 	req.Upgrade = p.minor == 1 && p.connUpgrade && p.upgradeField
+	req.UpgradeField = p.minor == 1 && p.upgradeField
 }

@@ -243,7 +243,7 @@ func (l *Loop) dispatch(c *Conn, req *http1.Request, body []byte) {
 		return
 	}
 	var up *websocket.Upgrade
-	if req.Upgrade {
+	if req.UpgradeField {
 		var rejected bool
 		if up, rejected = l.checkUpgrade(c, req); rejected {
 			return
