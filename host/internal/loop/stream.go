@@ -104,6 +104,46 @@ func (l *Loop) deliverBody(c *Conn, ex *exchange, piece []byte, fin bool) {
 	}
 }
 
+// bodyTarget returns the guest's inbox, cut to the body's remaining length, when c's next read
+// can go straight there: a streamed body of known length, taken now, with nothing buffered or
+// held before it. That saves copying every body byte from the loop's read buffer into the
+// inbox (6% of the host's CPU in a 100 MiB upload), and a read that never goes past the body
+// leaves the next request's bytes to the parser. Otherwise it returns nil.
+func (l *Loop) bodyTarget(c *Conn) []byte {
+	ex := c.ex
+	if ex == nil || !ex.receiving() || c.chunks != nil || c.bodyNeed <= 0 || len(c.in) > 0 ||
+		len(ex.held) > 0 || c.lingering || l.inst.Dead() {
+		return nil
+	}
+	inbox, ok := l.inboxView()
+	if !ok {
+		return nil
+	}
+	return inbox[:min(int64(len(inbox)), c.bodyNeed)]
+}
+
+// bodyRead delivers the n body bytes a read put in the inbox (see bodyTarget), as
+// streamBody and deliverBody would have.
+func (l *Loop) bodyRead(c *Conn, n int) {
+	ex := c.ex
+	c.since = l.clock()
+	c.bodyNeed -= int64(n)
+	last := c.bodyNeed == 0
+	if last {
+		ex.bodyDone = true
+	}
+	c.processing = true
+	rc, err := l.inst.OnBody(ex.handle, uint32(n), last)
+	c.processing = false
+	switch {
+	case err != nil:
+		l.guestFailed(err, ex)
+	case rc != 0:
+		l.cfg.Log.Printf("worker %d: on_body returned %d", l.id, rc)
+		l.failExchange(ex)
+	}
+}
+
 // deliverHeld delivers body bytes kept while the guest was paused.
 func (l *Loop) deliverHeld(c *Conn, ex *exchange) {
 	held, fin := ex.held, c.heldEnd

@@ -333,6 +333,63 @@ func TestBodyPiecesGathered(t *testing.T) {
 	}
 }
 
+// A streamed body of known length is read straight into the guest's inbox, never through
+// the loop's read buffer, and no read takes bytes past it: the request pipelined after it is
+// parsed and answered.
+func TestStreamedBodyReadIntoInbox(t *testing.T) {
+	l := guestLoop(t, buildGuest(t, "testdata/streamecho"))
+	c, peer := socketConn(t, l, listenerOf(t, l))
+	unix.SetNonblock(peer, true)
+	body := strings.Repeat("0123456789abcdef", 20000) // 320,000 bytes: five inboxes
+	var wire []byte
+	buf := make([]byte, 1<<20)
+	pump := func() {
+		l.readConn(c)
+		l.settle()
+		for n, _ := unix.Read(peer, buf); n > 0; n, _ = unix.Read(peer, buf) {
+			wire = append(wire, buf[:n]...)
+		}
+		l.flush(c)
+		l.settle()
+	}
+	send := func(b string) {
+		for i := 0; i < 1000 && len(b) > 0; i++ {
+			n, _ := unix.Write(peer, []byte(b[:min(len(b), 50000)]))
+			b = b[max(n, 0):]
+			pump()
+		}
+		if len(b) > 0 {
+			t.Fatalf("%d bytes could not be sent", len(b))
+		}
+	}
+	send(fmt.Sprintf("POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", len(body)))
+	for i := range l.readBuf {
+		l.readBuf[i] = '#'
+	}
+	send(body)
+	if strings.Trim(string(l.readBuf), "#") != "" {
+		t.Fatal("body bytes went through the loop's read buffer")
+	}
+	send("POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello")
+	for i := 0; i < 100 && strings.Count(string(wire), "HTTP/1.1 200") < 2; i++ {
+		pump()
+	}
+	if c.closed {
+		t.Fatal("the connection closed")
+	}
+	br := bufio.NewReader(strings.NewReader(string(wire)))
+	for _, want := range []string{body, "hello"} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%v in %.200q", err, wire)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		if string(got) != want {
+			t.Fatalf("echoed %d bytes, want %d", len(got), len(want))
+		}
+	}
+}
+
 // Review 2, bug 1: 1,000 pipelined requests in one read are all answered, although their
 // responses pass the high-water mark without any write having to wait.
 func TestManyPipelinedRequestsAllAnswered(t *testing.T) {
