@@ -68,6 +68,7 @@ type Loop struct {
 
 	draining bool
 	stopped  bool
+	bodyAt   int64 // loop clock of the last streamed body bytes received (see wait)
 }
 
 type closeNote struct {
@@ -186,7 +187,7 @@ func (l *Loop) run() {
 				timeout = int(min((d+999_999)/1_000_000, math.MaxInt32)) // round up: never wake early
 			}
 		}
-		n, _, err := l.poll.Wait(l.events, timeout)
+		n, err := l.wait(timeout)
 		if err != nil {
 			l.cfg.Log.Printf("worker %d: poll: %v", l.id, err)
 			return

@@ -1,6 +1,8 @@
 package loop
 
 import (
+	"time"
+
 	"github.com/wasmloop/wasmloop/abi"
 	"github.com/wasmloop/wasmloop/host/internal/http1"
 )
@@ -39,6 +41,7 @@ func (l *Loop) streamBody(c *Conn, ex *exchange, data []byte) int {
 		}
 	}
 	c.since = l.clock()
+	l.bodyAt = c.since
 	var piece []byte
 	var used int
 	var fin bool
@@ -127,6 +130,7 @@ func (l *Loop) bodyTarget(c *Conn) []byte {
 func (l *Loop) bodyRead(c *Conn, n int) {
 	ex := c.ex
 	c.since = l.clock()
+	l.bodyAt = c.since
 	c.bodyNeed -= int64(n)
 	last := c.bodyNeed == 0
 	if last {
@@ -242,4 +246,28 @@ func (l *Loop) deliverDrains() {
 		l.flushDirty()
 	}
 	l.drains = l.drains[:0]
+}
+
+const (
+	streamSpin   = 50 * time.Microsecond // see wait
+	streamRecent = int64(time.Millisecond)
+)
+
+// wait is the poller's wait, except that a loop that received streamed body bytes within the
+// last millisecond first polls without blocking, for up to streamSpin, before it sleeps. A
+// client streaming a body over loopback otherwise pays for waking the loop after nearly every
+// send (the wake-up runs in its send): a 100 MiB upload made 4–13 waits per MiB. Polling for
+// 50 µs took uploads from 1.04× net/http's throughput to 1.19× (Go's scheduler spins before
+// it parks, too), for ~0.16 s more host CPU per GiB (RATIONALE.md). Idle loops and requests
+// without a streamed body never spin.
+func (l *Loop) wait(timeout int) (int, error) {
+	if timeout != 0 && l.bodyAt > 0 && l.clock()-l.bodyAt < streamRecent {
+		for start := time.Now(); time.Since(start) < streamSpin; {
+			if n, woken, err := l.poll.Wait(l.events, 0); n > 0 || woken || err != nil {
+				return n, err
+			}
+		}
+	}
+	n, _, err := l.poll.Wait(l.events, timeout)
+	return n, err
 }
