@@ -58,7 +58,8 @@ type Config struct {
 	// IdleTimeout closes keep-alive connections idle that long. 0 means 60 seconds.
 	IdleTimeout time.Duration
 	// WriteHighWater is the unsent output per connection above which a guest's writes are
-	// answered "above the mark" and it waits for a drain event. 0 means 64 KiB.
+	// answered "above the mark" and it waits for a drain event. Body pieces are gathered into
+	// one write up to the mark (at most 256 KiB). 0 means 256 KiB.
 	WriteHighWater int
 	// MaxOutput is the unsent output per connection beyond which the connection is closed
 	// rather than memory grown. 0 means 16 MiB.

@@ -77,7 +77,7 @@ func (r Response) Write(p []byte) (int, error) {
 }
 
 // Full reports that the connection has more unsent output than the host's high-water mark
-// (64 KiB by default): stop writing until OnDrain's function runs, or memory is spent holding
+// (256 KiB by default): stop writing until OnDrain's function runs, or memory is spent holding
 // what the client has not read yet (past a hard cap the host closes the connection).
 func (r Response) Full() bool {
 	x := r.live()

@@ -189,8 +189,11 @@ func (l *Loop) readConn(c *Conn) {
 			}
 			return
 		}
+		direct := l.bodyTarget(c)
 		var buf []byte
-		if len(c.in) == 0 {
+		if direct != nil {
+			buf = direct
+		} else if len(c.in) == 0 {
 			buf = l.readBuf
 		} else {
 			if cap(c.in)-len(c.in) < 4096 {
@@ -208,7 +211,9 @@ func (l *Loop) readConn(c *Conn) {
 		}
 		if n > 0 {
 			budget -= n
-			if len(c.in) == 0 {
+			if direct != nil {
+				l.bodyRead(c, n)
+			} else if len(c.in) == 0 {
 				l.consume(c, buf[:n], true)
 			} else {
 				c.in = c.in[:len(c.in)+n]

@@ -31,7 +31,8 @@ type Config struct {
 	Limits    http1.Limits // request limits; MaxBodyBytes is the buffered body cap
 	MaxOutput int          // pending output per connection before it is closed; 0 means 16 MiB
 	// WriteHighWater is the pending output above which respond and write answer AboveMark
-	// and the guest waits for on_drain. 0 means 64 KiB.
+	// and the guest waits for on_drain; body pieces are gathered into one write up to it (at
+	// most 256 KiB). 0 means 256 KiB.
 	WriteHighWater  int
 	ShutdownTimeout time.Duration // how long a graceful shutdown may take; 0 means 10 s
 	// HeaderTimeout bounds the time from a request's first byte to the end of its head (408,
@@ -111,7 +112,7 @@ func NewGroup(m *guest.Module, cfg Config) *Group {
 		cfg.WSPingInterval = 0
 	}
 	if cfg.WriteHighWater <= 0 {
-		cfg.WriteHighWater = 64 << 10
+		cfg.WriteHighWater = 256 << 10
 	}
 	cfg.WriteHighWater = min(cfg.WriteHighWater, cfg.MaxOutput)
 	if cfg.ShutdownTimeout <= 0 {

@@ -76,6 +76,7 @@ type Loop struct {
 
 	draining bool
 	stopped  bool
+	bodyAt   int64 // loop clock of the last streamed body bytes received (see wait)
 }
 
 // closeNote is an on_close (a request) or on_ws_close (a socket: code and text) to deliver.
@@ -198,7 +199,7 @@ func (l *Loop) run() {
 				timeout = int(min((d+999_999)/1_000_000, math.MaxInt32)) // round up: never wake early
 			}
 		}
-		n, _, err := l.poll.Wait(l.events, timeout)
+		n, err := l.wait(timeout)
 		if err != nil {
 			l.cfg.Log.Printf("worker %d: poll: %v", l.id, err)
 			return

@@ -244,19 +244,40 @@ func TestNoMoreClosesAfterOutput(t *testing.T) {
 }
 
 // writeThrough sends pending output and large body pieces in order, keeping exactly what the
-// socket did not take, whether it took all, part or none of it.
+// socket did not take, whether it took all, part or none of it; with the pieces gathered
+// (a mark of 256 KiB) or each written at once (64 KiB), chunked or with a Content-Length.
 func TestWriteThroughKeepsOrder(t *testing.T) {
+	for _, mark := range []int{64 << 10, 256 << 10} {
+		for _, length := range []bool{false, true} {
+			t.Run(fmt.Sprintf("mark=%dk,length=%v", mark>>10, length), func(t *testing.T) {
+				writeInOrder(t, mark, length)
+			})
+		}
+	}
+}
+
+func writeInOrder(t *testing.T, mark int, length bool) {
 	l := bareLoop(t)
+	l.cfg.WriteHighWater = mark
 	c, peer := socketConn(t, l, &listener{fd: -1})
 	c.parser.Parse([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), &l.req)
 	ex := l.newExchange(c, &l.req)
-	if rc := l.Respond(ex.handle, 200, nil, []byte("first;"), 0); rc != 0 { // chunked, head pending
-		t.Fatalf("Respond = %d", rc)
-	}
+	var pieces [][]byte
 	var want strings.Builder
+	want.WriteString("first;")
 	for i := 0; i < 40; i++ { // ~2.6 MB: more than the socketpair holds, so some writes are partial
 		piece := []byte(strings.Repeat(string(rune('a'+i%26)), 64<<10+i))
+		pieces = append(pieces, piece)
 		want.Write(piece)
+	}
+	var hdr []byte
+	if length {
+		hdr = []byte(fmt.Sprintf("Content-Length: %d\r\n", want.Len()))
+	}
+	if rc := l.Respond(ex.handle, 200, hdr, []byte("first;"), 0); rc != 0 { // head pending
+		t.Fatalf("Respond = %d", rc)
+	}
+	for i, piece := range pieces {
 		if rc := l.Write(ex.handle, piece); rc < 0 {
 			t.Fatalf("Write %d = %d", i, rc)
 		}
@@ -277,8 +298,95 @@ func TestWriteThroughKeepsOrder(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v (%d bytes)", err, len(wire))
 	}
-	if body != "first;"+want.String() {
-		t.Fatalf("body of %d bytes differs from the %d written", len(body), want.Len()+6)
+	if body != want.String() {
+		t.Fatalf("body of %d bytes differs from the %d written", len(body), want.Len())
+	}
+}
+
+// Large body pieces are gathered up to the mark (at most 256 KiB) and go out in one write
+// with the piece that reaches it; with a mark of one piece, each goes out at once.
+func TestBodyPiecesGathered(t *testing.T) {
+	for _, mark := range []int{64 << 10, 256 << 10} {
+		l := bareLoop(t)
+		l.cfg.WriteHighWater = mark
+		c, peer := socketConn(t, l, &listener{fd: -1})
+		unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20) // room for every write
+		c.parser.Parse([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), &l.req)
+		ex := l.newExchange(c, &l.req)
+		if rc := l.Respond(ex.handle, 200, []byte("Content-Length: 1048576\r\n"), nil, 0); rc != 0 {
+			t.Fatalf("Respond = %d", rc)
+		}
+		piece, peek := make([]byte, 64<<10), make([]byte, 1<<20)
+		for i := 1; i <= 4; i++ {
+			if rc := l.Write(ex.handle, piece); rc != 0 {
+				t.Fatalf("mark %d: Write %d = %d", mark, i, rc)
+			}
+			sent, _, _ := unix.Recvfrom(peer, peek, unix.MSG_PEEK|unix.MSG_DONTWAIT)
+			sent = max(sent, 0)
+			switch gathered := mark > 64<<10 && i < 4; {
+			case gathered && (sent != 0 || c.outLen() < i*len(piece)):
+				t.Fatalf("mark %d, piece %d: %d bytes sent, %d pending; want the pieces gathered", mark, i, sent, c.outLen())
+			case !gathered && (sent < i*len(piece) || c.outLen() != 0):
+				t.Fatalf("mark %d, piece %d: %d bytes sent, %d pending; want all sent", mark, i, sent, c.outLen())
+			}
+		}
+	}
+}
+
+// A streamed body of known length is read straight into the guest's inbox, never through
+// the loop's read buffer, and no read takes bytes past it: the request pipelined after it is
+// parsed and answered.
+func TestStreamedBodyReadIntoInbox(t *testing.T) {
+	l := guestLoop(t, buildGuest(t, "testdata/streamecho"))
+	c, peer := socketConn(t, l, listenerOf(t, l))
+	unix.SetNonblock(peer, true)
+	body := strings.Repeat("0123456789abcdef", 20000) // 320,000 bytes: five inboxes
+	var wire []byte
+	buf := make([]byte, 1<<20)
+	pump := func() {
+		l.readConn(c)
+		l.settle()
+		for n, _ := unix.Read(peer, buf); n > 0; n, _ = unix.Read(peer, buf) {
+			wire = append(wire, buf[:n]...)
+		}
+		l.flush(c)
+		l.settle()
+	}
+	send := func(b string) {
+		for i := 0; i < 1000 && len(b) > 0; i++ {
+			n, _ := unix.Write(peer, []byte(b[:min(len(b), 50000)]))
+			b = b[max(n, 0):]
+			pump()
+		}
+		if len(b) > 0 {
+			t.Fatalf("%d bytes could not be sent", len(b))
+		}
+	}
+	send(fmt.Sprintf("POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", len(body)))
+	for i := range l.readBuf {
+		l.readBuf[i] = '#'
+	}
+	send(body)
+	if strings.Trim(string(l.readBuf), "#") != "" {
+		t.Fatal("body bytes went through the loop's read buffer")
+	}
+	send("POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello")
+	for i := 0; i < 100 && strings.Count(string(wire), "HTTP/1.1 200") < 2; i++ {
+		pump()
+	}
+	if c.closed {
+		t.Fatal("the connection closed")
+	}
+	br := bufio.NewReader(strings.NewReader(string(wire)))
+	for _, want := range []string{body, "hello"} {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%v in %.200q", err, wire)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		if string(got) != want {
+			t.Fatalf("echoed %d bytes, want %d", len(got), len(want))
+		}
 	}
 }
 
