@@ -19,5 +19,9 @@
 //		}).Listen(1337, "127.0.0.1")
 //	}
 //
+// WebSockets share the server: a request for which req.IsWebSocket() is true is accepted
+// with res.Upgrade, and the returned *WebSocket delivers whole messages to OnMessage and sends
+// with Send and SendText; the host runs the protocol (see samples/wsecho and samples/chat).
+//
 // The package only builds for GOOS=wasip1.
 package wasmloop
