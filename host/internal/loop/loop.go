@@ -51,6 +51,7 @@ type Loop struct {
 	bigBufs       [][]byte     // free larger buffers, for connections with much unsent output
 	iov           [][]byte     // writeThrough's vector, reused
 	frame         [24]byte     // a chunk-size line
+	gather        []byte       // chunked body pieces gathered for one on_body call
 	freeEx        []*exchange  // exchange objects for reuse
 	pending       []*Conn      // connections with bytes left unread after their per-wake-up share
 	dirty         []*Conn      // connections with output to flush

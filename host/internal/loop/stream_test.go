@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -431,5 +432,52 @@ func TestAbortedStreamReported(t *testing.T) {
 	l.settle()
 	if !c.closed || l.exchanges.len() != 0 || len(l.closing) != 0 {
 		t.Fatalf("closed %v, exchanges %d, notices waiting %d", c.closed, l.exchanges.len(), len(l.closing))
+	}
+}
+
+// A chunked body whose chunks arrive together reaches the guest in one on_body call, not one
+// per chunk: streamecho writes each call back as one response chunk, so the response's chunks
+// count the calls.
+func TestChunksGatheredPerRead(t *testing.T) {
+	l := guestLoop(t, buildGuest(t, "testdata/streamecho"))
+	c, peer := socketConn(t, l, listenerOf(t, l))
+	unix.SetNonblock(peer, true)
+	var req strings.Builder
+	req.WriteString("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+	for i := 0; i < 500; i++ {
+		req.WriteString("1\r\nx\r\n")
+	}
+	req.WriteString("0\r\n\r\n")
+	l.consume(c, []byte(req.String()), true)
+	l.afterCallback()
+	l.settle()
+	l.flush(c)
+	buf := make([]byte, 1<<20)
+	n, _ := unix.Read(peer, buf)
+	wire := string(buf[:max(n, 0)])
+	head, rest, ok := strings.Cut(wire, "\r\n\r\n")
+	if !ok || !strings.Contains(head, "Transfer-Encoding: chunked") {
+		t.Fatalf("not a chunked response: %q", wire)
+	}
+	var body strings.Builder
+	chunks := 0
+	for {
+		line, after, ok := strings.Cut(rest, "\r\n")
+		size, err := strconv.ParseInt(line, 16, 64)
+		if !ok || err != nil || int64(len(after)) < size+2 {
+			t.Fatalf("bad chunk framing at %q", rest)
+		}
+		if size == 0 {
+			break
+		}
+		chunks++
+		body.WriteString(after[:size])
+		rest = after[size+2:]
+	}
+	if body.String() != strings.Repeat("x", 500) {
+		t.Fatalf("echoed %q", body.String())
+	}
+	if chunks > 2 {
+		t.Errorf("500 one-byte chunks arriving together took %d guest calls, want them gathered into one", chunks)
 	}
 }
