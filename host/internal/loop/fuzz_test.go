@@ -15,7 +15,13 @@ import (
 // hello guest, as a peer would send them, then hangs up. Whatever the bytes, the host must
 // not panic, every byte it sends back must parse as a sequence of HTTP/1.1 responses (the
 // guest's 200s, or the host's own 4xx/5xx and then a close), and no request may stay open.
-func FuzzServe(f *testing.F) {
+func FuzzServe(f *testing.F) { fuzzServe(f, buildSample(f, "hello")) }
+
+// FuzzServeStreamed is FuzzServe with a guest that streams request bodies (on_body, pause and
+// resume as its response fills) and echoes them: the streamed-body path under arbitrary input.
+func FuzzServeStreamed(f *testing.F) { fuzzServe(f, buildGuest(f, "testdata/streamecho")) }
+
+func fuzzServe(f *testing.F, wasm []byte) {
 	for _, seed := range []string{
 		benchRequest,
 		benchRequest + benchRequest,
@@ -30,7 +36,7 @@ func FuzzServe(f *testing.F) {
 	} {
 		f.Add([]byte(seed), uint16(7))
 	}
-	l := guestLoop(f, buildSample(f, "hello"))
+	l := guestLoop(f, wasm)
 	ln := listenerOf(f, l)
 	f.Fuzz(func(t *testing.T, in []byte, split uint16) {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
