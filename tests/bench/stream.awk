@@ -3,41 +3,54 @@
 # Variables (-v): target      wasmloop / net-http throughput goal (e.g. 1.0)
 #                 rss_target  wasmloop peak RSS goal in MiB at the largest size
 #                 largest     the largest size in bytes (where rss_target applies)
+#                 other_max   other load (cores) above which a round counts as disturbed
 #
-# Input: tab-separated lines, one per (server, size, direction):
-#   1 id          wasmloop | node | nethttp
-#   2 label       display name
-#   3 size        bytes per transfer
-#   4 size_label  e.g. "100 MiB"
-#   5 dir         download | upload (uploads go to POST /count: the bytes are
+# Input: tab-separated lines of two kinds, in any order (results.tsv, then
+# transfers.tsv).
+#
+# S: one per (server, size, direction)
+#   2 id          wasmloop | node | nethttp
+#   3 label       display name
+#   4 size        bytes per transfer
+#   5 size_label  e.g. "100 MiB"
+#   6 dir         download | upload (uploads go to POST /count: the bytes are
 #                 only counted; shown as "upload (/count)")
-#   6 count       measured transfers
-#   7 status      "ok" or a short failure reason
-#   8 mibs        the headline throughput in MiB/s (aggregate or median, see 9)
-#   9 method      aggregate (all bytes / all transfer time) | median (of the transfers)
-#  10 min_mibs    slowest transfer, MiB/s
-#  11 med_mibs    median transfer, MiB/s
-#  12 max_mibs    fastest transfer, MiB/s
-#  13 bytes       bytes moved in the measured transfers
-#  14 cpu_ticks   server CPU (utime+stime, whole process tree) over the series
-#  15 clk_tck     ticks per second
-#  16 curl_cpu_s  CPU seconds of curl over the series
-#  17 peak_kib    server VmHWM after the series, KiB
-#  18 peak_scope  "series" (peak reset before the series) | "start" (could not reset)
-#  19 other       cores used by everything but the server and curl (plus steal) in the series
+#   7 batch       transfers per round (one curl, one keep-alive connection)
+#   8 rounds      rounds
+#   9 status      "ok" or a short failure reason
+#  10 cpu_ticks   server CPU (utime+stime, whole process tree) over all rounds
+#  11 clk_tck     ticks per second
+#  12 curl_cs     CPU of curl over the measured transfers, centiseconds
+#  13 peak_kib    server VmHWM after the rounds, KiB
+#  14 peak_scope  "series" (peak reset before the rounds) | "start" (could not reset)
+#  15 other       cores used by everything but the servers and the script (plus steal) over the rounds
+#  16 disturbed   rounds with other load above the threshold
 #
-# Output: the results table, then the ratio table against the targets.
-BEGIN { FS = "\t"; GiB = 1024 * 1024 * 1024 }
+# T: one per measured transfer
+#   2 id  3 size  4 dir  5 round (1..rounds)  6 position in the round  7 k (in the batch)
+#   8 bytes  9 seconds (curl's time_total)
+#
+# A server's throughput in a round is the batch's bytes / the sum of its
+# transfers' seconds. Output: the per-server table (median over rounds, p25–p75,
+# min–max), then the ratio table: the median of the per-round ratios (both
+# servers in the same round), with p25–p75, against the targets.
+BEGIN { FS = "\t"; GiB = 1024 * 1024 * 1024; MiB = 1024 * 1024 }
 
-{
+$1 == "S" {
     n++
-    id[n] = $1; label[n] = $2; size[n] = $3; slabel[n] = $4; dir[n] = $5; count[n] = $6
-    status[n] = $7; mibs[n] = $8; method[n] = $9; vmin[n] = $10; vmed[n] = $11; vmax[n] = $12
-    bytes[n] = $13; ticks[n] = $14; tck[n] = $15; ccpu[n] = $16; peak[n] = $17; scope[n] = $18; other[n] = $19
-    if (!(($3) in seen_size)) { seen_size[$3] = 1; sizes[++ns] = $3; size_name[$3] = $4 }
-    if (!(($1) in seen_srv)) { seen_srv[$1] = 1; srvs[++nv] = $1 }
-    at[$1, $3, $5] = n
-    ok[n] = ($7 == "ok" && $13 > 0)
+    id[n] = $2; label[n] = $3; size[n] = $4; slabel[n] = $5; dir[n] = $6; batch[n] = $7; rounds[n] = $8
+    status[n] = $9; ticks[n] = $10; tck[n] = $11; ccs[n] = $12; peak[n] = $13; scope[n] = $14
+    other[n] = $15; dist[n] = $16
+    if (!(($4) in seen_size)) { seen_size[$4] = 1; sizes[++ns] = $4; size_name[$4] = $5 }
+    if (!(($2) in seen_srv)) { seen_srv[$2] = 1; srvs[++nv] = $2 }
+    at[$2, $4, $6] = n
+    next
+}
+
+$1 == "T" {
+    rb[$2, $3, $4, $5] += $8; rs[$2, $3, $4, $5] += $9
+    tb[$2, $3, $4] += $8; nt[$2, $3, $4]++
+    next
 }
 
 # dname: the direction as shown; uploads are measured against /count.
@@ -50,59 +63,109 @@ function rss(i) {
     return mib(peak[i]) (scope[i] == "start" ? " (since start)" : "")
 }
 
-function tput(s, sz, d,    i) {
-    i = at[s, sz, d]
-    return (i && ok[i]) ? mibs[i] : ""
+# sorted copies v[1..k] into s[1..k] in ascending order; returns k.
+function sorted(v, k, s,    i, j, x) {
+    for (i = 1; i <= k; i++) s[i] = v[i]
+    for (i = 2; i <= k; i++) { x = s[i]; for (j = i - 1; j >= 1 && s[j] > x; j--) s[j + 1] = s[j]; s[j + 1] = x }
+    return k
 }
 
-# cell prints a ratio and, when there is a target, whether it is met.
-function cell(a, b, goal,    r, s) {
-    if (a == "" || b == "" || b <= 0) return "n/a"
-    r = a / b
-    s = sprintf("%.2f×", r)
-    if (goal == "") return s
-    return s " " (r >= goal ? "(met)" : "(**missed**)")
+# q: the p-quantile (0..1) of the sorted s[1..k], linear between neighbours.
+function q(s, k, p,    h, lo) {
+    if (k == 1) return s[1]
+    h = (k - 1) * p + 1; lo = int(h)
+    return (lo >= k) ? s[k] : s[lo] + (h - lo) * (s[lo + 1] - s[lo])
+}
+
+# round_mibs I V: row I's per-round MiB/s into V[1..rounds] (empty where
+# missing); returns how many rounds have a value.
+function round_mibs(i, v,    r, k, key) {
+    k = 0
+    for (r = 1; r <= rounds[i]; r++) {
+        key = id[i] SUBSEP size[i] SUBSEP dir[i] SUBSEP r
+        if ((key in rs) && rs[key] > 0) { v[r] = rb[key] / rs[key] / MiB; k++ } else v[r] = ""
+    }
+    return k
+}
+
+# good I: row I was measured, every round, every transfer.
+function good(i) {
+    return i && status[i] == "ok" && nt[id[i], size[i], dir[i]] == rounds[i] * batch[i]
+}
+
+# ratio_cell A B GOAL: the median of the per-round ratios of rows A and B,
+# "(p25–p75)", and against GOAL (if any) met or missed.
+function ratio_cell(a, b, goal,    va, vb, r, k, x, s, m, out) {
+    if (!good(a) || !good(b)) return "n/a"
+    round_mibs(a, va); round_mibs(b, vb)
+    k = 0
+    for (r = 1; r <= rounds[a]; r++)
+        if (va[r] != "" && vb[r] != "" && vb[r] > 0) x[++k] = va[r] / vb[r]
+    if (k == 0) return "n/a"
+    sorted(x, k, s)
+    m = q(s, k, 0.5)
+    out = sprintf("%.2f× (%.2f–%.2f)", m, q(s, k, 0.25), q(s, k, 0.75))
+    if (goal == "") return out
+    return out " " (m >= goal ? "(met)" : "(**missed**)")
+}
+
+# median_mibs I: row I's median MiB/s over its rounds, or "".
+function median_mibs(i,    v, k, s, r, c) {
+    if (!good(i)) return ""
+    round_mibs(i, v)
+    k = 0
+    for (r = 1; r <= rounds[i]; r++) if (v[r] != "") c[++k] = v[r]
+    if (k == 0) return ""
+    sorted(c, k, s)
+    return sprintf("%.1f", q(s, k, 0.5))
 }
 
 END {
-    print "| server | size | direction | transfers | MiB/s | per transfer MiB/s (min / median / max) | server CPU s / GiB | curl CPU s / GiB | server peak RSS | other load (cores) | status |"
-    print "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    print "| server | size | direction | rounds × transfers | MiB/s (median of rounds) | p25–p75 | min–max | server CPU s / GiB | curl CPU s / GiB | server peak RSS | other load (cores) | status |"
+    print "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
     for (z = 1; z <= ns; z++) {
         for (d = 1; d <= 2; d++) {
             dn = (d == 1) ? "download" : "upload"
-            for (v = 1; v <= nv; v++) {
-                i = at[srvs[v], sizes[z], dn]
+            for (w = 1; w <= nv; w++) {
+                i = at[srvs[w], sizes[z], dn]
                 if (!i) continue
-                if (!ok[i]) {
-                    printf "| %s | %s | %s | %d | | | | | %s | %s | FAILED: %s |\n", label[i], slabel[i], dname(dn), count[i],
-                        (peak[i] > 0 ? rss(i) : ""), other[i], status[i]
+                if (!good(i)) {
+                    st = (status[i] == "ok") ? "transfers missing" : status[i]
+                    printf "| %s | %s | %s | %d × %d | | | | | | %s | %s | FAILED: %s |\n", label[i], slabel[i], dname(dn), rounds[i], batch[i],
+                        (peak[i] > 0 ? rss(i) : ""), other[i], st
                     continue
                 }
-                gib = bytes[i] / GiB
-                printf "| %s | %s | %s | %d (%s) | %.1f | %.1f / %.1f / %.1f | %.2f | %.2f | %s | %s | ok |\n",
-                    label[i], slabel[i], dname(dn), count[i], method[i], mibs[i], vmin[i], vmed[i], vmax[i],
-                    (ticks[i] / tck[i]) / gib, ccpu[i] / gib, rss(i), other[i]
+                round_mibs(i, v)
+                k = 0
+                delete c
+                for (r = 1; r <= rounds[i]; r++) if (v[r] != "") c[++k] = v[r]
+                delete s
+                sorted(c, k, s)
+                gib = tb[id[i], size[i], dir[i]] / GiB
+                printf "| %s | %s | %s | %d × %d | %.1f | %.1f–%.1f | %.1f–%.1f | %.2f | %.2f | %s | %s%s | ok |\n",
+                    label[i], slabel[i], dname(dn), rounds[i], batch[i], q(s, k, 0.5), q(s, k, 0.25), q(s, k, 0.75), s[1], s[k],
+                    (ticks[i] / tck[i]) / gib, (ccs[i] / 100) / gib, rss(i), other[i],
+                    (dist[i] > 0 ? sprintf(" (%d of %d rounds > %s)", dist[i], rounds[i], other_max) : "")
             }
         }
     }
     print ""
-    print "| size | direction | wasmloop MiB/s | net/http MiB/s | Node.js MiB/s | wasmloop / net-http | target | wasmloop / Node | wasmloop peak RSS | target |"
+    print "| size | direction | wasmloop MiB/s | net/http MiB/s | Node.js MiB/s | wasmloop / net-http, median of rounds (p25–p75) | target | wasmloop / Node (p25–p75) | wasmloop peak RSS | target |"
     print "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for (z = 1; z <= ns; z++) {
         sz = sizes[z]
         for (d = 1; d <= 2; d++) {
             dn = (d == 1) ? "download" : "upload"
-            w = tput("wasmloop", sz, dn); h = tput("nethttp", sz, dn); nd = tput("node", sz, dn)
-            i = at["wasmloop", sz, dn]
-            if (!i || peak[i] <= 0) { r = "n/a"; rt = (sz == largest) ? sprintf("< %d MiB", rss_target) : "—" }
-            else if (!ok[i]) { r = rss(i) " (series failed)"; rt = (sz == largest) ? sprintf("< %d MiB", rss_target) : "—" }
-            else if (sz == largest) {
-                r = rss(i) " " ((peak[i] / 1024 < rss_target) ? "(met)" : "(**missed**)")
-                rt = sprintf("< %d MiB", rss_target)
-            } else { r = rss(i); rt = "—" }
+            iw = at["wasmloop", sz, dn]; ih = at["nethttp", sz, dn]; in_ = at["node", sz, dn]
+            w = median_mibs(iw); h = median_mibs(ih); nd = median_mibs(in_)
+            rt = (sz == largest) ? sprintf("< %d MiB", rss_target) : "—"
+            if (!iw || peak[iw] <= 0) r = "n/a"
+            else if (!good(iw)) r = rss(iw) " (series failed)"
+            else if (sz == largest) r = rss(iw) " " ((peak[iw] / 1024 < rss_target) ? "(met)" : "(**missed**)")
+            else r = rss(iw)
             printf "| %s | %s | %s | %s | %s | %s | ≥ %.1f× | %s | %s | %s |\n", size_name[sz], dname(dn),
                 (w == "" ? "n/a" : w), (h == "" ? "n/a" : h), (nd == "" ? "n/a" : nd),
-                cell(w, h, target), target, cell(w, nd, ""), r, rt
+                ratio_cell(iw, ih, target), target, ratio_cell(iw, in_, ""), r, rt
         }
     }
 }
