@@ -2,14 +2,22 @@
 #
 # Variables (-v): part        echo | idle: which input this is
 #                 target      (echo) wasmloop / Node round-trips/s goal, e.g. 2.0
+#                 rounds      (echo) rounds the script ran
 #                 target_kib  (idle) wasmloop memory per idle connection goal, KiB
 #
-# Echo input: tab-separated lines, one per server (values from wsload's
-# "RESULT echo" line; empty when status is not "ok"):
-#   1 id  2 label  3 status  4 rps  5 p50_us  6 p99_us  7 errors  8 conns
-#   9 round_trips  10 secs (measured window)  11 reconnects
-#  12 server_cpu_s (utime+stime over the window)  13 client_cpu_s (wsload)
-#  14 machine_idle_pct  15 workers ("id:conns,...")
+# Echo input: tab-separated lines, one per server and round (the echo rounds
+# are interleaved: every server once per round; values from wsload's
+# "RESULT echo" line, empty when status is not "ok"; round 0: did not start):
+#   1 id  2 label  3 round  4 position in the round  5 status  6 rps
+#   7 p50_us  8 p99_us  9 errors  10 conns  11 round_trips
+#  12 secs (measured window)  13 reconnects
+#  14 server_cpu_s (utime+stime over the window, -1 if unknown)
+#  15 client_cpu_s (wsload)  16 machine_idle_pct  17 workers ("id:conns,...")
+#
+# Echo output: per server, the median round of each figure with p25–p75
+# (errors and connections per worker summed over the rounds); then wasmloop /
+# Node as the median of the per-round ratios (rounds where both ran), with
+# p25–p75 and min–max, the target applying to the median.
 #
 # Idle input: tab-separated lines, one per server:
 #   1 id  2 label  3 status  4 conns_wanted  5 conns (established)  6 failed
@@ -52,37 +60,131 @@ END {
     if (part == "echo") echo_report(); else idle_report()
 }
 
-function echo_report(    i, rps, cpu_rt, have, rr, pr, cr, secs) {
-    print "### Echo round trips"
-    print ""
-    print "| server | conns | round-trips/s | p50 | p99 | errors | server CPU µs / round trip | server cores busy | wsload cores busy | machine idle | connections per worker |"
-    print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+# sorted copies v[1..k] into s[1..k] in ascending order; returns k.
+function sorted(v, k, s,    i, j, x) {
+    for (i = 1; i <= k; i++) s[i] = v[i]
+    for (i = 2; i <= k; i++) { x = s[i]; for (j = i - 1; j >= 1 && s[j] > x; j--) s[j + 1] = s[j]; s[j + 1] = x }
+    return k
+}
+
+# q: the p-quantile (0..1) of the sorted s[1..k], linear between neighbours.
+function q(s, k, p,    h, lo) {
+    if (k == 1) return s[1]
+    h = (k - 1) * p + 1; lo = int(h)
+    return (lo >= k) ? s[k] : s[lo] + (h - lo) * (s[lo + 1] - s[lo])
+}
+
+# mq SRV KEY FMT [UNIT]: "median UNIT (p25–p75)" of figure KEY over SRV's ok
+# rounds, each number formatted with FMT; "n/a" if none has it.
+function mq(srv, key, fmt, unit,    r, k, x, s) {
+    k = 0
+    for (r = 1; r <= maxr; r++) if ((srv, r, key) in F) x[++k] = F[srv, r, key]
+    if (k == 0) return "n/a"
+    sorted(x, k, s)
+    return sprintf(fmt unit " (" fmt "–" fmt ")", q(s, k, 0.5), q(s, k, 0.25), q(s, k, 0.75))
+}
+
+# med SRV KEY FMT: the median alone.
+function med(srv, key, fmt,    r, k, x, s) {
+    k = 0
+    for (r = 1; r <= maxr; r++) if ((srv, r, key) in F) x[++k] = F[srv, r, key]
+    if (k == 0) return "n/a"
+    sorted(x, k, s)
+    return sprintf(fmt, q(s, k, 0.5))
+}
+
+# ratio KEY GOAL OP: the per-round ratios wasmloop / node of figure KEY; sets
+# RK (how many rounds), RM (median), RLIST (the ratios in round order) and
+# returns "median× (p25–p75)" [(met)/(**missed**) against GOAL], or "n/a".
+function ratio(key, goal, op,    r, k, x, s, out, ok) {
+    k = 0; RLIST = ""
+    for (r = 1; r <= maxr; r++)
+        if (("wasmloop", r, key) in F && ("node", r, key) in F && F["node", r, key] > 0) {
+            x[++k] = F["wasmloop", r, key] / F["node", r, key]
+            RLIST = RLIST (k > 1 ? ", " : "") sprintf("%.2f", x[k])
+        }
+    RK = k
+    if (k == 0) return "n/a"
+    sorted(x, k, s)
+    RM = q(s, k, 0.5); RMIN = s[1]; RMAX = s[k]
+    out = sprintf("%.2f× (%.2f–%.2f)", RM, q(s, k, 0.25), q(s, k, 0.75))
+    if (goal == "") return out
+    ok = (op == ">=") ? (RM >= goal) : (RM <= goal)
+    return out " " (ok ? "(met)" : "(**missed**)")
+}
+
+function echo_report(    i, j, srv, r, secs, k, w, parts, kv, order, cell_rounds, conns, rr, rl, rk, rmin, rmax, pr, cr, prk, crk, pmin, pmax, cmin, cmax) {
+    # Gather: F[srv, round, key] for every ok round.
     for (i = 1; i <= n; i++) {
-        if (v[i, 3] != "ok") {
-            printf "| %s | | FAILED: %s | | | | | | | | |\n", v[i, 2], v[i, 3]
+        srv = id[i]
+        if (!(srv in lab)) { lab[srv] = v[i, 2]; srvs[++ns] = srv }
+        r = v[i, 3] + 0
+        if (r > maxr) maxr = r
+        if (v[i, 5] != "ok") {
+            if (!(srv in bad)) bad[srv] = v[i, 5]
             continue
         }
-        secs = v[i, 10] + 0
-        rps = v[i, 4] + 0
-        cpu_rt = (v[i, 12] >= 0 && v[i, 9] > 0) ? 1e6 * v[i, 12] / v[i, 9] : -1
-        have[id[i]] = 1; R[id[i]] = rps; P99[id[i]] = v[i, 6] + 0; C[id[i]] = cpu_rt
-        printf "| %s | %d | %.0f | %.2f ms | %.2f ms | %s | %s | %s | %.2f | %s | %s |\n",
-            v[i, 2], v[i, 8], rps, v[i, 5] / 1000, v[i, 6] / 1000,
-            (v[i, 7] > 0 ? "**" v[i, 7] "**" : "0") (v[i, 11] > 0 ? " (" v[i, 11] " reconnects)" : ""),
-            (cpu_rt >= 0) ? sprintf("%.1f", cpu_rt) : "n/a",
-            (v[i, 12] >= 0 && secs > 0) ? sprintf("%.2f", v[i, 12] / secs) : "n/a",
-            (secs > 0) ? v[i, 13] / secs : 0,
-            (v[i, 14] >= 0) ? sprintf("%.0f%%", v[i, 14]) : "n/a", spread(v[i, 15])
+        okr[srv]++
+        secs = v[i, 12] + 0
+        F[srv, r, "rps"] = v[i, 6] + 0
+        F[srv, r, "p50"] = v[i, 7] / 1000
+        F[srv, r, "p99"] = v[i, 8] / 1000
+        if (v[i, 14] >= 0 && v[i, 11] > 0) F[srv, r, "cpu"] = 1e6 * v[i, 14] / v[i, 11]
+        if (v[i, 14] >= 0 && secs > 0) F[srv, r, "srvcores"] = v[i, 14] / secs
+        if (secs > 0) F[srv, r, "clcores"] = v[i, 15] / secs
+        if (v[i, 16] >= 0) F[srv, r, "idle"] = v[i, 16] + 0
+        errs[srv] += v[i, 9]; recon[srv] += v[i, 13]
+        conns = v[i, 10] + 0
+        if (!(srv in cmin_) || conns < cmin_[srv]) cmin_[srv] = conns
+        if (!(srv in cmax_) || conns > cmax_[srv]) cmax_[srv] = conns
+        # connections per worker, summed over the rounds
+        w = v[i, 17]
+        if (w != "" && w != "-") {
+            k = split(w, parts, ",")
+            for (j = 1; j <= k; j++) {
+                split(parts[j], kv, ":")
+                if (!((srv, kv[1]) in wc)) order[srv] = order[srv] (order[srv] != "" ? "," : "") kv[1]
+                wc[srv, kv[1]] += kv[2]
+            }
+        }
+    }
+    if (rounds == "") rounds = maxr
+    print "### Echo round trips, interleaved"
+    print ""
+    print "| server | rounds | conns | round-trips/s, median (p25–p75) | p50 | p99 | server CPU µs / round trip | errors | server cores busy | wsload cores busy | machine idle | connections per worker (all rounds) |"
+    print "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+    for (i = 1; i <= ns; i++) {
+        srv = srvs[i]
+        if (okr[srv] == 0) {
+            printf "| %s | FAILED: %s | | | | | | | | | | |\n", lab[srv], (srv in bad) ? bad[srv] : "no round"
+            continue
+        }
+        cell_rounds = (okr[srv] == rounds) ? okr[srv] : sprintf("**%d of %d** (%s)", okr[srv], rounds, bad[srv])
+        w = ""
+        k = split(order[srv], parts, ",")
+        for (j = 1; j <= k; j++) w = w (j > 1 ? "," : "") parts[j] ":" wc[srv, parts[j]]
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+            lab[srv], cell_rounds,
+            (cmin_[srv] == cmax_[srv]) ? cmin_[srv] : cmin_[srv] "–" cmax_[srv],
+            mq(srv, "rps", "%.0f"), mq(srv, "p50", "%.2f", " ms"), mq(srv, "p99", "%.2f", " ms"),
+            mq(srv, "cpu", "%.1f"),
+            (errs[srv] > 0 ? "**" errs[srv] "**" : "0") (recon[srv] > 0 ? " (" recon[srv] " reconnects)" : ""),
+            med(srv, "srvcores", "%.2f"), med(srv, "clcores", "%.2f"), med(srv, "idle", "%.0f%%"),
+            spread(w == "" ? "-" : w)
     }
     print ""
-    rr = (have["wasmloop"] && have["node"] && R["node"] > 0) ? R["wasmloop"] / R["node"] : ""
-    pr = (have["wasmloop"] && have["node"] && P99["node"] > 0) ? P99["wasmloop"] / P99["node"] : ""
-    cr = (have["wasmloop"] && have["node"] && C["node"] > 0 && C["wasmloop"] >= 0) ? C["wasmloop"] / C["node"] : ""
-    print "| metric | wasmloop / Node | target |"
-    print "| --- | ---: | ---: |"
-    printf "| round-trips/s | %s | ≥ %.1f× |\n", cell(rr, ">=", target), target
-    printf "| p99 latency | %s | — |\n", cell(pr, "<=", "")
-    printf "| server CPU per round trip | %s | — |\n", cell(cr, "<=", "")
+    rr = ratio("rps", target, ">="); rk = RK; rl = RLIST; rmin = RMIN; rmax = RMAX
+    pr = ratio("p99", "", ""); prk = RK; pmin = RMIN; pmax = RMAX
+    cr = ratio("cpu", "", ""); crk = RK; cmin = RMIN; cmax = RMAX
+    print "| metric | wasmloop / Node, median of the per-round ratios (p25–p75) | min–max | rounds | target |"
+    print "| --- | ---: | ---: | ---: | ---: |"
+    printf "| round-trips/s | %s | %s | %d | ≥ %.1f× |\n", rr, rk ? sprintf("%.2f–%.2f×", rmin, rmax) : "", rk, target
+    printf "| p99 latency | %s | %s | %d | — |\n", pr, prk ? sprintf("%.2f–%.2f×", pmin, pmax) : "", prk
+    printf "| server CPU per round trip | %s | %s | %d | — |\n", cr, crk ? sprintf("%.2f–%.2f×", cmin, cmax) : "", crk
+    if (rk > 0) {
+        print ""
+        printf "Round-trips/s ratio of each round both servers ran, in order (wasmloop ran first in rounds 1, 3, 5, …): %s.\n", rl
+    }
 }
 
 function idle_report(    i, conns, per, have, pk, ticks, r) {

@@ -3,11 +3,14 @@
 # wasmloop (samples/wsecho) vs Node.js (the `ws` package).
 #
 #   bash tests/bench/ws.sh                       # from the repo root
-#   DURATION=3s CONNS=5000 WORKERS=2 OUT=ws.md SKIP=node bash tests/bench/ws.sh
+#   ROUNDS=2 bash tests/bench/ws.sh              # a quick run
+#   ROUNDS=6 DURATION=3s CONNS=5000 WORKERS=2 OUT=ws.md SKIP=node bash tests/bench/ws.sh
 #
 # Environment (all optional):
-#   DURATION    measured echo window per server (default 10s; N, Ns, Nm or Nh)
-#   WARMUP      echo warm-up before the window, not counted (default 2s)
+#   ROUNDS      interleaved echo rounds (default 10): in each, every server gets
+#               one warmed-up, measured echo run
+#   DURATION    measured echo window per server and round (default 4s; N, Ns, Nm or Nh)
+#   WARMUP      echo warm-up before each window, not counted (default 1s)
 #   ECHO_CONNS  echo connections, each with one message in flight (default 256)
 #   SIZE        echo message payload in bytes (default 32), binary
 #   CONNS       idle connections to hold (default 100000); capped, with a
@@ -22,6 +25,8 @@
 #   MODES       what to measure: any of "echo idle" (default both)
 #   WORKERS     wasmloop --workers (default 2)
 #   WASMLOOP_FLAGS  more flags for `wasmloop run`
+#   PORT_BASE   wasmloop listens on 127.0.0.1:PORT_BASE, Node.js on PORT_BASE+1
+#               (default 1337)
 #   OUT         also write the Markdown report to this file
 #   SKIP        servers not to run, space or comma separated: wasmloop node
 #   LOGDIR      keep server logs, wsload output and the result files here
@@ -29,21 +34,26 @@
 #               use this prebuilt wasmloop CLI / wsecho guest instead of
 #               building ./cmd/wasmloop / ./samples/wsecho
 #
-# Each server is started on 127.0.0.1:1337 for the echo run (checked first:
-# text and binary messages of 0, 125, 126, 65535 and 65536 bytes must come back
-# unchanged), then started afresh for the idle run. The load generator is
-# tests/bench/wsload (Go, gobwas/ws). The report (Markdown) goes to stdout;
-# progress goes to stderr.
+# Echo, interleaved: both servers start at once, each on its own loopback port,
+# and each is checked (text and binary messages of 0, 125, 126, 65535 and 65536
+# bytes must come back unchanged). Then ROUNDS rounds: in each, every server
+# gets one wsload run (ECHO_CONNS fresh connections, WARMUP, then DURATION
+# measured), one server after the other, the order rotated by one each round,
+# so load that comes and goes on a shared machine hits both alike and every
+# round gives a ratio between servers measured seconds apart. The report gives
+# each server's median round (p25–p75) and the median of the per-round ratios.
+# Idle memory: afterwards, one server at a time, each started afresh.
+# The load generator is tests/bench/wsload (Go, gobwas/ws). The report
+# (Markdown) goes to stdout; progress goes to stderr.
 set -euo pipefail
 export LC_ALL=C
 
 # ---------------------------------------------------------------- settings
 HOST=127.0.0.1 # loopback only, never any other address
-PORT=1337      # every server under test listens here
-URL="http://$HOST:$PORT/"
-WS_URL="ws://$HOST:$PORT/"
-DURATION=${DURATION:-10s}
-WARMUP=${WARMUP:-2s}
+PORT_BASE=${PORT_BASE:-1337}
+ROUNDS=${ROUNDS:-10}
+DURATION=${DURATION:-4s}
+WARMUP=${WARMUP:-1s}
 ECHO_CONNS=${ECHO_CONNS:-256}
 SIZE=${SIZE:-32}
 CONNS=${CONNS:-100000}
@@ -59,7 +69,7 @@ SKIP=${SKIP:-}
 LOGDIR=${LOGDIR:-}
 WASMLOOP_BIN=${WASMLOOP_BIN:-}
 WSECHO_WASM=${WSECHO_WASM:-}
-TARGET_RATIO=2.0 # wasmloop round-trips/s / Node's, at least
+TARGET_RATIO=2.0 # wasmloop round-trips/s / Node's, at least (median of the rounds)
 TARGET_KIB=4     # wasmloop memory per idle connection, KiB, at most
 SERVER_FD_SPARE=64 # descriptors left to the server beyond one per connection
 CLIENT_FD_SPARE=64 # likewise for each wsload process
@@ -89,13 +99,16 @@ seconds() {
 dur_s=$(seconds "$DURATION")
 warm_s=$(seconds "$WARMUP")
 ((dur_s > 0)) || die "DURATION must be positive"
-for v in ECHO_CONNS CONNS WORKERS; do
+for v in ROUNDS ECHO_CONNS CONNS WORKERS; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer, got '${!v}'"
 done
 for v in SIZE VERIFY HOLD; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer, got '${!v}'"
 done
 [[ $CONNECT_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "CONNECT_TIMEOUT must be a positive number of seconds"
+if ! [[ $PORT_BASE =~ ^[1-9][0-9]*$ ]] || ((PORT_BASE < 1024 || PORT_BASE > 65534)); then
+	die "PORT_BASE must be a port from 1024 to 65534, got '$PORT_BASE'"
+fi
 do_echo=0 do_idle=0
 for m in ${MODES//,/ }; do
 	case $m in
@@ -118,6 +131,15 @@ SKIP="$SKIP nethttp"
 select_and_check
 ALL_SERVERS=(wasmloop node)
 select_servers "$skip_user"
+# Each server has its own port, in the echo rounds (both listening) and the idle run alike.
+declare -A port_of=([wasmloop]=$PORT_BASE [node]=$((PORT_BASE + 1)))
+# use_port NAME: point PORT, URL and WS_URL (what lib.sh's start_server,
+# port_free and wait_port_free use) at NAME's port.
+use_port() {
+	PORT=${port_of[$1]}
+	URL="http://$HOST:$PORT/"
+	WS_URL="ws://$HOST:$PORT/"
+}
 need go "install Go (https://go.dev/dl/): wsload is built from tests/bench/wsload"
 node_script="$here/node/wsecho.js"
 ws_version="absent"
@@ -169,8 +191,24 @@ stop_loaders() {
 	done
 	loader_pids=()
 }
+# The echo rounds run both servers at once: srv_pid holds them (lib.sh's
+# cleanup stops only server_pid); stop_servers stops wsload, then each of them.
+declare -A srv_pid=()
+stop_servers() {
+	local s
+	if [[ -n ${child_pid:-} ]]; then
+		kill -TERM "$child_pid" 2>/dev/null || true # timeout passes it on to wsload
+		wait "$child_pid" 2>/dev/null || true
+		child_pid=""
+	fi
+	for s in "${!srv_pid[@]}"; do
+		server_pid=${srv_pid[$s]}
+		unset 'srv_pid[$s]'
+		stop_server
+	done
+}
 # (set +e: the `exit $rc` subshell that hands cleanup the status must not end the trap.)
-trap 'rc=$?; set +e; stop_loaders; (exit $rc); cleanup' EXIT
+trap 'rc=$?; set +e; stop_loaders; stop_servers; (exit $rc); cleanup' EXIT
 
 # ---------------------------------------------------------------- inputs
 wasmloop_bin="" wsecho_wasm="" wasmloop_note="skipped"
@@ -214,17 +252,20 @@ pause() {
 	wait $! || true
 }
 
-# died NAME: true (and says so) if the server is gone.
+# died NAME PID: true (and says so, once) if the server PID is gone.
+declare -A dead=()
 died() {
-	kill -0 "$server_pid" 2>/dev/null && return 1
+	[[ -n $2 ]] && kill -0 "$2" 2>/dev/null && return 1
+	[[ -z ${dead[${2:-none}]:-} ]] || return 0
+	dead[${2:-none}]=1
 	log "${LABEL[$1]} died; its output:"
 	tail -n 20 "$tmp/$1.server.log" | sed 's/^/    /' >&2 || true
 	return 0
 }
 
 # check_echo NAME: messages at the frame-length boundaries must come back
-# unchanged, as text and as binary. Sets echo_ok; a failure is a note, and
-# the measured run (which checks every echo too) still runs.
+# unchanged, as text and as binary, on NAME's port (WS_URL: see use_port). A
+# failure is a note, and the measured rounds (which check every echo too) still run.
 check_echo() {
 	local name=$1 spec size flag f bad=""
 	for spec in 0:text 0:binary 125:binary 126:text 65535:binary 65536:text 65536:binary; do
@@ -248,44 +289,117 @@ check_echo() {
 	fi
 }
 
-# echo_row NAME STATUS [FILE]: one line of echo.tsv (see ws.awk).
+# echo_row NAME ROUND POSITION STATUS [FILE]: one line of echo.tsv (see ws.awk).
 echo_row() {
-	local name=$1 status=$2 f=${3:-} k vals=()
+	local name=$1 round=$2 pos=$3 status=$4 f=${5:-} k vals=()
 	for k in rps p50_us p99_us errors conns round_trips secs reconnects server_cpu_s client_cpu_s machine_idle_pct workers; do
 		if [[ -n $f ]]; then vals+=("$(result_field "$f" echo "$k" | head -n 1)"); else vals+=(""); fi
 	done
 	local IFS=$'\t'
-	printf '%s\t%s\t%s\t%s\n' "$name" "${LABEL[$name]}" "$status" "${vals[*]}" >>"$echo_tsv"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$name" "${LABEL[$name]}" "$round" "$pos" "$status" "${vals[*]}" >>"$echo_tsv"
 }
 
-# bench_echo NAME CMD...: check, then one warmed-up, measured echo run.
-bench_echo() {
-	local name=$1 f status=ok rc=0
-	shift
-	if ! start_server "$name" "$@"; then
-		echo_row "$name" "did not start"
-		stop_server
+# server_cmd NAME: sets scmd, the command that runs NAME on its port.
+server_cmd() {
+	case $1 in
+	wasmloop) scmd=("$wasmloop_bin" run --workers "$WORKERS" --env "PORT=${port_of[wasmloop]}" "${wasmloop_flags[@]}" "$wsecho_wasm") ;;
+	node) scmd=("PORT=${port_of[node]}" node "$node_script") ;;
+	esac
+}
+
+# start_echo_servers: every server at once, each on its own port, each
+# checked; those that are up go into srv_pid and echo_part.
+echo_part=()
+start_echo_servers() {
+	local s
+	for s in "${servers[@]}"; do
+		use_port "$s"
+		server_cmd "$s"
+		if start_server "$s" "${scmd[@]}"; then
+			srv_pid[$s]=$server_pid
+			server_pid=""
+		else
+			[[ -z $server_pid ]] || stop_server
+			echo_row "$s" 0 0 "did not start"
+			failed=1
+		fi
+	done
+	for s in "${servers[@]}"; do
+		[[ -n ${srv_pid[$s]:-} ]] || continue
+		use_port "$s"
+		check_echo "$s"
+		echo_part+=("$s")
+	done
+}
+
+# echo_once NAME ROUND POSITION: one warmed-up, measured wsload echo run
+# against NAME; one line of echo.tsv. Sets run_rps ("" if the run failed).
+echo_once() {
+	local name=$1 round=$2 pos=$3 f status=ok rc=0 pid=${srv_pid[$1]}
+	run_rps=""
+	f="$tmp/$name.echo.$round.wsload.log"
+	run_child $((warm_s + dur_s + 90)) "$f" "$wsload" echo -url "ws://$HOST:${port_of[$name]}/" -conns "$ECHO_CONNS" \
+		-size "$SIZE" -warmup "${warm_s}s" -duration "${dur_s}s" -cpu-pid "$pid" -clk-tck "$CLK_TCK" \
+		-timeout "$((warm_s + dur_s + 60))s" || rc=$?
+	if died "$name" "$pid"; then
+		status="server died in round $round"
+	elif ! grep -q '^RESULT echo ' "$f"; then
+		status="wsload failed in round $round (exit $rc)"
+		sed 's/^/    /' "$f" | tail -n 10 >&2 || true
+	elif ((rc != 0)); then
+		warn "${LABEL[$name]}, round $round: wsload counted $(result_field "$f" echo errors) errors; first: $(grep -m1 '^echo: first error' "$f" | cut -d' ' -f4- || true)"
+	fi
+	if [[ $status != ok ]]; then
+		log "round $round/$ROUNDS, ${LABEL[$name]}: $status"
+		echo_row "$name" "$round" "$pos" "$status"
 		return 1
 	fi
-	check_echo "$name"
-	f="$tmp/$name.echo.wsload.log"
-	log "${LABEL[$name]}: $ECHO_CONNS connections, ${SIZE}-byte binary echo: warm-up ${warm_s}s, measuring ${dur_s}s"
-	run_child $((warm_s + dur_s + 90)) "$f" "$wsload" echo -url "$WS_URL" -conns "$ECHO_CONNS" \
-		-size "$SIZE" -warmup "${warm_s}s" -duration "${dur_s}s" -cpu-pid "$server_pid" -clk-tck "$CLK_TCK" \
-		-timeout "$((warm_s + dur_s + 60))s" || rc=$?
-	sed 's/^/    /' "$f" >&2 || true
-	if died "$name"; then
-		status="server died"
-	elif ! grep -q '^RESULT echo ' "$f"; then
-		status="wsload failed (exit $rc)"
-	elif ((rc != 0)); then
-		warn "${LABEL[$name]}: wsload counted $(result_field "$f" echo errors) errors; first: $(grep -m1 '^echo: first error' "$f" | cut -d' ' -f4- || true)"
-	fi
-	if [[ $status == ok ]]; then echo_row "$name" ok "$f"; else echo_row "$name" "$status"; fi
-	stop_server
-	wait_port_free || { log "port $PORT still busy after stopping ${LABEL[$name]}"; return 1; }
-	[[ $status == ok ]]
+	echo_row "$name" "$round" "$pos" ok "$f"
+	run_rps=$(result_field "$f" echo rps | head -n 1)
+	log "round $round/$ROUNDS, ${LABEL[$name]}: $(awk -v r="$run_rps" -v a="$(result_field "$f" echo p50_us | head -n 1)" \
+		-v b="$(result_field "$f" echo p99_us | head -n 1)" -v c="$(result_field "$f" echo server_cpu_s | head -n 1)" \
+		-v n="$(result_field "$f" echo round_trips | head -n 1)" -v w="$(result_field "$f" echo workers | head -n 1)" \
+		'BEGIN { printf "%.0f round-trips/s, p50 %.2f ms, p99 %.2f ms, %s µs server CPU / round trip, workers %s",
+			r, a / 1000, b / 1000, (c >= 0 && n > 0) ? sprintf("%.1f", 1e6 * c / n) : "n/a", w }')"
 }
+
+# echo_rounds: ROUNDS rounds; in each, every server that is still up gets one
+# echo_once, one after the other, the order rotated by one each round (with two
+# servers: alternating), so each is first and second equally often.
+echo_rounds() {
+	local r k s pos n=${#echo_part[@]} t0=$SECONDS
+	local -a order=()
+	local -A rps=()
+	((n > 0)) || return 0
+	log "echo: $ROUNDS rounds; each server per round: $ECHO_CONNS connections, ${SIZE}-byte binary messages, warm-up ${warm_s}s, measured ${dur_s}s; interleaved"
+	for ((r = 1; r <= ROUNDS; r++)); do
+		order=()
+		for ((k = 0; k < n; k++)); do order+=("${echo_part[(r - 1 + k) % n]}"); done
+		rps=()
+		pos=0
+		for s in "${order[@]}"; do
+			pos=$((pos + 1))
+			if [[ -n ${echo_failed[$s]:-} ]]; then
+				echo_row "$s" "$r" "$pos" "not run: ${echo_failed[$s]}"
+				continue
+			fi
+			if echo_once "$s" "$r" "$pos"; then
+				rps[$s]=$run_rps
+			else
+				failed=1
+				# A dead server is not run again; a failed wsload run is tried next round.
+				died "$s" "${srv_pid[$s]}" && echo_failed[$s]="died in round $r"
+			fi
+		done
+		if [[ -n ${rps[wasmloop]:-} && -n ${rps[node]:-} ]]; then
+			log "round $r/$ROUNDS: wasmloop / Node.js $(awk -v a="${rps[wasmloop]}" -v b="${rps[node]}" 'BEGIN { printf "%.2f×", (b > 0) ? a / b : 0 }')"
+		fi
+	done
+	echo_secs=$((SECONDS - t0))
+	log "echo: $ROUNDS rounds in $echo_secs s"
+}
+declare -A echo_failed=()
+echo_secs=0
 
 # idle_row NAME STATUS [fields...]: one line of idle.tsv (see ws.awk).
 idle_row() {
@@ -367,7 +481,7 @@ bench_idle() {
 	done
 	local connect_s=$((SECONDS - t0))
 	((ready == procs)) || [[ $status != ok ]] || status="not all connections opened within ${CONNECT_TIMEOUT}s"
-	died "$name" && status="server died"
+	died "$name" "$server_pid" && status="server died"
 	if [[ $status == ok ]]; then
 		log "${LABEL[$name]}: holding $(cat "$tmp/$name".idle.*.wsload.log | result_field /dev/stdin idle conns | awk '{s += $1} END {print s + 0}') connections for ${HOLD}s"
 		ticks0=$(cpu_ticks "$server_pid")
@@ -375,7 +489,7 @@ bench_idle() {
 		rss=$(proc_kib "$server_pid" VmRSS)
 		hwm=$(proc_kib "$server_pid" VmHWM)
 		ticks1=$(cpu_ticks "$server_pid")
-		died "$name" && status="server died"
+		died "$name" "$server_pid" && status="server died"
 	fi
 	stop_loaders
 	for ((k = 0; k < procs; k++)); do sed 's/^/    /' "$tmp/$name.idle.$k.wsload.log" >&2 || true; done
@@ -415,7 +529,10 @@ bench_idle() {
 }
 
 # ---------------------------------------------------------------- run
-port_free || die "something already answers on $HOST:$PORT; stop it first (ss -ltnp | grep :$PORT)"
+for s in "${servers[@]}"; do
+	use_port "$s"
+	port_free || die "something already answers on $HOST:$PORT; stop it first (ss -ltnp | grep :$PORT)"
+done
 echo_tsv="$tmp/echo.tsv"
 idle_tsv="$tmp/idle.tsv"
 : >"$echo_tsv"
@@ -434,44 +551,54 @@ if awk -v o="$busy_before" 'BEGIN { exit !(o > 0.2) }'; then
 	warn "the machine is already busy ($busy_before cores in use before any server started): the numbers will be noisy"
 	notes+=("**the machine was busy before the run: $busy_before cores in use**")
 fi
-wasmloop_cmd=("$wasmloop_bin" run --workers "$WORKERS" "${wasmloop_flags[@]}" "$wsecho_wasm")
-node_cmd=(node "$node_script")
+t_start=$SECONDS
 if ((do_echo)); then
-	for s in "${servers[@]}"; do
-		case $s in
-		wasmloop) bench_echo wasmloop "${wasmloop_cmd[@]}" || failed=1 ;;
-		node) bench_echo node "${node_cmd[@]}" || failed=1 ;;
-		esac
+	start_echo_servers
+	echo_rounds
+	for s in "${echo_part[@]}"; do
+		if [[ -n ${srv_pid[$s]:-} ]] && ! died "$s" "${srv_pid[$s]}"; then
+			notes+=("${LABEL[$s]} (echo rounds, port ${port_of[$s]}): RSS $(awk -v k="$(proc_kib "${srv_pid[$s]}" VmRSS)" 'BEGIN {printf "%.1f", k / 1024}') MiB at the end of the rounds")
+		fi
+	done
+	stop_servers
+	for s in "${echo_part[@]}"; do
+		use_port "$s"
+		wait_port_free || die "port $PORT still busy after stopping ${LABEL[$s]}"
 	done
 fi
 if ((do_idle)); then
 	for s in "${servers[@]}"; do
-		case $s in
-		wasmloop) bench_idle wasmloop "${wasmloop_cmd[@]}" || failed=1 ;;
-		node) bench_idle node "${node_cmd[@]}" || failed=1 ;;
-		esac
+		use_port "$s"
+		server_cmd "$s"
+		bench_idle "$s" "${scmd[@]}" || failed=1
 	done
 fi
+elapsed=$((SECONDS - t_start))
 
 # ---------------------------------------------------------------- report
 skipped=$(skipped_list)
+echo_took=""
+rounds_word="$ROUNDS rounds"
+((ROUNDS != 1)) || rounds_word="1 round"
+((do_echo == 0)) || echo_took=" (echo rounds: $echo_secs s)"
 {
 	echo "## wasmloop WebSocket benchmark"
 	echo
-	echo "- date: $started"
+	echo "- date: $started; $elapsed s from the first server's start to the last one's stop${echo_took}, $SECONDS s in all (builds included)"
 	echo "- machine: $(machine_line); load average before: $load_before; cores busy in the 2 s before: $busy_before"
 	echo "- tools: $(go version 2>/dev/null | awk '{print $3}' || echo 'no go'), node $(node --version 2>/dev/null || echo 'absent'), ws $ws_version; load generator tests/bench/wsload (gobwas/ws), on the same cores as the server"
-	echo "- servers on $WS_URL: wasmloop \`run --workers $WORKERS${WASMLOOP_FLAGS:+ $WASMLOOP_FLAGS}\` samples/wsecho ($wasmloop_note); Node.js node/wsecho.js (ws $ws_version, one process)${skipped:+; skipped: $skipped}"
+	echo "- servers, each on its own loopback port (wasmloop ws://$HOST:${port_of[wasmloop]}/, Node.js ws://$HOST:${port_of[node]}/): wasmloop \`run --workers $WORKERS${WASMLOOP_FLAGS:+ $WASMLOOP_FLAGS}\` samples/wsecho ($wasmloop_note); Node.js node/wsecho.js (ws $ws_version, one process)${skipped:+; skipped: $skipped}"
 	if ((do_echo)); then
-		echo "- echo: $ECHO_CONNS connections, each sending one ${SIZE}-byte masked binary message and waiting for its echo (checked byte for byte), $WARMUP warm-up then $DURATION measured; p50/p99 exact from every round trip; server CPU = utime+stime of the server process (/proc/PID/stat, all threads) over exactly the measured window, CLK_TCK=$CLK_TCK"
+		echo "- echo, interleaved: the servers listen at once; $rounds_word, in each every server gets one wsload run, one server after the other, the order rotated by one each round (so with two servers it alternates); a run is $ECHO_CONNS fresh connections, each sending one ${SIZE}-byte masked binary message and waiting for its echo (checked byte for byte), $WARMUP warm-up then $DURATION measured. p50/p99 exact from every round trip of a window; server CPU = utime+stime of the server process (/proc/PID/stat, all threads) over exactly the measured window, CLK_TCK=$CLK_TCK; the other server sits idle meanwhile"
+		echo "- per server: the median round (p25–p75) of each figure; errors and connections per worker summed over all rounds. wasmloop / Node: the median of the per-round ratios (both servers measured in the same round, seconds apart), with p25–p75 and min–max; the target applies to the median"
 	fi
 	if ((do_idle)); then
-		echo "- idle: a fresh server; baseline RSS (VmRSS) after 2 plain HTTP requests, a 0.3 s echo over $((2 * WORKERS)) connections and 1 s settle; then CONNS=$CONNS requested idle connections from $SOURCES (descriptor limit: $fd_hard hard, per process, for server and client alike), held ${HOLD} s, RSS again; per connection = (held RSS − baseline) / connections. \"alive at end\": a non-blocking peek on every connection just before closing (open and quiet); \"echo check\": $VERIFY random connections echo a message after opening / before closing"
+		echo "- idle: one server at a time, started afresh on its port after the echo servers were stopped; baseline RSS (VmRSS) after 2 plain HTTP requests, a 0.3 s echo over $((2 * WORKERS)) connections and 1 s settle; then CONNS=$CONNS requested idle connections from $SOURCES (descriptor limit: $fd_hard hard, per process, for server and client alike), held ${HOLD} s, RSS again; per connection = (held RSS − baseline) / connections. \"alive at end\": a non-blocking peek on every connection just before closing (open and quiet); \"echo check\": $VERIFY random connections echo a message after opening / before closing"
 	fi
 	for n in "${notes[@]}"; do echo "- $n"; done
 	echo
 	if ((do_echo)); then
-		awk -f "$here/ws.awk" -v part=echo -v target="$TARGET_RATIO" "$echo_tsv"
+		awk -f "$here/ws.awk" -v part=echo -v target="$TARGET_RATIO" -v rounds="$ROUNDS" "$echo_tsv"
 		echo
 	fi
 	if ((do_idle)); then
@@ -483,4 +610,5 @@ if [[ -n $OUT ]]; then
 	cp "$tmp/report.md" "$OUT"
 	log "report written to $OUT"
 fi
+log "done in $elapsed s ($SECONDS s with the builds)"
 ((failed == 0)) || die "at least one run failed; see the report and the messages above"
