@@ -19,6 +19,18 @@ log() { printf '[%s] %s\n' "${LOG_TAG:-bench}" "$*" >&2; }
 warn() { printf '\n[%s] WARNING: %s\n\n' "${LOG_TAG:-bench}" "$*" >&2; }
 die() { printf '[%s] ERROR: %s\n' "${LOG_TAG:-bench}" "$*" >&2; exit 1; }
 
+# seconds DURATION: whole seconds of N, Ns, Nm or Nh.
+seconds() {
+	local d=$1
+	[[ $d =~ ^([0-9]+)([smh]?)$ ]] || die "bad duration '$d' (want e.g. 10s, 1m)"
+	local n=${BASH_REMATCH[1]}
+	case ${BASH_REMATCH[2]} in
+	m) n=$((n * 60)) ;;
+	h) n=$((n * 3600)) ;;
+	esac
+	echo "$n"
+}
+
 # need TOOL HINT: fail unless TOOL is on PATH.
 need() { command -v "$1" >/dev/null 2>&1 || die "'$1' not found: $2"; }
 

@@ -57,20 +57,9 @@ LOG_TAG=bench
 abs_path OUT LOGDIR WASMLOOP_BIN HELLO_WASM
 cd "$root"
 
-# seconds turns a wrk duration (N, Ns, Nm, Nh) into whole seconds.
-seconds() {
-	local d=$1
-	[[ $d =~ ^([0-9]+)([smh]?)$ ]] || die "bad duration '$d' (want e.g. 10s, 1m)"
-	local n=${BASH_REMATCH[1]}
-	case ${BASH_REMATCH[2]} in
-	m) n=$((n * 60)) ;;
-	h) n=$((n * 3600)) ;;
-	esac
-	((n > 0)) || die "duration '$d' must be positive"
-	echo "$n"
-}
 dur_s=$(seconds "$DURATION")
 warm_s=$(seconds "$WARMUP")
+((dur_s > 0 && warm_s > 0)) || die "DURATION and WARMUP must be positive"
 [[ $WORKERS =~ ^[1-9][0-9]*$ ]] || die "WORKERS must be a positive integer, got '$WORKERS'"
 read -r -a conns_list <<<"$CONNS"
 ((${#conns_list[@]} > 0)) || die "CONNS is empty"

@@ -85,17 +85,6 @@ LOG_TAG=ws
 abs_path OUT LOGDIR WASMLOOP_BIN WSECHO_WASM
 cd "$root"
 
-# seconds turns a duration (N, Ns, Nm, Nh) into whole seconds.
-seconds() {
-	local d=$1
-	[[ $d =~ ^([0-9]+)([smh]?)$ ]] || die "bad duration '$d' (want e.g. 10s, 1m)"
-	local n=${BASH_REMATCH[1]}
-	case ${BASH_REMATCH[2]} in
-	m) n=$((n * 60)) ;;
-	h) n=$((n * 3600)) ;;
-	esac
-	echo "$n"
-}
 dur_s=$(seconds "$DURATION")
 warm_s=$(seconds "$WARMUP")
 ((dur_s > 0)) || die "DURATION must be positive"

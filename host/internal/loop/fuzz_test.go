@@ -39,44 +39,7 @@ func fuzzServe(f *testing.F, wasm []byte) {
 	l := guestLoop(f, wasm)
 	ln := listenerOf(f, l)
 	f.Fuzz(func(t *testing.T, in []byte, split uint16) {
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
-		if err != nil {
-			t.Skip(err)
-		}
-		unix.SetNonblock(fds[0], true)
-		unix.SetNonblock(fds[1], true)
-		defer unix.Close(fds[1])
-		l.addConn(fds[0], ln)
-		c := l.conns[fds[0]]
-		step := int(split%512) + 1
-		var wire []byte
-		buf := make([]byte, 64<<10)
-		pump := func() {
-			l.readConn(c)
-			l.settle()
-			for {
-				n, _ := unix.Read(fds[1], buf)
-				if n <= 0 {
-					break
-				}
-				wire = append(wire, buf[:n]...)
-			}
-			if !c.closed {
-				l.flush(c)
-			}
-		}
-		for i := 0; i < len(in) && !c.closed; i += step {
-			unix.Write(fds[1], in[i:min(i+step, len(in))])
-			pump()
-		}
-		unix.Shutdown(fds[1], unix.SHUT_WR)
-		for i := 0; i < 8 && !c.closed; i++ {
-			pump()
-		}
-		if !c.closed {
-			l.closeConn(c, 0)
-			l.settle()
-		}
+		wire := feed(t, l, ln, "", in, split)
 		if n := l.exchanges.len(); n != 0 {
 			t.Fatalf("%d requests still open after the peer left", n)
 		}
@@ -136,51 +99,12 @@ func FuzzServeWebSocket(f *testing.F) {
 	l := guestLoop(f, buildSample(f, "wsecho"))
 	ln := listenerOf(f, l)
 	f.Fuzz(func(t *testing.T, in []byte, split uint16, deflate bool) {
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
-		if err != nil {
-			t.Skip(err)
-		}
-		unix.SetNonblock(fds[0], true)
-		unix.SetNonblock(fds[1], true)
-		defer unix.Close(fds[1])
-		l.addConn(fds[0], ln)
-		c := l.conns[fds[0]]
-		var wire []byte
-		buf := make([]byte, 64<<10)
-		pump := func() {
-			l.readConn(c)
-			l.settle()
-			for {
-				n, _ := unix.Read(fds[1], buf)
-				if n <= 0 {
-					break
-				}
-				wire = append(wire, buf[:n]...)
-			}
-			if !c.closed {
-				l.flush(c)
-			}
-		}
 		hs := "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
 		if deflate {
 			hs += "Sec-WebSocket-Extensions: permessage-deflate\r\n"
 		}
-		unix.Write(fds[1], []byte(hs+"\r\n"))
-		pump()
-		step := int(split%512) + 1
-		for i := 0; i < len(in) && !c.closed; i += step {
-			unix.Write(fds[1], in[i:min(i+step, len(in))])
-			pump()
-		}
-		unix.Shutdown(fds[1], unix.SHUT_WR)
-		for i := 0; i < 8 && !c.closed; i++ {
-			pump()
-		}
-		if !c.closed {
-			l.closeConn(c, 0)
-			l.settle()
-		}
+		wire := feed(t, l, ln, hs+"\r\n", in, split)
 		if n, m := l.sockets.len(), l.exchanges.len(); n != 0 || m != 0 {
 			t.Fatalf("%d sockets and %d requests still open after the peer left", n, m)
 		}
@@ -215,4 +139,54 @@ func FuzzServeWebSocket(f *testing.F) {
 			closed = h.OpCode == ws.OpClose
 		}
 	})
+}
+
+// feed plays a peer on a new connection of ln: it sends prefix whole, then in split into
+// pieces of split%512+1 bytes, pumping the loop after each as a readable event would, then
+// shuts its write side, and returns every byte the host sent until the connection closed (or
+// was closed by feed, after the loop stopped making progress).
+func feed(t *testing.T, l *Loop, ln *listener, prefix string, in []byte, split uint16) []byte {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	unix.SetNonblock(fds[0], true)
+	unix.SetNonblock(fds[1], true)
+	defer unix.Close(fds[1])
+	l.addConn(fds[0], ln)
+	c := l.conns[fds[0]]
+	var wire []byte
+	buf := make([]byte, 64<<10)
+	pump := func() {
+		l.readConn(c)
+		l.settle()
+		for {
+			n, _ := unix.Read(fds[1], buf)
+			if n <= 0 {
+				break
+			}
+			wire = append(wire, buf[:n]...)
+		}
+		if !c.closed {
+			l.flush(c)
+		}
+	}
+	if prefix != "" {
+		unix.Write(fds[1], []byte(prefix))
+		pump()
+	}
+	step := int(split%512) + 1
+	for i := 0; i < len(in) && !c.closed; i += step {
+		unix.Write(fds[1], in[i:min(i+step, len(in))])
+		pump()
+	}
+	unix.Shutdown(fds[1], unix.SHUT_WR)
+	for i := 0; i < 8 && !c.closed; i++ {
+		pump()
+	}
+	if !c.closed {
+		l.closeConn(c, 0)
+		l.settle()
+	}
+	return wire
 }

@@ -325,20 +325,28 @@ func (l *Loop) sweepWS(c *Conn, w *wsConn, now int64) {
 	}
 }
 
-// WSSend sends one message, text (valid UTF-8) or binary.
-func (l *Loop) WSSend(h abi.Handle, data []byte, flags int32) int32 {
+// socket finds the open WebSocket h names: EBADHANDLE for an unknown or stale handle,
+// ECLOSED once its connection is gone or failing.
+func (l *Loop) socket(h abi.Handle) (*wsConn, *Conn, abi.Errno) {
 	w, ok := l.sockets.get(h)
 	if !ok {
-		return errno(abi.EBADHANDLE)
+		return nil, nil, abi.EBADHANDLE
 	}
-	if flags&^abi.WSBinary != 0 {
+	if c := w.conn; c != nil && !c.closed && !w.ended {
+		return w, c, 0
+	}
+	return nil, nil, abi.ECLOSED
+}
+
+// WSSend sends one message, text (valid UTF-8) or binary.
+func (l *Loop) WSSend(h abi.Handle, data []byte, flags int32) int32 {
+	w, c, e := l.socket(h)
+	switch {
+	case e != 0:
+		return errno(e)
+	case flags&^abi.WSBinary != 0:
 		return errno(abi.EINVAL)
-	}
-	c := w.conn
-	if c == nil || c.closed || w.ended {
-		return errno(abi.ECLOSED)
-	}
-	if w.closeSent {
+	case w.closeSent:
 		return errno(abi.ESTATE)
 	}
 	op := ws.OpText
@@ -372,18 +380,12 @@ func (l *Loop) WSSend(h abi.Handle, data []byte, flags int32) int32 {
 // WSClose starts the closing handshake: on_ws_close follows when the peer answers (or the
 // wait times out, with 1006).
 func (l *Loop) WSClose(h abi.Handle, code int32, reason []byte) int32 {
-	w, ok := l.sockets.get(h)
-	if !ok {
-		return errno(abi.EBADHANDLE)
-	}
-	c := w.conn
-	if c == nil || c.closed || w.ended {
-		return errno(abi.ECLOSED)
-	}
-	if w.closeSent {
-		return errno(abi.ESTATE)
-	}
+	w, c, e := l.socket(h)
 	switch {
+	case e != 0:
+		return errno(e)
+	case w.closeSent:
+		return errno(abi.ESTATE)
 	case code == 0 && len(reason) > 0,
 		code != 0 && (code < 0 || code > 4999 || !websocket.ValidCloseCode(ws.StatusCode(code))),
 		len(reason) > ws.MaxControlFramePayloadSize-2 || !utf8.Valid(reason):
@@ -395,13 +397,9 @@ func (l *Loop) WSClose(h abi.Handle, code int32, reason []byte) int32 {
 
 // pauseWS stops (paused=1) or resumes (0) reading a WebSocket.
 func (l *Loop) pauseWS(h abi.Handle, paused int32) int32 {
-	w, ok := l.sockets.get(h)
-	if !ok {
-		return errno(abi.EBADHANDLE)
-	}
-	c := w.conn
-	if c == nil || c.closed || w.ended {
-		return errno(abi.ECLOSED)
+	w, c, e := l.socket(h)
+	if e != 0 {
+		return errno(e)
 	}
 	want := paused != 0
 	if w.paused == want {
