@@ -617,7 +617,7 @@ for s in "${servers[@]}"; do ports+="${ports:+, }${LABEL[$s]} :${port_of[$s]}"; 
 		echo "- rounds with other load above $OTHER_MAX cores (other processes or hypervisor steal): ${d%, }; interleaving spreads such load over all servers, but those rounds' ratios are noisier"
 	fi
 	echo
-	awk -f "$here/stream.awk" -v target="$TARGET_TPUT" -v other_max="$OTHER_MAX" -v rss_target="$RSS_TARGET_MIB" -v largest="$largest" "$results" "$transfers_tsv"
+	awk -f "$here/stats.awk" -f "$here/stream.awk" -v target="$TARGET_TPUT" -v other_max="$OTHER_MAX" -v rss_target="$RSS_TARGET_MIB" -v largest="$largest" "$results" "$transfers_tsv"
 } >"$tmp/report.md"
 cat "$tmp/report.md"
 if [[ -n $OUT ]]; then

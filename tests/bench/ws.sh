@@ -587,11 +587,11 @@ rounds_word="$ROUNDS rounds"
 	for n in "${notes[@]}"; do echo "- $n"; done
 	echo
 	if ((do_echo)); then
-		awk -f "$here/ws.awk" -v part=echo -v target="$TARGET_RATIO" -v rounds="$ROUNDS" "$echo_tsv"
+		awk -f "$here/stats.awk" -f "$here/ws.awk" -v part=echo -v target="$TARGET_RATIO" -v rounds="$ROUNDS" "$echo_tsv"
 		echo
 	fi
 	if ((do_idle)); then
-		awk -f "$here/ws.awk" -v part=idle -v target_kib="$TARGET_KIB" "$idle_tsv"
+		awk -f "$here/stats.awk" -f "$here/ws.awk" -v part=idle -v target_kib="$TARGET_KIB" "$idle_tsv"
 	fi
 } >"$tmp/report.md"
 cat "$tmp/report.md"
