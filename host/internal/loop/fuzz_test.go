@@ -167,7 +167,7 @@ func feed(t *testing.T, l *Loop, ln *listener, prefix string, in []byte, split u
 			}
 			wire = append(wire, buf[:n]...)
 		}
-		if !c.closed {
+		if !c.closed() {
 			l.flush(c)
 		}
 	}
@@ -176,15 +176,15 @@ func feed(t *testing.T, l *Loop, ln *listener, prefix string, in []byte, split u
 		pump()
 	}
 	step := int(split%512) + 1
-	for i := 0; i < len(in) && !c.closed; i += step {
+	for i := 0; i < len(in) && !c.closed(); i += step {
 		unix.Write(fds[1], in[i:min(i+step, len(in))])
 		pump()
 	}
 	unix.Shutdown(fds[1], unix.SHUT_WR)
-	for i := 0; i < 8 && !c.closed; i++ {
+	for i := 0; i < 8 && !c.closed(); i++ {
 		pump()
 	}
-	if !c.closed {
+	if !c.closed() {
 		l.closeConn(c, 0)
 		l.settle()
 	}

@@ -92,20 +92,20 @@ const benchRequest = "GET / HTTP/1.1\r\nHost: 127.0.0.1:1337\r\nUser-Agent: wrk\
 // serveOnce runs one request through parse → inbox → guest → response bytes, as a readable
 // event would, minus the socket.
 func serveOnce(l *Loop, c *Conn, req []byte) int {
-	c.processing = true
-	n := l.serve(c, req)
-	c.processing = false
+	c.serving = true
+	n := c.proto.serve(req)
+	c.serving = false
 	return n
 }
 
 func resetOutput(l *Loop, c *Conn) {
-	c.out, c.outOff, c.dirty = c.out[:0], 0, false
-	l.dirty = l.dirty[:0]
+	c.out, c.outOff, c.queued = c.out[:0], 0, 0
+	l.queue.flushes = l.queue.flushes[:0]
 }
 
 func TestDispatchHello(t *testing.T) {
 	l := guestLoop(t, buildSample(t, "hello"))
-	c := &Conn{fd: -1, ln: listenerOf(t, l)}
+	c := testConn(l, listenerOf(t, l))
 	// Two pipelined requests in one read are both answered, in order.
 	req := []byte(benchRequest + benchRequest)
 	if n := serveOnce(l, c, req); n != len(req) {
@@ -118,7 +118,7 @@ func TestDispatchHello(t *testing.T) {
 	if err != nil || body != "Hello World\n" {
 		t.Fatalf("body %q, err %v", body, err)
 	}
-	if l.exchanges.len() != 0 || c.ex != nil {
+	if l.exchanges.len() != 0 || httpOf(c).ex != nil {
 		t.Fatal("an exchange outlived its response")
 	}
 }
@@ -160,14 +160,14 @@ var guests = []struct {
 // dispatchOnce runs an already parsed request through the guest to response bytes: the path
 // the issue names (no socket, no parse).
 func dispatchOnce(l *Loop, c *Conn) {
-	c.processing = true
-	l.dispatch(c, &l.req, nil)
-	c.processing = false
-	c.parser.Reset()
+	c.serving = true
+	httpOf(c).dispatch(&l.httpScratch.req, l.packHead(&l.httpScratch.req), nil, false)
+	c.serving = false
+	httpOf(c).parser.Reset()
 }
 
 func parsed(t testing.TB, l *Loop, c *Conn) {
-	if n, err := c.parser.Parse([]byte(benchRequest), &l.req); err != nil || n != len(benchRequest) {
+	if n, err := httpOf(c).parser.Parse([]byte(benchRequest), &l.httpScratch.req); err != nil || n != len(benchRequest) {
 		t.Fatalf("parse: %d %v", n, err)
 	}
 }
@@ -178,7 +178,7 @@ func TestDispatchAllocations(t *testing.T) {
 	for _, g := range guests {
 		t.Run(g.name, func(t *testing.T) {
 			l := guestLoop(t, g.build(t))
-			c := &Conn{fd: -1, ln: listenerOf(t, l)}
+			c := testConn(l, listenerOf(t, l))
 			parsed(t, l, c)
 			dispatchOnce(l, c)
 			if body, err := readResponse(string(c.out), benchRequest); err != nil || body != "Hello World\n" {
@@ -202,7 +202,7 @@ func BenchmarkDispatch(b *testing.B) {
 	for _, g := range guests {
 		b.Run(g.name, func(b *testing.B) {
 			l := guestLoop(b, g.build(b))
-			c := &Conn{fd: -1, ln: listenerOf(b, l)}
+			c := testConn(l, listenerOf(b, l))
 			parsed(b, l, c)
 			b.ReportAllocs()
 			for b.Loop() {
@@ -218,7 +218,7 @@ func BenchmarkServe(b *testing.B) {
 	for _, g := range guests {
 		b.Run(g.name, func(b *testing.B) {
 			l := guestLoop(b, g.build(b))
-			c := &Conn{fd: -1, ln: listenerOf(b, l)}
+			c := testConn(l, listenerOf(b, l))
 			req := []byte(benchRequest)
 			b.ReportAllocs()
 			for b.Loop() {
@@ -238,14 +238,14 @@ func TestCrashReplacesInstance(t *testing.T) {
 	fd := listenerOf(t, l).fd
 	for _, path := range []string{"/panic", "/fail"} {
 		before := l.inst
-		idle := &Conn{fd: -1, ln: listenerOf(t, l)}
+		idle := testConn(l, listenerOf(t, l))
 		if body := serveGET(t, l, idle, "/"); !strings.HasPrefix(body, "ok ") {
 			t.Fatalf("before %s: %q", path, body)
 		}
-		c := &Conn{fd: -1, ln: listenerOf(t, l)}
+		c := testConn(l, listenerOf(t, l))
 		serveOnce(l, c, []byte("GET "+path+" HTTP/1.1\r\nHost: a\r\n\r\n"))
-		if !bytes.HasPrefix(c.out, []byte("HTTP/1.1 500 ")) || !c.closeAfter {
-			t.Fatalf("%s: answered %q, closeAfter %v", path, c.out, c.closeAfter)
+		if !bytes.HasPrefix(c.out, []byte("HTTP/1.1 500 ")) || c.phase == connOpen {
+			t.Fatalf("%s: answered %q, closeAfter %v", path, c.out, (c.phase != connOpen))
 		}
 		if l.inst == before || l.inst.Dead() {
 			t.Fatalf("%s: the instance was not replaced", path)
@@ -286,18 +286,18 @@ func TestCloseListenerSparesRequestInProgress(t *testing.T) {
 	if len(busy.in) != len(part) {
 		t.Fatalf("partial request not kept: %q", busy.in)
 	}
-	if rc := l.Close(ln.handle); rc != 0 || l.refs != 0 {
+	if rc := l.calls.Close(ln.handle); rc != 0 || l.refs != 0 {
 		t.Fatalf("Close = %d, refs %d", rc, l.refs)
 	}
-	if !idle.closed || busy.closed || !busy.noMore {
-		t.Fatalf("idle closed %v; busy closed %v noMore %v", idle.closed, busy.closed, busy.noMore)
+	if !idle.closed() || busy.closed() || !httpOf(busy).last {
+		t.Fatalf("idle closed %v; busy closed %v noMore %v", idle.closed(), busy.closed(), httpOf(busy).last)
 	}
 	rest := append(busy.in, "\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n"...)
-	busy.processing = true
-	n := l.serve(busy, rest)
-	busy.processing = false
-	if n != len(part)+2 || !busy.closeAfter {
-		t.Fatalf("consumed %d, closeAfter %v", n, busy.closeAfter)
+	busy.serving = true
+	n := busy.proto.serve(rest)
+	busy.serving = false
+	if n != len(part)+2 || busy.phase == connOpen {
+		t.Fatalf("consumed %d, closeAfter %v", n, (busy.phase != connOpen))
 	}
 	if !bytes.HasPrefix(busy.out, []byte("HTTP/1.1 200 OK\r\n")) || !bytes.Contains(busy.out, []byte("Connection: close\r\n")) ||
 		bytes.Count(busy.out, []byte("HTTP/1.1")) != 1 {

@@ -18,34 +18,6 @@ type inbound struct {
 	queued atomic.Int32 // messages posted to this loop and not yet delivered
 }
 
-// Post sends data to worker target, or to every other worker (abi.PostAll).
-func (l *Loop) Post(target int32, data []byte) int32 {
-	if len(data) > abi.MaxMessage {
-		return errno(abi.EINVAL)
-	}
-	loops := l.g.loops
-	if target == abi.PostAll {
-		if len(loops) == 1 {
-			return 0
-		}
-		// All or nothing per receiver: a full receiver is skipped and reported.
-		rc := int32(0)
-		msg := append([]byte(nil), data...)
-		for _, t := range loops {
-			if t != l {
-				if r := l.postTo(t, msg); r < 0 && rc == 0 {
-					rc = r
-				}
-			}
-		}
-		return rc
-	}
-	if target < 0 || int(target) >= len(loops) {
-		return errno(abi.EINVAL)
-	}
-	return l.postTo(loops[target], append([]byte(nil), data...))
-}
-
 func (l *Loop) postTo(t *Loop, msg []byte) int32 {
 	if t.in.queued.Add(1) > maxQueuedMessages {
 		t.in.queued.Add(-1)

@@ -35,18 +35,18 @@ func TestWriteAboveMarkThenDrain(t *testing.T) {
 	l := bareLoop(t)
 	l.cfg.WriteHighWater = 64 << 10
 	c, peer := socketConn(t, l, &listener{fd: -1})
-	n, err := c.parser.Parse([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), &l.req)
+	n, err := httpOf(c).parser.Parse([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), &l.httpScratch.req)
 	if err != nil || n == 0 {
 		t.Fatal(n, err)
 	}
-	ex := l.newExchange(c, &l.req)
-	if rc := l.Respond(ex.handle, 200, nil, nil, 0); rc != 0 {
+	ex := httpOf(c).newExchange(&l.httpScratch.req)
+	if rc := l.calls.Respond(ex.handle, 200, nil, nil, 0); rc != 0 {
 		t.Fatalf("Respond = %d", rc)
 	}
 	chunk := make([]byte, 32<<10)
 	rc := int32(0)
 	for i := 0; i < 64 && rc == 0; i++ { // the socket buffer fills, then the mark is passed
-		rc = l.Write(ex.handle, chunk)
+		rc = l.calls.Write(ex.handle, chunk)
 	}
 	if rc != abi.AboveMark || !ex.needDrain {
 		t.Fatalf("Write = %d after filling the socket, needDrain %v", rc, ex.needDrain)
@@ -56,35 +56,35 @@ func TestWriteAboveMarkThenDrain(t *testing.T) {
 		unix.Read(peer, buf)
 		l.flush(c)
 	}
-	if len(l.drains) != 1 || l.drains[0] != ex.handle || ex.needDrain {
-		t.Fatalf("drains %v, needDrain %v, unsent %d", l.drains, ex.needDrain, c.outLen())
+	if len(l.queue.drainNotices) != 1 || l.queue.drainNotices[0] != ex.handle || ex.needDrain {
+		t.Fatalf("drains %v, needDrain %v, unsent %d", l.queue.drainNotices, ex.needDrain, c.outLen())
 	}
 }
 
 func TestPauseErrors(t *testing.T) {
 	l := bareLoop(t)
 	c, _ := socketConn(t, l, &listener{fd: -1})
-	c.parser.Parse([]byte("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"), &l.req)
-	ex := l.newExchange(c, &l.req)
-	if got := abi.Errno(l.Pause(ex.handle, 1)); got != abi.ESTATE {
+	httpOf(c).parser.Parse([]byte("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"), &l.httpScratch.req)
+	ex := httpOf(c).newExchange(&l.httpScratch.req)
+	if got := abi.Errno(l.calls.Pause(ex.handle, 1)); got != abi.ESTATE {
 		t.Fatalf("Pause on a buffered request = %v, want ESTATE", got)
 	}
 	ex.streaming = true
-	if rc := l.Pause(ex.handle, 1); rc != 0 || !ex.paused || ex.receiving() {
+	if rc := l.calls.Pause(ex.handle, 1); rc != 0 || !ex.paused || ex.receiving() {
 		t.Fatalf("Pause = %d, paused %v", rc, ex.paused)
 	}
 	ex.expect100 = true
-	if rc := l.Pause(ex.handle, 0); rc != 0 || ex.paused || string(c.out) != "HTTP/1.1 100 Continue\r\n\r\n" {
+	if rc := l.calls.Pause(ex.handle, 0); rc != 0 || ex.paused || string(c.out) != "HTTP/1.1 100 Continue\r\n\r\n" {
 		t.Fatalf("resume: rc %d, paused %v, out %q", rc, ex.paused, c.out)
 	}
-	if rc := l.Pause(ex.handle, 0); rc != 0 || len(c.out) != len("HTTP/1.1 100 Continue\r\n\r\n") {
+	if rc := l.calls.Pause(ex.handle, 0); rc != 0 || len(c.out) != len("HTTP/1.1 100 Continue\r\n\r\n") {
 		t.Fatalf("a second resume must not send another 100 Continue: %q", c.out)
 	}
-	if got := abi.Errno(l.Pause(abi.MakeHandle(abi.KindRequest, 99, 0), 1)); got != abi.EBADHANDLE {
+	if got := abi.Errno(l.calls.Pause(abi.MakeHandle(abi.KindRequest, 99, 0), 1)); got != abi.EBADHANDLE {
 		t.Fatalf("stale handle: %v", got)
 	}
 	ex.bodyDone = true
-	if got := abi.Errno(l.Pause(ex.handle, 1)); got != abi.ESTATE {
+	if got := abi.Errno(l.calls.Pause(ex.handle, 1)); got != abi.ESTATE {
 		t.Fatalf("Pause after the body ended = %v, want ESTATE", got)
 	}
 }
@@ -131,11 +131,11 @@ func TestStreamedBodyThroughGuest(t *testing.T) {
 		}
 		l.flush(c)
 		l.settle()
-		if i >= len(reqs) && n <= 0 && c.outLen() == 0 && c.ex == nil && len(c.in) == 0 {
+		if i >= len(reqs) && n <= 0 && c.outLen() == 0 && httpOf(c).ex == nil && len(c.in) == 0 {
 			break
 		}
 	}
-	if c.closed {
+	if c.closed() {
 		t.Fatal("the connection closed")
 	}
 	br := bufio.NewReader(strings.NewReader(string(wire)))
@@ -186,12 +186,12 @@ func TestResumeNeverNestsInsideServe(t *testing.T) {
 // Review B2: a timer never fires in the pass that started it, and far deadlines saturate.
 func TestTimerDeadlines(t *testing.T) {
 	l := guestLoop(t, buildGuest(t, "testdata/hold")) // exports on_timer through the SDK
-	h := abi.Handle(l.TimerStart(0, 0))
+	h := abi.Handle(l.calls.TimerStart(0, 0))
 	tm, ok := l.timers.get(h)
 	if !ok || tm.when <= l.clock() {
 		t.Fatalf("a delay-0 timer is due in the current pass (when %d, now %d)", tm.when, l.clock())
 	}
-	far := abi.Handle(l.TimerStart(math.MaxInt64, math.MaxInt64))
+	far := abi.Handle(l.calls.TimerStart(math.MaxInt64, math.MaxInt64))
 	if tf, _ := l.timers.get(far); tf.when != math.MaxInt64 {
 		t.Fatalf("a far deadline overflowed: %d", tf.when)
 	}
@@ -209,20 +209,20 @@ func TestNoReadingWhileClosingOrBehind(t *testing.T) {
 	if !l.reading(c) {
 		t.Fatal("an idle connection must be read")
 	}
-	c.closeAfter = true
+	c.phase = connClosing
 	if l.reading(c) {
 		t.Fatal("a closing connection must not be read")
 	}
-	c.closeAfter = false
+	c.phase = connOpen
 	c.out = make([]byte, l.cfg.WriteHighWater+1)
-	if l.reading(c) || l.serve(c, []byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n")) != 0 {
+	if l.reading(c) || c.proto.serve([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n")) != 0 {
 		t.Fatal("a connection behind on its output must be neither read nor served")
 	}
 	l.checkStall(c)
 	c.outOff = len(c.out) - l.cfg.WriteHighWater/2
 	l.checkStall(c)
-	if c.outStalled || !l.reading(c) || len(l.resume) != 1 {
-		t.Fatalf("back under half the mark: stalled %v, reading %v, resume %d", c.outStalled, l.reading(c), len(l.resume))
+	if c.stalled || !l.reading(c) || len(l.queue.resumes) != 1 {
+		t.Fatalf("back under half the mark: stalled %v, reading %v, resume %d", c.stalled, l.reading(c), len(l.queue.resumes))
 	}
 }
 
@@ -232,14 +232,14 @@ func TestNoMoreClosesAfterOutput(t *testing.T) {
 	l := bareLoop(t)
 	c, peer := socketConn(t, l, &listener{fd: -1})
 	c.out = append(l.outBuf(c), "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"...)
-	c.noMore = true
+	httpOf(c).last = true
 	l.flush(c)
-	if !c.closeAfter || !(c.closed || c.lingering) {
-		t.Fatalf("closeAfter %v closed %v lingering %v", c.closeAfter, c.closed, c.lingering)
+	if c.phase == connOpen || !(c.closed() || (c.phase == connLingering)) {
+		t.Fatalf("closeAfter %v closed %v lingering %v", (c.phase != connOpen), c.closed(), (c.phase == connLingering))
 	}
 	unix.Shutdown(peer, unix.SHUT_WR) // EOF ends the linger
 	l.readConn(c)
-	if !c.closed {
+	if !c.closed() {
 		t.Fatal("the lingering connection did not close at EOF")
 	}
 }
@@ -261,8 +261,8 @@ func writeInOrder(t *testing.T, mark int, length bool) {
 	l := bareLoop(t)
 	l.cfg.WriteHighWater = mark
 	c, peer := socketConn(t, l, &listener{fd: -1})
-	c.parser.Parse([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), &l.req)
-	ex := l.newExchange(c, &l.req)
+	httpOf(c).parser.Parse([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), &l.httpScratch.req)
+	ex := httpOf(c).newExchange(&l.httpScratch.req)
 	var pieces [][]byte
 	var want strings.Builder
 	want.WriteString("first;")
@@ -275,15 +275,15 @@ func writeInOrder(t *testing.T, mark int, length bool) {
 	if length {
 		hdr = []byte(fmt.Sprintf("Content-Length: %d\r\n", want.Len()))
 	}
-	if rc := l.Respond(ex.handle, 200, hdr, []byte("first;"), 0); rc != 0 { // head pending
+	if rc := l.calls.Respond(ex.handle, 200, hdr, []byte("first;"), 0); rc != 0 { // head pending
 		t.Fatalf("Respond = %d", rc)
 	}
 	for i, piece := range pieces {
-		if rc := l.Write(ex.handle, piece); rc < 0 {
+		if rc := l.calls.Write(ex.handle, piece); rc < 0 {
 			t.Fatalf("Write %d = %d", i, rc)
 		}
 	}
-	l.End(ex.handle)
+	l.calls.End(ex.handle)
 	var wire []byte
 	buf := make([]byte, 1<<20)
 	unix.SetNonblock(peer, true)
@@ -312,14 +312,14 @@ func TestBodyPiecesGathered(t *testing.T) {
 		l.cfg.WriteHighWater = mark
 		c, peer := socketConn(t, l, &listener{fd: -1})
 		unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20) // room for every write
-		c.parser.Parse([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), &l.req)
-		ex := l.newExchange(c, &l.req)
-		if rc := l.Respond(ex.handle, 200, []byte("Content-Length: 1048576\r\n"), nil, 0); rc != 0 {
+		httpOf(c).parser.Parse([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), &l.httpScratch.req)
+		ex := httpOf(c).newExchange(&l.httpScratch.req)
+		if rc := l.calls.Respond(ex.handle, 200, []byte("Content-Length: 1048576\r\n"), nil, 0); rc != 0 {
 			t.Fatalf("Respond = %d", rc)
 		}
 		piece, peek := make([]byte, 64<<10), make([]byte, 1<<20)
 		for i := 1; i <= 4; i++ {
-			if rc := l.Write(ex.handle, piece); rc != 0 {
+			if rc := l.calls.Write(ex.handle, piece); rc != 0 {
 				t.Fatalf("mark %d: Write %d = %d", mark, i, rc)
 			}
 			sent, _, _ := unix.Recvfrom(peer, peek, unix.MSG_PEEK|unix.MSG_DONTWAIT)
@@ -375,7 +375,7 @@ func TestStreamedBodyReadIntoInbox(t *testing.T) {
 	for i := 0; i < 100 && strings.Count(string(wire), "HTTP/1.1 200") < 2; i++ {
 		pump()
 	}
-	if c.closed {
+	if c.closed() {
 		t.Fatal("the connection closed")
 	}
 	br := bufio.NewReader(strings.NewReader(string(wire)))
@@ -411,9 +411,9 @@ func TestManyPipelinedRequestsAllAnswered(t *testing.T) {
 			return
 		}
 		l.flush(c)
-		l.runPending()
+		l.readPending()
 	}
-	t.Fatalf("%d of %d responses; %d bytes unparsed, stalled %v", strings.Count(string(wire), "HTTP/1.1 200 OK"), n, len(c.in), c.outStalled)
+	t.Fatalf("%d of %d responses; %d bytes unparsed, stalled %v", strings.Count(string(wire), "HTTP/1.1 200 OK"), n, len(c.in), c.stalled)
 }
 
 // Review 2, bug 2: a client that aborts a streamed upload is reported to the guest (on_close)
@@ -424,14 +424,14 @@ func TestAbortedStreamReported(t *testing.T) {
 	unix.Write(peer, []byte("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\nonly ten b"))
 	l.readConn(c)
 	l.settle()
-	if c.ex == nil || l.exchanges.len() != 1 {
+	if httpOf(c).ex == nil || l.exchanges.len() != 1 {
 		t.Fatalf("the streamed request is not open (exchanges %d)", l.exchanges.len())
 	}
 	unix.Shutdown(peer, unix.SHUT_WR)
 	l.readConn(c)
 	l.settle()
-	if !c.closed || l.exchanges.len() != 0 || len(l.closing) != 0 {
-		t.Fatalf("closed %v, exchanges %d, notices waiting %d", c.closed, l.exchanges.len(), len(l.closing))
+	if !c.closed() || l.exchanges.len() != 0 || len(l.queue.closeNotices) != 0 {
+		t.Fatalf("closed %v, exchanges %d, notices waiting %d", c.closed(), l.exchanges.len(), len(l.queue.closeNotices))
 	}
 }
 

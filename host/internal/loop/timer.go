@@ -2,6 +2,8 @@ package loop
 
 import (
 	"container/heap"
+	"math"
+	"time"
 
 	"github.com/wasmloop/wasmloop/abi"
 )
@@ -53,4 +55,72 @@ func (h timerHeap) next() *timer {
 		return nil
 	}
 	return h[0]
+}
+
+// maxTimers caps a loop's guest timers.
+const maxTimers = 1 << 20
+
+// startTimer starts a guest timer and returns its handle. delay is at least 1 ns: a timer
+// never fires in the pass that started it, so a timer that starts a timer of delay 0 cannot
+// keep the loop from polling (ABI.md §1). An interval is at least 1 ms, or 0 for one-shot.
+func (l *Loop) startTimer(delay, interval int64) abi.Handle {
+	delay = max(delay, 1)
+	if interval < 0 {
+		interval = 0
+	} else if interval > 0 && interval < 1e6 {
+		interval = 1e6
+	}
+	t := &timer{when: addSat(l.clock(), delay), interval: interval, ref: true, index: -1}
+	t.handle = l.timers.add(t)
+	l.heap.add(t)
+	l.refs++
+	return t.handle
+}
+
+// addSat adds without overflowing: a deadline past the end of time stays there.
+func addSat(a, b int64) int64 {
+	if b > 0 && a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+func (l *Loop) fireTimers() {
+	now := l.clock()
+	for {
+		t := l.heap.next()
+		if t == nil || t.when > now || l.stopped {
+			return
+		}
+		l.heap.remove(t)
+		if t.fn != nil {
+			t.fn()
+			continue
+		}
+		h := t.handle
+		if t.interval > 0 {
+			// Like Node: the next run is an interval after this one fired, so a loop that
+			// fell behind does not fire a burst to catch up.
+			t.when = addSat(now, t.interval)
+			l.heap.add(t)
+		} else {
+			l.freeTimer(t)
+		}
+		if _, err := l.inst.OnTimer(h); err != nil {
+			l.guestFailed(err, nil)
+		}
+		l.afterCallback()
+	}
+}
+
+func (l *Loop) freeTimer(t *timer) {
+	l.heap.remove(t)
+	if l.timers.remove(t.handle) && t.ref {
+		l.refs--
+	}
+}
+
+// addHostTimer schedules one of the host's own callbacks; it holds no reference.
+func (l *Loop) addHostTimer(after time.Duration, fn func()) {
+	l.heap.add(&timer{when: l.clock() + int64(after), fn: fn})
 }

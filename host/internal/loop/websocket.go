@@ -2,7 +2,6 @@ package loop
 
 import (
 	"time"
-	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 
@@ -13,8 +12,8 @@ import (
 
 // WebSockets (ABI 1.3). A request whose head is a valid opening handshake reaches the guest
 // flagged abi.HeadWebSocket; if the guest calls ws_accept, the host queues the 101 and the
-// connection stops being HTTP: its bytes go through a websocket.Reader, in the same read
-// path and with the same back-pressure as requests, and come out as guest events. The
+// connection's protocol becomes a wsConn: its bytes go through a websocket.Reader, in the same
+// read path and with the same back-pressure as requests, and come out as guest events. The
 // handshake is checked from the connection's own buffer, so no byte read past it is lost.
 
 const (
@@ -26,8 +25,10 @@ const (
 	wsCompressMin = 64
 )
 
-// wsConn is one accepted WebSocket.
+// wsConn is the WebSocket protocol on one accepted connection. Its handle (kind
+// abi.KindSocket) is what the guest names it by.
 type wsConn struct {
+	l         *Loop
 	handle    abi.Handle
 	conn      *Conn // nil once the connection is closed
 	rd        websocket.Reader
@@ -42,25 +43,34 @@ type wsConn struct {
 	rest      []byte
 }
 
+// wsShared is the WebSocket protocol's per-loop state, shared by every socket.
+type wsShared struct {
+	writer   websocket.Writer    // compresses messages; holds nothing between them
+	inflater *websocket.Inflater // shared by every socket's Reader; made on first use
+	headers  []websocket.Header  // checkUpgrade's view of a request's fields
+	frame    [16]byte            // a frame header written ahead of a large payload
+}
+
 // checkUpgrade looks at a request that asked to upgrade. A WebSocket handshake that is valid
 // is returned (copied out of the read buffer: the guest may accept it later); an invalid one
 // is answered here (400, or 426 for another version) and rejected is set. An upgrade to
 // another protocol is the guest's plain request.
-func (l *Loop) checkUpgrade(c *Conn, req *http1.Request) (up *websocket.Upgrade, rejected bool) {
-	hs := l.wsHeaders[:0]
+func (hc *httpConn) checkUpgrade(req *http1.Request) (up *websocket.Upgrade, rejected bool) {
+	l, c := hc.l, hc.c
+	hs := l.wsScratch.headers[:0]
 	for i := range req.Headers {
 		hs = append(hs, websocket.Header(req.Headers[i]))
 	}
 	defer clear(hs) // they alias the read buffer
-	l.wsHeaders = hs[:0]
+	l.wsScratch.headers = hs[:0]
 	if !websocket.Requested(hs) {
 		return nil, false
 	}
 	u, err := websocket.CheckUpgrade(req.Method, req.Major, req.Minor, hs)
 	if err != nil {
 		c.out = err.AppendResponse(l.outBuf(c))
-		c.closeAfter, c.inBody = true, false
-		l.markDirty(c)
+		hc.phase = httpIdle
+		l.closeWhenWritten(c)
 		return nil, true
 	}
 	n := len(u.Key)
@@ -79,59 +89,159 @@ func (l *Loop) checkUpgrade(c *Conn, req *http1.Request) (up *websocket.Upgrade,
 	return up, false
 }
 
-// WSAccept answers a WebSocket handshake with 101 and turns the request's connection into a
-// WebSocket; the request handle goes stale and the returned handle names the socket.
-func (l *Loop) WSAccept(h abi.Handle, protocol, hdr []byte, flags int32) int64 {
-	ex, ok := l.exchanges.get(h)
-	if !ok {
-		return int64(abi.EBADHANDLE)
-	}
-	c := ex.conn
-	if c == nil {
-		return int64(abi.ECLOSED)
-	}
-	if ex.up == nil || ex.started || c.noMore || l.draining {
-		return int64(abi.ESTATE)
-	}
-	if flags&^abi.WSAcceptDeflate != 0 {
-		return int64(abi.EINVAL)
-	}
-	if !l.inst.HasOnWSMessage() {
-		return int64(abi.ENOTSUP)
-	}
-	deflate := flags&abi.WSAcceptDeflate != 0 && ex.up.Deflate
-	out, err := websocket.AppendAccept(l.outBuf(c), ex.up, string(protocol), deflate, hdr)
+// acceptWS answers ex's handshake with 101 and makes its connection a WebSocket; the request
+// handle goes stale and the socket's handle is returned. The arguments have been checked
+// (abi_websocket.go).
+func (l *Loop) acceptWS(ex *exchange, protocol string, hdr []byte, deflate bool) int64 {
+	hc := ex.hc
+	c := hc.c
+	out, err := websocket.AppendAccept(l.outBuf(c), ex.up, protocol, deflate, hdr)
 	if err != nil {
 		return int64(abi.EINVAL) // nothing was sent; the guest may still respond
 	}
 	c.out = out
 	l.exchanges.remove(ex.handle)
-	ex.conn, c.ex = nil, nil
+	ex.hc, hc.ex, hc.phase = nil, nil, httpIdle
 	l.recycle(ex)
-	w := &wsConn{conn: c, deflate: deflate}
+	w := &wsConn{l: l, conn: c, deflate: deflate}
 	w.rd.MaxMessage = l.cfg.WSMaxMessage
 	w.rd.Deflate = deflate
 	if deflate {
-		if l.inflater == nil {
-			l.inflater = websocket.NewInflater()
+		if l.wsScratch.inflater == nil {
+			l.wsScratch.inflater = websocket.NewInflater()
 		}
-		w.rd.Inflater = l.inflater
+		w.rd.Inflater = l.wsScratch.inflater
 	}
 	w.handle = l.sockets.add(w)
-	c.ws = w
+	c.proto = w
 	c.since = l.clock()
-	c.headBuf, c.body, c.chunks = nil, nil, nil
-	l.markDirty(c)
-	l.queueResume(c) // on_ws_open, then the frames that may already be here
+	l.queue.flush(c)
+	l.queue.resume(c) // on_ws_open, then the frames that may already be here
 	return int64(w.handle)
 }
 
-// openWS delivers on_ws_open once, before any message.
-func (l *Loop) openWS(w *wsConn) {
+// serve turns received bytes into events and returns how many it used. It stops while the
+// guest has the socket paused or the peer leaves our output unread.
+func (w *wsConn) serve(data []byte) int {
+	l, c := w.l, w.conn
+	w.open()
+	c.since, w.pinged = l.clock(), false
+	off := 0
+	for off < len(data) {
+		if c.closed() || w.ended {
+			return len(data) // closing: what still arrives is discarded
+		}
+		if w.paused || l.behind(c) {
+			return off
+		}
+		ev, n, err := w.rd.Next(data[off:])
+		off += n
+		if err != nil {
+			w.fail(err.Code, err.Reason)
+			return len(data)
+		}
+		switch ev.Kind {
+		case websocket.None:
+			return off
+		case websocket.Message:
+			if !w.closeSent { // after our close, messages are dropped (RFC 6455 §1.4)
+				w.deliver(&ev)
+			}
+		case websocket.Ping:
+			if !w.closeSent {
+				c.out = websocket.AppendFrame(l.outBuf(c), ws.OpPong, ev.Payload, true)
+				l.queue.flush(c)
+			}
+		case websocket.Close:
+			if !w.closeSent {
+				// Echo the code (AppendClose sends an empty body for 1005), then close:
+				// the server closes the TCP connection first (RFC 6455 §7.1.1).
+				c.out = websocket.AppendClose(l.outBuf(c), ev.Code, "")
+				w.closeSent = true
+			}
+			l.closeWhenWritten(c)
+			w.end(int32(ev.Code), string(ev.Payload))
+			return len(data)
+		}
+	}
+	return off
+}
+
+func (w *wsConn) wantsInput() bool   { return !w.paused }
+func (w *wsConn) readTarget() []byte { return nil }
+func (w *wsConn) readInto(int)       {}
+
+// resume continues a WebSocket after its accept or a resume: open it, take the bytes already
+// here, then read what the kernel holds.
+func (w *wsConn) resume() {
+	w.open()
+	if w.l.reading(w.conn) {
+		w.l.serveBuffered(w.conn)
+	}
+}
+
+// peerEOF: gone without a close frame; on_ws_close says 1006.
+func (w *wsConn) peerEOF() { w.l.closeConn(w.conn, abi.ClosePeer) }
+
+func (w *wsConn) drained() {
+	if w.needDrain {
+		w.needDrain = false
+		w.l.queue.drainNotice(w.handle)
+	}
+}
+
+func (w *wsConn) flushed() {}
+
+// listenerClosed: a WebSocket outlives its listener, as in Node; a shutdown closes it.
+func (w *wsConn) listenerClosed() {}
+
+// shutdown starts the closing handshake with 1001.
+func (w *wsConn) shutdown() {
+	if !w.closeSent && !w.ended {
+		w.close(ws.StatusGoingAway, "server shutting down")
+	}
+}
+
+// closed: the guest hears on_ws_close with 1006 unless it was told already.
+func (w *wsConn) closed(int32) {
+	w.conn = nil
+	w.end(int32(ws.StatusAbnormalClosure), "")
+}
+
+// sweep applies a WebSocket's timeouts: the closing handshake's, the idle timeout (a ping
+// first, when pings are on), and a peer that reads nothing of what we send.
+func (w *wsConn) sweep(now int64) {
+	l, c := w.l, w.conn
+	idle := time.Duration(now - c.since)
+	switch {
+	case c.phase == connClosing:
+		if c.outLen() > 0 && time.Duration(now-c.wrote) > wsCloseTimeout {
+			l.closeConn(c, abi.CloseHost)
+		}
+	case w.closeSent:
+		if time.Duration(now-w.closeAt) > wsCloseTimeout {
+			l.closeConn(c, abi.CloseHost)
+		}
+	case c.outLen() > 0 && time.Duration(now-c.wrote) > l.cfg.WSIdleTimeout:
+		l.closeConn(c, abi.CloseHost) // it has read nothing for that long
+	case w.paused:
+		// The guest holds it: silence is expected.
+	case idle > l.cfg.WSIdleTimeout:
+		w.close(ws.StatusGoingAway, "idle timeout")
+	case l.cfg.WSPingInterval > 0 && !w.pinged && idle > l.cfg.WSPingInterval:
+		c.out = websocket.AppendFrame(l.outBuf(c), ws.OpPing, nil, true)
+		w.pinged = true
+		l.queue.flush(c)
+	}
+}
+
+// open delivers on_ws_open once, before any message.
+func (w *wsConn) open() {
 	if w.opened {
 		return
 	}
 	w.opened = true
+	l := w.l
 	if w.ended || l.inst == nil || l.inst.Dead() {
 		return
 	}
@@ -144,74 +254,13 @@ func (l *Loop) openWS(w *wsConn) {
 	l.afterCallback()
 }
 
-// resumeWS continues a WebSocket after its accept or a resume: open it, take the bytes
-// already here, then read what the kernel holds.
-func (l *Loop) resumeWS(c *Conn, w *wsConn) {
-	l.openWS(w)
-	if !l.reading(c) {
-		return
-	}
-	if len(c.in) > 0 {
-		l.consume(c, c.in, false)
-	}
-	if l.reading(c) && c.unread {
-		l.readConn(c)
-	}
-}
-
-// serveWS turns received bytes into events and returns how many it used. It stops while the
-// guest has the socket paused or the peer leaves our output unread.
-func (l *Loop) serveWS(c *Conn, w *wsConn, data []byte) int {
-	l.openWS(w)
-	c.since, w.pinged = l.clock(), false
-	off := 0
-	for off < len(data) {
-		if c.closed || w.ended {
-			return len(data) // closing: what still arrives is discarded
-		}
-		if w.paused || l.behind(c) {
-			return off
-		}
-		ev, n, err := w.rd.Next(data[off:])
-		off += n
-		if err != nil {
-			l.failWS(c, w, err.Code, err.Reason)
-			return len(data)
-		}
-		switch ev.Kind {
-		case websocket.None:
-			return off
-		case websocket.Message:
-			if !w.closeSent { // after our close, messages are dropped (RFC 6455 §1.4)
-				l.deliverWS(c, w, &ev)
-			}
-		case websocket.Ping:
-			if !w.closeSent {
-				c.out = websocket.AppendFrame(l.outBuf(c), ws.OpPong, ev.Payload, true)
-				l.markDirty(c)
-			}
-		case websocket.Close:
-			if !w.closeSent {
-				// Echo the code (AppendClose sends an empty body for 1005), then close:
-				// the server closes the TCP connection first (RFC 6455 §7.1.1).
-				c.out = websocket.AppendClose(l.outBuf(c), ev.Code, "")
-				w.closeSent = true
-			}
-			c.closeAfter = true
-			l.markDirty(c)
-			l.endWS(w, int32(ev.Code), string(ev.Payload))
-			return len(data)
-		}
-	}
-	return off
-}
-
-// deliverWS hands one message to the guest: as much as fits the inbox, the rest through
+// deliver hands one message to the guest: as much as fits the inbox, the rest through
 // body_read during the call.
-func (l *Loop) deliverWS(c *Conn, w *wsConn, ev *websocket.Event) {
+func (w *wsConn) deliver(ev *websocket.Event) {
+	l := w.l
 	inbox, ok := l.inboxView()
 	if !ok {
-		l.failWS(c, w, ws.StatusInternalServerError, "the application has no inbox")
+		w.fail(ws.StatusInternalServerError, "the application has no inbox")
 		return
 	}
 	k := copy(inbox, ev.Payload)
@@ -231,37 +280,55 @@ func (l *Loop) deliverWS(c *Conn, w *wsConn, ev *websocket.Event) {
 	}
 	if rc != 0 {
 		l.cfg.Log.Printf("worker %d: on_ws_message returned %d", l.id, rc)
-		l.failWS(c, w, ws.StatusInternalServerError, "the application failed")
+		w.fail(ws.StatusInternalServerError, "the application failed")
 	}
 	l.afterCallback()
 	w.rd.Trim(wsTrimAbove)
 }
 
-// closeWS starts the closing handshake from our side.
-func (l *Loop) closeWS(c *Conn, w *wsConn, code ws.StatusCode, reason string) {
+// send queues one message (text already checked to be UTF-8).
+func (w *wsConn) send(op ws.OpCode, data []byte) int32 {
+	l, c := w.l, w.conn
+	switch {
+	case w.deflate && len(data) >= wsCompressMin:
+		out, err := l.wsScratch.writer.AppendMessage(l.outBuf(c), op, data)
+		if err != nil {
+			return errno(abi.EINVAL)
+		}
+		c.out = out
+	case len(data) >= directWrite:
+		l.writeThrough(c, websocket.AppendHeader(l.wsScratch.frame[:0], op, len(data)), data, nil)
+	default:
+		c.out = websocket.AppendFrame(l.outBuf(c), op, data, true)
+	}
+	return l.queued(c, &w.needDrain)
+}
+
+// close starts the closing handshake from our side.
+func (w *wsConn) close(code ws.StatusCode, reason string) {
+	l, c := w.l, w.conn
 	c.out = websocket.AppendClose(l.outBuf(c), code, reason)
 	w.closeSent, w.closeAt = true, l.clock()
-	l.markDirty(c)
+	l.queue.flush(c)
 }
 
-// failWS fails the connection (RFC 6455 §7.1.7): a close frame with code, then the close.
-func (l *Loop) failWS(c *Conn, w *wsConn, code ws.StatusCode, reason string) {
+// fail fails the connection (RFC 6455 §7.1.7): a close frame with code, then the close.
+func (w *wsConn) fail(code ws.StatusCode, reason string) {
 	if !w.closeSent {
-		l.closeWS(c, w, code, reason)
+		w.close(code, reason)
 	}
-	c.closeAfter = true
-	l.markDirty(c)
-	l.endWS(w, int32(code), reason)
+	w.l.closeWhenWritten(w.conn)
+	w.end(int32(code), reason)
 }
 
-// endWS queues on_ws_close, delivered after the current callback; the handle stays valid
+// end queues on_ws_close, delivered after the current callback; the handle stays valid
 // (sends answer ECLOSED or ESTATE) until then.
-func (l *Loop) endWS(w *wsConn, code int32, reason string) {
+func (w *wsConn) end(code int32, reason string) {
 	if w.ended {
 		return
 	}
 	w.ended = true
-	l.closing = append(l.closing, closeNote{h: w.handle, code: code, text: reason})
+	w.l.queue.closeNotice(closeNote{h: w.handle, code: code, text: reason})
 }
 
 // deliverWSClose calls on_ws_close for a queued notice; the handle is stale afterwards.
@@ -289,135 +356,38 @@ func (l *Loop) failSockets() {
 	for _, w := range all {
 		l.sockets.remove(w.handle)
 		w.ended = true
-		if c := w.conn; c != nil && !c.closed {
+		if c := w.conn; c != nil && !c.closed() {
 			if !w.closeSent {
-				l.closeWS(c, w, ws.StatusInternalServerError, "the application failed")
+				w.close(ws.StatusInternalServerError, "the application failed")
 			}
-			c.closeAfter = true
-			l.markDirty(c)
+			l.closeWhenWritten(c)
 		}
-	}
-}
-
-// sweepWS applies a WebSocket's timeouts: the closing handshake's, the idle timeout (a ping
-// first, when pings are on), and a peer that reads nothing of what we send.
-func (l *Loop) sweepWS(c *Conn, w *wsConn, now int64) {
-	idle := time.Duration(now - c.since)
-	switch {
-	case c.closeAfter:
-		if c.outLen() > 0 && time.Duration(now-c.wrote) > wsCloseTimeout {
-			l.closeConn(c, abi.CloseHost)
-		}
-	case w.closeSent:
-		if time.Duration(now-w.closeAt) > wsCloseTimeout {
-			l.closeConn(c, abi.CloseHost)
-		}
-	case c.outLen() > 0 && time.Duration(now-c.wrote) > l.cfg.WSIdleTimeout:
-		l.closeConn(c, abi.CloseHost) // it has read nothing for that long
-	case w.paused:
-		// The guest holds it: silence is expected.
-	case idle > l.cfg.WSIdleTimeout:
-		l.closeWS(c, w, ws.StatusGoingAway, "idle timeout")
-	case l.cfg.WSPingInterval > 0 && !w.pinged && idle > l.cfg.WSPingInterval:
-		c.out = websocket.AppendFrame(l.outBuf(c), ws.OpPing, nil, true)
-		w.pinged = true
-		l.markDirty(c)
 	}
 }
 
 // socket finds the open WebSocket h names: EBADHANDLE for an unknown or stale handle,
 // ECLOSED once its connection is gone or failing.
-func (l *Loop) socket(h abi.Handle) (*wsConn, *Conn, abi.Errno) {
+func (l *Loop) socket(h abi.Handle) (*wsConn, abi.Errno) {
 	w, ok := l.sockets.get(h)
 	if !ok {
-		return nil, nil, abi.EBADHANDLE
+		return nil, abi.EBADHANDLE
 	}
-	if c := w.conn; c != nil && !c.closed && !w.ended {
-		return w, c, 0
+	if c := w.conn; c != nil && !c.closed() && !w.ended {
+		return w, 0
 	}
-	return nil, nil, abi.ECLOSED
+	return nil, abi.ECLOSED
 }
 
-// WSSend sends one message, text (valid UTF-8) or binary.
-func (l *Loop) WSSend(h abi.Handle, data []byte, flags int32) int32 {
-	w, c, e := l.socket(h)
-	switch {
-	case e != 0:
-		return errno(e)
-	case flags&^abi.WSBinary != 0:
-		return errno(abi.EINVAL)
-	case w.closeSent:
-		return errno(abi.ESTATE)
+// pause stops or resumes reading a WebSocket.
+func (w *wsConn) pause(paused bool) {
+	if w.paused == paused {
+		return
 	}
-	op := ws.OpText
-	if flags&abi.WSBinary != 0 {
-		op = ws.OpBinary
-	} else if !utf8.Valid(data) {
-		return errno(abi.EINVAL) // the peer would have to fail the connection (1007)
-	}
-	switch {
-	case w.deflate && len(data) >= wsCompressMin:
-		out, err := l.wsWriter.AppendMessage(l.outBuf(c), op, data)
-		if err != nil {
-			return errno(abi.EINVAL)
-		}
-		c.out = out
-	case len(data) >= directWrite:
-		l.writeThrough(c, websocket.AppendHeader(l.frame[:0], op, len(data)), data, nil)
-	default:
-		c.out = websocket.AppendFrame(l.outBuf(c), op, data, true)
-	}
-	if c.closed {
-		return errno(abi.ECLOSED)
-	}
-	l.markDirty(c)
-	if rc := l.checkOutput(c); rc != 0 {
-		return rc
-	}
-	return l.aboveMark(c, &w.needDrain)
-}
-
-// WSClose starts the closing handshake: on_ws_close follows when the peer answers (or the
-// wait times out, with 1006).
-func (l *Loop) WSClose(h abi.Handle, code int32, reason []byte) int32 {
-	w, c, e := l.socket(h)
-	switch {
-	case e != 0:
-		return errno(e)
-	case w.closeSent:
-		return errno(abi.ESTATE)
-	case code == 0 && len(reason) > 0,
-		code != 0 && (code < 0 || code > 4999 || !websocket.ValidCloseCode(ws.StatusCode(code))),
-		len(reason) > ws.MaxControlFramePayloadSize-2 || !utf8.Valid(reason):
-		return errno(abi.EINVAL)
-	}
-	l.closeWS(c, w, ws.StatusCode(code), string(reason))
-	return 0
-}
-
-// pauseWS stops (paused=1) or resumes (0) reading a WebSocket.
-func (l *Loop) pauseWS(h abi.Handle, paused int32) int32 {
-	w, c, e := l.socket(h)
-	if e != 0 {
-		return errno(e)
-	}
-	want := paused != 0
-	if w.paused == want {
-		return 0
-	}
-	w.paused = want
-	if !want {
-		c.since = l.clock()
+	w.paused = paused
+	if !paused {
+		c := w.conn
+		c.since = w.l.clock()
 		c.unread = true
-		l.queueResume(c)
-	}
-	return 0
-}
-
-// queueResume has settle resume c after the current callback.
-func (l *Loop) queueResume(c *Conn) {
-	if !c.resumeQueued {
-		c.resumeQueued = true
-		l.resume = append(l.resume, c)
+		w.l.queue.resume(c)
 	}
 }

@@ -1,0 +1,19 @@
+package loop
+
+import "github.com/wasmloop/wasmloop/abi"
+
+// The timer host function; clear and ref are close and ref on a timer handle (abi_handles.go).
+
+// TimerStart starts a guest timer.
+func (a *hostCalls) TimerStart(delayNs, intervalNs int64) int64 {
+	l := a.l
+	switch {
+	case l.inst == nil:
+		return int64(abi.ESTATE)
+	case !l.inst.HasOnTimer():
+		return int64(abi.ENOTSUP)
+	case l.timers.len() >= maxTimers:
+		return int64(abi.ELIMIT)
+	}
+	return int64(l.startTimer(delayNs, intervalNs))
+}

@@ -1,0 +1,243 @@
+package loop
+
+import (
+	"github.com/wasmloop/wasmloop/abi"
+	"github.com/wasmloop/wasmloop/host/internal/http1"
+	"github.com/wasmloop/wasmloop/host/internal/websocket"
+)
+
+// framing is how a response body is delimited on the wire.
+type framing uint8
+
+const (
+	frameNone    framing = iota // no body may be sent (HEAD, 204, 304)
+	frameLength                 // Content-Length: remaining counts down
+	frameChunked                // Transfer-Encoding: chunked
+	frameClose                  // HTTP/1.0 without a length: the close ends the body
+)
+
+// exchange is one request and its response. Its handle (kind abi.KindRequest) is what the
+// guest names it by; hc is nil once the connection is gone.
+type exchange struct {
+	handle    abi.Handle
+	hc        *httpConn
+	isHead    bool
+	minor     uint8
+	keepAlive bool
+	started   bool
+	mode      framing
+	remaining int64
+	body      []byte // body bytes that did not fit the inbox (owned)
+	bodyOff   int
+
+	// A streamed request body (listener with abi.ListenStreamBody).
+	streaming bool   // the body is delivered through on_body
+	bodyDone  bool   // its last bytes (end=1) were delivered
+	paused    bool   // the guest paused it: the connection is not read
+	expect100 bool   // "100 Continue" is owed on the first resume
+	held      []byte // decoded body bytes not yet delivered when the guest paused (owned)
+	heldEnd   bool   // the held bytes end the body
+	needDrain bool   // a write reported AboveMark: on_drain is owed
+
+	up *websocket.Upgrade // a valid WebSocket handshake, which ws_accept may take
+}
+
+// conn returns the exchange's connection, or nil once it is gone.
+func (ex *exchange) conn() *Conn {
+	if ex.hc == nil {
+		return nil
+	}
+	return ex.hc.c
+}
+
+// packHead fills the loop's head with req's, without a body.
+func (l *Loop) packHead(req *http1.Request) *abi.Head {
+	h := &l.httpScratch.head
+	h.Method, h.Target = req.Method, req.Target
+	h.Major, h.Minor = uint8(req.Major), uint8(req.Minor)
+	h.ContentLength = req.ContentLength
+	h.Flags = 0
+	if req.KeepAlive {
+		h.Flags |= abi.HeadKeepAlive
+	}
+	if req.Chunked {
+		h.Flags |= abi.HeadChunked
+	}
+	if req.ExpectContinue {
+		h.Flags |= abi.HeadExpect100
+	}
+	if req.Upgrade {
+		h.Flags |= abi.HeadUpgrade
+	}
+	h.Headers = h.Headers[:0]
+	for i := range req.Headers {
+		h.Headers = append(h.Headers, abi.Header(req.Headers[i]))
+	}
+	h.Body = nil
+	return h
+}
+
+// dispatch hands one request to the guest: its packed head h and as much body as fits go into
+// the inbox, and one call delivers them. A streamed body (startStream) follows in on_body.
+func (hc *httpConn) dispatch(req *http1.Request, h *abi.Head, body []byte, streamed bool) {
+	l, c := hc.l, hc.c
+	inbox, ok := l.inboxView()
+	if !ok || !l.inst.HasOnRequest() {
+		hc.replyError(500, "the application cannot take requests")
+		return
+	}
+	if req.Chunked && !streamed {
+		h.ContentLength = int64(len(body)) // buffered: now the length is known
+	}
+	room := len(inbox) - h.Size()
+	if room < 0 {
+		hc.replyError(431, "the request head does not fit the application's inbox")
+		return
+	}
+	var up *websocket.Upgrade
+	if req.UpgradeField {
+		var rejected bool
+		if up, rejected = hc.checkUpgrade(req); rejected {
+			return
+		}
+		if up != nil {
+			h.Flags |= abi.HeadWebSocket
+		}
+	}
+	ex := hc.newExchange(req)
+	ex.up = up
+	if streamed {
+		ex.streaming, ex.paused, ex.expect100 = true, req.ExpectContinue, req.ExpectContinue
+		h.Flags |= abi.HeadBodyPending
+	}
+	inline := len(body)
+	if inline > room {
+		inline = room
+		h.Flags |= abi.HeadBodyPending
+		ex.body = append(ex.body[:0], body[inline:]...)
+	}
+	h.Body = body[:inline]
+	n, err := h.Encode(inbox)
+	if err != nil {
+		l.finish(ex)
+		hc.replyError(431, err.Error())
+		return
+	}
+	rc, err := l.inst.OnRequest(c.ln.handle, ex.handle, uint32(n))
+	if err != nil {
+		l.guestFailed(err, ex)
+	} else if rc != 0 {
+		l.cfg.Log.Printf("worker %d: on_request returned %d", l.id, rc)
+		if _, live := l.exchanges.get(ex.handle); live {
+			l.failExchange(ex)
+		} else if !c.closed() {
+			l.closeWhenWritten(c) // answered already, but the guest says it failed
+		}
+	}
+	l.afterCallback()
+}
+
+// inboxView is the guest's inbox in its memory, or false when it has none.
+func (l *Loop) inboxView() ([]byte, bool) {
+	if l.inboxLen == 0 {
+		return nil, false
+	}
+	return l.inst.Memory().Read(l.inboxPtr, l.inboxLen)
+}
+
+func (hc *httpConn) newExchange(req *http1.Request) *exchange {
+	l := hc.l
+	var ex *exchange
+	if n := len(l.httpScratch.freeEx); n > 0 {
+		ex = l.httpScratch.freeEx[n-1]
+		l.httpScratch.freeEx = l.httpScratch.freeEx[:n-1]
+	} else {
+		ex = &exchange{}
+	}
+	*ex = exchange{hc: hc, body: ex.body[:0], held: ex.held[:0],
+		isHead: len(req.Method) == 4 && string(req.Method) == "HEAD",
+		minor:  uint8(req.Minor), keepAlive: req.KeepAlive && !hc.last}
+	ex.handle = l.exchanges.add(ex)
+	hc.ex, hc.phase = ex, httpAnswering
+	return ex
+}
+
+// finish ends an exchange whose response is complete: its handle goes stale and the
+// connection moves on to its next request, after the current callback.
+func (l *Loop) finish(ex *exchange) {
+	l.exchanges.remove(ex.handle)
+	hc := ex.hc
+	ex.hc = nil
+	l.recycle(ex)
+	if hc == nil {
+		return
+	}
+	c := hc.c
+	hc.ex, hc.phase = nil, httpIdle
+	if c.closed() {
+		return
+	}
+	c.since = l.clock()
+	if ex.streaming && !ex.bodyDone {
+		// Answered before the body was all read: the rest of it is still on the wire, and
+		// only closing frees the connection from it.
+		ex.keepAlive = false
+		hc.chunks = nil
+	}
+	if !ex.keepAlive || ex.mode == frameClose || hc.last {
+		l.closeWhenWritten(c)
+	}
+	l.queue.flush(c)
+	if !c.serving {
+		l.queue.resume(c)
+	}
+}
+
+// recycle keeps an ended exchange's object for reuse, unless it holds a large buffer.
+func (l *Loop) recycle(ex *exchange) {
+	ex.up = nil
+	if cap(ex.body) <= pooledBuf {
+		l.httpScratch.freeEx = append(l.httpScratch.freeEx, ex)
+	}
+}
+
+// abandon drops an exchange whose connection closed under it; the guest hears of it after
+// the current callback.
+func (l *Loop) abandon(ex *exchange, reason int32) {
+	ex.hc = nil
+	if l.inst != nil && !l.inst.Dead() && l.inst.HasOnClose() {
+		l.queue.closeNotice(closeNote{h: ex.handle, reason: reason})
+		return // the handle stays (answering ECLOSED) until on_close is delivered
+	}
+	l.exchanges.remove(ex.handle)
+}
+
+// deliverClose calls on_close for a request whose connection went; the handle is stale
+// afterwards.
+func (l *Loop) deliverClose(n closeNote) {
+	if !l.exchanges.remove(n.h) {
+		return // the guest already let go of it
+	}
+	if l.inst != nil && !l.inst.Dead() {
+		if _, err := l.inst.OnClose(n.h, n.reason); err != nil {
+			l.guestFailed(err, nil)
+		}
+	}
+}
+
+// failExchange answers 500 if nothing was sent yet, and closes the connection.
+func (l *Loop) failExchange(ex *exchange) {
+	hc := ex.hc
+	if hc == nil || hc.c.closed() {
+		l.exchanges.remove(ex.handle)
+		return
+	}
+	started := ex.started
+	ex.keepAlive = false
+	l.finish(ex)
+	if !started {
+		hc.replyError(500, "the application failed")
+		return
+	}
+	l.closeWhenWritten(hc.c)
+}

@@ -1,0 +1,106 @@
+package loop
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/wasmloop/wasmloop/abi"
+	"github.com/wasmloop/wasmloop/host/internal/guest"
+)
+
+// An instance's life on a loop, in one place: it starts (startInstance), and when one of its
+// callbacks traps or exits it is failed and replaced (guestFailed). Everything the old
+// instance's handles named is answered, closed or handed over here.
+
+// startInstance instantiates the module and runs the program's top-level code.
+func (l *Loop) startInstance() error {
+	l.inst = nil // host calls made during _initialize find no instance and get ESTATE
+	inst, err := l.g.module.Instantiate(context.Background(), l.cfg.Instance, &l.calls)
+	if exit, ok := err.(*guest.ExitError); ok {
+		l.g.exit(exit.Code) // proc_exit in initialisation ends the process with its code
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	l.inst = inst
+	rc, err := inst.Start()
+	if err != nil {
+		if exit, ok := err.(*guest.ExitError); ok {
+			l.g.exit(exit.Code)
+			return nil
+		}
+		return err
+	}
+	if rc != 0 {
+		return &startError{rc}
+	}
+	return nil
+}
+
+// startError is a non-zero result of wasmloop_on_start: the program's start-up failed
+// (ABI.md §2). The value is the program's own; it is named only when it is one of the ABI's
+// errnos, which the Go SDK returns when a host call it makes before main fails.
+type startError struct{ rc int32 }
+
+func (e *startError) Error() string {
+	msg := "wasmloop_on_start returned " + strconv.Itoa(int(e.rc))
+	// Errno.Error gives a known code's name (EBADHANDLE, …) and spells out any other value.
+	if name := abi.Errno(e.rc).Error(); e.rc < 0 && strings.HasPrefix(name, "E") {
+		msg += " = " + name
+	}
+	return msg + " (the program's start-up failed)"
+}
+
+// guestFailed handles a callback that trapped or exited. A trap poisons the instance: the
+// request it was handling (ex, may be nil) gets a 500, every other request of the instance is
+// failed the same way, its sockets are closed with 1011, its timers are dropped, and a fresh
+// instance takes over the listeners.
+func (l *Loop) guestFailed(err error, ex *exchange) {
+	var exit *guest.ExitError
+	if errors.As(err, &exit) && exit.Code == 0 {
+		l.g.exit(0)
+		return
+	}
+	if exit != nil {
+		l.cfg.Log.Printf("worker %d: the guest died (proc_exit %d in a callback); replacing the instance", l.id, exit.Code)
+	} else {
+		l.cfg.Log.Printf("worker %d: %v", l.id, err)
+	}
+	l.dropInstance(ex)
+	if err := l.startInstance(); err != nil {
+		l.cfg.Log.Printf("worker %d: the replacement instance failed to start: %v; this worker stops", l.id, err)
+		l.g.setExit(1)
+		l.stopped = true
+		l.dropOrphans()
+		return
+	}
+	l.dropOrphans()
+	l.cfg.Log.Printf("worker %d: the instance was replaced", l.id)
+}
+
+// dropInstance ends everything the failed instance's handles name, except its listening
+// sockets, which wait (orphanListeners) for the replacement to listen on them again.
+func (l *Loop) dropInstance(ex *exchange) {
+	if ex != nil {
+		l.failExchange(ex)
+	}
+	var open []*exchange
+	l.exchanges.each(func(_ abi.Handle, e *exchange) { open = append(open, e) })
+	for _, e := range open {
+		l.failExchange(e)
+	}
+	l.queue.closeNotices = l.queue.closeNotices[:0] // the replacement knows none of them
+	l.failSockets()
+	var ts []*timer
+	l.timers.each(func(_ abi.Handle, t *timer) { ts = append(ts, t) })
+	for _, t := range ts {
+		l.freeTimer(t)
+	}
+	l.orphanListeners()
+	l.inst.Close()
+	l.inboxPtr, l.inboxLen = 0, 0
+	l.ordinal = 0 // the replacement's port-0 listens match the same keys
+}

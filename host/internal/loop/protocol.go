@@ -1,0 +1,56 @@
+package loop
+
+// protocol is what runs on a connection. The reactor (loop.go, conn.go, output.go) owns the
+// socket: it reads, queues and writes output, applies back-pressure, lingers and closes. It
+// knows nothing of HTTP or WebSocket: it hands received bytes to the connection's protocol and
+// tells it about the few reactor events a protocol must answer. Each connection has one
+// protocol object at a time (Conn.proto): an httpConn from accept, replaced by a wsConn when
+// the guest accepts a WebSocket handshake. A protocol queues output with the reactor's
+// output functions and never calls into the guest from a host function (ABI.md §1).
+//
+// The kinds of connection still to come fit the same shape, as new implementations rather
+// than new branches in the reactor:
+//
+//   - Raw TCP (Node's net.Socket), accepted or dialled: serve hands the bytes to the guest
+//     as data events (wantsInput is false while the guest has paused it), peerEOF is the
+//     guest's "end" event, drained is on_drain, closed is on_close; a dialled socket joins
+//     the reactor once its non-blocking connect completes (a writable edge).
+//   - An outbound HTTP/1.1 client connection (fetch): serve parses responses with the same
+//     strict parser in response mode and delivers head and body events with the same
+//     pause/drain back-pressure; sweep applies the fetch's timeout, shutdown lets the
+//     request in flight finish, and closed fails it with an error completion.
+//   - A request handed in by an embedder's http.Handler: the handler's goroutine keeps one
+//     end of a socketpair(2) and the reactor the other, so the request is served by the same
+//     httpConn as one from a listener, with the kernel's buffers as the back-pressure
+//     between the ResponseWriter and the loop; closed tells the handler's goroutine.
+type protocol interface {
+	// serve takes received bytes, turns them into guest events, and returns how many it
+	// used. It stops early when it cannot take more now (the guest holds a request, the
+	// guest paused, the peer is behind on our output); the reactor keeps the rest.
+	serve(data []byte) int
+	// wantsInput reports whether the reactor should read the socket now, apart from the
+	// reactor's own reasons not to (closing, EOF, output above the mark).
+	wantsInput() bool
+	// readTarget returns memory the next read may fill directly (a body going straight to
+	// the guest's inbox), or nil for the loop's shared read buffer; readInto is then told
+	// how many bytes landed there.
+	readTarget() []byte
+	readInto(n int)
+	// resume continues a connection that the guest released outside its own read: a
+	// request answered later, a body or socket resumed, a WebSocket accepted.
+	resume()
+	// peerEOF says the peer shut its write side (a read returned 0).
+	peerEOF()
+	// drained says the unsent output fell to half the high-water mark.
+	drained()
+	// flushed says every queued byte was written.
+	flushed()
+	// sweep applies the protocol's timeouts; now is the loop clock.
+	sweep(now int64)
+	// listenerClosed says the connection's listener is gone (Node's server.close()).
+	listenerClosed()
+	// shutdown says the process is draining (SIGTERM, ctx cancelled).
+	shutdown()
+	// closed says the socket is closed; reason is an abi.Close* value for the guest.
+	closed(reason int32)
+}
