@@ -60,9 +60,8 @@ type Loop struct {
 	drains        []abi.Handle // on_drain notices, delivered after output is flushed
 	pendingAccept []*listener
 
-	wsWriter  websocket.Writer    // compresses messages; holds nothing between them
-	inflater  *websocket.Inflater // shared by every socket's Reader; made on first use
-	wsHeaders []websocket.Header  // checkUpgrade's view of a request's fields
+	wsWriter websocket.Writer    // compresses messages; holds nothing between them
+	inflater *websocket.Inflater // shared by every socket's Reader; made on first use
 
 	req     http1.Request
 	head    abi.Head

@@ -47,16 +47,10 @@ type wsConn struct {
 // is answered here (400, or 426 for another version) and rejected is set. An upgrade to
 // another protocol is the guest's plain request.
 func (l *Loop) checkUpgrade(c *Conn, req *http1.Request) (up *websocket.Upgrade, rejected bool) {
-	hs := l.wsHeaders[:0]
-	for i := range req.Headers {
-		hs = append(hs, websocket.Header(req.Headers[i]))
-	}
-	defer clear(hs) // they alias the read buffer
-	l.wsHeaders = hs[:0]
-	if !websocket.Requested(hs) {
+	if !websocket.Requested(req.Headers) {
 		return nil, false
 	}
-	u, err := websocket.CheckUpgrade(req.Method, req.Major, req.Minor, hs)
+	u, err := websocket.CheckUpgrade(req.Method, req.Major, req.Minor, req.Headers)
 	if err != nil {
 		c.out = err.AppendResponse(l.outBuf(c))
 		c.closeAfter, c.inBody = true, false
