@@ -18,7 +18,10 @@ const (
 // HeadFixed is the size of the fixed part of a packed head.
 const HeadFixed = 32
 
-// Header is one header field. Name and Value alias the buffer they were decoded from.
+// Header is one header field: the name as received (compare it case-insensitively) and the
+// value. Name and Value alias the buffer the field was decoded or parsed from. The host's
+// HTTP/1.1 parser and WebSocket handshake use this type too, so a request's fields reach Encode
+// without a copy.
 type Header struct {
 	Name, Value []byte
 }

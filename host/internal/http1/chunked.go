@@ -1,5 +1,7 @@
 package http1
 
+import "github.com/wasmloop/wasmloop/host/internal/httpfield"
+
 // ChunkedDecoder decodes a chunked request body (RFC 9112 §7.1)
 // incrementally. The zero value is ready to use; Limits.MaxBodyBytes,
 // MaxChunkLine and MaxTrailerBytes apply. Not safe for concurrent use.
@@ -165,7 +167,7 @@ func (d *ChunkedDecoder) step(c byte, lim *Limits) *Error {
 	case csExtName0:
 		switch {
 		case c == ' ' || c == '\t':
-		case isTchar(c):
+		case httpfield.IsTchar(c):
 			d.state = csExtName
 		default:
 			return chunkLineError(c, errChunkExt)
@@ -173,7 +175,7 @@ func (d *ChunkedDecoder) step(c byte, lim *Limits) *Error {
 
 	case csExtName, csExtToken:
 		switch {
-		case isTchar(c):
+		case httpfield.IsTchar(c):
 		case c == ' ' || c == '\t':
 			if d.state == csExtName {
 				d.state = csExtNameBWS
@@ -206,7 +208,7 @@ func (d *ChunkedDecoder) step(c byte, lim *Limits) *Error {
 		case c == ' ' || c == '\t':
 		case c == '"':
 			d.state = csExtQuoted
-		case isTchar(c):
+		case httpfield.IsTchar(c):
 			d.state = csExtToken
 		default:
 			return chunkLineError(c, errChunkExt)
@@ -214,7 +216,7 @@ func (d *ChunkedDecoder) step(c byte, lim *Limits) *Error {
 
 	case csExtQuoted:
 		switch {
-		case class[c]&cQdtext != 0:
+		case httpfield.IsQdtext(c):
 		case c == '\\':
 			d.state = csExtQPair
 		case c == '"':
@@ -224,7 +226,7 @@ func (d *ChunkedDecoder) step(c byte, lim *Limits) *Error {
 		}
 
 	case csExtQPair:
-		if c != '\t' && c != ' ' && !isVchar(c) {
+		if c != '\t' && c != ' ' && !httpfield.IsVchar(c) {
 			return chunkLineError(c, errChunkExt)
 		}
 		d.state = csExtQuoted
@@ -276,7 +278,7 @@ func (d *ChunkedDecoder) step(c byte, lim *Limits) *Error {
 		switch {
 		case c == '\r':
 			d.state = csEndLF
-		case isTchar(c):
+		case httpfield.IsTchar(c):
 			d.name[0] = c
 			d.nameLen = 1
 			d.state = csTrName
@@ -292,7 +294,7 @@ func (d *ChunkedDecoder) step(c byte, lim *Limits) *Error {
 
 	case csTrName:
 		switch {
-		case isTchar(c):
+		case httpfield.IsTchar(c):
 			if d.nameLen < len(d.name) {
 				d.name[d.nameLen] = c
 			}
@@ -315,7 +317,7 @@ func (d *ChunkedDecoder) step(c byte, lim *Limits) *Error {
 
 	case csTrValue:
 		switch {
-		case isVchar(c) || c == ' ' || c == '\t':
+		case httpfield.IsVchar(c) || c == ' ' || c == '\t':
 		case c == '\r':
 			d.state = csTrLF
 		case c == '\n':
@@ -387,7 +389,7 @@ func forbiddenTrailer(name []byte) bool {
 		return false
 	}
 	for _, f := range forbiddenTrailers {
-		if equalFold(name, f) {
+		if httpfield.EqualFold(name, f) {
 			return true
 		}
 	}

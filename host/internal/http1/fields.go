@@ -1,12 +1,14 @@
 package http1
 
+import "github.com/wasmloop/wasmloop/host/internal/httpfield"
+
 // The rules that need a whole target or a whole field line. They run the
 // moment the target's SP or the field line's LF is scanned, so a smuggling
 // attempt is refused at the line that makes it, before the rest of the head
 // is read.
 
-// classifyTarget decides the request-target form once the target is whole
-// (RFC 9112 §3.2) and records where Host and Path come from.
+// classifyTarget checks the request-target against the forms RFC 9112 §3.2
+// allows for the method, once the target is whole.
 func (p *Parser) classifyTarget(buf []byte) *Error {
 	t := buf[p.tStart:p.tEnd]
 	method := buf[p.headStart:p.methodEnd]
@@ -16,26 +18,22 @@ func (p *Parser) classifyTarget(buf []byte) *Error {
 		if !validHost(t, true) {
 			return errAuthorityTarget
 		}
-		p.form = formAuthority
-		p.authStart, p.authEnd = p.tStart, p.tEnd
 		return nil
 	}
 	switch {
 	case t[0] == '/':
-		p.form = formOrigin
 		return nil
 	case len(t) == 1 && t[0] == '*':
 		if string(method) != "OPTIONS" {
 			return errTargetForm
 		}
-		p.form = formAsterisk
 		return nil
 	}
 	var off int
 	switch {
-	case len(t) > 7 && equalFold(t[:7], "http://"):
+	case len(t) > 7 && httpfield.EqualFold(t[:7], "http://"):
 		off = 7
-	case len(t) > 8 && equalFold(t[:8], "https://"):
+	case len(t) > 8 && httpfield.EqualFold(t[:8], "https://"):
 		off = 8
 	default:
 		return errTargetForm
@@ -44,19 +42,16 @@ func (p *Parser) classifyTarget(buf []byte) *Error {
 	for a < len(t) && t[a] != '/' && t[a] != '?' {
 		a++
 	}
-	// "http://h?q" is valid RFC 3986 but has no path to alias: its origin
-	// form would be "/?q", which is not in the buffer. Senders normalise an
-	// empty http path to "/" (RFC 9110 §4.2.3), so refusing the form costs
-	// nothing real and keeps Path an alias.
+	// "http://h?q" is valid RFC 3986, but its origin form is "/?q", a path
+	// the target does not spell. Senders normalise an empty http path to "/"
+	// (RFC 9110 §4.2.3), so refusing the form costs nothing real, and a
+	// guest that routes on the target's path never has to invent one.
 	if a < len(t) && t[a] == '?' {
 		return errAbsoluteTarget
 	}
 	if !validHost(t[off:a], false) {
 		return errAbsoluteTarget
 	}
-	p.form = formAbsolute
-	p.authStart, p.authEnd = p.tStart+off, p.tStart+a
-	p.pathStart, p.pathEnd = p.tStart+a, p.tEnd
 	return nil
 }
 
@@ -68,7 +63,7 @@ func (p *Parser) field(buf []byte, lim *Limits) *Error {
 	val := buf[p.valStart:p.valEnd]
 	switch len(name) {
 	case 4:
-		if equalFold(name, "host") {
+		if httpfield.EqualFold(name, "host") {
 			if p.hosts++; p.hosts > 1 {
 				return errDupHost
 			}
@@ -77,28 +72,27 @@ func (p *Parser) field(buf []byte, lim *Limits) *Error {
 			if len(val) > 0 && !validHost(val, false) {
 				return errBadHost
 			}
-			p.hostVS, p.hostVE = p.valStart, p.valEnd
 		}
 	case 6:
-		if equalFold(name, "expect") {
-			if !equalFold(val, "100-continue") {
+		if httpfield.EqualFold(name, "expect") {
+			if !httpfield.EqualFold(val, "100-continue") {
 				return errExpect
 			}
 			p.expect = p.minor == 1
 		}
 	case 7:
 		switch {
-		case equalFold(name, "upgrade"):
+		case httpfield.EqualFold(name, "upgrade"):
 			p.upgradeField = true
-		case equalFold(name, "trailer"):
+		case httpfield.EqualFold(name, "trailer"):
 			return checkTrailerDecl(val)
 		}
 	case 10:
-		if equalFold(name, "connection") {
+		if httpfield.EqualFold(name, "connection") {
 			return p.connection(val)
 		}
 	case 14:
-		if equalFold(name, "content-length") {
+		if httpfield.EqualFold(name, "content-length") {
 			switch {
 			case p.hasCL:
 				return errDupCL // even with an equal value: one framing, one field
@@ -115,7 +109,7 @@ func (p *Parser) field(buf []byte, lim *Limits) *Error {
 			}
 		}
 	case 17:
-		if equalFold(name, "transfer-encoding") {
+		if httpfield.EqualFold(name, "transfer-encoding") {
 			return p.transferEncoding(val)
 		}
 	}
@@ -137,7 +131,7 @@ func (p *Parser) transferEncoding(val []byte) *Error {
 	if !validCodings(val) {
 		return errBadTE
 	}
-	if again || !equalFold(val, "chunked") {
+	if again || !httpfield.EqualFold(val, "chunked") {
 		return errTEUnsupported
 	}
 	p.chunked = true
@@ -149,15 +143,15 @@ func (p *Parser) transferEncoding(val []byte) *Error {
 // accepted as token "=" token; a quoted-string parameter counts as garbage.
 func validCodings(v []byte) bool {
 	for {
-		elem, rest := nextListElem(v)
+		elem, rest := httpfield.NextListElem(v)
 		name, params := elem, []byte(nil)
 		for i, c := range elem {
 			if c == ';' {
-				name, params = trimOWS(elem[:i]), elem[i:]
+				name, params = httpfield.TrimOWS(elem[:i]), elem[i:]
 				break
 			}
 		}
-		if !isToken(name) {
+		if !httpfield.IsToken(name) {
 			return false
 		}
 		for len(params) > 0 { // each starts with ';'
@@ -170,7 +164,7 @@ func validCodings(v []byte) bool {
 				}
 			}
 			k, val, ok := cutByte(params[:end], '=')
-			if !ok || !isToken(trimOWS(k)) || !isToken(trimOWS(val)) {
+			if !ok || !httpfield.IsToken(httpfield.TrimOWS(k)) || !httpfield.IsToken(httpfield.TrimOWS(val)) {
 				return false
 			}
 			params = params[end:]
@@ -195,16 +189,16 @@ func cutByte(b []byte, sep byte) (before, after []byte, ok bool) {
 // tokens; empty list elements are tolerated as RFC 9110 §5.6.1 requires.
 func (p *Parser) connection(v []byte) *Error {
 	for {
-		elem, rest := nextListElem(v)
+		elem, rest := httpfield.NextListElem(v)
 		switch {
 		case len(elem) == 0:
-		case !isToken(elem):
+		case !httpfield.IsToken(elem):
 			return errBadConnection
-		case equalFold(elem, "close"):
+		case httpfield.EqualFold(elem, "close"):
 			p.connClose = true
-		case equalFold(elem, "keep-alive"):
+		case httpfield.EqualFold(elem, "keep-alive"):
 			p.connKeep = true
-		case equalFold(elem, "upgrade"):
+		case httpfield.EqualFold(elem, "upgrade"):
 			p.connUpgrade = true
 		}
 		if rest == nil {
@@ -219,8 +213,8 @@ func (p *Parser) connection(v []byte) *Error {
 // trailer itself later, but by then the body has been delivered.
 func checkTrailerDecl(v []byte) *Error {
 	for {
-		elem, rest := nextListElem(v)
-		if len(elem) > 0 && (!isToken(elem) || forbiddenTrailer(elem)) {
+		elem, rest := httpfield.NextListElem(v)
+		if len(elem) > 0 && (!httpfield.IsToken(elem) || forbiddenTrailer(elem)) {
 			return errBadTrailerDecl
 		}
 		if rest == nil {

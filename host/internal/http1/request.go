@@ -1,5 +1,10 @@
 package http1
 
+import (
+	"github.com/wasmloop/wasmloop/abi"
+	"github.com/wasmloop/wasmloop/host/internal/httpfield"
+)
+
 // Limits caps what a request may use. Zero (or negative) fields mean the
 // defaults documented on each field.
 type Limits struct {
@@ -49,16 +54,10 @@ func (l *Limits) norm() Limits {
 	return r
 }
 
-// Header is one field line. Both slices alias the buffer given to Parse, so
-// they are valid only until the caller reuses that memory.
-type Header struct {
-	Name  []byte // as received; compare case-insensitively
-	Value []byte // leading and trailing OWS removed
-}
-
 // Request is a parsed request head. Every byte slice aliases the buffer
 // given to Parse (capacity-limited, so an append copies rather than
-// overwrites the next bytes), except that Path may be a shared read-only "/".
+// overwrites the next bytes), so it is valid only until the caller reuses
+// that memory.
 type Request struct {
 	// Method and Target are the request line's first two parts as received;
 	// methods are case-sensitive tokens (RFC 9110 §9.1).
@@ -66,16 +65,10 @@ type Request struct {
 	// Major is always 1 and Minor 0 or 1: anything else is refused with 505
 	// (see the version rule in the package documentation).
 	Major, Minor int
-	// Headers lists the field lines in order; Parse reuses its storage.
-	Headers []Header
-	// Host is the authority a request is for: the authority of an
-	// absolute-form or authority-form target, else the Host field value
-	// (possibly empty), or nil for an HTTP/1.0 request without Host.
-	Host []byte
-	// Path is the origin-form target to route on: the Target itself for
-	// origin-form and "*" (asterisk-form), the path and query of an
-	// absolute-form target ("/" when it has none), nil for CONNECT.
-	Path []byte
+	// Headers lists the field lines in order, names as received and values
+	// without leading and trailing OWS; Parse reuses its storage. They are
+	// the ABI's header type, so the server hands them on without a copy.
+	Headers []abi.Header
 	// ContentLength is -1 when the field is absent (and always when
 	// Chunked); a request with neither has no body.
 	ContentLength int64
@@ -118,14 +111,6 @@ const (
 	stEndLF                   // CR of the final empty line seen
 )
 
-// Target forms (RFC 9112 §3.2).
-const (
-	formOrigin uint8 = iota
-	formAbsolute
-	formAuthority
-	formAsterisk
-)
-
 // Parser parses one request head at the start of a buffer, incrementally.
 // The zero value is ready to use. A Parser is not safe for concurrent use.
 type Parser struct {
@@ -148,13 +133,7 @@ type Parser struct {
 	nameStart, nameEnd, valStart, valEnd int
 	fields                               []span
 
-	form           uint8
-	authStart      int // authority of an absolute-form or authority-form target
-	authEnd        int
-	pathStart      int // path of an absolute-form target; empty means "/"
-	pathEnd        int
-	hosts          int
-	hostVS, hostVE int
+	hosts int // Host fields so far: HTTP/1.1 needs exactly one
 
 	cl                  int64
 	hasCL, hasTE        bool
@@ -170,8 +149,6 @@ type Parser struct {
 func (p *Parser) Reset() {
 	*p = Parser{Limits: p.Limits, fields: p.fields[:0]}
 }
-
-var slash = []byte("/")[:1:1]
 
 // Parse scans buf, which must start at the first byte of a request (leading
 // empty lines included) and must hold the same bytes as on the previous call
@@ -247,7 +224,7 @@ func (p *Parser) scan(buf []byte) (int, *Error) {
 
 		case stMethod:
 			end := p.lineEnd(len(buf), &lim)
-			for i < end && isTchar(buf[i]) {
+			for i < end && httpfield.IsTchar(buf[i]) {
 				i++
 			}
 			if i == end {
@@ -353,7 +330,7 @@ func (p *Parser) scan(buf []byte) (int, *Error) {
 				i++
 				continue
 			}
-			if !isTchar(c) {
+			if !httpfield.IsTchar(c) {
 				return 0, fieldStartError(c, len(p.fields))
 			}
 			if len(p.fields) >= lim.MaxHeaderCount {
@@ -366,7 +343,7 @@ func (p *Parser) scan(buf []byte) (int, *Error) {
 
 		case stName:
 			end := p.headEnd(len(buf), &lim)
-			for i < end && isTchar(buf[i]) {
+			for i < end && httpfield.IsTchar(buf[i]) {
 				i++
 			}
 			if i == end {
@@ -395,7 +372,7 @@ func (p *Parser) scan(buf []byte) (int, *Error) {
 				i++
 				continue
 			}
-			if !isVchar(c) {
+			if !httpfield.IsVchar(c) {
 				return 0, lineError(c, errValueChar)
 			}
 			p.valStart, p.valEnd = i, i+1
@@ -406,7 +383,7 @@ func (p *Parser) scan(buf []byte) (int, *Error) {
 		case stValue:
 			end := p.headEnd(len(buf), &lim)
 			from := i
-			for i < end && class[buf[i]]&cValue != 0 {
+			for i < end && httpfield.IsValueChar(buf[i]) {
 				i++
 			}
 			// Trailing OWS is not part of the value. Walking back over
@@ -515,31 +492,13 @@ func (p *Parser) fill(buf []byte, req *Request) {
 	req.Target = buf[p.tStart:p.tEnd:p.tEnd]
 	req.Major, req.Minor = 1, p.minor
 	if cap(req.Headers) < len(p.fields) {
-		req.Headers = make([]Header, len(p.fields), max(len(p.fields), 16))
+		req.Headers = make([]abi.Header, len(p.fields), max(len(p.fields), 16))
 	}
 	req.Headers = req.Headers[:len(p.fields)]
 	for i, f := range p.fields {
 		h := &req.Headers[i]
 		h.Name = buf[f.ns:f.ne:f.ne]
 		h.Value = buf[f.vs:f.ve:f.ve]
-	}
-	req.Host = nil
-	if p.hosts > 0 {
-		req.Host = buf[p.hostVS:p.hostVE:p.hostVE]
-	}
-	switch p.form {
-	case formOrigin, formAsterisk:
-		req.Path = req.Target
-	case formAbsolute:
-		// RFC 9112 §3.2.2: the target's authority wins over Host.
-		req.Host = buf[p.authStart:p.authEnd:p.authEnd]
-		req.Path = slash
-		if p.pathEnd > p.pathStart {
-			req.Path = buf[p.pathStart:p.pathEnd:p.pathEnd]
-		}
-	case formAuthority:
-		req.Host = buf[p.authStart:p.authEnd:p.authEnd]
-		req.Path = nil
 	}
 	req.ContentLength = -1
 	if p.hasCL {

@@ -3,6 +3,8 @@ package http1
 import (
 	"strconv"
 	"time"
+
+	"github.com/wasmloop/wasmloop/host/internal/httpfield"
 )
 
 // AppendStatusLine appends "HTTP/1.1 200 OK\r\n". Servers should pass minor
@@ -228,38 +230,27 @@ var (
 )
 
 // CheckHeaderBlock validates a header block written by an untrusted guest
-// before the server copies it to the wire: zero or more "Name: value\r\n"
-// lines, name a token, value visible ASCII, obs-text, SP or HTAB. Anything
-// else — a CR or LF inside a line, a NUL, an empty line, obs-fold, a line
-// without CRLF — could end the head early or split the response, so it is
-// an *Error (Status 500). A bad or repeated Content-Length, or one together
-// with Transfer-Encoding (RFC 9112 §6.2), is refused for the same reason.
+// before the server copies it to the wire: zero or more field lines, each
+// well-formed by httpfield.CutLine. A malformed line could end the head early
+// or split the response, so it is an *Error (Status 500). A bad or repeated
+// Content-Length, or one together with Transfer-Encoding (RFC 9112 §6.2), is
+// refused for the same reason.
 func CheckHeaderBlock(b []byte) (BlockInfo, error) {
 	info := BlockInfo{ContentLength: -1}
 	for len(b) > 0 {
-		i := 0
-		for i < len(b) && isTchar(b[i]) {
-			i++
-		}
-		if i == 0 || i == len(b) || b[i] != ':' {
+		name, val, rest, fault := httpfield.CutLine(b)
+		switch fault {
+		case httpfield.BadName:
 			return info, errGuestName
-		}
-		name := b[:i]
-		j := i + 1
-		for j < len(b) && (isVchar(b[j]) || b[j] == ' ' || b[j] == '\t') {
-			j++
-		}
-		switch {
-		case j < len(b) && b[j] != '\r':
+		case httpfield.BadValue:
 			return info, errGuestValue
-		case j+1 >= len(b) || b[j+1] != '\n':
+		case httpfield.BadLineEnd:
 			return info, errGuestCRLF
 		}
-		val := trimOWS(b[i+1 : j])
-		b = b[j+2:]
+		b = rest
 
 		switch {
-		case equalFold(name, "content-length"):
+		case httpfield.EqualFold(name, "content-length"):
 			if info.ContentLength >= 0 {
 				return info, errGuestDupCL
 			}
@@ -271,17 +262,17 @@ func CheckHeaderBlock(b []byte) (BlockInfo, error) {
 				return info, errGuestCLTE
 			}
 			info.ContentLength = n
-		case equalFold(name, "transfer-encoding"):
+		case httpfield.EqualFold(name, "transfer-encoding"):
 			if info.ContentLength >= 0 {
 				return info, errGuestCLTE
 			}
 			info.HasTransferEncoding = true
-		case equalFold(name, "date"):
+		case httpfield.EqualFold(name, "date"):
 			info.HasDate = true
-		case equalFold(name, "connection"):
+		case httpfield.EqualFold(name, "connection"):
 			for v := val; ; {
-				elem, rest := nextListElem(v)
-				if equalFold(elem, "close") {
+				elem, rest := httpfield.NextListElem(v)
+				if httpfield.EqualFold(elem, "close") {
 					info.ConnectionClose = true
 				}
 				if rest == nil {

@@ -69,10 +69,7 @@ func (l *Loop) packHead(req *http1.Request) *abi.Head {
 	if req.Upgrade {
 		h.Flags |= abi.HeadUpgrade
 	}
-	h.Headers = h.Headers[:0]
-	for i := range req.Headers {
-		h.Headers = append(h.Headers, abi.Header(req.Headers[i]))
-	}
+	h.Headers = req.Headers
 	h.Body = nil
 	return h
 }

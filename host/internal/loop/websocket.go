@@ -47,7 +47,6 @@ type wsConn struct {
 type wsShared struct {
 	writer   websocket.Writer    // compresses messages; holds nothing between them
 	inflater *websocket.Inflater // shared by every socket's Reader; made on first use
-	headers  []websocket.Header  // checkUpgrade's view of a request's fields
 	frame    [16]byte            // a frame header written ahead of a large payload
 }
 
@@ -57,16 +56,10 @@ type wsShared struct {
 // another protocol is the guest's plain request.
 func (hc *httpConn) checkUpgrade(req *http1.Request) (up *websocket.Upgrade, rejected bool) {
 	l, c := hc.l, hc.c
-	hs := l.wsScratch.headers[:0]
-	for i := range req.Headers {
-		hs = append(hs, websocket.Header(req.Headers[i]))
-	}
-	defer clear(hs) // they alias the read buffer
-	l.wsScratch.headers = hs[:0]
-	if !websocket.Requested(hs) {
+	if !websocket.Requested(req.Headers) {
 		return nil, false
 	}
-	u, err := websocket.CheckUpgrade(req.Method, req.Major, req.Minor, hs)
+	u, err := websocket.CheckUpgrade(req.Method, req.Major, req.Minor, req.Headers)
 	if err != nil {
 		c.out = err.AppendResponse(l.outBuf(c))
 		hc.phase = httpIdle

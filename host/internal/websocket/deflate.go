@@ -78,13 +78,8 @@ func (r *Reader) inflate() *Error {
 // between messages. The zero value is ready to use; it is not safe for
 // concurrent use.
 type Writer struct {
-	// Level is the compress/flate level; 0 means flate.BestSpeed, which
-	// suits an event loop better than the default level.
-	Level int
-
 	buf bytes.Buffer
 	fw  *wsflate.Writer
-	lvl int
 }
 
 // AppendMessage appends msg as one final data frame (op is ws.OpText or
@@ -95,22 +90,13 @@ type Writer struct {
 // compressor failure, which compress/flate does not produce for an
 // in-memory destination.
 func (w *Writer) AppendMessage(dst []byte, op ws.OpCode, msg []byte) ([]byte, error) {
-	lvl := w.Level
-	if lvl == 0 {
-		lvl = flate.BestSpeed
-	}
-	if w.fw == nil || w.lvl != lvl {
-		var ferr error
+	if w.fw == nil {
 		w.fw = wsflate.NewWriter(&w.buf, func(dst io.Writer) wsflate.Compressor {
-			var fw *flate.Writer
-			fw, ferr = flate.NewWriter(dst, lvl)
+			// BestSpeed suits an event loop better than the default level. An
+			// invalid level is flate.NewWriter's only error, so there is none.
+			fw, _ := flate.NewWriter(dst, flate.BestSpeed)
 			return fw
 		})
-		if ferr != nil {
-			w.fw = nil
-			return dst, ferr
-		}
-		w.lvl = lvl
 	}
 	w.buf.Reset()
 	w.fw.Reset(&w.buf)

@@ -6,13 +6,9 @@ import (
 
 	"github.com/gobwas/ws/wsflate"
 
-	"github.com/wasmloop/wasmloop/host/internal/http1"
+	"github.com/wasmloop/wasmloop/abi"
+	"github.com/wasmloop/wasmloop/host/internal/httpfield"
 )
-
-// Header is one request field line, as the HTTP layer parsed it. Names are
-// compared case-insensitively; values are expected without surrounding
-// whitespace (http1 trims it).
-type Header struct{ Name, Value []byte }
 
 // Upgrade is an acceptable WebSocket opening handshake (RFC 6455 §4.2.1).
 // Its slices alias the header values given to CheckUpgrade.
@@ -22,9 +18,6 @@ type Upgrade struct {
 	// Protocols lists the subprotocols the client offered, in its order of
 	// preference; empty when it sent no Sec-WebSocket-Protocol.
 	Protocols [][]byte
-	// Origin is the Origin field (nil when absent). Checking it is the
-	// application's business (RFC 6455 §10.2).
-	Origin []byte
 	// DeflateOffered says the client offered permessage-deflate at all.
 	DeflateOffered bool
 	// Deflate says one of those offers is acceptable: the first offer whose
@@ -45,8 +38,11 @@ type Upgrade struct {
 // several fields) and the permessage-deflate offers in
 // Sec-WebSocket-Extensions; other extensions are ignored, as RFC 6455 §9.1
 // allows. A request carrying a body is refused: its bytes would be read as
-// frames. Other rejections are 400 with a short reason.
-func CheckUpgrade(method []byte, major, minor int, headers []Header) (Upgrade, *Error) {
+// frames. Other rejections are 400 with a short reason. Origin is not looked
+// at: checking it is the application's business (RFC 6455 §10.2), and the
+// application sees it among the request's fields. Header values are expected
+// without surrounding whitespace, as http1 gives them.
+func CheckUpgrade(method []byte, major, minor int, headers []abi.Header) (Upgrade, *Error) {
 	var u Upgrade
 	if string(method) != "GET" {
 		return u, errMethod
@@ -59,37 +55,35 @@ func CheckUpgrade(method []byte, major, minor int, headers []Header) (Upgrade, *
 	for i := range headers {
 		name, v := headers[i].Name, headers[i].Value
 		switch {
-		case http1.EqualFold(name, "upgrade"):
+		case httpfield.EqualFold(name, "upgrade"):
 			upgrade = upgrade || hasToken(v, "websocket")
-		case http1.EqualFold(name, "connection"):
+		case httpfield.EqualFold(name, "connection"):
 			connection = connection || hasToken(v, "upgrade")
-		case http1.EqualFold(name, "sec-websocket-key"):
+		case httpfield.EqualFold(name, "sec-websocket-key"):
 			keys++
 			u.Key = v
-		case http1.EqualFold(name, "sec-websocket-version"):
+		case httpfield.EqualFold(name, "sec-websocket-version"):
 			versionOK = !version && string(v) == "13"
 			version = true
-		case http1.EqualFold(name, "sec-websocket-protocol"):
+		case httpfield.EqualFold(name, "sec-websocket-protocol"):
 			for rest := v; len(rest) > 0; {
 				var el []byte
-				el, rest = http1.NextListElem(rest)
+				el, rest = httpfield.NextListElem(rest)
 				if len(el) == 0 {
 					continue // RFC 9110 §5.6.1: ignore empty list elements
 				}
-				if !http1.IsToken(el) {
+				if !httpfield.IsToken(el) {
 					return Upgrade{}, errProtocols
 				}
 				u.Protocols = append(u.Protocols, el)
 			}
-		case http1.EqualFold(name, "sec-websocket-extensions"):
+		case httpfield.EqualFold(name, "sec-websocket-extensions"):
 			if e := parseExtensions(v, &u); e != nil {
 				return Upgrade{}, e
 			}
-		case http1.EqualFold(name, "origin"):
-			u.Origin = v
-		case http1.EqualFold(name, "transfer-encoding"):
+		case httpfield.EqualFold(name, "transfer-encoding"):
 			return Upgrade{}, errBody
-		case http1.EqualFold(name, "content-length"):
+		case httpfield.EqualFold(name, "content-length"):
 			if string(v) != "0" {
 				return Upgrade{}, errBody
 			}
@@ -157,7 +151,7 @@ func AppendAccept(dst []byte, u *Upgrade, protocol string, deflate bool, extraHe
 	if deflate && !u.Deflate {
 		return dst, errNoDeflate
 	}
-	if e := checkHeaderBlock(extraHeaderBlock); e != nil {
+	if e := checkExtraHeaders(extraHeaderBlock); e != nil {
 		return dst, e
 	}
 	var in [24 + len(acceptGUID)]byte
@@ -178,37 +172,20 @@ func AppendAccept(dst []byte, u *Upgrade, protocol string, deflate bool, extraHe
 	return append(dst, "\r\n"...), nil
 }
 
-// checkHeaderBlock checks b is zero or more "name: value\r\n" lines with a
-// token name, no control characters but HTAB in values, and no field that
-// belongs to the handshake.
-func checkHeaderBlock(b []byte) *Error {
+// checkExtraHeaders checks the guest's extra block for the 101: field lines
+// well-formed by httpfield.CutLine, none of them a field that belongs to the
+// handshake, which the guest could otherwise contradict.
+func checkExtraHeaders(b []byte) *Error {
 	for len(b) > 0 {
-		i := 0
-		for i < len(b) && b[i] != '\n' {
-			i++
-		}
-		if i == len(b) || i == 0 || b[i-1] != '\r' {
+		name, _, rest, fault := httpfield.CutLine(b)
+		if fault != httpfield.NoFault {
 			return errExtraHeaders
 		}
-		line := b[:i-1]
-		b = b[i+1:]
-		c := 0
-		for c < len(line) && line[c] != ':' {
-			c++
-		}
-		if c == len(line) || !http1.IsToken(line[:c]) {
-			return errExtraHeaders
-		}
-		for _, ch := range line[c+1:] {
-			if (ch < 0x20 && ch != '\t') || ch == 0x7F {
-				return errExtraHeaders
-			}
-		}
-		name := line[:c]
-		if http1.EqualFold(name, "upgrade") || http1.EqualFold(name, "connection") ||
-			(len(name) >= 14 && http1.EqualFold(name[:14], "sec-websocket-")) {
+		if httpfield.EqualFold(name, "upgrade") || httpfield.EqualFold(name, "connection") ||
+			(len(name) >= 14 && httpfield.EqualFold(name[:14], "sec-websocket-")) {
 			return errReservedField
 		}
+		b = rest
 	}
 	return nil
 }
@@ -234,7 +211,7 @@ func parseExtensions(v []byte, u *Upgrade) *Error {
 			return errExtensions
 		}
 		p = rest
-		deflate := http1.EqualFold(name, wsflate.ExtensionName)
+		deflate := httpfield.EqualFold(name, wsflate.ExtensionName)
 		var params wsflate.Parameters
 		var seen [4]bool
 		ok := true
@@ -282,26 +259,26 @@ func parseExtensions(v []byte, u *Upgrade) *Error {
 func deflateParam(pp *wsflate.Parameters, seen *[4]bool, key, val []byte, hasVal bool) bool {
 	var i int
 	switch {
-	case http1.EqualFold(key, "server_no_context_takeover"):
+	case httpfield.EqualFold(key, "server_no_context_takeover"):
 		i = 0
 		pp.ServerNoContextTakeover = true
 		if hasVal {
 			return false
 		}
-	case http1.EqualFold(key, "client_no_context_takeover"):
+	case httpfield.EqualFold(key, "client_no_context_takeover"):
 		i = 1
 		pp.ClientNoContextTakeover = true
 		if hasVal {
 			return false
 		}
-	case http1.EqualFold(key, "server_max_window_bits"):
+	case httpfield.EqualFold(key, "server_max_window_bits"):
 		i = 2
 		b, ok := windowBits(val)
 		if !hasVal || !ok {
 			return false
 		}
 		pp.ServerMaxWindowBits = b
-	case http1.EqualFold(key, "client_max_window_bits"):
+	case httpfield.EqualFold(key, "client_max_window_bits"):
 		i = 3
 		if !hasVal {
 			pp.ClientMaxWindowBits = 1
@@ -348,7 +325,7 @@ func cutValue(p []byte) (val, rest []byte, e *Error) {
 				}
 				// An escape: the raw form is returned, which no valid
 				// permessage-deflate value has, so the offer is declined.
-			case (c < 0x20 && c != '\t') || c == 0x7F:
+			case !httpfield.IsQdtext(c):
 				return nil, nil, errExtensions
 			}
 		}
@@ -363,7 +340,7 @@ func cutValue(p []byte) (val, rest []byte, e *Error) {
 
 func cutToken(p []byte) (tok, rest []byte) {
 	i := 0
-	for i < len(p) && http1.IsTchar(p[i]) {
+	for i < len(p) && httpfield.IsTchar(p[i]) {
 		i++
 	}
 	return p[:i], p[i:]
@@ -381,8 +358,8 @@ func skipOWS(p []byte) []byte {
 func hasToken(v []byte, want string) bool {
 	for len(v) > 0 {
 		var el []byte
-		el, v = http1.NextListElem(v)
-		if http1.EqualFold(el, want) {
+		el, v = httpfield.NextListElem(v)
+		if httpfield.EqualFold(el, want) {
 			return true
 		}
 	}
@@ -392,9 +369,9 @@ func hasToken(v []byte, want string) bool {
 // Requested reports whether a request's Upgrade field names websocket, that is whether the
 // request is a WebSocket opening handshake at all, valid or not, rather than an upgrade to
 // another protocol (h2c, say) that a server answers as a plain request.
-func Requested(headers []Header) bool {
+func Requested(headers []abi.Header) bool {
 	for i := range headers {
-		if http1.EqualFold(headers[i].Name, "upgrade") && hasToken(headers[i].Value, "websocket") {
+		if httpfield.EqualFold(headers[i].Name, "upgrade") && hasToken(headers[i].Value, "websocket") {
 			return true
 		}
 	}

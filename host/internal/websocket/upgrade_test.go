@@ -11,26 +11,28 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsflate"
+
+	"github.com/wasmloop/wasmloop/abi"
 )
 
 const rfcKey = "dGhlIHNhbXBsZSBub25jZQ==" // RFC 6455 §1.3
 
-func hdrs(lines ...string) []Header {
-	var out []Header
+func hdrs(lines ...string) []abi.Header {
+	var out []abi.Header
 	for _, l := range lines {
 		name, value, _ := strings.Cut(l, ":")
-		out = append(out, Header{Name: []byte(name), Value: []byte(strings.TrimSpace(value))})
+		out = append(out, abi.Header{Name: []byte(name), Value: []byte(strings.TrimSpace(value))})
 	}
 	return out
 }
 
-func baseHeaders(extra ...string) []Header {
+func baseHeaders(extra ...string) []abi.Header {
 	return hdrs(append([]string{"Host: example.com", "Upgrade: websocket", "Connection: Upgrade",
 		"Sec-WebSocket-Key: " + rfcKey, "Sec-WebSocket-Version: 13"}, extra...)...)
 }
 
-func without(h []Header, name string) []Header {
-	var out []Header
+func without(h []abi.Header, name string) []abi.Header {
+	var out []abi.Header
 	for _, x := range h {
 		if !strings.EqualFold(string(x.Name), name) {
 			out = append(out, x)
@@ -44,7 +46,7 @@ func TestCheckUpgrade(t *testing.T) {
 		name         string
 		method       string
 		major, minor int
-		h            []Header
+		h            []abi.Header
 		err          *Error
 		check        func(*testing.T, Upgrade)
 	}{
@@ -101,6 +103,9 @@ func TestCheckUpgrade(t *testing.T) {
 		{name: "extensions syntax 2", h: baseHeaders("Sec-WebSocket-Extensions: permessage-deflate; a=\"unterminated"), err: errExtensions},
 		{name: "extensions syntax 3", h: baseHeaders("Sec-WebSocket-Extensions: permessage-deflate client_max_window_bits"), err: errExtensions},
 		{name: "extensions syntax 4", h: baseHeaders("Sec-WebSocket-Extensions: =x"), err: errExtensions},
+		{name: "quoted control byte", h: baseHeaders("Sec-WebSocket-Extensions: foo; a=\"x\x01y\""), err: errExtensions},
+		{name: "quoted DEL", h: baseHeaders("Sec-WebSocket-Extensions: foo; a=\"x\x7fy\""), err: errExtensions},
+		{name: "quoted HTAB, SP and obs-text", h: baseHeaders("Sec-WebSocket-Extensions: foo; a=\"x\t \x80y\""), check: deflateIs(false, false, wsflate.Parameters{})},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -176,13 +181,31 @@ func TestAppendAccept(t *testing.T) {
 		{"", false, "", nil},
 		{"other", false, "", errNotOffered},
 		{"Chat", false, "", errNotOffered},
+		{"", false, "X:v\r\nY:\t v \t\r\nZ:\r\n", nil},
+		{"", false, "X: caf\xc3\xa9\r\n", nil},
+		{"", false, "Sec-WebSocket: 1\r\nUpgrade-Insecure-Requests: 1\r\n", nil},
 		{"", false, "X: y", errExtraHeaders},
+		{"", false, "X: y\r", errExtraHeaders},
 		{"", false, "X: y\n", errExtraHeaders},
+		{"", false, "X: 1\nY: 2\r\n", errExtraHeaders},
 		{"", false, "X y\r\n", errExtraHeaders},
+		{"", false, "X : 1\r\n", errExtraHeaders},
+		{"", false, ": 1\r\n", errExtraHeaders},
+		{"", false, "X\r\n", errExtraHeaders},
+		{"", false, "X(): 1\r\n", errExtraHeaders},
 		{"", false, "X: a\rb\r\n", errExtraHeaders},
+		{"", false, "X: a\x00b\r\n", errExtraHeaders},
+		{"", false, "X: \x7f\r\n", errExtraHeaders},
+		{"", false, "X: 1\r\n 2\r\n", errExtraHeaders},
 		{"", false, "\r\n", errExtraHeaders},
+		{"", false, "X: 1\r\n\r\nHTTP/1.1 200 OK\r\n", errExtraHeaders},
 		{"", false, "Sec-WebSocket-Accept: x\r\n", errReservedField},
 		{"", false, "connection: close\r\n", errReservedField},
+		{"", false, "UPGRADE: h2c\r\n", errReservedField},
+		{"", false, "sec-websocket-protocol: chat\r\n", errReservedField},
+		{"", false, "X: 1\r\nSec-WebSocket-Extensions: x\r\n", errReservedField},
+		{"", false, "Upgrade: x\r\nX y\r\n", errReservedField}, // line by line: the first line decides
+		{"", false, "X y\r\nUpgrade: x\r\n", errExtraHeaders},
 	} {
 		if _, e := AppendAccept(nil, &u, c.proto, c.deflate, []byte(c.extra)); e != c.err {
 			t.Fatalf("%q %q: %v, want %v", c.proto, c.extra, e, c.err)
@@ -214,10 +237,10 @@ func TestHandshakeInterop(t *testing.T) {
 			done <- err
 			return
 		}
-		var h []Header
+		var h []abi.Header
 		for name, vs := range req.Header {
 			for _, v := range vs {
-				h = append(h, Header{Name: []byte(name), Value: []byte(v)})
+				h = append(h, abi.Header{Name: []byte(name), Value: []byte(v)})
 			}
 		}
 		u, e := CheckUpgrade([]byte(req.Method), req.ProtoMajor, req.ProtoMinor, h)
