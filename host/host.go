@@ -20,7 +20,6 @@ import (
 	"io"
 	"log"
 	"os"
-	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -29,10 +28,13 @@ import (
 	"github.com/wasmloop/wasmloop/host/internal/loop"
 )
 
-// Config configures an App. The zero value is usable.
+// Config configures an App. The zero value is usable: in every limit, timeout and count, 0
+// means the default (DefaultConfig holds them all), and Off turns off those that can be off
+// — the timeouts, the ping interval and the connection cap. Load refuses any other negative
+// value.
 type Config struct {
 	// Workers is the number of event loops, each on its own thread with its own guest
-	// instance. 0 means runtime.NumCPU().
+	// instance. 0 means the default, one per CPU.
 	Workers int
 	// Args and Env are what the guest sees through WASI; Env entries are "KEY=value".
 	Args []string
@@ -42,41 +44,48 @@ type Config struct {
 	// Log receives the host's own messages (traps, accept errors); nil means stderr.
 	Log *log.Logger
 	// BodyLimit caps a request body, which the host buffers before the guest sees it;
-	// a larger one is answered 413. 0 means 1 MiB.
+	// a larger one is answered 413. 0 means the default, 1 MiB.
 	BodyLimit int64
-	// MaxHeaderBytes caps the request line and headers (431 beyond). 0 means 16 KiB.
+	// MaxHeaderBytes caps the request line and headers (431 beyond). 0 means the default,
+	// 16 KiB.
 	MaxHeaderBytes int
-	// MaxHeaderCount caps the number of header fields (431 beyond). 0 means 100.
+	// MaxHeaderCount caps the number of header fields (431 beyond). 0 means the default, 100.
 	MaxHeaderCount int
-	// MaxRequestLine caps the request line (414 beyond). 0 means 8 KiB.
+	// MaxRequestLine caps the request line (414 beyond). 0 means the default, 8 KiB.
 	MaxRequestLine int
 	// HeaderTimeout bounds the time from a request's first byte to the end of its head;
-	// beyond it the client gets 408 and the connection closes. 0 means 10 seconds.
+	// beyond it the client gets 408 and the connection closes. 0 means the default, 10s;
+	// Off, no bound.
 	HeaderTimeout time.Duration
-	// BodyTimeout bounds the wait for more of a request body (408 beyond). 0 means 30 s.
+	// BodyTimeout bounds the wait for more of a request body (408 beyond). 0 means the
+	// default, 30s; Off, no bound.
 	BodyTimeout time.Duration
-	// IdleTimeout closes keep-alive connections idle that long. 0 means 60 seconds.
+	// IdleTimeout closes keep-alive connections idle that long. 0 means the default, 1m;
+	// Off, never.
 	IdleTimeout time.Duration
 	// WriteHighWater is the unsent output per connection above which a guest's writes are
 	// answered "above the mark" and it waits for a drain event. Body pieces are gathered into
-	// one write up to the mark (at most 256 KiB). 0 means 256 KiB.
+	// one write up to the mark (at most 256 KiB). 0 means the default, 256 KiB.
 	WriteHighWater int
 	// MaxOutput is the unsent output per connection beyond which the connection is closed
-	// rather than memory grown. 0 means 16 MiB.
+	// rather than memory grown. 0 means the default, 16 MiB.
 	MaxOutput int
 	// MaxConns caps open connections; at the cap the host stops accepting (connections
-	// wait in the kernel's backlog) until some close. 0 means no cap but the OS's.
+	// wait in the kernel's backlog) until some close. 0 means the default, Off: no cap but
+	// the OS's.
 	MaxConns int
 	// WSMaxMessage caps a WebSocket message a client sends, compressed and decompressed;
-	// beyond it the connection is closed with 1009. 0 means 1 MiB.
+	// beyond it the connection is closed with 1009. 0 means the default, 1 MiB.
 	WSMaxMessage int64
 	// WSIdleTimeout closes a WebSocket (1001) whose client sent nothing, not even a pong,
-	// for that long. 0 means 2 minutes.
+	// for that long. 0 means the default, 2m; Off, never.
 	WSIdleTimeout time.Duration
 	// WSPingInterval is the silence after which the host pings a WebSocket client, so a
-	// live one answers and stays open. 0 means half of WSIdleTimeout; negative, no pings.
+	// live one answers and stays open. 0 means the default, half of WSIdleTimeout (no pings
+	// when that is Off); Off, no pings.
 	WSPingInterval time.Duration
-	// ShutdownTimeout bounds a graceful shutdown. 0 means 10 seconds.
+	// ShutdownTimeout bounds a graceful shutdown; past it open connections are closed and
+	// Run returns 1. 0 means the default, 10s; Off, no bound.
 	ShutdownTimeout time.Duration
 	// CacheDir holds compiled guests across runs. "" means the user's cache directory,
 	// "-" turns the cache off.
@@ -94,13 +103,18 @@ func IsRefused(err error) bool {
 
 // App is a loaded guest, ready to run.
 type App struct {
-	cfg Config
+	cfg Config // resolved: Config.WithDefaults
 	rt  *guest.Runtime
 	mod *guest.Module
 }
 
-// Load compiles wasm and checks that it is a wasmloop guest.
+// Load checks cfg (see Config.WithDefaults), compiles wasm and checks that it is a wasmloop
+// guest.
 func Load(ctx context.Context, wasm []byte, cfg Config) (*App, error) {
+	cfg, err := cfg.WithDefaults()
+	if err != nil {
+		return nil, err
+	}
 	rt, err := guest.NewRuntime(ctx, guest.RuntimeConfig{CacheDir: cfg.CacheDir})
 	if err != nil {
 		return nil, err
@@ -123,9 +137,6 @@ func Load(ctx context.Context, wasm []byte, cfg Config) (*App, error) {
 // again after it returns; each call starts the program afresh.
 func (a *App) Run(ctx context.Context) (int, error) {
 	cfg := a.cfg
-	if cfg.Workers <= 0 {
-		cfg.Workers = runtime.NumCPU()
-	}
 	if cfg.Stdout == nil {
 		cfg.Stdout = os.Stdout
 	}

@@ -242,7 +242,7 @@ func TestCLI(t *testing.T) {
 		{"version", []string{"version"}, 0, regexp.MustCompile(`^wasmloop \S+ \(ABI v1\.\d+, go\S+ \w+/\w+\)\n$`)},
 		{"unknown command", []string{"frobnicate"}, 2, regexp.MustCompile(`unknown command "frobnicate"`)},
 		{"run without a module", []string{"run"}, 2, regexp.MustCompile(`want exactly one module`)},
-		{"run --workers 0", []string{"run", "--workers", "0", "x.wasm"}, 2, regexp.MustCompile(`--workers must be at least 1`)},
+		{"run --workers -1", []string{"run", "--workers", "-1", "x.wasm"}, 2, regexp.MustCompile(`invalid value "-1" for flag -workers`)},
 		{"run with an unknown flag", []string{"run", "--no-such-flag", "x.wasm"}, 2, regexp.MustCompile(`no-such-flag`)},
 	}
 	for _, tt := range tests {

@@ -491,3 +491,39 @@ func TestChatInChromium(t *testing.T) {
 		return texts.includes("hello from worker 0") && texts.includes("hello from worker 1");
 	})()`, ioTimeout)
 }
+
+// With only --ws-idle-timeout set, the host pings at half of it, so a client that answers
+// pings and sends nothing else stays open past the idle timeout. (The command once passed
+// its own 1-minute ping interval, and such a client was closed at the idle timeout.)
+func TestWebSocketPingFollowsIdleTimeout(t *testing.T) {
+	t.Parallel()
+	const idle = 2 * time.Second
+	s := startServer(t, serverOpts{Module: "wsecho", Flags: []string{"--ws-idle-timeout", idle.String()}})
+	start := time.Now()
+	c, _ := wsDial(t, s.wsURL("/"), nil)
+	// gobwas/ws's control handler answers each ping with its pong, and a close with 1001 as
+	// a *wsutil.ClosedError.
+	answer := wsutil.ControlFrameHandler(c, ws.StateClientSide)
+	rd := wsutil.Reader{Source: c, State: ws.StateClientSide}
+	for pings := 0; pings < 3; {
+		h, err := rd.NextFrame()
+		if err == nil && !h.OpCode.IsControl() {
+			err = fmt.Errorf("a %v frame", h.OpCode)
+		}
+		if err == nil {
+			err = answer(h, &rd)
+		}
+		if err != nil {
+			t.Fatalf("after %d pings answered in %v, with a %v idle timeout: %v", pings, time.Since(start).Round(time.Millisecond), idle, err)
+		}
+		if h.OpCode == ws.OpPing {
+			pings++
+		}
+	}
+	// A ping goes out only after a ping interval of silence, each pong restarts it: three
+	// pings took more than the idle timeout, and the socket is still open.
+	if el := time.Since(start); el <= idle {
+		t.Fatalf("three pings in %v, within the %v idle timeout", el, idle)
+	}
+	wsRoundTrip(t, c, ws.OpText, []byte("still open"))
+}

@@ -17,10 +17,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
-	"strconv"
-	"strings"
 	"syscall"
-	"time"
 
 	"github.com/wasmloop/wasmloop/abi"
 	"github.com/wasmloop/wasmloop/host"
@@ -98,69 +95,37 @@ func flagStatus(err error) int {
 	return exitUsage
 }
 
-type envFlag []string
-
-func (e *envFlag) String() string { return strings.Join(*e, ",") }
-func (e *envFlag) Set(v string) error {
-	k, _, ok := strings.Cut(v, "=")
-	if !ok || k == "" {
-		return errors.New("want KEY=value")
-	}
-	*e = append(*e, v)
-	return nil
+// runOptions is what the flags of run set: the host's Config and the command's own options.
+type runOptions struct {
+	cfg        host.Config
+	cpuProfile string
 }
 
-// sizeFlag is a byte count with an optional k, m or g suffix (powers of 1024).
-type sizeFlag int64
-
-func (s *sizeFlag) String() string { return strconv.FormatInt(int64(*s), 10) }
-func (s *sizeFlag) Set(v string) error {
-	mult := int64(1)
-	t := strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(strings.ToLower(v), "ib"), "b"))
-	switch {
-	case strings.HasSuffix(t, "k"):
-		mult, t = 1<<10, t[:len(t)-1]
-	case strings.HasSuffix(t, "m"):
-		mult, t = 1<<20, t[:len(t)-1]
-	case strings.HasSuffix(t, "g"):
-		mult, t = 1<<30, t[:len(t)-1]
-	}
-	n, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || n <= 0 || n > (1<<62)/mult {
-		return errors.New("want a positive size such as 1048576, 512k or 8m")
-	}
-	*s = sizeFlag(n * mult)
-	return nil
-}
-
-func cmdRun(args []string, stdout, stderr io.Writer) int {
+// runFlags returns the flags of run, bound to o. o.cfg starts as host.DefaultConfig(), so the
+// flags' defaults, and those the help shows, are the host's own.
+func runFlags(o *runOptions, output io.Writer) *flag.FlagSet {
+	o.cfg = host.DefaultConfig()
+	c := &o.cfg
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var env envFlag
-	workers := fs.Int("workers", runtime.NumCPU(), "number of event loops, one guest instance each")
-	fs.Var(&env, "env", "set an environment variable for the guest, `KEY=value` (repeatable)")
-	bodyLimit := sizeFlag(1 << 20)
-	fs.Var(&bodyLimit, "body-limit", "largest request body accepted, in bytes (k, m, g suffixes); 413 beyond")
-	headerLimit := sizeFlag(16 << 10)
-	fs.Var(&headerLimit, "header-limit", "largest request line and headers, in bytes; 431 beyond")
-	maxHeaders := fs.Int("max-headers", 100, "most header fields in a request; 431 beyond")
-	requestLine := sizeFlag(8 << 10)
-	fs.Var(&requestLine, "max-request-line", "longest request line, in bytes; 414 beyond")
-	headerTimeout := fs.Duration("header-timeout", 10*time.Second, "time allowed from a request's first byte to the end of its head (408, then close)")
-	bodyTimeout := fs.Duration("body-timeout", 30*time.Second, "longest wait for more of a request body (408, then close)")
-	idleTimeout := fs.Duration("idle-timeout", 60*time.Second, "close keep-alive connections idle this long")
-	highWater := sizeFlag(256 << 10)
-	fs.Var(&highWater, "write-high-water", "unsent output per connection above which the guest is told to wait for a drain event; body pieces are gathered into one write up to it (at most 256k)")
-	maxOutput := sizeFlag(16 << 20)
-	fs.Var(&maxOutput, "max-output", "unsent output per connection beyond which the connection is closed")
-	wsMaxMessage := sizeFlag(1 << 20)
-	fs.Var(&wsMaxMessage, "ws-max-message", "largest WebSocket message a client may send (1009 beyond)")
-	wsIdle := fs.Duration("ws-idle-timeout", 2*time.Minute, "close a WebSocket whose client sent nothing this long")
-	wsPing := fs.Duration("ws-ping-interval", time.Minute, "ping a WebSocket client after this much silence (0: never)")
-	maxConns := fs.Int("max-conns", 0, "most open connections; beyond it new ones wait in the backlog (0: no cap)")
-	shutdown := fs.Duration("shutdown-timeout", 10*time.Second, "how long SIGINT/SIGTERM waits for in-flight responses")
-	cacheDir := fs.String("cache-dir", "", "where compiled guests are cached (default: the user cache dir; - for none)")
-	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the host to `file` (guest code shows as external code)")
+	fs.SetOutput(output)
+	fs.Var(countValue{p: &c.Workers}, "workers", "`number` of event loops, one guest instance each")
+	fs.Var((*envFlag)(&c.Env), "env", "set an environment variable for the guest, `KEY=value` (repeatable)")
+	fs.Var(sizeValue[int64]{&c.BodyLimit}, "body-limit", "`size` of the largest request body accepted; 413 beyond")
+	fs.Var(sizeValue[int]{&c.MaxHeaderBytes}, "header-limit", "`size` of the largest request line and headers; 431 beyond")
+	fs.Var(countValue{p: &c.MaxHeaderCount}, "max-headers", "largest `number` of header fields in a request; 431 beyond")
+	fs.Var(sizeValue[int]{&c.MaxRequestLine}, "max-request-line", "`size` of the longest request line; 414 beyond")
+	fs.Var(durationValue{&c.HeaderTimeout}, "header-timeout", "`duration` allowed from a request's first byte to the end of its head (408, then close)")
+	fs.Var(durationValue{&c.BodyTimeout}, "body-timeout", "`duration` of the longest wait for more of a request body (408, then close)")
+	fs.Var(durationValue{&c.IdleTimeout}, "idle-timeout", "close keep-alive connections idle for this `duration`")
+	fs.Var(sizeValue[int]{&c.WriteHighWater}, "write-high-water", "unsent output per connection (a `size`) above which the guest is told to wait for a drain event; body pieces are gathered into one write up to it, at most 256k")
+	fs.Var(sizeValue[int]{&c.MaxOutput}, "max-output", "unsent output per connection (a `size`) beyond which the connection is closed")
+	fs.Var(sizeValue[int64]{&c.WSMaxMessage}, "ws-max-message", "`size` of the largest WebSocket message a client may send; 1009 beyond")
+	fs.Var(durationValue{&c.WSIdleTimeout}, "ws-idle-timeout", "close a WebSocket whose client sent nothing for this `duration`")
+	fs.Var(durationValue{&c.WSPingInterval}, "ws-ping-interval", "ping a WebSocket client after this `duration` of silence; 0, the default, means half of --ws-idle-timeout")
+	fs.Var(countValue{p: &c.MaxConns, off: true}, "max-conns", "largest `number` of open connections; beyond it new ones wait in the backlog")
+	fs.Var(durationValue{&c.ShutdownTimeout}, "shutdown-timeout", "`duration` that SIGINT/SIGTERM waits for in-flight responses")
+	fs.StringVar(&c.CacheDir, "cache-dir", "", "where compiled guests are cached (default: the user cache dir; - for none)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the host to `file` (guest code shows as external code)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: wasmloop run [flags] <app.wasm | Go package directory>
 
@@ -169,10 +134,20 @@ SIGTERM (then it stops accepting, finishes in-flight responses and exits 0).
 A directory is built as a Go guest (GOOS=wasip1 GOARCH=wasm -buildmode=c-shared) with
 the go command on PATH; the build is cached by the content of its sources.
 
+A size is in bytes, with an optional k, m or g suffix (powers of 1024); a duration is
+written as in Go, such as 500ms, 10s or 2m. 0 means the default for every size, count
+and duration; `+offWord+` turns off a duration or --max-conns.
+
 Flags:
 `)
 		fs.PrintDefaults()
 	}
+	return fs
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	var o runOptions
+	fs := runFlags(&o, stderr)
 	if err := fs.Parse(args); err != nil {
 		return flagStatus(err)
 	}
@@ -180,28 +155,11 @@ Flags:
 		fmt.Fprintln(stderr, "wasmloop run: want exactly one module or directory (see 'wasmloop help run')")
 		return exitUsage
 	}
-	if *workers < 1 {
-		fmt.Fprintln(stderr, "wasmloop run: --workers must be at least 1")
-		return exitUsage
-	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"header-timeout", *headerTimeout}, {"body-timeout", *bodyTimeout}, {"idle-timeout", *idleTimeout}, {"ws-idle-timeout", *wsIdle}, {"shutdown-timeout", *shutdown}} {
-		if d.v <= 0 {
-			fmt.Fprintf(stderr, "wasmloop run: --%s must be positive\n", d.name)
-			return exitUsage
-		}
-	}
-	if *maxHeaders < 1 || *maxConns < 0 {
-		fmt.Fprintln(stderr, "wasmloop run: --max-headers must be at least 1 and --max-conns not negative")
-		return exitUsage
-	}
 	target := fs.Arg(0)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	wasm, err := loadTarget(ctx, target, *cacheDir, stderr)
+	wasm, err := loadTarget(ctx, target, o.cfg.CacheDir, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmloop: %v\n", err)
 		var be *buildError
@@ -210,28 +168,9 @@ Flags:
 		}
 		return exitUsage
 	}
-	app, err := host.Load(ctx, wasm, host.Config{
-		Workers:         *workers,
-		Args:            []string{filepath.Base(target)},
-		Env:             env,
-		Stdout:          stdout,
-		Stderr:          stderr,
-		BodyLimit:       int64(bodyLimit),
-		MaxHeaderBytes:  int(headerLimit),
-		MaxHeaderCount:  *maxHeaders,
-		MaxRequestLine:  int(requestLine),
-		HeaderTimeout:   *headerTimeout,
-		BodyTimeout:     *bodyTimeout,
-		IdleTimeout:     *idleTimeout,
-		MaxConns:        *maxConns,
-		WriteHighWater:  int(highWater),
-		MaxOutput:       int(maxOutput),
-		WSMaxMessage:    int64(wsMaxMessage),
-		WSIdleTimeout:   *wsIdle,
-		WSPingInterval:  pingInterval(*wsPing),
-		ShutdownTimeout: *shutdown,
-		CacheDir:        *cacheDir,
-	})
+	o.cfg.Args = []string{filepath.Base(target)}
+	o.cfg.Stdout, o.cfg.Stderr = stdout, stderr
+	app, err := host.Load(ctx, wasm, o.cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmloop: %s: %v\n", target, err)
 		if host.IsRefused(err) {
@@ -240,8 +179,8 @@ Flags:
 		return exitFailure
 	}
 	defer app.Close(context.Background())
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
 		if err != nil {
 			fmt.Fprintf(stderr, "wasmloop: %v\n", err)
 			return exitUsage
@@ -289,12 +228,4 @@ func loadTarget(ctx context.Context, target, cacheDir string, stderr io.Writer) 
 		target = path
 	}
 	return os.ReadFile(target)
-}
-
-// pingInterval maps the flag's "0: never" onto host.Config's "negative: no pings".
-func pingInterval(d time.Duration) time.Duration {
-	if d <= 0 {
-		return -1
-	}
-	return d
 }

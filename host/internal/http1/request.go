@@ -2,25 +2,24 @@ package http1
 
 import (
 	"github.com/wasmloop/wasmloop/abi"
+	"github.com/wasmloop/wasmloop/host/internal/defaults"
 	"github.com/wasmloop/wasmloop/host/internal/httpfield"
 )
 
 // Limits caps what a request may use. Zero (or negative) fields mean the
-// defaults documented on each field.
+// defaults named on each field.
 type Limits struct {
-	MaxHeaderBytes  int   // request line + header fields incl. CRLFs and the final empty line; default 16 KiB; beyond -> 431
-	MaxHeaderCount  int   // header fields; default 100; beyond -> 431
-	MaxRequestLine  int   // request line without its CRLF; default 8 KiB; beyond -> 414
-	MaxBodyBytes    int64 // Content-Length, or the sum of chunk sizes; default 1 MiB; beyond -> 413
+	MaxHeaderBytes  int   // request line + header fields incl. CRLFs and the final empty line; default defaults.MaxHeaderBytes; beyond -> 431
+	MaxHeaderCount  int   // header fields; default defaults.MaxHeaderCount; beyond -> 431
+	MaxRequestLine  int   // request line without its CRLF; default defaults.MaxRequestLine; beyond -> 414
+	MaxBodyBytes    int64 // Content-Length, or the sum of chunk sizes; default defaults.BodyLimit; beyond -> 413
 	MaxChunkLine    int   // chunk-size line incl. extensions and its CRLF (as net/http counts); default 4096; beyond -> 400
 	MaxTrailerBytes int   // trailer section incl. CRLFs and the final empty line; default 4096; beyond -> 431
 }
 
 const (
-	defaultMaxHeaderBytes  = 16 << 10
-	defaultMaxHeaderCount  = 100
-	defaultMaxRequestLine  = 8 << 10
-	defaultMaxBodyBytes    = 1 << 20
+	// The parser's own limits, which no setting changes; the others are settings, whose
+	// defaults are in package defaults.
 	defaultMaxChunkLine    = 4096
 	defaultMaxTrailerBytes = 4096
 
@@ -34,16 +33,16 @@ const (
 func (l *Limits) norm() Limits {
 	r := *l
 	if r.MaxHeaderBytes <= 0 {
-		r.MaxHeaderBytes = defaultMaxHeaderBytes
+		r.MaxHeaderBytes = defaults.MaxHeaderBytes
 	}
 	if r.MaxHeaderCount <= 0 {
-		r.MaxHeaderCount = defaultMaxHeaderCount
+		r.MaxHeaderCount = defaults.MaxHeaderCount
 	}
 	if r.MaxRequestLine <= 0 {
-		r.MaxRequestLine = defaultMaxRequestLine
+		r.MaxRequestLine = defaults.MaxRequestLine
 	}
 	if r.MaxBodyBytes <= 0 {
-		r.MaxBodyBytes = defaultMaxBodyBytes
+		r.MaxBodyBytes = defaults.BodyLimit
 	}
 	if r.MaxChunkLine <= 0 {
 		r.MaxChunkLine = defaultMaxChunkLine

@@ -9,49 +9,52 @@
 package loop
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/wasmloop/wasmloop/host/internal/defaults"
 	"github.com/wasmloop/wasmloop/host/internal/guest"
 	"github.com/wasmloop/wasmloop/host/internal/http1"
 	"github.com/wasmloop/wasmloop/host/internal/poll"
-	"github.com/wasmloop/wasmloop/host/internal/websocket"
 )
 
-// Config is everything a Group needs besides the module.
+// Config is everything a Group needs besides the module. Its limits, timeouts and counts are
+// host.Config's, resolved there; a zero one takes its default from package defaults here too,
+// and defaults.Off turns a timeout, the ping interval or MaxConns off, as in host.Config.
 type Config struct {
-	Workers   int          // loops; 0 means 1
+	Workers   int          // loops
 	Limits    http1.Limits // request limits; MaxBodyBytes is the buffered body cap
-	MaxOutput int          // pending output per connection before it is closed; 0 means 16 MiB
+	MaxOutput int          // pending output per connection before it is closed
 	// WriteHighWater is the pending output above which respond and write answer AboveMark
 	// and the guest waits for on_drain; body pieces are gathered into one write up to it (at
-	// most 256 KiB). 0 means 256 KiB.
+	// most coalesceMax).
 	WriteHighWater  int
-	ShutdownTimeout time.Duration // how long a graceful shutdown may take; 0 means 10 s
+	ShutdownTimeout time.Duration // how long a graceful shutdown may take
 	// HeaderTimeout bounds the time from a request's first byte to the end of its head (408,
-	// then close: a client dribbling headers cannot hold a connection). 0 means 10 s.
+	// then close: a client dribbling headers cannot hold a connection).
 	HeaderTimeout time.Duration
 	// BodyTimeout bounds the wait for the next bytes of a request body (408, then close).
-	// 0 means 30 s.
 	BodyTimeout time.Duration
-	// IdleTimeout closes a keep-alive connection with no request under way. 0 means 60 s.
+	// IdleTimeout closes a keep-alive connection with no request under way.
 	IdleTimeout time.Duration
 	// MaxConns caps the open connections of the process, shared evenly between the workers;
-	// at the cap a worker stops accepting until one of its connections closes. 0: no cap.
+	// at the cap a worker stops accepting until one of its connections closes.
 	MaxConns int
-	// WSMaxMessage caps a WebSocket message, compressed or not (1009 beyond). 0 means 1 MiB.
+	// WSMaxMessage caps a WebSocket message, compressed or not (1009 beyond).
 	WSMaxMessage int64
-	// WSIdleTimeout closes (1001) a WebSocket whose peer sent nothing that long. 0 means 2 min.
+	// WSIdleTimeout closes (1001) a WebSocket whose peer sent nothing that long.
 	WSIdleTimeout time.Duration
 	// WSPingInterval is the silence after which the host pings a WebSocket's peer, so that a
-	// live peer's pong keeps it open. 0 means half of WSIdleTimeout; negative, no pings.
+	// live peer's pong keeps it open. 0 means defaults.PingInterval(WSIdleTimeout).
 	WSPingInterval time.Duration
 	Instance       guest.InstanceConfig
 	Log            *log.Logger // host messages; nil means discard
@@ -93,42 +96,26 @@ var ErrShutdownTimeout = errors.New("shutdown timed out; open connections were c
 
 // NewGroup prepares the loops; Run starts them.
 func NewGroup(m *guest.Module, cfg Config) *Group {
-	if cfg.Workers <= 0 {
-		cfg.Workers = 1
-	}
-	if cfg.MaxOutput <= 0 {
-		cfg.MaxOutput = 16 << 20
-	}
-	if cfg.WSMaxMessage <= 0 {
-		cfg.WSMaxMessage = websocket.DefaultMaxMessage
-	}
-	if cfg.WSIdleTimeout <= 0 {
-		cfg.WSIdleTimeout = 2 * time.Minute
-	}
-	switch {
-	case cfg.WSPingInterval == 0:
-		cfg.WSPingInterval = cfg.WSIdleTimeout / 2
-	case cfg.WSPingInterval < 0:
-		cfg.WSPingInterval = 0
-	}
-	if cfg.WriteHighWater <= 0 {
-		cfg.WriteHighWater = 256 << 10
-	}
-	cfg.WriteHighWater = min(cfg.WriteHighWater, cfg.MaxOutput)
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = 10 * time.Second
+	cfg.Workers = cmp.Or(cfg.Workers, defaults.Workers())
+	cfg.MaxOutput = cmp.Or(cfg.MaxOutput, defaults.MaxOutput)
+	cfg.WriteHighWater = min(cmp.Or(cfg.WriteHighWater, defaults.WriteHighWater), cfg.MaxOutput)
+	cfg.MaxConns = cmp.Or(cfg.MaxConns, defaults.MaxConns) // Off: atConnCap takes a cap <= 0 for none
+	cfg.WSMaxMessage = cmp.Or(cfg.WSMaxMessage, defaults.WSMaxMessage)
+	cfg.HeaderTimeout = cmp.Or(cfg.HeaderTimeout, defaults.HeaderTimeout)
+	cfg.BodyTimeout = cmp.Or(cfg.BodyTimeout, defaults.BodyTimeout)
+	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, defaults.IdleTimeout)
+	cfg.WSIdleTimeout = cmp.Or(cfg.WSIdleTimeout, defaults.WSIdleTimeout)
+	cfg.WSPingInterval = cmp.Or(cfg.WSPingInterval, defaults.PingInterval(cfg.WSIdleTimeout))
+	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, defaults.ShutdownTimeout)
+	// The loop compares how long a connection waited with these: a timeout that is off is
+	// one that no wait exceeds.
+	for _, d := range []*time.Duration{&cfg.HeaderTimeout, &cfg.BodyTimeout, &cfg.IdleTimeout, &cfg.WSIdleTimeout, &cfg.WSPingInterval, &cfg.ShutdownTimeout} {
+		if *d == defaults.Off {
+			*d = math.MaxInt64
+		}
 	}
 	if cfg.Log == nil {
 		cfg.Log = log.New(io.Discard, "", 0)
-	}
-	if cfg.HeaderTimeout <= 0 {
-		cfg.HeaderTimeout = 10 * time.Second
-	}
-	if cfg.BodyTimeout <= 0 {
-		cfg.BodyTimeout = 30 * time.Second
-	}
-	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = 60 * time.Second
 	}
 	if !poll.ReusePortBalances {
 		cfg.HandoffAccept = true

@@ -4,11 +4,13 @@ import (
 	"encoding/binary"
 
 	"github.com/gobwas/ws"
+
+	"github.com/wasmloop/wasmloop/host/internal/defaults"
 )
 
 // DefaultMaxMessage is the message size cap a Reader uses when MaxMessage
-// is zero or negative.
-const DefaultMaxMessage = 1 << 20
+// is zero or negative: the default of the WSMaxMessage setting.
+const DefaultMaxMessage = defaults.WSMaxMessage
 
 // Kind says what an Event is.
 type Kind uint8
