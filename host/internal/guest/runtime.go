@@ -3,9 +3,10 @@
 // into calls on a Host the loop implements.
 //
 // Every export is looked up once per instance and called with a stack kept by the instance
-// (CallWithStack), and every host function is a GoModuleFunc, because DESIGN.md measured the
-// alternatives at 10–30× the cost. Host functions check every guest pointer and answer a bad
-// one with EFAULT; they never trap on guest input.
+// (CallWithStack), and every host function is a GoModuleFunc, because the alternatives cost
+// about ten times as much or allocate on every call (RATIONALE.md, "The wazero boundary").
+// Host functions check every guest pointer and answer a bad one with EFAULT; they never trap
+// on guest input.
 package guest
 
 import (
