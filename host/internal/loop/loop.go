@@ -4,6 +4,8 @@ import (
 	"context"
 	"math"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -241,10 +243,18 @@ func (l *Loop) startInstance() error {
 	return nil
 }
 
+// startError is a non-zero result of wasmloop_on_start: the program's start-up failed
+// (ABI.md §2). The value is the program's own; it is named only when it is one of the ABI's
+// errnos, which the Go SDK returns when a host call it makes before main fails.
 type startError struct{ rc int32 }
 
 func (e *startError) Error() string {
-	return "wasmloop_on_start returned " + abi.Errno(e.rc).Error()
+	msg := "wasmloop_on_start returned " + strconv.Itoa(int(e.rc))
+	// Errno.Error gives a known code's name (EBADHANDLE, …) and spells out any other value.
+	if name := abi.Errno(e.rc).Error(); e.rc < 0 && strings.HasPrefix(name, "E") {
+		msg += " = " + name
+	}
+	return msg + " (the program's start-up failed)"
 }
 
 // afterCallback delivers the on_close notices queued during a callback (a host function must
