@@ -5,13 +5,42 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"time"
 
 	"github.com/wasmloop/wasmloop/host"
 )
 
-// Run a guest the way `wasmloop run` does: load it once, run it until it is done, and shut
-// it down gracefully on Ctrl-C.
+// Load a guest once and run it. This one (testdata/greet) prints a line from a timer; then
+// nothing is left that could call it, so it is done and Run returns 0, as a Node script
+// ends when its event loop is empty. A program that did not end would be shut down
+// gracefully when ctx expires.
 func Example() {
+	wasm, err := os.ReadFile(greetWasm) // GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared ./testdata/greet
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	app, err := host.Load(context.Background(), wasm, host.Config{Workers: 1, Env: []string{"NAME=example"}, Stdout: os.Stdout})
+	if err != nil {
+		fmt.Println(err) // host.IsRefused(err) when the file is not a wasmloop guest
+		return
+	}
+	defer app.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	code, err := app.Run(ctx)
+	fmt.Println("exit status", code, err)
+	if ctx.Err() != nil {
+		fmt.Println("the program did not end by itself: shut down after a minute")
+	}
+	// Output:
+	// hello, example
+	// exit status 0 <nil>
+}
+
+// Serve the way `wasmloop run` does: a server runs until ctx is cancelled, here by Ctrl-C,
+// and then shuts down gracefully.
+func Example_server() {
 	wasm, err := os.ReadFile("app.wasm") // GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o app.wasm ./samples/hello
 	if err != nil {
 		fmt.Println(err)
@@ -21,7 +50,7 @@ func Example() {
 	defer stop()
 	app, err := host.Load(ctx, wasm, host.Config{Workers: 2, Env: []string{"PORT=8080"}})
 	if err != nil {
-		fmt.Println(err) // host.IsRefused(err) when the file is not a wasmloop guest
+		fmt.Println(err)
 		return
 	}
 	defer app.Close(context.Background())

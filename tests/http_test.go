@@ -400,8 +400,8 @@ func TestStrictHTTP(t *testing.T) {
 		{"bare CR in a field value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n", []int{400}},
 		{"NUL in a field value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n", []int{400}},
 		// RFC 9112 §6.1: a server SHOULD answer 501 to a transfer coding it does not
-		// implement; DESIGN.md asks for 501 "where that is right", and gzip alone is the
-		// plain case of an unimplemented coding.
+		// implement (RATIONALE.md, "What is refused, and with which status"), and gzip
+		// alone is the plain case of an unimplemented coding.
 		{"Transfer-Encoding gzip", post + "Transfer-Encoding: gzip\r\n\r\n", []int{501}},
 		// "chunked, gzip" meets two rules: gzip is not implemented (501, RFC 9112 §6.1,
 		// SHOULD) and chunked is not the final coding, which RFC 9112 §6.3 says MUST be
@@ -430,7 +430,7 @@ func TestStrictHTTP(t *testing.T) {
 		// The http1 package documents 417 for expectations other than 100-continue
 		// (RFC 9110 §10.1.1 allows it).
 		{"Expect other than 100-continue", "GET / HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n\r\n", []int{417}},
-		// RFC 9112 MUSTs beyond DESIGN.md's rows.
+		// RFC 9112 MUSTs beyond the rows of RATIONALE.md's "What is refused".
 		{"invalid token char in a field name", "GET / HTTP/1.1\r\nHost: x\r\nX(A): b\r\n\r\n", []int{400}},
 		{"non-ASCII in a field name", "GET / HTTP/1.1\r\nHost: x\r\nX-\xc3\xa9: b\r\n\r\n", []int{400}},
 		{"control char 0x01 in a field value", "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n", []int{400}},
@@ -535,8 +535,8 @@ func contains(list []int, v int) bool {
 }
 
 // TestConnectionEdges covers how bytes arrive: a client that half-closes after its
-// requests still gets every response (DESIGN.md §4), and a head trickled one byte per
-// write parses like one sent whole.
+// requests still gets every response (RATIONALE.md, "A client that half-closes"), and a
+// head trickled one byte per write parses like one sent whole.
 func TestConnectionEdges(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, serverOpts{Module: "whoami"})

@@ -143,8 +143,8 @@ func TestGracefulShutdown(t *testing.T) {
 
 // startInFlight opens an idle keep-alive connection, then sends GET path on a second one,
 // and returns once the guest has taken that request (so it is in flight, not merely in a
-// socket buffer) and at least 300 ms have passed. whoami counts requests per instance: the
-// idle connection polls GET / until the count shows one request more than its own.
+// socket buffer). No event says so from outside: the idle connection polls GET / on whoami,
+// which counts requests per instance, until the count shows one request more than its own.
 func startInFlight(t *testing.T, s *server, path string) (idle, inflight *rawConn) {
 	t.Helper()
 	idle, resp, _ := rawRequest(t, s.Addr, get("/"))
@@ -156,28 +156,21 @@ func startInFlight(t *testing.T, s *server, path string) (idle, inflight *rawCon
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { inflight.Close() })
-	sent := time.Now()
 	if err := inflight.send(get(path)); err != nil {
 		t.Fatal(err)
 	}
-	underway := false
-	for mine := 2; mine <= 100 && !underway; mine++ {
+	mine := 1 // the idle connection's requests so far
+	if !eventually(ioTimeout, func() bool {
+		mine++
 		resp, body, err := idle.roundTrip(get("/"))
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("polling on the idle connection: %v", err)
 		}
 		// "worker 0 of 1, request N on this instance": N counts the in-flight request too
 		// once the guest has it.
-		underway = strings.Contains(string(body), fmt.Sprintf(", request %d ", mine+1))
-		if !underway {
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	if !underway {
+		return strings.Contains(string(body), fmt.Sprintf(", request %d ", mine+1))
+	}) {
 		t.Fatalf("the guest never took %s", path)
-	}
-	if d := 300*time.Millisecond - time.Since(sent); d > 0 {
-		time.Sleep(d)
 	}
 	return idle, inflight
 }

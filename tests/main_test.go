@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,7 +109,8 @@ func prewarm() {
 			port := ln.Addr().(*net.TCPAddr).Port
 			ln.Close()
 			usedPorts.Store(port, true)
-			out := &syncBuffer{watch: "Server running", ready: make(chan struct{})}
+			out := &syncBuffer{}
+			ready := out.appears("Server running")
 			cmd := exec.Command(binPath, "run", "--cache-dir", cacheDir, "--workers", "1", "--env", "PORT="+strconv.Itoa(port), wasm[g.name])
 			cmd.Stdout, cmd.Stderr = out, io.Discard
 			cmd.WaitDelay = 5 * time.Second
@@ -118,7 +120,7 @@ func prewarm() {
 			done := make(chan struct{})
 			go func() { cmd.Wait(); close(done) }()
 			select {
-			case <-out.ready:
+			case <-ready:
 			case <-done:
 			case <-time.After(2 * startTimeout):
 			}
@@ -169,25 +171,46 @@ func buildAll() error {
 	return errors.Join(errs...)
 }
 
-// syncBuffer is a bytes.Buffer safe for the writer goroutine of exec and the test. When
-// watch is set, ready is closed the first time the buffer contains it.
+// syncBuffer is a bytes.Buffer safe for the writer goroutine of exec and the test, which can
+// wait for text to appear in it (appears).
 type syncBuffer struct {
-	mu    sync.Mutex
-	buf   bytes.Buffer
-	watch string
-	ready chan struct{}
-	seen  bool
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	pending []awaited // texts waited for and not written yet
+}
+
+// awaited is a text someone waits for: seen is closed once the buffer contains it.
+type awaited struct {
+	text string
+	seen chan struct{}
 }
 
 func (b *syncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n, err := b.buf.Write(p)
-	if b.watch != "" && !b.seen && strings.Contains(b.buf.String(), b.watch) {
-		b.seen = true
-		close(b.ready)
-	}
+	b.pending = slices.DeleteFunc(b.pending, func(a awaited) bool {
+		if bytes.Contains(b.buf.Bytes(), []byte(a.text)) {
+			close(a.seen)
+			return true
+		}
+		return false
+	})
 	return n, err
+}
+
+// appears returns a channel that is closed once the buffer contains text: at once if it
+// already does.
+func (b *syncBuffer) appears(text string) <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a := awaited{text, make(chan struct{})}
+	if bytes.Contains(b.buf.Bytes(), []byte(text)) {
+		close(a.seen)
+	} else {
+		b.pending = append(b.pending, a)
+	}
+	return a.seen
 }
 
 func (b *syncBuffer) String() string {
@@ -247,9 +270,8 @@ type server struct {
 func (s *server) URL(path string) string { return "http://" + s.Addr + path }
 
 // startProc starts wasmloop with args (after opts.Prefix) and arranges for it to be killed
-// at the end of the test, its output logged if the test failed. watch, if set, closes
-// p.stdout.ready when it appears on stdout.
-func startProc(t testing.TB, prefix []string, dir string, watch string, args ...string) *proc {
+// at the end of the test, its output logged if the test failed.
+func startProc(t testing.TB, prefix []string, dir string, args ...string) *proc {
 	t.Helper()
 	argv := append(append([]string{}, prefix...), binPath)
 	argv = append(argv, args...)
@@ -257,7 +279,7 @@ func startProc(t testing.TB, prefix []string, dir string, watch string, args ...
 	cmd.Dir = dir
 	p := &proc{
 		cmd:    cmd,
-		stdout: &syncBuffer{watch: watch, ready: make(chan struct{})},
+		stdout: &syncBuffer{},
 		stderr: &syncBuffer{},
 		done:   make(chan struct{}),
 	}
@@ -314,6 +336,25 @@ func (p *proc) wait(t testing.TB, d time.Duration) int {
 	return p.cmd.ProcessState.ExitCode()
 }
 
+// awaitStdout waits up to d for text on the process's stdout, failing the test if the
+// process exits without writing it or d passes first.
+func (p *proc) awaitStdout(t testing.TB, text string, d time.Duration) {
+	t.Helper()
+	seen := p.stdout.appears(text)
+	select {
+	case <-seen:
+		return
+	case <-p.done: // the output is all in: it may have come with the exit
+	case <-time.After(d):
+		t.Fatalf("no %q within %v\nstdout:\n%s\nstderr:\n%s", text, d, p.stdout, p.stderr)
+	}
+	select {
+	case <-seen:
+	default:
+		t.Fatalf("the process exited (%v) without writing %q\nstdout:\n%s\nstderr:\n%s", p.waitErr, text, p.stdout, p.stderr)
+	}
+}
+
 func (p *proc) exited() bool {
 	select {
 	case <-p.done:
@@ -347,9 +388,9 @@ func startServer(t testing.TB, o serverOpts) *server {
 		args := []string{"run", "--cache-dir", cacheDir, "--workers", strconv.Itoa(workers), "--env", "PORT=" + strconv.Itoa(port)}
 		args = append(args, o.Flags...)
 		args = append(args, module)
-		p := startProc(t, o.Prefix, o.Dir, "Server running at http://"+addr+"/\n", args...)
+		p := startProc(t, o.Prefix, o.Dir, args...)
 		select {
-		case <-p.stdout.ready:
+		case <-p.stdout.appears("Server running at http://" + addr + "/\n"):
 		case <-p.done:
 			t.Fatalf("the server exited before it was ready (%v)\nstdout:\n%s\nstderr:\n%s", p.waitErr, p.stdout, p.stderr)
 		case <-time.After(wait):
@@ -379,7 +420,7 @@ type runResult struct {
 // runWasmloop runs the binary to completion (bounded by limit) in dir.
 func runWasmloop(t testing.TB, dir string, limit time.Duration, args ...string) runResult {
 	t.Helper()
-	p := startProc(t, nil, dir, "", args...)
+	p := startProc(t, nil, dir, args...)
 	code := p.wait(t, limit)
 	return runResult{code: code, stdout: p.stdout.String(), stderr: p.stderr.String(), elapsed: time.Since(p.started)}
 }

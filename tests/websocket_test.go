@@ -244,7 +244,8 @@ func TestWebSocketBackPressure(t *testing.T) {
 	if err := wsutil.WriteClientText(c, []byte(fmt.Sprint("flood ", n))); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second) // read nothing for a while: the guest must be held back
+	// Read nothing until the guest has been held back: it says so when it first sees Full.
+	s.proc.awaitStdout(t, "flood: waiting for drain\n", 4*ioTimeout)
 	c.SetDeadline(time.Now().Add(4 * ioTimeout))
 	for i := n; i > 0; i-- {
 		msg, op, err := wsutil.ReadServerData(c)
@@ -262,32 +263,49 @@ func TestWebSocketBackPressure(t *testing.T) {
 // The idle timeout closes a silent peer (1001); a peer that answers the host's pings stays.
 func TestWebSocketIdleTimeout(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, serverOpts{Module: "wsecho", Flags: []string{"--ws-idle-timeout", "1500ms", "--ws-ping-interval", "300ms"}})
+	const idle = 1500 * time.Millisecond
+	s := startServer(t, serverOpts{Module: "wsecho", Flags: []string{"--ws-idle-timeout", idle.String(), "--ws-ping-interval", "300ms"}})
 	live, _ := wsDial(t, s.wsURL("/"), nil)
 	silent, _ := wsDial(t, s.wsURL("/"), nil)
 	live.SetDeadline(time.Time{})
-	pings := make(chan int, 1)
-	go func() { // answers pings (gobwas/ws's reader does) until the connection closes
-		n := 0
+	// The live client answers every ping and reports it; anything else ends it, reported
+	// with the reason.
+	type ping struct {
+		at  time.Time
+		err error
+	}
+	pings := make(chan ping, 64)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
 		for {
 			h, err := ws.ReadHeader(live)
+			var p []byte
+			if err == nil {
+				p = make([]byte, h.Length)
+				_, err = io.ReadFull(live, p)
+			}
+			switch {
+			case err != nil:
+			case h.OpCode == ws.OpPing:
+				err = wsutil.WriteClientMessage(live, ws.OpPong, p)
+			case h.OpCode == ws.OpClose:
+				code, reason := ws.ParseCloseFrameData(p)
+				err = fmt.Errorf("closed by the host with %d %q", code, reason)
+			default:
+				err = fmt.Errorf("an unexpected frame, opcode %d", h.OpCode)
+			}
+			select {
+			case pings <- ping{time.Now(), err}:
+			case <-stop:
+				return
+			}
 			if err != nil {
-				pings <- n
 				return
-			}
-			p := make([]byte, h.Length)
-			if _, err := io.ReadFull(live, p); err != nil {
-				pings <- n
-				return
-			}
-			if h.OpCode == ws.OpPing {
-				n++
-				wsutil.WriteClientMessage(live, ws.OpPong, p)
 			}
 		}
 	}()
-	time.Sleep(3 * time.Second)
-	// The silent one got pings it never answered, then the idle close.
+	// The silent one gets pings it never answers, then the idle close.
 	sawPing := false
 	for {
 		h, err := ws.ReadHeader(silent)
@@ -308,10 +326,22 @@ func TestWebSocketIdleTimeout(t *testing.T) {
 	if !sawPing {
 		t.Error("the silent client was never pinged")
 	}
-	// The live one is still open.
-	live.Close()
-	if n := <-pings; n < 3 {
-		t.Errorf("the live client answered %d pings in 3 s at a 300 ms interval", n)
+	// The live one, opened first, has been as quiet as the silent one but for its pongs. It
+	// must stay open for another whole idle timeout, answering pings all along.
+	closed := time.Now()
+	for answered := 0; ; {
+		select {
+		case p := <-pings:
+			if p.err != nil {
+				t.Fatalf("the live client, %d pings answered: %v", answered, p.err)
+			}
+			answered++
+			if p.at.Sub(closed) > idle {
+				return
+			}
+		case <-time.After(ioTimeout):
+			t.Fatalf("the live client got no ping for %v (after answering %d)", ioTimeout, answered)
+		}
 	}
 }
 

@@ -1337,7 +1337,9 @@ func TestWSConformanceLimits(t *testing.T) {
 			want = append(want, cfPongOf("last"), cfCloseWith(3001))
 			c := cfOpen(t, s)
 			wait := c.sendAsync(cfWhole, frames, nil)
-			time.Sleep(300 * time.Millisecond) // the server's output backs up meanwhile
+			// Read only once the server's output has backed up: wsecho then pauses, and the
+			// server stops reading.
+			awaitPeerStopsReading(t, c.Conn, ioTimeout)
 			c.expect(want...)
 			if err := wait(); err != nil {
 				t.Fatalf("send: %v", err)

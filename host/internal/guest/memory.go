@@ -12,7 +12,7 @@ import (
 // as address space up front (PROT_NONE, no swap reserved) and pages are made accessible as
 // the guest grows. Growth never copies and the guest's bytes are never Go heap, so a guest
 // that grows to hundreds of MiB neither stalls the collector nor doubles its footprint during
-// a copy — wazero's default []byte growth did both (DESIGN.md §3).
+// a copy — wazero's default []byte growth did both (RATIONALE.md, "Memory").
 type mmapAllocator struct{}
 
 const wasmPage = 64 << 10

@@ -3,9 +3,10 @@
 // into calls on a Host the loop implements.
 //
 // Every export is looked up once per instance and called with a stack kept by the instance
-// (CallWithStack), and every host function is a GoModuleFunc, because DESIGN.md measured the
-// alternatives at 10–30× the cost. Host functions check every guest pointer and answer a bad
-// one with EFAULT; they never trap on guest input.
+// (CallWithStack), and every host function is a GoModuleFunc, because the alternatives cost
+// about ten times as much or allocate on every call (RATIONALE.md, "The wazero boundary").
+// Host functions check every guest pointer and answer a bad one with EFAULT; they never trap
+// on guest input.
 package guest
 
 import (
@@ -35,8 +36,6 @@ type RuntimeConfig struct {
 	// CacheDir holds compiled code across processes. Empty means the user's cache
 	// directory; "-" disables the disk cache.
 	CacheDir string
-	// MemoryLimitPages caps each instance's memory in 64 KiB pages; 0 means 65536 (4 GiB).
-	MemoryLimitPages uint32
 }
 
 // DefaultCacheDir is where compiled guests are cached when RuntimeConfig.CacheDir is empty.
@@ -51,9 +50,6 @@ func DefaultCacheDir() string {
 // NewRuntime creates the runtime and instantiates the host modules in it.
 func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 	rc := wazero.NewRuntimeConfig() // the compiler where wazero has one, else the interpreter
-	if cfg.MemoryLimitPages != 0 {
-		rc = rc.WithMemoryLimitPages(cfg.MemoryLimitPages)
-	}
 	rt := &Runtime{}
 	dir := cfg.CacheDir
 	if dir == "" {
@@ -101,7 +97,6 @@ type Module struct {
 	rt       *Runtime
 	compiled wazero.CompiledModule
 	hasInit  bool
-	exports  map[string]bool
 }
 
 var wasmMagic = []byte{0, 'a', 's', 'm'}
@@ -117,7 +112,7 @@ func (rt *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 	if err != nil {
 		return nil, refuse("invalid WebAssembly module: %v", err)
 	}
-	m := &Module{rt: rt, compiled: cm, exports: map[string]bool{}}
+	m := &Module{rt: rt, compiled: cm}
 	if err := m.check(); err != nil {
 		cm.Close(ctx)
 		return nil, err
@@ -163,15 +158,14 @@ func (m *Module) check() error {
 		if !slices.Equal(f.ParamTypes(), sig.params) || !slices.Equal(f.ResultTypes(), sig.results) {
 			return refuse("export %s has the wrong signature %v -> %v; ABI v%d wants %v -> %v", name, f.ParamTypes(), f.ResultTypes(), abi.Major, sig.params, sig.results)
 		}
-		m.exports[name] = true
 	}
-	if !m.exports[abi.ExportStart] {
+	if _, ok := fns[abi.ExportStart]; !ok {
 		return refuse("the module does not export %s", abi.ExportStart)
 	}
 	if _, ok := m.compiled.ExportedMemories()[abi.ExportMemory]; !ok {
 		return refuse("the module does not export its memory as %q", abi.ExportMemory)
 	}
-	m.hasInit = m.exports[abi.ExportInit]
+	_, m.hasInit = fns[abi.ExportInit]
 	if _, ok := fns[abi.ExportCommand]; ok && !m.hasInit {
 		return refuse("the module is a WASI command (it exports _start): build it as a reactor (Go: -buildmode=c-shared; C: -mexec-model=reactor)")
 	}
@@ -202,9 +196,6 @@ func hasOtherVersion(fns map[string]api.FunctionDefinition) bool {
 	}
 	return false
 }
-
-// Has reports whether the module exports the named function.
-func (m *Module) Has(export string) bool { return m.exports[export] }
 
 // Close releases the compiled module.
 func (m *Module) Close(ctx context.Context) error { return m.compiled.Close(ctx) }

@@ -206,10 +206,10 @@ func probeModule(fn string, arg int64) []byte {
 	body = append(body, 0x0b)
 	m := validGuest()
 	m.imports = []wimport{{abi.ModuleName, fn, toBytes(sig.params), toBytes(sig.results)}}
-	wasm := m.encode()
-	// Append "probe" by hand: rebuild with an extra export whose body is the call above.
+	// An extra export "probe", encoded with a placeholder body that is then replaced by the
+	// call above.
 	m.exports = append(m.exports, wexport{"probe", nil, toBytes(sig.results)})
-	wasm = m.encode()
+	wasm := m.encode()
 	// Replace the last function body (unreachable) with the call.
 	code := append(leb(len(body)+1), append([]byte{0x00}, body...)...)
 	old := append(leb(3), 0x00, 0x00, 0x0b)

@@ -108,7 +108,7 @@ func checkAccepted(t *testing.T, in []byte, n int, req *Request, lim Limits) {
 
 // parseTrickle feeds in one byte at a time; every tenth call gets a fresh
 // copy so that aliases are checked against a moving buffer.
-func parseTrickle(in []byte, lim Limits) (int, error, view) {
+func parseTrickle(in []byte, lim Limits) (int, view, error) {
 	p := Parser{Limits: lim}
 	var req Request
 	for k := 1; k <= len(in); k++ {
@@ -118,10 +118,10 @@ func parseTrickle(in []byte, lim Limits) (int, error, view) {
 		}
 		n, err := p.Parse(buf, &req)
 		if err != nil || n > 0 {
-			return n, err, viewOf(&req)
+			return n, viewOf(&req), err
 		}
 	}
-	return 0, nil, view{}
+	return 0, view{}, nil
 }
 
 func addParseSeeds(f *testing.F, small bool) {
@@ -153,7 +153,7 @@ func FuzzParse(f *testing.F) {
 		if n > 0 {
 			checkAccepted(t, in, n, &req, lim)
 		}
-		n2, err2, v2 := parseTrickle(in, lim)
+		n2, v2, err2 := parseTrickle(in, lim)
 		if n2 != n || err2 != err {
 			t.Fatalf("whole: %d, %v; byte at a time: %d, %v", n, err, n2, err2)
 		}

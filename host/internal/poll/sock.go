@@ -92,7 +92,8 @@ func InUse(addr netip.Addr, port int) bool {
 func SetNoDelay(fd int) { unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) }
 
 // IsTemporaryAcceptError reports accept errors that mean "not now" rather than "never":
-// out of descriptors or memory. The loop backs off and keeps serving (DESIGN.md §4).
+// out of descriptors or memory. The loop backs off and keeps serving (RATIONALE.md, "The
+// loop": accept out of descriptors).
 func IsTemporaryAcceptError(err error) bool {
 	return err == unix.EMFILE || err == unix.ENFILE || err == unix.ENOBUFS || err == unix.ENOMEM
 }

@@ -8,7 +8,8 @@
 //	close C R       closes with code C and reason R
 //	terminate       closes without a handshake
 //	flood N         sends N binary messages of 64 KiB, waiting for drain when Full, then
-//	                "flooded N full=F" (F: how often Full was seen)
+//	                "flooded full=F" (F: how often Full was seen); the first time it has to
+//	                wait it logs "flood: waiting for drain" on stdout
 //	badtext         tries to send invalid UTF-8 as text and answers the error
 //	events          answers the open and close events this worker saw ("open 3 close 1006,1000")
 //	proto           answers the socket's subprotocol
@@ -114,6 +115,9 @@ var piece = make([]byte, 64<<10)
 func flood(ws *wl.WebSocket, left, full int) {
 	for ; left > 0; left-- {
 		if ws.Full() {
+			if full == 0 {
+				wl.Log("flood: waiting for drain") // the test reads only once it sees this
+			}
 			ws.OnDrain(func() { flood(ws, left, full+1) })
 			return
 		}
