@@ -34,6 +34,9 @@ func DefaultConfig() Config {
 		WSMaxMessage:    defaults.WSMaxMessage,
 		WSIdleTimeout:   defaults.WSIdleTimeout,
 		ShutdownTimeout: defaults.ShutdownTimeout,
+		CallbackBudget:  defaults.CallbackBudget,
+		StartBudget:     defaults.StartBudget,
+		MemoryLimit:     defaults.MemoryLimit,
 	}
 }
 
@@ -62,6 +65,9 @@ func (c Config) WithDefaults() (Config, error) {
 	c.WSIdleTimeout = cmp.Or(c.WSIdleTimeout, d.WSIdleTimeout)
 	c.WSPingInterval = cmp.Or(c.WSPingInterval, defaults.PingInterval(c.WSIdleTimeout))
 	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, d.ShutdownTimeout)
+	c.CallbackBudget = cmp.Or(c.CallbackBudget, d.CallbackBudget)
+	c.StartBudget = cmp.Or(c.StartBudget, d.StartBudget)
+	c.MemoryLimit = cmp.Or(c.MemoryLimit, d.MemoryLimit)
 	return c, nil
 }
 
@@ -89,6 +95,9 @@ func (c Config) check() error {
 		{"WSIdleTimeout", c.WSIdleTimeout, int64(c.WSIdleTimeout), true},
 		{"WSPingInterval", c.WSPingInterval, int64(c.WSPingInterval), true},
 		{"ShutdownTimeout", c.ShutdownTimeout, int64(c.ShutdownTimeout), true},
+		{"CallbackBudget", c.CallbackBudget, int64(c.CallbackBudget), true},
+		{"StartBudget", c.StartBudget, int64(c.StartBudget), true},
+		{"MemoryLimit", c.MemoryLimit, c.MemoryLimit, false},
 	} {
 		switch {
 		case f.n >= 0 || f.off && f.n == Off:
@@ -98,5 +107,11 @@ func (c Config) check() error {
 			return fmt.Errorf("host: Config.%s is %v; want 0 for the default or a positive value", f.name, f.v)
 		}
 	}
+	if c.MemoryLimit > maxMemoryLimit {
+		return fmt.Errorf("host: Config.MemoryLimit is %d; a wasm32 guest cannot use more than 4 GiB", c.MemoryLimit)
+	}
 	return nil
 }
+
+// maxMemoryLimit is wasm32's own limit on a linear memory.
+const maxMemoryLimit = 4 << 30

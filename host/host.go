@@ -21,6 +21,7 @@ import (
 	"log"
 	"os"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/wasmloop/wasmloop/host/internal/guest"
@@ -87,6 +88,22 @@ type Config struct {
 	// ShutdownTimeout bounds a graceful shutdown; past it open connections are closed and
 	// Run returns 1. 0 means the default, 10s; Off, no bound.
 	ShutdownTimeout time.Duration
+	// CallbackBudget bounds one call into the guest for an event (a request, a body piece,
+	// a timer, a message, a WebSocket event, a drain, a close). A call past it is stopped:
+	// what the instance was answering gets 503 and its connections close, and a fresh
+	// instance takes over, as after a trap. 0 means the default, 1s; Off, no bound. With
+	// both budgets Off the guest runs without the checks that let it be stopped, a little
+	// faster, and a guest that loops forever then freezes the process at the next garbage
+	// collection: only for trusted code.
+	CallbackBudget time.Duration
+	// StartBudget bounds each of the guest's start-up calls (its _initialize, then
+	// wasmloop_on_start); past it the start fails. 0 means the default, 10s; Off, no bound.
+	StartBudget time.Duration
+	// MemoryLimit caps the linear memory of each guest instance: an allocation past it fails
+	// inside the guest (a Go guest dies of it) and the instance is replaced. It is reserved
+	// as address space per instance, so Workers × MemoryLimit bounds the guests' memory. 0
+	// means the default, 256 MiB; at most 4 GiB, wasm32's own limit.
+	MemoryLimit int64
 	// CacheDir holds compiled guests across runs. "" means the user's cache directory,
 	// "-" turns the cache off.
 	CacheDir string
@@ -106,6 +123,9 @@ type App struct {
 	cfg Config // resolved: Config.WithDefaults
 	rt  *guest.Runtime
 	mod *guest.Module
+	// stuck says a Run returned with a worker still inside a guest call (budgets off):
+	// Close must not release what that call runs on.
+	stuck atomic.Bool
 }
 
 // Load checks cfg (see Config.WithDefaults), compiles wasm and checks that it is a wasmloop
@@ -115,7 +135,11 @@ func Load(ctx context.Context, wasm []byte, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt, err := guest.NewRuntime(ctx, guest.RuntimeConfig{CacheDir: cfg.CacheDir})
+	rt, err := guest.NewRuntime(ctx, guest.RuntimeConfig{
+		CacheDir:      cfg.CacheDir,
+		Interruptible: cfg.CallbackBudget != Off || cfg.StartBudget != Off,
+		MemoryLimit:   cfg.MemoryLimit,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -167,14 +191,32 @@ func (a *App) Run(ctx context.Context) (int, error) {
 		WSMaxMessage:    cfg.WSMaxMessage,
 		WSIdleTimeout:   cfg.WSIdleTimeout,
 		WSPingInterval:  cfg.WSPingInterval,
-		Instance:        guest.InstanceConfig{Args: cfg.Args, Env: cfg.Env, Stdout: cfg.Stdout, Stderr: cfg.Stderr},
-		Log:             cfg.Log,
+		Instance: guest.InstanceConfig{Args: cfg.Args, Env: cfg.Env, Stdout: cfg.Stdout, Stderr: cfg.Stderr,
+			StartBudget: budget(cfg.StartBudget), CallBudget: budget(cfg.CallbackBudget)},
+		Log: cfg.Log,
 	})
-	return g.Run(ctx)
+	code, err := g.Run(ctx)
+	if g.Abandoned() {
+		a.stuck.Store(true)
+	}
+	return code, err
 }
 
-// Close releases the compiled module and the runtime.
+// budget is a resolved budget as the guest package takes it: 0 for none.
+func budget(d time.Duration) time.Duration {
+	if d == Off {
+		return 0
+	}
+	return d
+}
+
+// Close releases the compiled module and the runtime. After a Run that had to abandon a
+// worker stuck in a guest call (possible only with both budgets Off), it releases nothing:
+// the call still runs on them, and only the process's exit ends it.
 func (a *App) Close(ctx context.Context) error {
+	if a.stuck.Load() {
+		return nil
+	}
 	a.mod.Close(ctx)
 	return a.rt.Close(ctx)
 }

@@ -8,8 +8,9 @@ import (
 	"testing"
 )
 
-// greetWasm is testdata/greet built as a guest by TestMain, for the examples.
-var greetWasm string
+// greetWasm is testdata/greet built as a guest by TestMain, for the examples; hostileWasm
+// is the sandbox tests' misbehaving guest (tests/testdata/guests/hostile).
+var greetWasm, hostileWasm string
 
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 
@@ -21,11 +22,14 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	greetWasm = filepath.Join(dir, "greet.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", greetWasm, "./testdata/greet")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "host: building testdata/greet: %v\n%s", err, out)
-		return 1
+	hostileWasm = filepath.Join(dir, "hostile.wasm")
+	for out, pkg := range map[string]string{greetWasm: "./testdata/greet", hostileWasm: "../tests/testdata/guests/hostile"} {
+		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, pkg)
+		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "host: building %s: %v\n%s", pkg, err, msg)
+			return 1
+		}
 	}
 	return m.Run()
 }

@@ -124,6 +124,9 @@ func runFlags(o *runOptions, output io.Writer) *flag.FlagSet {
 	fs.Var(durationValue{&c.WSPingInterval}, "ws-ping-interval", "ping a WebSocket client after this `duration` of silence; 0, the default, means half of --ws-idle-timeout")
 	fs.Var(countValue{p: &c.MaxConns, off: true}, "max-conns", "largest `number` of open connections; beyond it new ones wait in the backlog")
 	fs.Var(durationValue{&c.ShutdownTimeout}, "shutdown-timeout", "`duration` that SIGINT/SIGTERM waits for in-flight responses")
+	fs.Var(durationValue{&c.CallbackBudget}, "callback-budget", "`duration` one call into the guest for an event may run; past it the call is stopped, its request gets 503 and the instance is replaced")
+	fs.Var(durationValue{&c.StartBudget}, "start-budget", "`duration` each start-up call of the guest (_initialize, wasmloop_on_start) may run")
+	fs.Var(sizeValue[int64]{&c.MemoryLimit}, "memory-limit", "`size` of one guest instance's memory, at most 4g; an allocation past it fails in the guest")
 	fs.StringVar(&c.CacheDir, "cache-dir", "", "where compiled guests are cached (default: the user cache dir; - for none)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the host to `file` (guest code shows as external code)")
 	fs.Usage = func() {

@@ -33,6 +33,9 @@ const (
 	WSMaxMessage    = 1 << 20          // bytes of a WebSocket message from a client (1009 beyond)
 	WSIdleTimeout   = 2 * time.Minute  // a WebSocket whose client sent nothing (1001)
 	ShutdownTimeout = 10 * time.Second // a graceful shutdown
+	CallbackBudget  = time.Second      // one call into the guest for an event (then 503, replaced)
+	StartBudget     = 10 * time.Second // _initialize, and then wasmloop_on_start
+	MemoryLimit     = 256 << 20        // bytes of one instance's linear memory
 )
 
 // Workers is the default number of event loops: one per CPU.

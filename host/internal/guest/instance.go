@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -15,11 +17,16 @@ import (
 	"github.com/wasmloop/wasmloop/abi"
 )
 
-// InstanceConfig is what one instance sees of the world through WASI.
+// InstanceConfig is what one instance sees of the world through WASI, and how long its calls
+// may run.
 type InstanceConfig struct {
 	Args           []string
 	Env            []string // "K=V"
 	Stdout, Stderr io.Writer
+	// StartBudget bounds each start-up call (_initialize, wasmloop_on_start) and CallBudget
+	// every later one; a call past its budget is stopped and fails with a BudgetError. 0 means
+	// no bound. They take effect only in a Runtime made with Interruptible.
+	StartBudget, CallBudget time.Duration
 }
 
 // Instance is one running copy of a guest module, owned by one loop. It is not safe for
@@ -31,6 +38,14 @@ type Instance struct {
 	ctx   context.Context
 	stack []uint64
 	dead  bool
+
+	// What the runtime's watchdog reads from its own goroutine (watchdog.go).
+	seq                     atomic.Uint64 // calls entered + calls left: odd while inside one
+	started                 atomic.Bool   // wasmloop_on_start has returned: CallBudget applies
+	interrupted             atomic.Bool   // the watchdog stopped the call in progress
+	startBudget, callBudget time.Duration
+	cancel                  context.CancelFunc // ends the instance's calls (interrupt)
+	wd                      *watchdog          // nil when nothing watches it
 
 	onRequest, onTimer, onClose, onBody, onDrain, onMessage, start api.Function
 	onWSOpen, onWSMessage, onWSClose                               api.Function
@@ -53,11 +68,31 @@ func (e *TrapError) Error() string { return fmt.Sprintf("guest trapped in %s: %v
 
 func (e *TrapError) Unwrap() error { return e.Err }
 
+// BudgetError reports a call that ran past its budget and was stopped. The instance is dead.
+type BudgetError struct {
+	Export string
+	Budget time.Duration
+}
+
+func (e *BudgetError) Error() string {
+	return fmt.Sprintf("%s ran past its budget of %v and was stopped", e.Export, e.Budget)
+}
+
 // Instantiate creates an instance bound to host and runs _initialize. It does not run
 // wasmloop_on_start: the loop calls Start when it is ready to receive the guest's calls.
 func (m *Module) Instantiate(ctx context.Context, cfg InstanceConfig, host Host) (*Instance, error) {
 	inst := &Instance{host: host, stack: make([]uint64, 8)}
+	if m.rt.interruptible && (cfg.StartBudget > 0 || cfg.CallBudget > 0) {
+		inst.startBudget, inst.callBudget = cfg.StartBudget, cfg.CallBudget
+		ctx, inst.cancel = context.WithCancel(ctx)
+		inst.wd = &m.rt.wd
+	}
 	inst.ctx = context.WithValue(ctx, instanceKey{}, inst)
+	mem, err := m.reserveMemory()
+	if err != nil {
+		inst.Close()
+		return nil, err
+	}
 	mc := wazero.NewModuleConfig().WithName("").WithStartFunctions().
 		WithSysNanotime().WithSysWalltime().WithSysNanosleep().WithRandSource(rand.Reader).
 		WithArgs(cfg.Args...)
@@ -75,11 +110,17 @@ func (m *Module) Instantiate(ctx context.Context, cfg InstanceConfig, host Host)
 			}
 		}
 	}
-	actx := experimental.WithMemoryAllocator(inst.ctx, mmapAllocator{})
+	actx := experimental.WithMemoryAllocator(inst.ctx, mem)
+	if inst.wd != nil {
+		inst.wd.watch(inst) // before _initialize, which InstantiateModule may run
+	}
 	mod, err := m.rt.r.InstantiateModule(actx, m.compiled, mc)
 	if err != nil {
+		inst.Close()
+		mem.release()
 		return nil, fmt.Errorf("instantiate: %w", err)
 	}
+	mem.release() // a memory the module imports rather than defines leaves it unused
 	inst.mod = mod
 	inst.mem = mod.Memory()
 	inst.start = mod.ExportedFunction(abi.ExportStart)
@@ -107,16 +148,42 @@ func (i *Instance) Memory() api.Memory { return i.mem }
 // Dead reports whether the instance trapped or exited and must not be called again.
 func (i *Instance) Dead() bool { return i.dead }
 
-// Close releases the instance.
+// Close releases the instance. It must not run while a call is in progress.
 func (i *Instance) Close() {
 	i.dead = true
+	if i.wd != nil {
+		i.wd.unwatch(i)
+		i.wd = nil
+	}
+	if i.cancel != nil {
+		i.cancel()
+	}
 	if i.mod != nil {
 		i.mod.Close(context.Background())
 	}
 }
 
-// Start runs wasmloop_on_start.
-func (i *Instance) Start() (int32, error) { return i.call(abi.ExportStart, i.start) }
+// Start runs wasmloop_on_start; the calls after it have CallBudget.
+func (i *Instance) Start() (int32, error) {
+	rc, err := i.call(abi.ExportStart, i.start)
+	i.started.Store(true)
+	return rc, err
+}
+
+// budgetNow is the budget of the call in progress, for the watchdog.
+func (i *Instance) budgetNow() time.Duration {
+	if i.started.Load() {
+		return i.callBudget
+	}
+	return i.startBudget
+}
+
+// interrupt stops the call in progress, from the watchdog's goroutine: wazero sees the
+// context done at the guest's next loop header or function entry and ends the call there.
+func (i *Instance) interrupt() {
+	i.interrupted.Store(true)
+	i.cancel()
+}
 
 // HasOnRequest and the like report which optional callbacks the guest exports.
 func (i *Instance) HasOnRequest() bool { return i.onRequest != nil }
@@ -155,8 +222,14 @@ func (i *Instance) call(name string, f api.Function) (int32, error) {
 	if f == nil {
 		return 0, fmt.Errorf("guest: the module does not export %s", name)
 	}
-	if err := f.CallWithStack(i.ctx, i.stack); err != nil {
+	i.seq.Add(1)
+	err := f.CallWithStack(i.ctx, i.stack)
+	i.seq.Add(1)
+	if err != nil {
 		i.dead = true
+		if i.interrupted.Load() {
+			return 0, &BudgetError{Export: name, Budget: i.budgetNow()}
+		}
 		var exit *sys.ExitError
 		if errors.As(err, &exit) {
 			return 0, &ExitError{Code: int32(exit.ExitCode())}

@@ -27,8 +27,11 @@ import (
 
 // Runtime is one wazero runtime with the wasmloop host module and WASI. One per process.
 type Runtime struct {
-	r     wazero.Runtime
-	cache wazero.CompilationCache
+	r             wazero.Runtime
+	cache         wazero.CompilationCache
+	interruptible bool
+	memoryLimit   int64
+	wd            watchdog // stops calls past their budget (watchdog.go)
 }
 
 // RuntimeConfig configures NewRuntime.
@@ -36,7 +39,18 @@ type RuntimeConfig struct {
 	// CacheDir holds compiled code across processes. Empty means the user's cache
 	// directory; "-" disables the disk cache.
 	CacheDir string
+	// Interruptible compiles guests with wazero's termination checks, which let a call be
+	// stopped (InstanceConfig's budgets) and let the Go scheduler stop a guest that loops for
+	// a garbage collection. Without them a guest that never returns freezes the process at
+	// the next collection.
+	Interruptible bool
+	// MemoryLimit caps each instance's linear memory, in bytes (rounded down to 64 KiB
+	// pages); 0 means wasm32's 4 GiB. The whole limit is reserved as address space.
+	MemoryLimit int64
 }
+
+// maxMemory is wasm32's limit, 65536 pages of 64 KiB.
+const maxMemory = 1 << 32
 
 // DefaultCacheDir is where compiled guests are cached when RuntimeConfig.CacheDir is empty.
 func DefaultCacheDir() string {
@@ -50,7 +64,11 @@ func DefaultCacheDir() string {
 // NewRuntime creates the runtime and instantiates the host modules in it.
 func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 	rc := wazero.NewRuntimeConfig() // the compiler where wazero has one, else the interpreter
-	rt := &Runtime{}
+	rt := &Runtime{interruptible: cfg.Interruptible, memoryLimit: maxMemory}
+	if cfg.MemoryLimit > 0 && cfg.MemoryLimit < maxMemory {
+		rt.memoryLimit = max(cfg.MemoryLimit/wasmPage, 1) * wasmPage
+	}
+	rc = rc.WithMemoryLimitPages(uint32(rt.memoryLimit / wasmPage)).WithCloseOnContextDone(cfg.Interruptible)
 	dir := cfg.CacheDir
 	if dir == "" {
 		dir = DefaultCacheDir()
@@ -174,6 +192,12 @@ func (m *Module) check() error {
 		if mod != abi.ModuleName {
 			if len(mod) > 9 && mod[:9] == "wasmloop_" {
 				return refuse("the module imports %s.%s: it was built for ABI %s; this host speaks %s", mod, name, mod[9:], abi.ModuleName[9:])
+			}
+			if mod != wasi_snapshot_preview1.ModuleName {
+				return refuse("the module imports %s.%s: a wasmloop guest may import only from %s and %s", mod, name, abi.ModuleName, wasi_snapshot_preview1.ModuleName)
+			}
+			if _, ok := m.rt.r.Module(mod).ExportedFunctionDefinitions()[name]; !ok {
+				return refuse("the module imports %s.%s, which this host's WASI does not have", mod, name)
 			}
 			continue
 		}

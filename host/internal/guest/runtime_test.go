@@ -148,6 +148,8 @@ func TestCompileRefusals(t *testing.T) {
 		{"unknown import", with(func(m *module) { m.imports[0].name = "teleport" }), "does not have"},
 		{"import signature", with(func(m *module) { m.imports[0].params = []byte{tI32} }), "wrong signature"},
 		{"other ABI import", with(func(m *module) { m.imports[0].mod = "wasmloop_v2" }), "built for ABI v2"},
+		{"import from another module", with(func(m *module) { m.imports[0].mod = "env"; m.imports[0].name = "foo" }), "imports env.foo: a wasmloop guest may import only from"},
+		{"unknown WASI import", with(func(m *module) { m.imports[0].mod = "wasi_snapshot_preview1"; m.imports[0].name = "teleport" }), "WASI does not have"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

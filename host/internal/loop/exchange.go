@@ -126,7 +126,7 @@ func (hc *httpConn) dispatch(req *http1.Request, h *abi.Head, body []byte, strea
 	} else if rc != 0 {
 		l.cfg.Log.Printf("worker %d: on_request returned %d", l.id, rc)
 		if _, live := l.exchanges.get(ex.handle); live {
-			l.failExchange(ex)
+			l.failExchange(ex, 500)
 		} else if !c.closed() {
 			l.closeWhenWritten(c) // answered already, but the guest says it failed
 		}
@@ -222,8 +222,9 @@ func (l *Loop) deliverClose(n closeNote) {
 	}
 }
 
-// failExchange answers 500 if nothing was sent yet, and closes the connection.
-func (l *Loop) failExchange(ex *exchange) {
+// failExchange answers status (500 for a guest that failed, 503 for one stopped past its
+// budget) if nothing was sent yet, and closes the connection.
+func (l *Loop) failExchange(ex *exchange, status int) {
 	hc := ex.hc
 	if hc == nil || hc.c.closed() {
 		l.exchanges.remove(ex.handle)
@@ -233,7 +234,11 @@ func (l *Loop) failExchange(ex *exchange) {
 	ex.keepAlive = false
 	l.finish(ex)
 	if !started {
-		hc.replyError(500, "the application failed")
+		if status == 503 {
+			hc.replyError(503, "the application took too long")
+		} else {
+			hc.replyError(500, "the application failed")
+		}
 		return
 	}
 	l.closeWhenWritten(hc.c)

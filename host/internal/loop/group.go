@@ -75,6 +75,9 @@ type Group struct {
 	mu        sync.Mutex
 	ports     map[listenKey]int // bound ports by listen key, shared by the workers
 	exitCode  atomic.Int32
+	abandoned atomic.Bool // Run returned with a loop still inside a guest call
+	listened  atomic.Bool // a listen succeeded
+	listenErr error       // the first listen that failed, under mu
 	exiting   atomic.Bool
 	draining  atomic.Bool
 	done      chan struct{}
@@ -159,8 +162,10 @@ func (g *Group) Run(ctx context.Context) (int, error) {
 			case <-g.done:
 			case <-time.After(stopGrace):
 				// A loop stuck in a guest callback cannot be stopped from outside (wasm
-				// code is not preemptible without an interrupt budget): give up on it.
+				// code is not preemptible without an interrupt budget): give up on it,
+				// and leave the runtime it runs in alone (Abandoned).
 				g.cfg.Log.Printf("a worker did not stop within %v; exiting anyway", stopGrace)
+				g.abandoned.Store(true)
 			}
 		}
 	}
@@ -171,8 +176,40 @@ func (g *Group) Run(ctx context.Context) (int, error) {
 		}
 	default:
 	}
+	if err := g.unservable(); err != nil && runErr == nil && ctx.Err() == nil && !g.exiting.Load() {
+		// It ended by itself, having nothing to serve because it could not listen: that is a
+		// failure, not the quiet end of a script.
+		g.cfg.Log.Printf("%v", err)
+		g.setExit(1)
+		runErr = err
+	}
 	return int(g.exitCode.Load()), runErr
 }
+
+// listenFailed records a listen the guest asked for and the OS refused.
+func (g *Group) listenFailed(err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.listenErr == nil {
+		g.listenErr = err
+	}
+}
+
+// unservable says why a program that ended by itself had nothing to serve: a listen failed
+// and none ever succeeded.
+func (g *Group) unservable() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.listenErr == nil || g.listened.Load() {
+		return nil
+	}
+	return fmt.Errorf("the program ended with nothing to serve: %w", g.listenErr)
+}
+
+// Abandoned reports that Run returned while a loop was still inside a guest call (its budget
+// off): the runtime, the module and that instance's memory must then outlive the Group, or
+// the call would run on freed memory. The process should exit without releasing them.
+func (g *Group) Abandoned() bool { return g.abandoned.Load() }
 
 func (g *Group) startLoop(l *Loop) {
 	g.wg.Add(1)
@@ -205,8 +242,14 @@ func (g *Group) setExit(code int32) {
 	}
 }
 
-// exit ends the process at once with code (the guest's exit or proc_exit).
+// exit ends the process at once with code (the guest's exit or proc_exit). An exit status
+// is 0–255 and the OS keeps only its low byte: a code outside the range ends the process with
+// 255, so that 256 cannot read as success.
 func (g *Group) exit(code int32) {
+	if code < 0 || code > 255 {
+		g.cfg.Log.Printf("the guest exited with code %d, outside 0–255; the process exits 255", code)
+		code = 255
+	}
 	g.setExit(code)
 	g.stopAll()
 }

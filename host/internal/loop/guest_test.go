@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wasmloop/wasmloop/abi"
 	"github.com/wasmloop/wasmloop/host/internal/guest"
@@ -51,10 +52,14 @@ func buildGuest(t testing.TB, dir string) []byte {
 }
 
 // guestLoop is a loop with a started guest instance and no goroutine: the test drives it.
-func guestLoop(t testing.TB, wasm []byte) *Loop {
+func guestLoop(t testing.TB, wasm []byte) *Loop { return guestLoopBudget(t, wasm, 0) }
+
+// guestLoopBudget is guestLoop with every call under budget (0: none, and no termination
+// checks compiled).
+func guestLoopBudget(t testing.TB, wasm []byte, budget time.Duration) *Loop {
 	t.Helper()
 	ctx := context.Background()
-	rt, err := guest.NewRuntime(ctx, guest.RuntimeConfig{CacheDir: filepath.Join(os.TempDir(), "wasmloop-test-cache")})
+	rt, err := guest.NewRuntime(ctx, guest.RuntimeConfig{CacheDir: filepath.Join(os.TempDir(), "wasmloop-test-cache"), Interruptible: budget > 0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +67,8 @@ func guestLoop(t testing.TB, wasm []byte) *Loop {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := NewGroup(mod, Config{Workers: 1, Instance: guest.InstanceConfig{Env: append([]string{"PORT=0"}, extraEnv...), Stdout: io.Discard, Stderr: io.Discard}})
+	g := NewGroup(mod, Config{Workers: 1, Instance: guest.InstanceConfig{Env: append([]string{"PORT=0"}, extraEnv...), Stdout: io.Discard, Stderr: io.Discard,
+		StartBudget: budget, CallBudget: budget}})
 	l := g.loops[0]
 	if err := l.init(); err != nil {
 		t.Fatal(err)
@@ -196,36 +202,51 @@ func TestDispatchAllocations(t *testing.T) {
 	}
 }
 
+// budgets are the ways a guest can run: without termination checks (budget off), and with
+// them and a budget on every call, which is what it costs to be able to stop a guest.
+var budgets = []struct {
+	name   string
+	budget time.Duration
+}{{"", 0}, {"-budget", time.Second}}
+
 // BenchmarkDispatch is the in-process request path the issue names: parsed request → packed
 // head in the inbox → guest → response bytes.
 func BenchmarkDispatch(b *testing.B) {
 	for _, g := range guests {
-		b.Run(g.name, func(b *testing.B) {
-			l := guestLoop(b, g.build(b))
-			c := testConn(l, listenerOf(b, l))
-			parsed(b, l, c)
-			b.ReportAllocs()
-			for b.Loop() {
-				dispatchOnce(l, c)
-				resetOutput(l, c)
-			}
-		})
+		for _, bu := range budgets {
+			b.Run(g.name+bu.name, func(b *testing.B) { benchDispatch(b, g.build(b), bu.budget) })
+		}
+	}
+}
+
+func benchDispatch(b *testing.B, wasm []byte, budget time.Duration) {
+	l := guestLoopBudget(b, wasm, budget)
+	c := testConn(l, listenerOf(b, l))
+	parsed(b, l, c)
+	b.ReportAllocs()
+	for b.Loop() {
+		dispatchOnce(l, c)
+		resetOutput(l, c)
 	}
 }
 
 // BenchmarkServe adds the strict parse: raw request bytes → response bytes.
 func BenchmarkServe(b *testing.B) {
 	for _, g := range guests {
-		b.Run(g.name, func(b *testing.B) {
-			l := guestLoop(b, g.build(b))
-			c := testConn(l, listenerOf(b, l))
-			req := []byte(benchRequest)
-			b.ReportAllocs()
-			for b.Loop() {
-				serveOnce(l, c, req)
-				resetOutput(l, c)
-			}
-		})
+		for _, bu := range budgets {
+			b.Run(g.name+bu.name, func(b *testing.B) { benchServe(b, g.build(b), bu.budget) })
+		}
+	}
+}
+
+func benchServe(b *testing.B, wasm []byte, budget time.Duration) {
+	l := guestLoopBudget(b, wasm, budget)
+	c := testConn(l, listenerOf(b, l))
+	req := []byte(benchRequest)
+	b.ReportAllocs()
+	for b.Loop() {
+		serveOnce(l, c, req)
+		resetOutput(l, c)
 	}
 }
 

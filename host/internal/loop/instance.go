@@ -64,12 +64,19 @@ func (l *Loop) guestFailed(err error, ex *exchange) {
 		l.g.exit(0)
 		return
 	}
-	if exit != nil {
+	status := 500
+	var budget *guest.BudgetError
+	switch {
+	case exit != nil:
 		l.cfg.Log.Printf("worker %d: the guest died (proc_exit %d in a callback); replacing the instance", l.id, exit.Code)
-	} else {
+	case errors.As(err, &budget):
+		// What it was answering could be answered by a healthy instance: 503, not 500.
+		status = 503
+		l.cfg.Log.Printf("worker %d: %v; replacing the instance", l.id, err)
+	default:
 		l.cfg.Log.Printf("worker %d: %v", l.id, err)
 	}
-	l.dropInstance(ex)
+	l.dropInstance(ex, status)
 	if err := l.startInstance(); err != nil {
 		l.cfg.Log.Printf("worker %d: the replacement instance failed to start: %v; this worker stops", l.id, err)
 		l.g.setExit(1)
@@ -82,15 +89,16 @@ func (l *Loop) guestFailed(err error, ex *exchange) {
 }
 
 // dropInstance ends everything the failed instance's handles name, except its listening
-// sockets, which wait (orphanListeners) for the replacement to listen on them again.
-func (l *Loop) dropInstance(ex *exchange) {
+// sockets, which wait (orphanListeners) for the replacement to listen on them again. Its
+// requests are answered status.
+func (l *Loop) dropInstance(ex *exchange, status int) {
 	if ex != nil {
-		l.failExchange(ex)
+		l.failExchange(ex, status)
 	}
 	var open []*exchange
 	l.exchanges.each(func(_ abi.Handle, e *exchange) { open = append(open, e) })
 	for _, e := range open {
-		l.failExchange(e)
+		l.failExchange(e, status)
 	}
 	l.queue.closeNotices = l.queue.closeNotices[:0] // the replacement knows none of them
 	l.failSockets()

@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -45,6 +46,7 @@ func (l *Loop) listen(addr netip.Addr, port int, stream bool) int64 {
 			})
 			if err != nil {
 				l.cfg.Log.Printf("worker %d: listen %s:%d: %v", l.id, addr, port, err)
+				l.g.listenFailed(fmt.Errorf("listen %s: %w", netip.AddrPortFrom(addr, uint16(port)), err))
 				return int64(abi.EADDR)
 			}
 			ln.port = bound
@@ -54,6 +56,7 @@ func (l *Loop) listen(addr netip.Addr, port int, stream bool) int64 {
 			}
 		}
 	}
+	l.g.listened.Store(true)
 	ln.ref = true
 	ln.stream = stream
 	l.refs++

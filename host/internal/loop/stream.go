@@ -113,7 +113,7 @@ func (hc *httpConn) deliverBody(ex *exchange, piece []byte, fin bool) {
 		}
 		if rc != 0 {
 			l.cfg.Log.Printf("worker %d: on_body returned %d", l.id, rc)
-			l.failExchange(ex)
+			l.failExchange(ex, 500)
 			return
 		}
 		piece = piece[k:]
@@ -158,7 +158,7 @@ func (hc *httpConn) readInto(n int) {
 		l.guestFailed(err, ex)
 	case rc != 0:
 		l.cfg.Log.Printf("worker %d: on_body returned %d", l.id, rc)
-		l.failExchange(ex)
+		l.failExchange(ex, 500)
 	}
 }
 

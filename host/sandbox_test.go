@@ -1,0 +1,153 @@
+package host_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wasmloop/wasmloop/host"
+)
+
+// watchedWriter collects output and tells when a text has appeared in it.
+type watchedWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	waits map[string]chan struct{}
+}
+
+func (w *watchedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	for text, ch := range w.waits {
+		if bytes.Contains(w.buf.Bytes(), []byte(text)) {
+			close(ch)
+			delete(w.waits, text)
+		}
+	}
+	return len(p), nil
+}
+
+// appears returns a channel closed once text has been written.
+func (w *watchedWriter) appears(text string) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ch := make(chan struct{})
+	if bytes.Contains(w.buf.Bytes(), []byte(text)) {
+		close(ch)
+		return ch
+	}
+	if w.waits == nil {
+		w.waits = map[string]chan struct{}{}
+	}
+	w.waits[text] = ch
+	return ch
+}
+
+func (w *watchedWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// A Go service that embeds a guest which loops forever keeps working: while the guest spins,
+// a garbage collection completes and the service's own handler answers; then the guest's call
+// is stopped by its budget (503) and the guest is replaced. Without the termination checks
+// the collection would wait for the spinning guest, and every goroutine with it.
+func TestEmbeddedLoopingGuestDoesNotFreezeTheService(t *testing.T) {
+	wasm, err := os.ReadFile(hostileWasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := probe.Addr().(*net.TCPAddr).Port
+	probe.Close()
+	out, logs := &watchedWriter{}, &watchedWriter{}
+	app, err := host.Load(context.Background(), wasm, host.Config{
+		Workers: 2, Env: []string{"PORT=" + strconv.Itoa(port)}, Stdout: out, Stderr: io.Discard,
+		Log: log.New(logs, "", 0), CallbackBudget: 3 * time.Second, CacheDir: "-",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan int, 1)
+	go func() {
+		code, _ := app.Run(ctx)
+		ran <- code
+	}()
+	select {
+	case <-out.appears("Server running"):
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the guest did not start\nlog:\n%s", logs)
+	}
+
+	service := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "service ok")
+	}))
+	defer service.Close()
+
+	looped := make(chan int, 1)
+	go func() {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/loop", port))
+		if err != nil {
+			looped <- 0
+			return
+		}
+		resp.Body.Close()
+		looped <- resp.StatusCode
+	}()
+	select {
+	case <-out.appears("spinning in /loop"):
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the guest did not start spinning\nlog:\n%s", logs)
+	}
+	collected := make(chan struct{})
+	go func() {
+		runtime.GC()
+		close(collected)
+	}()
+	select {
+	case <-collected:
+	case <-looped:
+		t.Fatal("the garbage collection waited until the spinning guest was stopped")
+	}
+	resp, err := http.Get(service.URL)
+	if err != nil {
+		t.Fatalf("the service's own handler: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "service ok" {
+		t.Fatalf("the service answered %q", body)
+	}
+	select {
+	case status := <-looped:
+		t.Fatalf("the spinning request ended (%d) before the service was checked", status)
+	default:
+	}
+	if status := <-looped; status != http.StatusServiceUnavailable {
+		t.Fatalf("the spinning request got %d, want 503\nlog:\n%s", status, logs)
+	}
+	<-logs.appears("wasmloop_on_request ran past its budget of 3s")
+	cancel()
+	if code := <-ran; code != 0 {
+		t.Errorf("Run returned %d after the shutdown, want 0\nlog:\n%s", code, logs)
+	}
+}

@@ -1,0 +1,212 @@
+package tests
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The sandbox's walls, against the real binary: a guest that loops, allocates or recurses
+// without end is stopped and replaced while the host keeps serving, and a program that cannot
+// do what it was started for says so with its exit status.
+
+// getStatus sends GET path on a new connection and returns the response's status line and
+// body, or the error.
+func getStatus(addr, path string, d time.Duration) (int, string, error) {
+	c, err := dialRaw(addr)
+	if err != nil {
+		return 0, "", err
+	}
+	defer c.Close()
+	if err := c.send("GET " + path + " HTTP/1.1\r\nHost: a\r\n\r\n"); err != nil {
+		return 0, "", err
+	}
+	resp, body, err := c.readResponse("GET", d)
+	if err != nil {
+		return 0, "", err
+	}
+	return resp.StatusCode, string(body), nil
+}
+
+// A request handler that never returns is stopped once it passes --callback-budget: its
+// client gets 503, the log names the callback, the budget and the worker, the instance is
+// replaced, and the server goes on serving — with one worker after the stop, with two
+// during it as well. A timer that never returns is stopped the same way.
+func TestCallbackBudgetStopsLoopingGuest(t *testing.T) {
+	t.Parallel()
+	for _, workers := range []int{1, 2} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			t.Parallel()
+			const budget = 300 * time.Millisecond
+			s := startServer(t, serverOpts{Module: "hostile", Workers: workers, Flags: []string{"--callback-budget", budget.String()}})
+
+			spinning := s.proc.stdout.appears("spinning in /loop")
+			type result struct {
+				status  int
+				err     error
+				elapsed time.Duration
+			}
+			looped := make(chan result, 1)
+			go func() {
+				start := time.Now()
+				status, _, err := getStatus(s.Addr, "/loop", 30*time.Second)
+				looped <- result{status, err, time.Since(start)}
+			}()
+			select {
+			case <-spinning:
+			case <-time.After(ioTimeout):
+				t.Fatalf("the guest did not start spinning\nstderr:\n%s", s.proc.stderr)
+			}
+			// While it spins (two workers) or once it is stopped (one), every other request is
+			// answered.
+			var wg sync.WaitGroup
+			errs := make(chan error, 8)
+			for range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					status, body, err := getStatus(s.Addr, "/ok", 30*time.Second)
+					if err == nil && (status != 200 || !strings.HasPrefix(body, "ok from worker")) {
+						err = fmt.Errorf("GET /ok: %d %q", status, body)
+					}
+					errs <- err
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Error(err)
+				}
+			}
+			r := <-looped
+			if r.err != nil || r.status != 503 {
+				t.Fatalf("GET /loop: status %d, %v", r.status, r.err)
+			}
+			if r.elapsed < budget {
+				t.Errorf("the looping request was stopped after %v, before its budget of %v", r.elapsed, budget)
+			}
+			logged := "wasmloop_on_request ran past its budget of 300ms and was stopped; replacing the instance"
+			select {
+			case <-s.proc.stderr.appears(logged):
+			case <-time.After(ioTimeout):
+				t.Fatalf("no %q in the log:\n%s", logged, s.proc.stderr)
+			}
+			if !strings.Contains(s.proc.stderr.String(), "worker ") {
+				t.Errorf("the log does not name the worker:\n%s", s.proc.stderr)
+			}
+
+			// A timer that spins: the request that set it is answered, then the timer is
+			// stopped in turn.
+			stopped := s.proc.stderr.appears("wasmloop_on_timer ran past its budget of 300ms")
+			if status, _, err := getStatus(s.Addr, "/timer-loop", ioTimeout); err != nil || status != 200 {
+				t.Fatalf("GET /timer-loop: %d, %v", status, err)
+			}
+			select {
+			case <-stopped:
+			case <-time.After(ioTimeout):
+				t.Fatalf("the spinning timer was not stopped:\n%s", s.proc.stderr)
+			}
+			if status, _, err := getStatus(s.Addr, "/ok", ioTimeout); err != nil || status != 200 {
+				t.Fatalf("GET /ok after the timer was stopped: %d, %v", status, err)
+			}
+		})
+	}
+}
+
+// SIGTERM while a handler spins: the spinning call is stopped by its budget, its client gets
+// 503, and the process drains and exits 0 within the shutdown timeout.
+func TestSignalWhileGuestSpins(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOpts{Module: "hostile", Workers: 2, Flags: []string{"--callback-budget", "1s", "--shutdown-timeout", "5s"}})
+	spinning := s.proc.stdout.appears("spinning in /loop")
+	looped := make(chan int, 1)
+	go func() {
+		status, _, _ := getStatus(s.Addr, "/loop", 30*time.Second)
+		looped <- status
+	}()
+	select {
+	case <-spinning:
+	case <-time.After(ioTimeout):
+		t.Fatalf("the guest did not start spinning\nstderr:\n%s", s.proc.stderr)
+	}
+	s.proc.signal(t, syscall.SIGTERM)
+	if code := s.proc.wait(t, 5*time.Second+ioTimeout); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0\nstderr:\n%s", code, s.proc.stderr)
+	}
+	if status := <-looped; status != 503 {
+		t.Errorf("the spinning request got %d, want 503", status)
+	}
+}
+
+// Start-up code that never returns is stopped by --start-budget: the process exits 1 and
+// says which call ran too long.
+func TestStartBudget(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ hostile, export string }{
+		{"init", "_initialize"},
+		{"start", "wasmloop_on_start"},
+	} {
+		t.Run(tt.hostile, func(t *testing.T) {
+			t.Parallel()
+			r := runWasmloop(t, "", 30*time.Second, "run", "--cache-dir", cacheDir, "--workers", "1",
+				"--start-budget", "300ms", "--env", "HOSTILE="+tt.hostile, wasm["hostile"])
+			want := tt.export + " ran past its budget of 300ms and was stopped"
+			if r.code != 1 || !strings.Contains(r.stderr, want) {
+				t.Errorf("exit status %d, want 1, and %q in stderr:\n%s", r.code, want, r.stderr)
+			}
+		})
+	}
+}
+
+// A guest that allocates without end hits --memory-limit: its allocation fails inside the
+// guest (a Go guest dies of it), the request gets 500, and a fresh instance serves the next.
+// A guest that recurses without end dies of it (or of its budget) the same way.
+func TestMemoryLimit(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOpts{Module: "hostile", Flags: []string{"--memory-limit", "64m"}})
+	if status, _, err := getStatus(s.Addr, "/alloc", 30*time.Second); err != nil || status != 500 {
+		t.Fatalf("GET /alloc: %d, %v\nstderr:\n%s", status, err, s.proc.stderr)
+	}
+	if !strings.Contains(s.proc.stderr.String(), "out of memory") {
+		t.Errorf("the guest did not run out of memory:\n%s", s.proc.stderr)
+	}
+	for _, path := range []string{"/recurse", "/ok"} {
+		status, _, err := getStatus(s.Addr, path, 30*time.Second)
+		if want := map[string]int{"/recurse": 500, "/ok": 200}[path]; err != nil || status != want && !(path == "/recurse" && status == 503) {
+			t.Fatalf("GET %s: %d, %v; want %d\nstderr:\n%s", path, status, err, want, s.proc.stderr)
+		}
+	}
+}
+
+// A server whose listen fails (the port is taken by another program) has nothing to serve:
+// the process exits 1 and names the address, instead of ending quietly with 0.
+func TestListenFailureExitsNonZero(t *testing.T) {
+	t.Parallel()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := strconv.Itoa(taken.Addr().(*net.TCPAddr).Port)
+	r := runWasmloop(t, "", 30*time.Second, "run", "--cache-dir", cacheDir, "--workers", "1", "--env", "PORT="+port, wasm["hello"])
+	want := "listen 127.0.0.1:" + port + ": address already in use"
+	if r.code != 1 || !strings.Contains(r.stderr, want) {
+		t.Errorf("exit status %d, want 1, and %q in stderr:\n%s", r.code, want, r.stderr)
+	}
+}
+
+// An exit code outside 0–255 ends the process with 255: the OS would keep only the low byte,
+// and 256 would read as success.
+func TestExitCodeOutOfRange(t *testing.T) {
+	t.Parallel()
+	r := runWasmloop(t, "", 30*time.Second, "run", "--cache-dir", cacheDir, "--workers", "1", "--env", "EXIT_CODE=256", wasm["exit3"])
+	if r.code != 255 || !strings.Contains(r.stderr, "outside 0–255") {
+		t.Errorf("exit status %d, want 255, and a message:\n%s", r.code, r.stderr)
+	}
+}
