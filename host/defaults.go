@@ -37,6 +37,7 @@ func DefaultConfig() Config {
 		CallbackBudget:  defaults.CallbackBudget,
 		StartBudget:     defaults.StartBudget,
 		MemoryLimit:     defaults.MemoryLimit,
+		MaxTimers:       defaults.MaxTimers,
 	}
 }
 
@@ -68,6 +69,7 @@ func (c Config) WithDefaults() (Config, error) {
 	c.CallbackBudget = cmp.Or(c.CallbackBudget, d.CallbackBudget)
 	c.StartBudget = cmp.Or(c.StartBudget, d.StartBudget)
 	c.MemoryLimit = cmp.Or(c.MemoryLimit, d.MemoryLimit)
+	c.MaxTimers = cmp.Or(c.MaxTimers, d.MaxTimers)
 	return c, nil
 }
 
@@ -98,6 +100,7 @@ func (c Config) check() error {
 		{"CallbackBudget", c.CallbackBudget, int64(c.CallbackBudget), true},
 		{"StartBudget", c.StartBudget, int64(c.StartBudget), true},
 		{"MemoryLimit", c.MemoryLimit, c.MemoryLimit, false},
+		{"MaxTimers", c.MaxTimers, int64(c.MaxTimers), false},
 	} {
 		switch {
 		case f.n >= 0 || f.off && f.n == Off:

@@ -58,7 +58,7 @@ var settings = map[string]bool{
 	"MaxRequestLine": false, "WriteHighWater": false, "MaxOutput": false, "WSMaxMessage": false,
 	"HeaderTimeout": true, "BodyTimeout": true, "IdleTimeout": true, "WSIdleTimeout": true,
 	"WSPingInterval": true, "ShutdownTimeout": true, "MaxConns": true,
-	"CallbackBudget": true, "StartBudget": true, "MemoryLimit": false,
+	"CallbackBudget": true, "StartBudget": true, "MemoryLimit": false, "MaxTimers": false,
 }
 
 // Off is taken exactly by the settings that can be off, and no other negative value by any;
@@ -111,7 +111,7 @@ func TestConfigDocsMatchDefaults(t *testing.T) {
 				want = "Off"
 			case name == "Workers":
 				want = "one per CPU"
-			case name != "MaxHeaderCount":
+			case name != "MaxHeaderCount" && name != "MaxTimers":
 				want = docSize(int64(v))
 			}
 		case int64:

@@ -104,6 +104,9 @@ type Config struct {
 	// as address space per instance, so Workers × MemoryLimit bounds the guests' memory. 0
 	// means the default, 256 MiB; at most 4 GiB, wasm32's own limit.
 	MemoryLimit int64
+	// MaxTimers caps the timers a guest may have at once on each worker; beyond it starting
+	// one fails (ELIMIT). 0 means the default, 65536.
+	MaxTimers int
 	// CacheDir holds compiled guests across runs. "" means the user's cache directory,
 	// "-" turns the cache off.
 	CacheDir string
@@ -189,6 +192,7 @@ func (a *App) Run(ctx context.Context) (int, error) {
 		WriteHighWater:  cfg.WriteHighWater,
 		MaxOutput:       cfg.MaxOutput,
 		WSMaxMessage:    cfg.WSMaxMessage,
+		MaxTimers:       cfg.MaxTimers,
 		WSIdleTimeout:   cfg.WSIdleTimeout,
 		WSPingInterval:  cfg.WSPingInterval,
 		Instance: guest.InstanceConfig{Args: cfg.Args, Env: cfg.Env, Stdout: cfg.Stdout, Stderr: cfg.Stderr,

@@ -210,3 +210,26 @@ func TestExitCodeOutOfRange(t *testing.T) {
 		t.Errorf("exit status %d, want 255, and a message:\n%s", r.code, r.stderr)
 	}
 }
+
+// A client that leaves while its response is pending (a long poll) is noticed: the guest
+// hears on_close, the connection does not sit in CLOSE-WAIT, and a shutdown does not wait
+// for a response nobody will read.
+func TestClientLeavingPendingResponse(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOpts{Module: "whoami", Flags: []string{"--shutdown-timeout", "3s"}})
+	c, err := dialRaw(s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.send(get("/later?ms=600000")); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	// Whether the host read the request before or together with the EOF, the connection must
+	// go: once it has, the process has nothing left but its listener, and SIGTERM ends it at
+	// once with 0 rather than after the shutdown timeout with 1.
+	s.proc.signal(t, syscall.SIGTERM)
+	if code := s.proc.wait(t, 3*time.Second+ioTimeout); code != 0 {
+		t.Errorf("exit status %d, want 0: the shutdown waited for the abandoned request\nstderr:\n%s", code, s.proc.stderr)
+	}
+}

@@ -58,6 +58,11 @@ func (r Request) Header(name string) string {
 	return ""
 }
 
+// Host returns the host the request is for: its Host field, which for an absolute-form
+// target ("GET http://example.com/x") the host has already set to the target's authority, as
+// RFC 9112 §3.2.2 requires, whatever Host field the client sent.
+func (r Request) Host() string { return r.Header("Host") }
+
 // Headers returns every header field in the order received.
 func (r Request) Headers() []Header {
 	h := r.head()

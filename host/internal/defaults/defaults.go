@@ -36,6 +36,7 @@ const (
 	CallbackBudget  = time.Second      // one call into the guest for an event (then 503, replaced)
 	StartBudget     = 10 * time.Second // _initialize, and then wasmloop_on_start
 	MemoryLimit     = 256 << 20        // bytes of one instance's linear memory
+	MaxTimers       = 65536            // guest timers per worker (~7 MiB of them)
 )
 
 // Workers is the default number of event loops: one per CPU.

@@ -52,6 +52,7 @@ func (p *Parser) classifyTarget(buf []byte) *Error {
 	if !validHost(t[off:a], false) {
 		return errAbsoluteTarget
 	}
+	p.authStart, p.authEnd = p.tStart+off, p.tStart+a
 	return nil
 }
 
@@ -67,6 +68,7 @@ func (p *Parser) field(buf []byte, lim *Limits) *Error {
 			if p.hosts++; p.hosts > 1 {
 				return errDupHost
 			}
+			p.hostField = len(p.fields) - 1
 			// An empty Host is legal: RFC 9110 §7.2 has clients send one
 			// when the target URI has no authority.
 			if len(val) > 0 && !validHost(val, false) {

@@ -67,9 +67,16 @@ func checkAccepted(t *testing.T, in []byte, n int, req *Request, lim Limits) {
 		t.Fatalf("head of %d bytes after %d leading", n-lead, lead)
 	}
 	cls, tes, hosts := 0, 0, 0
+	absolute := req.Target[0] != '/' && req.Target[0] != '*' && string(req.Method) != "CONNECT"
 	for _, h := range req.Headers {
-		if !httpfield.IsToken(h.Name) || !within(head, h.Name) || !within(head, h.Value) {
+		// The Host of an absolute-form request is the target's authority (RFC 9112
+		// §3.2.2), in a field of the parser's own when HTTP/1.0 sent none.
+		added := absolute && bytes.Equal(h.Name, hostName)
+		if !httpfield.IsToken(h.Name) || !(within(head, h.Name) || added) || !within(head, h.Value) {
 			t.Fatalf("header %q: %q", h.Name, h.Value)
+		}
+		if absolute && httpfield.EqualFold(h.Name, "host") && !bytes.Contains(req.Target, h.Value) {
+			t.Fatalf("absolute-form target %q with Host %q", req.Target, h.Value)
 		}
 		if len(h.Value) > 0 && (h.Value[0] == ' ' || h.Value[0] == '\t' ||
 			h.Value[len(h.Value)-1] == ' ' || h.Value[len(h.Value)-1] == '\t') {

@@ -132,7 +132,11 @@ type Parser struct {
 	nameStart, nameEnd, valStart, valEnd int
 	fields                               []span
 
-	hosts int // Host fields so far: HTTP/1.1 needs exactly one
+	hosts     int // Host fields so far: HTTP/1.1 needs exactly one
+	hostField int // the Host field's index in fields, when hosts is 1
+	// authStart and authEnd bound an absolute-form target's authority (authEnd is 0 for the
+	// other forms): it is the request's Host (fill).
+	authStart, authEnd int
 
 	cl                  int64
 	hasCL, hasTE        bool
@@ -485,6 +489,9 @@ func lineError(c byte, otherwise *Error) *Error {
 	return otherwise
 }
 
+// hostName is the name of a Host field the parser adds (fill); nothing writes to it.
+var hostName = []byte("Host")
+
 // fill cuts the request's aliases from the buffer of the completing call.
 func (p *Parser) fill(buf []byte, req *Request) {
 	req.Method = buf[p.headStart:p.methodEnd:p.methodEnd]
@@ -498,6 +505,16 @@ func (p *Parser) fill(buf []byte, req *Request) {
 		h := &req.Headers[i]
 		h.Name = buf[f.ns:f.ne:f.ne]
 		h.Value = buf[f.vs:f.ve:f.ve]
+	}
+	if p.authEnd > 0 {
+		// RFC 9112 §3.2.2: with an absolute-form target the server ignores Host and uses the
+		// target's authority. The guest sees that one Host, so it cannot route on the other.
+		auth := buf[p.authStart:p.authEnd:p.authEnd]
+		if p.hosts > 0 {
+			req.Headers[p.hostField].Value = auth
+		} else { // HTTP/1.0 may send none
+			req.Headers = append(req.Headers, abi.Header{Name: hostName, Value: auth})
+		}
 	}
 	req.ContentLength = -1
 	if p.hasCL {

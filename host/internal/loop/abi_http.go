@@ -33,6 +33,9 @@ func (a *hostCalls) Listen(addrBytes []byte, port, flags int32) int64 {
 	if l.draining || l.stopped {
 		return int64(abi.ESTATE)
 	}
+	if l.listeners.len() >= maxListeners {
+		return int64(abi.ELIMIT)
+	}
 	return l.listen(addr, int(port), flags&abi.ListenStreamBody != 0)
 }
 

@@ -2,8 +2,11 @@ package loop
 
 import (
 	"bytes"
+	"fmt"
+	"log"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wasmloop/wasmloop/abi"
 )
@@ -245,5 +248,49 @@ func TestRejectionsAnswerAndClose(t *testing.T) {
 		if !bytes.HasPrefix(c.out, []byte("HTTP/1.1 "+tc.status+" ")) || !bytes.Contains(c.out, []byte("Connection: close\r\n")) {
 			t.Errorf("%q: answered %q", tc.raw, c.out)
 		}
+	}
+}
+
+// A guest cannot hold more timers than --max-timers on a worker, nor open more than
+// maxListeners listeners: past either, the call answers ELIMIT and the host stays as it was.
+func TestTimerAndListenerCaps(t *testing.T) {
+	l := guestLoop(t, buildGuest(t, "testdata/hold"))
+	l.cfg.MaxTimers = l.timers.len() + 3
+	for i := range 3 {
+		if h := l.calls.TimerStart(int64(time.Hour), 0); h < 0 {
+			t.Fatalf("timer %d: %v", i, abi.Errno(h))
+		}
+	}
+	if got := abi.Errno(l.calls.TimerStart(int64(time.Hour), 0)); got != abi.ELIMIT || l.timers.len() != l.cfg.MaxTimers {
+		t.Fatalf("a timer past the cap: %v, %d timers", got, l.timers.len())
+	}
+	addr := []byte("127.0.0.1")
+	for l.listeners.len() < maxListeners {
+		if h := l.calls.Listen(addr, 0, 0); h < 0 {
+			t.Fatalf("listener %d: %v", l.listeners.len(), abi.Errno(h))
+		}
+	}
+	if got := abi.Errno(l.calls.Listen(addr, 0, 0)); got != abi.ELIMIT || l.listeners.len() != maxListeners {
+		t.Fatalf("a listener past the cap: %v, %d listeners", got, l.listeners.len())
+	}
+}
+
+// The loop's log is rate-limited: a guest that makes the host log in a loop gets logBurst
+// lines a second through, and the count of the rest.
+func TestLogRateLimit(t *testing.T) {
+	l := bareLoop(t)
+	var out strings.Builder
+	l.cfg.Log = log.New(&out, "", 0)
+	l.epoch = time.Now() // a second that has just begun
+	for range 3 * logBurst {
+		l.logf("worker %d: the same complaint", l.id)
+	}
+	if n := strings.Count(out.String(), "the same complaint"); n != logBurst {
+		t.Fatalf("%d lines logged in a second, want %d", n, logBurst)
+	}
+	l.epoch = l.epoch.Add(-time.Second) // the next second
+	l.logf("worker %d: after", l.id)
+	if !strings.Contains(out.String(), fmt.Sprintf("%d log lines dropped", 2*logBurst)) {
+		t.Fatalf("the dropped lines were not counted:\n%s", out.String())
 	}
 }

@@ -12,7 +12,7 @@ func (a *hostCalls) TimerStart(delayNs, intervalNs int64) int64 {
 		return int64(abi.ESTATE)
 	case !l.inst.HasOnTimer():
 		return int64(abi.ENOTSUP)
-	case l.timers.len() >= maxTimers:
+	case l.timers.len() >= l.cfg.MaxTimers:
 		return int64(abi.ELIMIT)
 	}
 	return int64(l.startTimer(delayNs, intervalNs))

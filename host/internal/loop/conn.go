@@ -145,7 +145,20 @@ func (l *Loop) readConn(c *Conn) {
 	}
 	if c.phase == connOpen && !c.eof {
 		c.unread = true // reading resumes when the protocol takes input again
+		if c.hangup && len(c.in) == 0 && peekEOF(c.fd) {
+			// The peer hung up while the protocol takes no input (the guest holds a
+			// request), and its EOF is all the kernel holds: it asked for nothing more.
+			c.eof, c.unread = true, false
+			c.proto.peerEOF()
+		}
 	}
+}
+
+// peekEOF reports, without consuming anything, whether the next read would return EOF.
+func peekEOF(fd int) bool {
+	var b [1]byte
+	n, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	return n == 0 && err == nil
 }
 
 // reading reports whether the loop should read the connection now: not once it is closing,

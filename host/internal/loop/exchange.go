@@ -124,7 +124,7 @@ func (hc *httpConn) dispatch(req *http1.Request, h *abi.Head, body []byte, strea
 	if err != nil {
 		l.guestFailed(err, ex)
 	} else if rc != 0 {
-		l.cfg.Log.Printf("worker %d: on_request returned %d", l.id, rc)
+		l.logf("worker %d: on_request returned %d", l.id, rc)
 		if _, live := l.exchanges.get(ex.handle); live {
 			l.failExchange(ex, 500)
 		} else if !c.closed() {
@@ -209,17 +209,21 @@ func (l *Loop) abandon(ex *exchange, reason int32) {
 	l.exchanges.remove(ex.handle)
 }
 
-// deliverClose calls on_close for a request whose connection went; the handle is stale
-// afterwards.
+// deliverClose calls on_close for a request whose connection went. During the call the
+// handle answers ECLOSED; it is stale afterwards (ABI.md).
 func (l *Loop) deliverClose(n closeNote) {
-	if !l.exchanges.remove(n.h) {
+	if _, ok := l.exchanges.get(n.h); !ok {
 		return // the guest already let go of it
 	}
 	if l.inst != nil && !l.inst.Dead() {
-		if _, err := l.inst.OnClose(n.h, n.reason); err != nil {
+		_, err := l.inst.OnClose(n.h, n.reason)
+		l.exchanges.remove(n.h)
+		if err != nil {
 			l.guestFailed(err, nil)
 		}
+		return
 	}
+	l.exchanges.remove(n.h)
 }
 
 // failExchange answers status (500 for a guest that failed, 503 for one stopped past its

@@ -49,6 +49,8 @@ type Config struct {
 	// MaxConns caps the open connections of the process, shared evenly between the workers;
 	// at the cap a worker stops accepting until one of its connections closes.
 	MaxConns int
+	// MaxTimers caps each loop's guest timers (timer_start answers ELIMIT beyond).
+	MaxTimers int
 	// WSMaxMessage caps a WebSocket message, compressed or not (1009 beyond).
 	WSMaxMessage int64
 	// WSIdleTimeout closes (1001) a WebSocket whose peer sent nothing that long.
@@ -104,6 +106,7 @@ func NewGroup(m *guest.Module, cfg Config) *Group {
 	cfg.WriteHighWater = min(cmp.Or(cfg.WriteHighWater, defaults.WriteHighWater), cfg.MaxOutput)
 	cfg.MaxConns = cmp.Or(cfg.MaxConns, defaults.MaxConns) // Off: atConnCap takes a cap <= 0 for none
 	cfg.WSMaxMessage = cmp.Or(cfg.WSMaxMessage, defaults.WSMaxMessage)
+	cfg.MaxTimers = cmp.Or(cfg.MaxTimers, defaults.MaxTimers)
 	cfg.HeaderTimeout = cmp.Or(cfg.HeaderTimeout, defaults.HeaderTimeout)
 	cfg.BodyTimeout = cmp.Or(cfg.BodyTimeout, defaults.BodyTimeout)
 	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, defaults.IdleTimeout)

@@ -179,13 +179,17 @@ func (hc *httpConn) resume() {
 	}
 }
 
-// peerEOF: the client will send no more. Answer what it asked, then close; a streamed body
-// cut short ends the request.
+// peerEOF: the client will send no more. Answer what it asked, then close. A streamed body
+// cut short ends the request, and so does an EOF while the guest holds a request and no
+// other is waiting: the client has gone (a full close and a half close look the same until
+// a write fails), so the guest hears on_close and stops working for nobody, as Go's net/http
+// cancels a request's context. A client that pipelined more requests before it half-closed
+// gets every response (RATIONALE.md, "A client that half-closes").
 func (hc *httpConn) peerEOF() {
 	switch ex := hc.ex; {
 	case ex == nil:
 		hc.l.closeWhenWritten(hc.c)
-	case ex.streaming && !ex.bodyDone:
+	case ex.streaming && !ex.bodyDone, len(hc.c.in) == 0:
 		hc.l.closeConn(hc.c, abi.ClosePeer)
 	}
 }

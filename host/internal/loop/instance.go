@@ -68,24 +68,24 @@ func (l *Loop) guestFailed(err error, ex *exchange) {
 	var budget *guest.BudgetError
 	switch {
 	case exit != nil:
-		l.cfg.Log.Printf("worker %d: the guest died (proc_exit %d in a callback); replacing the instance", l.id, exit.Code)
+		l.logf("worker %d: the guest died (proc_exit %d in a callback); replacing the instance", l.id, exit.Code)
 	case errors.As(err, &budget):
 		// What it was answering could be answered by a healthy instance: 503, not 500.
 		status = 503
-		l.cfg.Log.Printf("worker %d: %v; replacing the instance", l.id, err)
+		l.logf("worker %d: %v; replacing the instance", l.id, err)
 	default:
-		l.cfg.Log.Printf("worker %d: %v", l.id, err)
+		l.logf("worker %d: %v", l.id, err)
 	}
 	l.dropInstance(ex, status)
 	if err := l.startInstance(); err != nil {
-		l.cfg.Log.Printf("worker %d: the replacement instance failed to start: %v; this worker stops", l.id, err)
+		l.logf("worker %d: the replacement instance failed to start: %v; this worker stops", l.id, err)
 		l.g.setExit(1)
 		l.stopped = true
 		l.dropOrphans()
 		return
 	}
 	l.dropOrphans()
-	l.cfg.Log.Printf("worker %d: the instance was replaced", l.id)
+	l.logf("worker %d: the instance was replaced", l.id)
 }
 
 // dropInstance ends everything the failed instance's handles name, except its listening

@@ -11,6 +11,11 @@ import (
 	"github.com/wasmloop/wasmloop/host/internal/poll"
 )
 
+// maxListeners caps an instance's listeners: each is a descriptor per worker, and a guest
+// that listened in a loop took the process to its descriptor limit, after which nothing could
+// be accepted.
+const maxListeners = 256
+
 // listener is a listening socket the guest opened (or, after an instance replacement, took
 // over from the instance before it).
 type listener struct {
@@ -45,7 +50,7 @@ func (l *Loop) listen(addr netip.Addr, port int, stream bool) int64 {
 				return bound, err
 			})
 			if err != nil {
-				l.cfg.Log.Printf("worker %d: listen %s:%d: %v", l.id, addr, port, err)
+				l.logf("worker %d: listen %s:%d: %v", l.id, addr, port, err)
 				l.g.listenFailed(fmt.Errorf("listen %s: %w", netip.AddrPortFrom(addr, uint16(port)), err))
 				return int64(abi.EADDR)
 			}
@@ -97,7 +102,7 @@ func (l *Loop) acceptAll(ln *listener) {
 			// ones we have, and try again later (gnet stops its whole engine here).
 			if ln.delay == 0 {
 				ln.delay = int64(5 * time.Millisecond)
-				l.cfg.Log.Printf("worker %d: accept: %v; backing off while open connections are served", l.id, err)
+				l.logf("worker %d: accept: %v; backing off while open connections are served", l.id, err)
 			} else {
 				ln.delay = min(2*ln.delay, int64(time.Second))
 			}
@@ -108,7 +113,7 @@ func (l *Loop) acceptAll(ln *listener) {
 			})
 			return
 		default:
-			l.cfg.Log.Printf("worker %d: accept: %v", l.id, err)
+			l.logf("worker %d: accept: %v", l.id, err)
 			return
 		}
 		if l.cfg.HandoffAccept && len(l.g.loops) > 1 {

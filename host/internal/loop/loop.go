@@ -44,7 +44,8 @@ type Loop struct {
 	refs      int // referenced listeners and timers
 	ordinal   int // port-0 listens so far, see Group.portFor
 
-	queue deferred // work waiting for the end of the callback or the top of the turn
+	queue    deferred // work waiting for the end of the callback or the top of the turn
+	logLimit logLimit // logf's rate limit
 
 	events  []poll.Event
 	readBuf []byte
@@ -182,7 +183,7 @@ func (l *Loop) run() {
 		}
 		n, err := l.wait(timeout)
 		if err != nil {
-			l.cfg.Log.Printf("worker %d: poll: %v", l.id, err)
+			l.logf("worker %d: poll: %v", l.id, err)
 			return
 		}
 		l.now = time.Now()

@@ -57,9 +57,6 @@ func (h timerHeap) next() *timer {
 	return h[0]
 }
 
-// maxTimers caps a loop's guest timers.
-const maxTimers = 1 << 20
-
 // startTimer starts a guest timer and returns its handle. delay is at least 1 ns: a timer
 // never fires in the pass that started it, so a timer that starts a timer of delay 0 cannot
 // keep the loop from polling (ABI.md §1). An interval is at least 1 ms, or 0 for one-shot.

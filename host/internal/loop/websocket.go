@@ -242,7 +242,7 @@ func (w *wsConn) open() {
 	if err != nil {
 		l.guestFailed(err, nil)
 	} else if rc != 0 {
-		l.cfg.Log.Printf("worker %d: on_ws_open returned %d", l.id, rc)
+		l.logf("worker %d: on_ws_open returned %d", l.id, rc)
 	}
 	l.afterCallback()
 }
@@ -272,16 +272,23 @@ func (w *wsConn) deliver(ev *websocket.Event) {
 		return
 	}
 	if rc != 0 {
-		l.cfg.Log.Printf("worker %d: on_ws_message returned %d", l.id, rc)
+		l.logf("worker %d: on_ws_message returned %d", l.id, rc)
 		w.fail(ws.StatusInternalServerError, "the application failed")
 	}
 	l.afterCallback()
 	w.rd.Trim(wsTrimAbove)
 }
 
-// send queues one message (text already checked to be UTF-8).
+// send queues one message (text already checked to be UTF-8). A message that could take the
+// unsent output past the cap closes the connection before any work is done on it: compressing
+// 512 MiB first, to see whether it fits, would cost that much memory.
 func (w *wsConn) send(op ws.OpCode, data []byte) int32 {
 	l, c := w.l, w.conn
+	if c.outLen()+len(data) > l.cfg.MaxOutput {
+		l.logf("worker %d: closing a WebSocket: a %d-byte message with %d bytes unsent passes the output cap (%d)", l.id, len(data), c.outLen(), l.cfg.MaxOutput)
+		l.closeConn(c, abi.CloseHost)
+		return errno(abi.ECLOSED)
+	}
 	switch {
 	case w.deflate && len(data) >= wsCompressMin:
 		out, err := l.wsScratch.writer.AppendMessage(l.outBuf(c), op, data)
@@ -324,9 +331,14 @@ func (w *wsConn) end(code int32, reason string) {
 	w.l.queue.closeNotice(closeNote{h: w.handle, code: code, text: reason})
 }
 
-// deliverWSClose calls on_ws_close for a queued notice; the handle is stale afterwards.
+// deliverWSClose calls on_ws_close for a queued notice. During the call the handle answers
+// ECLOSED (the socket has ended); it is stale afterwards (ABI.md).
 func (l *Loop) deliverWSClose(n closeNote) {
-	if !l.sockets.remove(n.h) || l.inst == nil || l.inst.Dead() {
+	if _, ok := l.sockets.get(n.h); !ok {
+		return // the guest already let go of it
+	}
+	if l.inst == nil || l.inst.Dead() {
+		l.sockets.remove(n.h)
 		return
 	}
 	size := 0
@@ -334,10 +346,11 @@ func (l *Loop) deliverWSClose(n closeNote) {
 		size = copy(inbox, n.text)
 	}
 	rc, err := l.inst.OnWSClose(n.h, n.code, uint32(size))
+	l.sockets.remove(n.h)
 	if err != nil {
 		l.guestFailed(err, nil)
 	} else if rc != 0 {
-		l.cfg.Log.Printf("worker %d: on_ws_close returned %d", l.id, rc)
+		l.logf("worker %d: on_ws_close returned %d", l.id, rc)
 	}
 }
 

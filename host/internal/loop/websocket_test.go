@@ -103,3 +103,45 @@ func TestWSHostFunctionsFrame(t *testing.T) {
 		t.Errorf("send on a closed handle: %d, want EBADHANDLE", rc)
 	}
 }
+
+// ABI.md: the handle on_close or on_ws_close names goes stale after the call, so during it
+// the guest's end or ws_send hears ECLOSED (the closes guest traps on anything else, which
+// would replace the instance).
+func TestHandleLiveDuringCloseCallbacks(t *testing.T) {
+	l := guestLoop(t, buildC(t, "testdata/closes/closes.c"))
+	inst := l.inst
+	for _, tc := range []struct{ name, req string }{
+		{"on_close", "GET /held HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"on_ws_close", "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"},
+	} {
+		c, peer := socketConn(t, l, listenerOf(t, l))
+		unix.Write(peer, []byte(tc.req))
+		l.readConn(c)
+		l.settle()
+		if open := l.exchanges.len() + l.sockets.len(); open != 1 {
+			t.Fatalf("%s: %d requests and sockets open, want 1", tc.name, open)
+		}
+		l.closeConn(c, abi.ClosePeer)
+		l.settle()
+		if l.inst != inst || inst.Dead() {
+			t.Fatalf("%s: the guest trapped: the handle it was closing did not answer ECLOSED", tc.name)
+		}
+		if open := l.exchanges.len() + l.sockets.len(); open != 0 {
+			t.Fatalf("%s: the handle is still live after the call (%d open)", tc.name, open)
+		}
+	}
+}
+
+// A message that could take the unsent output past the cap closes the connection before it
+// is compressed: a compressible one would otherwise be deflated whole first (512 MiB of it
+// took the host to 3.3 GB).
+func TestWSSendChecksTheCapBeforeCompressing(t *testing.T) {
+	l := bareLoop(t)
+	l.cfg.MaxOutput = 1 << 20
+	c, w := bareSocket(t, l)
+	w.deflate = true
+	if rc := l.calls.WSSend(w.handle, make([]byte, 2<<20), abi.WSBinary); rc != int32(abi.ECLOSED) || !c.closed() {
+		t.Fatalf("a 2 MiB compressible message under a 1 MiB cap: %d, closed %v; want ECLOSED and closed", rc, c.closed())
+	}
+}

@@ -2,8 +2,10 @@
 
 // Command hostile is a guest that misbehaves on request, for the sandbox tests: it loops
 // forever, allocates without end or recurses without end in a request, a timer, its
-// package initialisation (_initialize) or its main (wasmloop_on_start). Every other path
-// answers "ok from worker N". HOSTILE=init or HOSTILE=start picks a start-up that loops.
+// package initialisation (_initialize) or its main (wasmloop_on_start). /compute does a
+// bounded amount of work, for measuring the cost of the checks that let a call be stopped.
+// Every other path answers "ok from worker N". HOSTILE=init or HOSTILE=start picks a
+// start-up that loops.
 package main
 
 import (
@@ -25,6 +27,22 @@ func spin(where string) {
 	for {
 		n++
 	}
+}
+
+// sum is a tight loop; fib is call-heavy.
+func sum(n int) int {
+	s := 0
+	for i := range n {
+		s += i ^ (s >> 3)
+	}
+	return s
+}
+
+func fib(n int) int {
+	if n < 2 {
+		return n
+	}
+	return fib(n-1) + fib(n-2)
 }
 
 func recurse(n int) int {
@@ -54,11 +72,17 @@ func main() {
 			spin(path)
 		case "/alloc":
 			for {
-				hoard = append(hoard, make([]byte, 1<<20))
-				hoard[len(hoard)-1][0] = 1
+				b := make([]byte, 1<<20)
+				for i := 0; i < len(b); i += 4096 { // touch every page: resident, not only reserved
+					b[i] = 1
+				}
+				hoard = append(hoard, b)
 			}
 		case "/recurse":
 			res.End(strconv.Itoa(recurse(0)))
+		case "/compute": // bounded work, for measuring what the termination checks cost
+			res.End(strconv.Itoa(sum(20_000_000)+fib(27)) + "\n")
+			return
 		case "/timer-loop":
 			wasmloop.SetTimeout(func() { spin("a timer") }, time.Millisecond)
 		}

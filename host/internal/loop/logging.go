@@ -1,0 +1,33 @@
+package loop
+
+import "time"
+
+// A guest can make the host log in a loop (a listen that fails, called again and again). The
+// loop's own log lines are therefore rate-limited per loop: at most logBurst lines a second,
+// and the count of those dropped is reported with the next line that gets through.
+const logBurst = 20
+
+// logLimit is one loop's log rate limiter.
+type logLimit struct {
+	second  int64 // the loop clock's second the count is for
+	lines   int
+	dropped int
+}
+
+// logf logs a host message for this loop, within the rate limit.
+func (l *Loop) logf(format string, args ...any) {
+	lim := &l.logLimit
+	if s := int64(time.Since(l.epoch) / time.Second); s != lim.second {
+		lim.second, lim.lines = s, 0
+	}
+	if lim.lines >= logBurst {
+		lim.dropped++
+		return
+	}
+	lim.lines++
+	if lim.dropped > 0 {
+		l.cfg.Log.Printf("worker %d: %d log lines dropped (more than %d a second)", l.id, lim.dropped, logBurst)
+		lim.dropped = 0
+	}
+	l.cfg.Log.Printf(format, args...)
+}
