@@ -38,6 +38,7 @@ func DefaultConfig() Config {
 		StartBudget:     defaults.StartBudget,
 		MemoryLimit:     defaults.MemoryLimit,
 		MaxTimers:       defaults.MaxTimers,
+		ResponseTimeout: defaults.ResponseTimeout,
 	}
 }
 
@@ -70,6 +71,7 @@ func (c Config) WithDefaults() (Config, error) {
 	c.StartBudget = cmp.Or(c.StartBudget, d.StartBudget)
 	c.MemoryLimit = cmp.Or(c.MemoryLimit, d.MemoryLimit)
 	c.MaxTimers = cmp.Or(c.MaxTimers, d.MaxTimers)
+	c.ResponseTimeout = cmp.Or(c.ResponseTimeout, d.ResponseTimeout)
 	return c, nil
 }
 
@@ -101,6 +103,7 @@ func (c Config) check() error {
 		{"StartBudget", c.StartBudget, int64(c.StartBudget), true},
 		{"MemoryLimit", c.MemoryLimit, c.MemoryLimit, false},
 		{"MaxTimers", c.MaxTimers, int64(c.MaxTimers), false},
+		{"ResponseTimeout", c.ResponseTimeout, int64(c.ResponseTimeout), true},
 	} {
 		switch {
 		case f.n >= 0 || f.off && f.n == Off:

@@ -58,7 +58,7 @@ var settings = map[string]bool{
 	"MaxRequestLine": false, "WriteHighWater": false, "MaxOutput": false, "WSMaxMessage": false,
 	"HeaderTimeout": true, "BodyTimeout": true, "IdleTimeout": true, "WSIdleTimeout": true,
 	"WSPingInterval": true, "ShutdownTimeout": true, "MaxConns": true,
-	"CallbackBudget": true, "StartBudget": true, "MemoryLimit": false, "MaxTimers": false,
+	"CallbackBudget": true, "StartBudget": true, "MemoryLimit": false, "MaxTimers": false, "ResponseTimeout": true,
 }
 
 // Off is taken exactly by the settings that can be off, and no other negative value by any;
@@ -101,8 +101,11 @@ func TestConfigDocsMatchDefaults(t *testing.T) {
 			if strings.HasSuffix(want, "m0s") {
 				want = strings.TrimSuffix(want, "0s") // 2m, as one would write it
 			}
-			if v == 0 {
+			switch v {
+			case 0:
 				want = "half of WSIdleTimeout"
+			case host.Off:
+				want = "Off"
 			}
 		case int:
 			want = fmt.Sprint(v)

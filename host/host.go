@@ -61,6 +61,10 @@ type Config struct {
 	// BodyTimeout bounds the wait for more of a request body (408 beyond). 0 means the
 	// default, 30s; Off, no bound.
 	BodyTimeout time.Duration
+	// ResponseTimeout answers 503 (and closes the connection) for a request the guest has not
+	// begun to answer that long after it arrived; the guest hears on_close for it. 0 means
+	// the default, Off: answering is the program's business, as in Node.
+	ResponseTimeout time.Duration
 	// IdleTimeout closes keep-alive connections idle that long. 0 means the default, 1m;
 	// Off, never.
 	IdleTimeout time.Duration
@@ -188,6 +192,7 @@ func (a *App) Run(ctx context.Context) (int, error) {
 		HeaderTimeout:   cfg.HeaderTimeout,
 		BodyTimeout:     cfg.BodyTimeout,
 		IdleTimeout:     cfg.IdleTimeout,
+		ResponseTimeout: cfg.ResponseTimeout,
 		MaxConns:        cfg.MaxConns,
 		WriteHighWater:  cfg.WriteHighWater,
 		MaxOutput:       cfg.MaxOutput,

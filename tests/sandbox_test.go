@@ -233,3 +233,21 @@ func TestClientLeavingPendingResponse(t *testing.T) {
 		t.Errorf("exit status %d, want 0: the shutdown waited for the abandoned request\nstderr:\n%s", code, s.proc.stderr)
 	}
 }
+
+// --response-timeout answers 503 for a request the guest has not begun to answer in time;
+// requests it answers at once are untouched.
+func TestResponseTimeout(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOpts{Module: "whoami", Flags: []string{"--response-timeout", "300ms"}})
+	start := time.Now()
+	status, body, err := getStatus(s.Addr, "/later?ms=600000", 30*time.Second)
+	if err != nil || status != 503 || !strings.Contains(body, "did not answer in time") {
+		t.Fatalf("a request never answered: %d %q, %v", status, body, err)
+	}
+	if elapsed := time.Since(start); elapsed < 300*time.Millisecond {
+		t.Errorf("answered 503 after %v, before the timeout", elapsed)
+	}
+	if status, _, err := getStatus(s.Addr, "/", ioTimeout); err != nil || status != 200 {
+		t.Fatalf("GET /: %d, %v", status, err)
+	}
+}

@@ -116,6 +116,7 @@ func runFlags(o *runOptions, output io.Writer) *flag.FlagSet {
 	fs.Var(sizeValue[int]{&c.MaxRequestLine}, "max-request-line", "`size` of the longest request line; 414 beyond")
 	fs.Var(durationValue{&c.HeaderTimeout}, "header-timeout", "`duration` allowed from a request's first byte to the end of its head (408, then close)")
 	fs.Var(durationValue{&c.BodyTimeout}, "body-timeout", "`duration` of the longest wait for more of a request body (408, then close)")
+	fs.Var(durationValue{&c.ResponseTimeout}, "response-timeout", "`duration` a request may wait for the guest to begin its answer before the host answers 503")
 	fs.Var(durationValue{&c.IdleTimeout}, "idle-timeout", "close keep-alive connections idle for this `duration`")
 	fs.Var(sizeValue[int]{&c.WriteHighWater}, "write-high-water", "unsent output per connection (a `size`) above which the guest is told to wait for a drain event; body pieces are gathered into one write up to it, at most 256k")
 	fs.Var(sizeValue[int]{&c.MaxOutput}, "max-output", "unsent output per connection (a `size`) beyond which the connection is closed")

@@ -37,6 +37,7 @@ const (
 	StartBudget     = 10 * time.Second // _initialize, and then wasmloop_on_start
 	MemoryLimit     = 256 << 20        // bytes of one instance's linear memory
 	MaxTimers       = 65536            // guest timers per worker (~7 MiB of them)
+	ResponseTimeout = Off              // from a request's dispatch to the start of its answer (503)
 )
 
 // Workers is the default number of event loops: one per CPU.

@@ -21,6 +21,7 @@ const (
 type exchange struct {
 	handle    abi.Handle
 	hc        *httpConn
+	at        int64 // loop clock when it was dispatched
 	isHead    bool
 	minor     uint8
 	keepAlive bool
@@ -153,7 +154,7 @@ func (hc *httpConn) newExchange(req *http1.Request) *exchange {
 	}
 	*ex = exchange{hc: hc, body: ex.body[:0], held: ex.held[:0],
 		isHead: len(req.Method) == 4 && string(req.Method) == "HEAD",
-		minor:  uint8(req.Minor), keepAlive: req.KeepAlive && !hc.last}
+		minor:  uint8(req.Minor), keepAlive: req.KeepAlive && !hc.last, at: l.clock()}
 	ex.handle = l.exchanges.add(ex)
 	hc.ex, hc.phase = ex, httpAnswering
 	return ex

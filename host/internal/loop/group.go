@@ -44,6 +44,9 @@ type Config struct {
 	HeaderTimeout time.Duration
 	// BodyTimeout bounds the wait for the next bytes of a request body (408, then close).
 	BodyTimeout time.Duration
+	// ResponseTimeout answers 503 for a request the guest has not started answering that long
+	// after it was dispatched, and tells the guest (on_close).
+	ResponseTimeout time.Duration
 	// IdleTimeout closes a keep-alive connection with no request under way.
 	IdleTimeout time.Duration
 	// MaxConns caps the open connections of the process, shared evenly between the workers;
@@ -113,9 +116,10 @@ func NewGroup(m *guest.Module, cfg Config) *Group {
 	cfg.WSIdleTimeout = cmp.Or(cfg.WSIdleTimeout, defaults.WSIdleTimeout)
 	cfg.WSPingInterval = cmp.Or(cfg.WSPingInterval, defaults.PingInterval(cfg.WSIdleTimeout))
 	cfg.ShutdownTimeout = cmp.Or(cfg.ShutdownTimeout, defaults.ShutdownTimeout)
+	cfg.ResponseTimeout = cmp.Or(cfg.ResponseTimeout, defaults.ResponseTimeout)
 	// The loop compares how long a connection waited with these: a timeout that is off is
 	// one that no wait exceeds.
-	for _, d := range []*time.Duration{&cfg.HeaderTimeout, &cfg.BodyTimeout, &cfg.IdleTimeout, &cfg.WSIdleTimeout, &cfg.WSPingInterval, &cfg.ShutdownTimeout} {
+	for _, d := range []*time.Duration{&cfg.HeaderTimeout, &cfg.BodyTimeout, &cfg.IdleTimeout, &cfg.WSIdleTimeout, &cfg.WSPingInterval, &cfg.ShutdownTimeout, &cfg.ResponseTimeout} {
 		if *d == defaults.Off {
 			*d = math.MaxInt64
 		}

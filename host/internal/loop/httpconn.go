@@ -253,9 +253,16 @@ func (hc *httpConn) sweep(now int64) {
 	waited := time.Duration(now - c.since)
 	switch hc.phase {
 	case httpAnswering:
-		// The guest's turn, unless it is waiting for more of a streamed body.
-		if hc.ex.receiving() && waited > l.cfg.BodyTimeout {
-			hc.streamFailed(hc.ex, errBodyStalled)
+		// The guest's turn, unless it is waiting for more of a streamed body, or has not
+		// begun to answer within the response timeout (off by default, as in Node).
+		ex := hc.ex
+		switch {
+		case ex.receiving() && waited > l.cfg.BodyTimeout:
+			hc.streamFailed(ex, errBodyStalled)
+		case !ex.started && time.Duration(now-ex.at) > l.cfg.ResponseTimeout:
+			hc.ex, hc.phase = nil, httpIdle
+			l.abandon(ex, abi.CloseHost) // on_close: the guest stops working for nobody
+			hc.replyError(503, "the application did not answer in time")
 		}
 	case httpBody:
 		if waited > l.cfg.BodyTimeout {
