@@ -39,6 +39,7 @@ func DefaultConfig() Config {
 		MemoryLimit:     defaults.MemoryLimit,
 		MaxTimers:       defaults.MaxTimers,
 		ResponseTimeout: defaults.ResponseTimeout,
+		MaxRestarts:     defaults.MaxRestarts,
 	}
 }
 
@@ -72,6 +73,7 @@ func (c Config) WithDefaults() (Config, error) {
 	c.MemoryLimit = cmp.Or(c.MemoryLimit, d.MemoryLimit)
 	c.MaxTimers = cmp.Or(c.MaxTimers, d.MaxTimers)
 	c.ResponseTimeout = cmp.Or(c.ResponseTimeout, d.ResponseTimeout)
+	c.MaxRestarts = cmp.Or(c.MaxRestarts, d.MaxRestarts)
 	return c, nil
 }
 
@@ -104,6 +106,7 @@ func (c Config) check() error {
 		{"MemoryLimit", c.MemoryLimit, c.MemoryLimit, false},
 		{"MaxTimers", c.MaxTimers, int64(c.MaxTimers), false},
 		{"ResponseTimeout", c.ResponseTimeout, int64(c.ResponseTimeout), true},
+		{"MaxRestarts", c.MaxRestarts, int64(c.MaxRestarts), false},
 	} {
 		switch {
 		case f.n >= 0 || f.off && f.n == Off:

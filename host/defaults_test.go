@@ -58,7 +58,7 @@ var settings = map[string]bool{
 	"MaxRequestLine": false, "WriteHighWater": false, "MaxOutput": false, "WSMaxMessage": false,
 	"HeaderTimeout": true, "BodyTimeout": true, "IdleTimeout": true, "WSIdleTimeout": true,
 	"WSPingInterval": true, "ShutdownTimeout": true, "MaxConns": true,
-	"CallbackBudget": true, "StartBudget": true, "MemoryLimit": false, "MaxTimers": false, "ResponseTimeout": true,
+	"CallbackBudget": true, "StartBudget": true, "MemoryLimit": false, "MaxTimers": false, "ResponseTimeout": true, "MaxRestarts": false,
 }
 
 // Off is taken exactly by the settings that can be off, and no other negative value by any;
@@ -114,7 +114,7 @@ func TestConfigDocsMatchDefaults(t *testing.T) {
 				want = "Off"
 			case name == "Workers":
 				want = "one per CPU"
-			case name != "MaxHeaderCount" && name != "MaxTimers":
+			case name != "MaxHeaderCount" && name != "MaxTimers" && name != "MaxRestarts":
 				want = docSize(int64(v))
 			}
 		case int64:

@@ -108,6 +108,11 @@ type Config struct {
 	// as address space per instance, so Workers × MemoryLimit bounds the guests' memory. 0
 	// means the default, 256 MiB; at most 4 GiB, wasm32's own limit.
 	MemoryLimit int64
+	// MaxRestarts bounds a guest that fails as it starts: each time an instance fails
+	// before serving a single event, its replacement waits twice as long (from 10 ms, at most
+	// 5 s), and after MaxRestarts such failures in a row the process exits 1. 0 means the
+	// default, 10.
+	MaxRestarts int
 	// MaxTimers caps the timers a guest may have at once on each worker; beyond it starting
 	// one fails (ELIMIT). 0 means the default, 65536.
 	MaxTimers int
@@ -198,6 +203,7 @@ func (a *App) Run(ctx context.Context) (int, error) {
 		MaxOutput:       cfg.MaxOutput,
 		WSMaxMessage:    cfg.WSMaxMessage,
 		MaxTimers:       cfg.MaxTimers,
+		MaxRestarts:     cfg.MaxRestarts,
 		WSIdleTimeout:   cfg.WSIdleTimeout,
 		WSPingInterval:  cfg.WSPingInterval,
 		Instance: guest.InstanceConfig{Args: cfg.Args, Env: cfg.Env, Stdout: cfg.Stdout, Stderr: cfg.Stderr,

@@ -251,3 +251,34 @@ func TestResponseTimeout(t *testing.T) {
 		t.Fatalf("GET /: %d, %v", status, err)
 	}
 }
+
+// A guest that dies as soon as it starts is restarted with a growing delay, not in a hot
+// loop, and after --max-restarts failures in a row the process gives up with status 1.
+func TestCrashLoopGivesUp(t *testing.T) {
+	t.Parallel()
+	r := runWasmloop(t, "", 60*time.Second, "run", "--cache-dir", cacheDir, "--workers", "1",
+		"--max-restarts", "4", "--env", "HOSTILE=crashloop", "--env", "PORT=0", wasm["hostile"])
+	if r.code != 1 || !strings.Contains(r.stderr, "the guest failed 5 times in a row") {
+		t.Fatalf("exit status %d, want 1 and a message:\n%s", r.code, r.stderr)
+	}
+	for _, d := range []string{"restarting the instance in 10ms", "in 20ms", "in 40ms"} {
+		if !strings.Contains(r.stderr, d) {
+			t.Errorf("no %q in the log: the restarts did not back off\n%s", d, r.stderr)
+		}
+	}
+}
+
+// A request that crashes every fresh instance is the request's problem, not a crash loop:
+// repeating it more than --max-restarts times does not stop the process.
+func TestCrashingRequestsDoNotStopTheProcess(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOpts{Module: "whoami", Flags: []string{"--max-restarts", "2"}})
+	for i := range 6 {
+		if status, _, err := getStatus(s.Addr, "/panic", ioTimeout); err != nil || status != 500 {
+			t.Fatalf("GET /panic #%d: %d, %v", i, status, err)
+		}
+	}
+	if status, _, err := getStatus(s.Addr, "/", ioTimeout); err != nil || status != 200 {
+		t.Fatalf("GET / after the crashes: %d, %v\nstderr:\n%s", status, err, s.proc.stderr)
+	}
+}

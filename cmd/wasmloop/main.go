@@ -127,6 +127,7 @@ func runFlags(o *runOptions, output io.Writer) *flag.FlagSet {
 	fs.Var(durationValue{&c.ShutdownTimeout}, "shutdown-timeout", "`duration` that SIGINT/SIGTERM waits for in-flight responses")
 	fs.Var(durationValue{&c.CallbackBudget}, "callback-budget", "`duration` one call into the guest for an event may run; past it the call is stopped, its request gets 503 and the instance is replaced")
 	fs.Var(durationValue{&c.StartBudget}, "start-budget", "`duration` each start-up call of the guest (_initialize, wasmloop_on_start) may run")
+	fs.Var(countValue{p: &c.MaxRestarts}, "max-restarts", "`number` of instances in a row that may fail before serving anything before the process gives up (exit 1); restarts wait longer each time")
 	fs.Var(countValue{p: &c.MaxTimers}, "max-timers", "largest `number` of timers a guest may have at once on each worker")
 	fs.Var(sizeValue[int64]{&c.MemoryLimit}, "memory-limit", "`size` of one guest instance's memory, at most 4g; an allocation past it fails in the guest")
 	fs.StringVar(&c.CacheDir, "cache-dir", "", "where compiled guests are cached (default: the user cache dir; - for none)")

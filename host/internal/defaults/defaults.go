@@ -38,6 +38,7 @@ const (
 	MemoryLimit     = 256 << 20        // bytes of one instance's linear memory
 	MaxTimers       = 65536            // guest timers per worker (~7 MiB of them)
 	ResponseTimeout = Off              // from a request's dispatch to the start of its answer (503)
+	MaxRestarts     = 10               // consecutive instances failing before serving anything
 )
 
 // Workers is the default number of event loops: one per CPU.

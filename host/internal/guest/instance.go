@@ -42,6 +42,7 @@ type Instance struct {
 	// What the runtime's watchdog reads from its own goroutine (watchdog.go).
 	seq                     atomic.Uint64 // calls entered + calls left: odd while inside one
 	started                 atomic.Bool   // wasmloop_on_start has returned: CallBudget applies
+	served                  int           // calls that returned without error after start
 	interrupted             atomic.Bool   // the watchdog stopped the call in progress
 	startBudget, callBudget time.Duration
 	cancel                  context.CancelFunc // ends the instance's calls (interrupt)
@@ -236,8 +237,14 @@ func (i *Instance) call(name string, f api.Function) (int32, error) {
 		}
 		return 0, &TrapError{Export: name, Err: err}
 	}
+	if i.started.Load() {
+		i.served++
+	}
 	return int32(uint32(i.stack[0])), nil
 }
+
+// Served is the number of event calls (after wasmloop_on_start) that returned without error.
+func (i *Instance) Served() int { return i.served }
 
 // HasOnClose reports whether the guest exports wasmloop_on_close.
 func (i *Instance) HasOnClose() bool { return i.onClose != nil }

@@ -79,6 +79,10 @@ func (l *Loop) packHead(req *http1.Request) *abi.Head {
 // the inbox, and one call delivers them. A streamed body (startStream) follows in on_body.
 func (hc *httpConn) dispatch(req *http1.Request, h *abi.Head, body []byte, streamed bool) {
 	l, c := hc.l, hc.c
+	if l.inst == nil || l.inst.Dead() {
+		hc.replyError(503, "the application is restarting")
+		return
+	}
 	inbox, ok := l.inboxView()
 	if !ok || !l.inst.HasOnRequest() {
 		hc.replyError(500, "the application cannot take requests")

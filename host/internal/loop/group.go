@@ -52,6 +52,9 @@ type Config struct {
 	// MaxConns caps the open connections of the process, shared evenly between the workers;
 	// at the cap a worker stops accepting until one of its connections closes.
 	MaxConns int
+	// MaxRestarts is how many consecutive instances of a worker may fail before serving an
+	// event before the process gives up (exit 1).
+	MaxRestarts int
 	// MaxTimers caps each loop's guest timers (timer_start answers ELIMIT beyond).
 	MaxTimers int
 	// WSMaxMessage caps a WebSocket message, compressed or not (1009 beyond).
@@ -110,6 +113,7 @@ func NewGroup(m *guest.Module, cfg Config) *Group {
 	cfg.MaxConns = cmp.Or(cfg.MaxConns, defaults.MaxConns) // Off: atConnCap takes a cap <= 0 for none
 	cfg.WSMaxMessage = cmp.Or(cfg.WSMaxMessage, defaults.WSMaxMessage)
 	cfg.MaxTimers = cmp.Or(cfg.MaxTimers, defaults.MaxTimers)
+	cfg.MaxRestarts = cmp.Or(cfg.MaxRestarts, defaults.MaxRestarts)
 	cfg.HeaderTimeout = cmp.Or(cfg.HeaderTimeout, defaults.HeaderTimeout)
 	cfg.BodyTimeout = cmp.Or(cfg.BodyTimeout, defaults.BodyTimeout)
 	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, defaults.IdleTimeout)
@@ -238,6 +242,13 @@ func (g *Group) startOthers() {
 // startFailed records that a worker's top-level code failed; the process exits 1.
 func (g *Group) startFailed(worker int, err error) {
 	g.startOnce.Do(func() { g.startErr <- fmt.Errorf("worker %d: %w", worker, err) })
+	g.setExit(1)
+	g.stopAll()
+}
+
+// giveUp ends the process with status 1 and err: a worker's guest keeps failing.
+func (g *Group) giveUp(err error) {
+	g.startOnce.Do(func() { g.startErr <- err })
 	g.setExit(1)
 	g.stopAll()
 }

@@ -3,8 +3,10 @@ package loop
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/wasmloop/wasmloop/abi"
 	"github.com/wasmloop/wasmloop/host/internal/guest"
@@ -76,16 +78,63 @@ func (l *Loop) guestFailed(err error, ex *exchange) {
 	default:
 		l.logf("worker %d: %v", l.id, err)
 	}
+	if ex != nil || l.inst.Served() > 0 {
+		// It did some work, or a request made it fail: not a guest that fails as it starts.
+		// (Counting a request that crashes every fresh instance would let a client stop
+		// the process by repeating it.)
+		l.failures = 0
+	}
 	l.dropInstance(ex, status)
-	if err := l.startInstance(); err != nil {
-		l.logf("worker %d: the replacement instance failed to start: %v; this worker stops", l.id, err)
-		l.g.setExit(1)
-		l.stopped = true
+	l.replace()
+}
+
+// replace starts the instance that takes over from one that failed. A guest that fails again
+// before it has served a single event is failing as it starts: it is restarted after a delay
+// that doubles with each consecutive failure (restartDelay), not in a hot loop, and after
+// MaxRestarts consecutive failures the process gives up and exits 1.
+func (l *Loop) replace() {
+	l.failures++
+	if l.failures > l.cfg.MaxRestarts {
+		l.logf("worker %d: the guest failed %d times in a row without serving anything; giving up", l.id, l.failures)
 		l.dropOrphans()
+		l.g.giveUp(fmt.Errorf("worker %d: the guest failed %d times in a row", l.id, l.failures))
+		return
+	}
+	if d := restartDelay(l.failures); d > 0 {
+		l.logf("worker %d: restarting the instance in %v (failure %d in a row)", l.id, d, l.failures)
+		l.restarting = true // keeps the loop alive with nothing referenced (alive)
+		l.addHostTimer(d, l.restart)
+		return
+	}
+	l.restart()
+}
+
+// restart starts the replacement instance; one that fails to start counts as a failure.
+func (l *Loop) restart() {
+	l.restarting = false
+	if l.stopped {
+		return
+	}
+	if err := l.startInstance(); err != nil {
+		l.logf("worker %d: the replacement instance failed to start: %v", l.id, err)
+		if l.inst != nil {
+			l.dropInstance(nil, 503)
+		}
+		l.replace()
 		return
 	}
 	l.dropOrphans()
 	l.logf("worker %d: the instance was replaced", l.id)
+	l.afterCallback()
+}
+
+// restartDelay is the wait before restarting after n consecutive failures: none after the
+// first, then 10 ms doubling to 5 s.
+func restartDelay(n int) time.Duration {
+	if n <= 1 {
+		return 0
+	}
+	return min(10*time.Millisecond<<min(n-2, 10), 5*time.Second)
 }
 
 // dropInstance ends everything the failed instance's handles name, except its listening

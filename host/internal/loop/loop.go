@@ -62,9 +62,11 @@ type Loop struct {
 	tasks []func(*Loop)
 	spare []func(*Loop)
 
-	draining bool
-	stopped  bool
-	bodyAt   int64 // loop clock of the last streamed body bytes received (see wait)
+	draining   bool
+	stopped    bool
+	restarting bool  // a failed instance's replacement waits for its delay (instance.go)
+	failures   int   // consecutive instances that failed before serving an event
+	bodyAt     int64 // loop clock of the last streamed body bytes received (see wait)
 }
 
 func newLoop(g *Group, id int) *Loop {
@@ -144,7 +146,7 @@ func (l *Loop) alive() bool {
 	if l.draining {
 		return l.nconns > 0
 	}
-	return l.refs > 0 || l.nconns > 0 || l.exchanges.len() > 0
+	return l.refs > 0 || l.nconns > 0 || l.exchanges.len() > 0 || l.restarting
 }
 
 func (l *Loop) run() {

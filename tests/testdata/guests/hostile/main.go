@@ -5,7 +5,7 @@
 // package initialisation (_initialize) or its main (wasmloop_on_start). /compute does a
 // bounded amount of work, for measuring the cost of the checks that let a call be stopped.
 // Every other path answers "ok from worker N". HOSTILE=init or HOSTILE=start picks a
-// start-up that loops.
+// start-up that loops; HOSTILE=crashloop, an instance that dies a millisecond after it starts.
 package main
 
 import (
@@ -58,8 +58,11 @@ func init() {
 }
 
 func main() {
-	if os.Getenv("HOSTILE") == "start" {
+	switch os.Getenv("HOSTILE") {
+	case "start":
 		spin("main")
+	case "crashloop": // every instance dies as soon as it starts
+		wasmloop.SetTimeout(func() { panic("crash loop") }, time.Millisecond)
 	}
 	port := 1337
 	if p, err := strconv.Atoi(os.Getenv("PORT")); err == nil {
