@@ -282,3 +282,48 @@ func TestCrashingRequestsDoNotStopTheProcess(t *testing.T) {
 		t.Fatalf("GET / after the crashes: %d, %v\nstderr:\n%s", status, err, s.proc.stderr)
 	}
 }
+
+// With the budgets off a spinning worker cannot be stopped: SIGTERM then gives up on it after
+// the shutdown timeout and exits 1, without releasing the memory the spinning call runs on
+// (which crashed the host with "unexpected fault address"). GOGC=off keeps a collection from
+// freezing the process meanwhile, which is what running without budgets risks.
+func TestStuckWorkerAtShutdown(t *testing.T) {
+	t.Parallel()
+	env := requireTool(t, "env", "coreutils")
+	for i := range 3 {
+		s := startServer(t, serverOpts{Module: "hostile", Workers: 2, Prefix: []string{env, "GOGC=off"},
+			Flags: []string{"--callback-budget", "off", "--start-budget", "off", "--shutdown-timeout", "1s"}})
+		spinning := s.proc.stdout.appears("spinning in /loop")
+		c, err := dialRaw(s.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := c.send(get("/loop")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-spinning:
+		case <-time.After(ioTimeout):
+			t.Fatalf("the guest did not start spinning\nstderr:\n%s", s.proc.stderr)
+		}
+		s.proc.signal(t, syscall.SIGTERM)
+		code := s.proc.wait(t, 30*time.Second)
+		stderr := s.proc.stderr.String()
+		if code != 1 || strings.Contains(stderr, "fault") || strings.Contains(stderr, "panic") {
+			t.Fatalf("run %d: exit status %d, want 1, and no fault:\n%s", i, code, stderr)
+		}
+	}
+}
+
+// A guest memory whose address space the system refuses (ulimit -v) fails the start with a
+// message that says so, instead of a nil pointer inside wazero.
+func TestMemoryReservationRefused(t *testing.T) {
+	t.Parallel()
+	prlimit := requireTool(t, "prlimit", "util-linux")
+	p := startProc(t, []string{prlimit, "--as=3000000000", "--"}, "", "run", "--cache-dir", cacheDir, "--workers", "1", "--memory-limit", "4g", "--env", "PORT=0", wasm["hello"])
+	code := p.wait(t, 60*time.Second)
+	if stderr := p.stderr.String(); code != 1 || !strings.Contains(stderr, "reserving 4096 MiB of address space for the guest's memory") {
+		t.Fatalf("exit status %d, want 1 and a message:\n%s", code, stderr)
+	}
+}
