@@ -20,26 +20,27 @@ const Off = defaults.Off
 // settings (Args, Env, Stdout, Stderr, Log, CacheDir) are left zero too.
 func DefaultConfig() Config {
 	return Config{
-		Workers:         defaults.Workers(),
-		BodyLimit:       defaults.BodyLimit,
-		MaxHeaderBytes:  defaults.MaxHeaderBytes,
-		MaxHeaderCount:  defaults.MaxHeaderCount,
-		MaxRequestLine:  defaults.MaxRequestLine,
-		HeaderTimeout:   defaults.HeaderTimeout,
-		BodyTimeout:     defaults.BodyTimeout,
-		IdleTimeout:     defaults.IdleTimeout,
-		WriteHighWater:  defaults.WriteHighWater,
-		MaxOutput:       defaults.MaxOutput,
-		MaxConns:        defaults.MaxConns,
-		WSMaxMessage:    defaults.WSMaxMessage,
-		WSIdleTimeout:   defaults.WSIdleTimeout,
-		ShutdownTimeout: defaults.ShutdownTimeout,
-		CallbackBudget:  defaults.CallbackBudget,
-		StartBudget:     defaults.StartBudget,
-		MemoryLimit:     defaults.MemoryLimit,
-		MaxTimers:       defaults.MaxTimers,
-		ResponseTimeout: defaults.ResponseTimeout,
-		MaxRestarts:     defaults.MaxRestarts,
+		Workers:          defaults.Workers(),
+		BodyLimit:        defaults.BodyLimit,
+		MaxHeaderBytes:   defaults.MaxHeaderBytes,
+		MaxHeaderCount:   defaults.MaxHeaderCount,
+		MaxRequestLine:   defaults.MaxRequestLine,
+		HeaderTimeout:    defaults.HeaderTimeout,
+		BodyTimeout:      defaults.BodyTimeout,
+		IdleTimeout:      defaults.IdleTimeout,
+		WriteHighWater:   defaults.WriteHighWater,
+		MaxOutput:        defaults.MaxOutput,
+		MaxConns:         defaults.MaxConns,
+		WSMaxMessage:     defaults.WSMaxMessage,
+		WSIdleTimeout:    defaults.WSIdleTimeout,
+		ShutdownTimeout:  defaults.ShutdownTimeout,
+		CallbackBudget:   defaults.CallbackBudget,
+		StartBudget:      defaults.StartBudget,
+		MemoryLimit:      defaults.MemoryLimit,
+		MaxTimers:        defaults.MaxTimers,
+		ResponseTimeout:  defaults.ResponseTimeout,
+		MaxRestarts:      defaults.MaxRestarts,
+		SwapDrainTimeout: defaults.SwapDrainTimeout,
 	}
 }
 
@@ -74,6 +75,7 @@ func (c Config) WithDefaults() (Config, error) {
 	c.MaxTimers = cmp.Or(c.MaxTimers, d.MaxTimers)
 	c.ResponseTimeout = cmp.Or(c.ResponseTimeout, d.ResponseTimeout)
 	c.MaxRestarts = cmp.Or(c.MaxRestarts, d.MaxRestarts)
+	c.SwapDrainTimeout = cmp.Or(c.SwapDrainTimeout, d.SwapDrainTimeout)
 	return c, nil
 }
 
@@ -107,6 +109,7 @@ func (c Config) check() error {
 		{"MaxTimers", c.MaxTimers, int64(c.MaxTimers), false},
 		{"ResponseTimeout", c.ResponseTimeout, int64(c.ResponseTimeout), true},
 		{"MaxRestarts", c.MaxRestarts, int64(c.MaxRestarts), false},
+		{"SwapDrainTimeout", c.SwapDrainTimeout, int64(c.SwapDrainTimeout), true},
 	} {
 		switch {
 		case f.n >= 0 || f.off && f.n == Off:

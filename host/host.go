@@ -21,6 +21,7 @@ import (
 	"log"
 	"os"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -108,6 +109,10 @@ type Config struct {
 	// as address space per instance, so Workers × MemoryLimit bounds the guests' memory. 0
 	// means the default, 256 MiB; at most 4 GiB, wasm32's own limit.
 	MemoryLimit int64
+	// SwapDrainTimeout bounds how long the old program may finish its requests and keep its
+	// WebSockets after a Swap; then its WebSockets are closed (1001) and its requests'
+	// connections closed. 0 means the default, 30s; Off, no bound.
+	SwapDrainTimeout time.Duration
 	// MaxRestarts bounds a guest that fails as it starts: each time an instance fails
 	// before serving a single event, its replacement waits twice as long (from 10 ms, at most
 	// 5 s), and after MaxRestarts such failures in a row the process exits 1. 0 means the
@@ -134,7 +139,11 @@ func IsRefused(err error) bool {
 type App struct {
 	cfg Config // resolved: Config.WithDefaults
 	rt  *guest.Runtime
-	mod *guest.Module
+
+	mu      sync.Mutex
+	mod     *guest.Module   // what Run starts, and what a swap replaced last
+	old     []*guest.Module // swapped out; instances may still run them until Close
+	running *loop.Group     // the Run in progress, which Swap swaps
 	// stuck says a Run returned with a worker still inside a guest call (budgets off):
 	// Close must not release what that call runs on.
 	stuck atomic.Bool
@@ -185,7 +194,10 @@ func (a *App) Run(ctx context.Context) (int, error) {
 	if len(cfg.Args) == 0 {
 		cfg.Args = []string{"app.wasm"}
 	}
-	g := loop.NewGroup(a.mod, loop.Config{
+	a.mu.Lock()
+	mod := a.mod
+	a.mu.Unlock()
+	g := loop.NewGroup(mod, loop.Config{
 		Workers: cfg.Workers,
 		Limits: http1.Limits{
 			MaxBodyBytes:   cfg.BodyLimit,
@@ -193,28 +205,69 @@ func (a *App) Run(ctx context.Context) (int, error) {
 			MaxHeaderCount: cfg.MaxHeaderCount,
 			MaxRequestLine: cfg.MaxRequestLine,
 		},
-		ShutdownTimeout: cfg.ShutdownTimeout,
-		HeaderTimeout:   cfg.HeaderTimeout,
-		BodyTimeout:     cfg.BodyTimeout,
-		IdleTimeout:     cfg.IdleTimeout,
-		ResponseTimeout: cfg.ResponseTimeout,
-		MaxConns:        cfg.MaxConns,
-		WriteHighWater:  cfg.WriteHighWater,
-		MaxOutput:       cfg.MaxOutput,
-		WSMaxMessage:    cfg.WSMaxMessage,
-		MaxTimers:       cfg.MaxTimers,
-		MaxRestarts:     cfg.MaxRestarts,
-		WSIdleTimeout:   cfg.WSIdleTimeout,
-		WSPingInterval:  cfg.WSPingInterval,
+		ShutdownTimeout:  cfg.ShutdownTimeout,
+		HeaderTimeout:    cfg.HeaderTimeout,
+		BodyTimeout:      cfg.BodyTimeout,
+		IdleTimeout:      cfg.IdleTimeout,
+		ResponseTimeout:  cfg.ResponseTimeout,
+		MaxConns:         cfg.MaxConns,
+		WriteHighWater:   cfg.WriteHighWater,
+		MaxOutput:        cfg.MaxOutput,
+		WSMaxMessage:     cfg.WSMaxMessage,
+		MaxTimers:        cfg.MaxTimers,
+		MaxRestarts:      cfg.MaxRestarts,
+		SwapDrainTimeout: cfg.SwapDrainTimeout,
+		WSIdleTimeout:    cfg.WSIdleTimeout,
+		WSPingInterval:   cfg.WSPingInterval,
 		Instance: guest.InstanceConfig{Args: cfg.Args, Env: cfg.Env, Stdout: cfg.Stdout, Stderr: cfg.Stderr,
 			StartBudget: budget(cfg.StartBudget), CallBudget: budget(cfg.CallbackBudget)},
 		Log: cfg.Log,
 	})
+	a.mu.Lock()
+	a.running = g
+	a.mu.Unlock()
 	code, err := g.Run(ctx)
+	a.mu.Lock()
+	a.running = nil
+	a.mu.Unlock()
 	if g.Abandoned() {
 		a.stuck.Store(true)
 	}
 	return code, err
+}
+
+// Swap replaces the program with the module wasm, without failing a request. The module is
+// compiled and checked first, off the event loops; if it is refused, or its top-level code
+// fails on worker 0, the running program keeps serving and Swap returns the error. Otherwise
+// every worker starts the new program beside the old one: the new one listens again and takes
+// over the listening sockets (nothing in a backlog is refused), and every connection's next
+// request goes to it, while the old one finishes the requests it is answering and keeps its
+// WebSockets until they close or SwapDrainTimeout passes. A worker other than 0 whose new
+// instance fails to start keeps the old program, and the error names it.
+//
+// Called while no Run is in progress, Swap sets the module the next Run starts. It is safe
+// to call from any goroutine.
+func (a *App) Swap(ctx context.Context, wasm []byte) error {
+	mod, err := a.rt.Compile(ctx, wasm)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.running != nil {
+		if err := a.running.Swap(mod); err != nil {
+			if a.running.UsesModule(mod) {
+				a.old = append(a.old, a.mod)
+				a.mod = mod
+			} else {
+				mod.Close(ctx)
+			}
+			return err
+		}
+	}
+	a.old = append(a.old, a.mod)
+	a.mod = mod
+	return nil
 }
 
 // budget is a resolved budget as the guest package takes it: 0 for none.
@@ -231,6 +284,9 @@ func budget(d time.Duration) time.Duration {
 func (a *App) Close(ctx context.Context) error {
 	if a.stuck.Load() {
 		return nil
+	}
+	for _, m := range a.old {
+		m.Close(ctx)
 	}
 	a.mod.Close(ctx)
 	return a.rt.Close(ctx)

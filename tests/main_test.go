@@ -180,9 +180,10 @@ type syncBuffer struct {
 	pending []awaited // texts waited for and not written yet
 }
 
-// awaited is a text someone waits for: seen is closed once the buffer contains it.
+// awaited is a text someone waits for: seen is closed once the buffer contains it n times.
 type awaited struct {
 	text string
+	n    int
 	seen chan struct{}
 }
 
@@ -191,7 +192,7 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 	defer b.mu.Unlock()
 	n, err := b.buf.Write(p)
 	b.pending = slices.DeleteFunc(b.pending, func(a awaited) bool {
-		if bytes.Contains(b.buf.Bytes(), []byte(a.text)) {
+		if bytes.Count(b.buf.Bytes(), []byte(a.text)) >= a.n {
 			close(a.seen)
 			return true
 		}
@@ -202,11 +203,14 @@ func (b *syncBuffer) Write(p []byte) (int, error) {
 
 // appears returns a channel that is closed once the buffer contains text: at once if it
 // already does.
-func (b *syncBuffer) appears(text string) <-chan struct{} {
+func (b *syncBuffer) appears(text string) <-chan struct{} { return b.appearsN(text, 1) }
+
+// appearsN is appears for the n-th occurrence of text.
+func (b *syncBuffer) appearsN(text string, n int) <-chan struct{} {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	a := awaited{text, make(chan struct{})}
-	if bytes.Contains(b.buf.Bytes(), []byte(text)) {
+	a := awaited{text, n, make(chan struct{})}
+	if bytes.Count(b.buf.Bytes(), []byte(text)) >= n {
 		close(a.seen)
 	} else {
 		b.pending = append(b.pending, a)

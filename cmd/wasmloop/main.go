@@ -99,6 +99,7 @@ func flagStatus(err error) int {
 type runOptions struct {
 	cfg        host.Config
 	cpuProfile string
+	watch      bool
 }
 
 // runFlags returns the flags of run, bound to o. o.cfg starts as host.DefaultConfig(), so the
@@ -131,6 +132,8 @@ func runFlags(o *runOptions, output io.Writer) *flag.FlagSet {
 	fs.Var(countValue{p: &c.MaxTimers}, "max-timers", "largest `number` of timers a guest may have at once on each worker")
 	fs.Var(sizeValue[int64]{&c.MemoryLimit}, "memory-limit", "`size` of one guest instance's memory, at most 4g; an allocation past it fails in the guest")
 	fs.StringVar(&c.CacheDir, "cache-dir", "", "where compiled guests are cached (default: the user cache dir; - for none)")
+	fs.BoolVar(&o.watch, "watch", false, "swap to a fresh build of the module or directory whenever it changes, without failing a request (SIGHUP does it once)")
+	fs.Var(durationValue{&c.SwapDrainTimeout}, "swap-drain-timeout", "`duration` the old program may finish its requests and keep its WebSockets after a swap")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the host to `file` (guest code shows as external code)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: wasmloop run [flags] <app.wasm | Go package directory>
@@ -213,6 +216,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			os.Exit(exitFailure)
 		}
 	}()
+	r := &reloader{ctx: runCtx, app: app, target: target, cacheDir: o.cfg.CacheDir, stderr: stderr}
+	r.onSIGHUP()
+	if o.watch {
+		r.watch()
+	}
 	code, err := app.Run(runCtx)
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmloop: %v\n", err)

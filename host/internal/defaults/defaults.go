@@ -20,25 +20,26 @@ const Off = -1
 
 // The table. Each name is the host.Config field whose default it is.
 const (
-	BodyLimit       = 1 << 20          // bytes of request body buffered for the guest (413 beyond)
-	MaxHeaderBytes  = 16 << 10         // bytes of request line and header fields (431 beyond)
-	MaxHeaderCount  = 100              // header fields in a request (431 beyond)
-	MaxRequestLine  = 8 << 10          // bytes of request line (414 beyond)
-	HeaderTimeout   = 10 * time.Second // from a request's first byte to the end of its head
-	BodyTimeout     = 30 * time.Second // the wait for more of a request body
-	IdleTimeout     = 60 * time.Second // a keep-alive connection between requests
-	WriteHighWater  = 256 << 10        // unsent bytes per connection above which the guest waits
-	MaxOutput       = 16 << 20         // unsent bytes per connection beyond which it is closed
-	MaxConns        = Off              // open connections: no cap but the OS's
-	WSMaxMessage    = 1 << 20          // bytes of a WebSocket message from a client (1009 beyond)
-	WSIdleTimeout   = 2 * time.Minute  // a WebSocket whose client sent nothing (1001)
-	ShutdownTimeout = 10 * time.Second // a graceful shutdown
-	CallbackBudget  = time.Second      // one call into the guest for an event (then 503, replaced)
-	StartBudget     = 10 * time.Second // _initialize, and then wasmloop_on_start
-	MemoryLimit     = 256 << 20        // bytes of one instance's linear memory
-	MaxTimers       = 65536            // guest timers per worker (~7 MiB of them)
-	ResponseTimeout = Off              // from a request's dispatch to the start of its answer (503)
-	MaxRestarts     = 10               // consecutive instances failing before serving anything
+	BodyLimit        = 1 << 20          // bytes of request body buffered for the guest (413 beyond)
+	MaxHeaderBytes   = 16 << 10         // bytes of request line and header fields (431 beyond)
+	MaxHeaderCount   = 100              // header fields in a request (431 beyond)
+	MaxRequestLine   = 8 << 10          // bytes of request line (414 beyond)
+	HeaderTimeout    = 10 * time.Second // from a request's first byte to the end of its head
+	BodyTimeout      = 30 * time.Second // the wait for more of a request body
+	IdleTimeout      = 60 * time.Second // a keep-alive connection between requests
+	WriteHighWater   = 256 << 10        // unsent bytes per connection above which the guest waits
+	MaxOutput        = 16 << 20         // unsent bytes per connection beyond which it is closed
+	MaxConns         = Off              // open connections: no cap but the OS's
+	WSMaxMessage     = 1 << 20          // bytes of a WebSocket message from a client (1009 beyond)
+	WSIdleTimeout    = 2 * time.Minute  // a WebSocket whose client sent nothing (1001)
+	ShutdownTimeout  = 10 * time.Second // a graceful shutdown
+	CallbackBudget   = time.Second      // one call into the guest for an event (then 503, replaced)
+	StartBudget      = 10 * time.Second // _initialize, and then wasmloop_on_start
+	MemoryLimit      = 256 << 20        // bytes of one instance's linear memory
+	MaxTimers        = 65536            // guest timers per worker (~7 MiB of them)
+	ResponseTimeout  = Off              // from a request's dispatch to the start of its answer (503)
+	MaxRestarts      = 10               // consecutive instances failing before serving anything
+	SwapDrainTimeout = 30 * time.Second // an instance retired by a swap finishing its work
 )
 
 // Workers is the default number of event loops: one per CPU.

@@ -7,17 +7,17 @@ import "github.com/wasmloop/wasmloop/abi"
 // BodyRead copies the part of a request body or WebSocket message that did not fit the inbox.
 func (a *hostCalls) BodyRead(h abi.Handle, dst []byte) int32 {
 	if h.Kind() == abi.KindSocket {
-		return a.l.readMessage(h, dst)
+		return a.l.readMessage(a.in, h, dst)
 	}
-	return a.l.readRequestBody(h, dst)
+	return a.l.readRequestBody(a.in, h, dst)
 }
 
 // Pause stops (paused=1) or resumes (0) reading a streamed request body or a WebSocket.
 func (a *hostCalls) Pause(h abi.Handle, paused int32) int32 {
 	if h.Kind() == abi.KindSocket {
-		return a.l.pauseSocket(h, paused != 0)
+		return a.l.pauseSocket(a.in, h, paused != 0)
 	}
-	return a.l.pauseRequest(h, paused != 0)
+	return a.l.pauseRequest(a.in, h, paused != 0)
 }
 
 // Close closes a listener, clears a timer, or aborts a request's or socket's connection; the
@@ -27,21 +27,21 @@ func (a *hostCalls) Close(h abi.Handle) int32 {
 	switch h.Kind() {
 	case abi.KindListener:
 		ln, ok := l.listeners.get(h)
-		if !ok {
+		if !ok || a.in.retired {
 			return errno(abi.EBADHANDLE)
 		}
 		l.closeListener(h, ln)
 		return 0
 	case abi.KindTimer:
 		t, ok := l.timers.get(h)
-		if !ok {
+		if !ok || t.in != a.in {
 			return errno(abi.EBADHANDLE)
 		}
 		l.freeTimer(t)
 		return 0
 	case abi.KindRequest:
 		ex, ok := l.exchanges.get(h)
-		if !ok {
+		if !ok || ex.in != a.in {
 			return errno(abi.EBADHANDLE)
 		}
 		l.exchanges.remove(h)
@@ -52,7 +52,7 @@ func (a *hostCalls) Close(h abi.Handle) int32 {
 		return 0
 	case abi.KindSocket:
 		w, ok := l.sockets.get(h)
-		if !ok {
+		if !ok || w.in != a.in {
 			return errno(abi.EBADHANDLE)
 		}
 		l.sockets.remove(h)
@@ -72,13 +72,13 @@ func (a *hostCalls) Ref(h abi.Handle, on int32) int32 {
 	switch h.Kind() {
 	case abi.KindListener:
 		ln, ok := l.listeners.get(h)
-		if !ok {
+		if !ok || a.in.retired {
 			return errno(abi.EBADHANDLE)
 		}
 		ref = &ln.ref
 	case abi.KindTimer:
 		t, ok := l.timers.get(h)
-		if !ok {
+		if !ok || t.in != a.in {
 			return errno(abi.EBADHANDLE)
 		}
 		ref = &t.ref

@@ -13,17 +13,17 @@ import (
 
 // Listen opens (or, after an instance replacement, takes over) a listening socket.
 func (a *hostCalls) Listen(addrBytes []byte, port, flags int32) int64 {
-	l := a.l
-	if l.inst == nil || l.inboxLen == 0 {
+	l, in := a.l, a.in
+	if in.g == nil || in.inboxLen == 0 || in.retired {
 		return int64(abi.ESTATE)
 	}
-	if !l.inst.HasOnRequest() {
+	if !in.g.HasOnRequest() {
 		return int64(abi.ENOTSUP)
 	}
 	if flags&^abi.ListenStreamBody != 0 || port < 0 || port > 65535 {
 		return int64(abi.EINVAL)
 	}
-	if flags&abi.ListenStreamBody != 0 && !l.inst.HasOnBody() {
+	if flags&abi.ListenStreamBody != 0 && !in.g.HasOnBody() {
 		return int64(abi.ENOTSUP)
 	}
 	addr, err := poll.ParseAddr(string(addrBytes))
@@ -39,11 +39,11 @@ func (a *hostCalls) Listen(addrBytes []byte, port, flags int32) int64 {
 	return l.listen(addr, int(port), flags&abi.ListenStreamBody != 0)
 }
 
-// request finds the request h names: EBADHANDLE for an unknown or stale handle, ECLOSED once
-// its connection is gone (on_close follows).
-func (l *Loop) request(h abi.Handle) (*exchange, abi.Errno) {
+// request finds the request h names for the instance in: EBADHANDLE for an unknown or stale
+// handle or another instance's, ECLOSED once its connection is gone (on_close follows).
+func (l *Loop) request(in *instance, h abi.Handle) (*exchange, abi.Errno) {
 	ex, ok := l.exchanges.get(h)
-	if !ok {
+	if !ok || ex.in != in {
 		return nil, abi.EBADHANDLE
 	}
 	if ex.hc == nil {
@@ -54,7 +54,7 @@ func (l *Loop) request(h abi.Handle) (*exchange, abi.Errno) {
 
 // Respond starts a response; with abi.RespondEnd it is the whole response.
 func (a *hostCalls) Respond(h abi.Handle, status int32, hdr, body []byte, flags int32) int32 {
-	ex, e := a.l.request(h)
+	ex, e := a.l.request(a.in, h)
 	switch {
 	case e != 0:
 		return errno(e)
@@ -72,7 +72,7 @@ func (a *hostCalls) Respond(h abi.Handle, status int32, hdr, body []byte, flags 
 
 // Write appends body bytes to a started response.
 func (a *hostCalls) Write(h abi.Handle, data []byte) int32 {
-	ex, e := a.l.request(h)
+	ex, e := a.l.request(a.in, h)
 	switch {
 	case e != 0:
 		return errno(e)
@@ -84,7 +84,7 @@ func (a *hostCalls) Write(h abi.Handle, data []byte) int32 {
 
 // End completes a started response.
 func (a *hostCalls) End(h abi.Handle) int32 {
-	ex, e := a.l.request(h)
+	ex, e := a.l.request(a.in, h)
 	switch {
 	case e == abi.ECLOSED: // the connection is gone; the guest is done with the handle
 		a.l.exchanges.remove(h)
@@ -99,9 +99,9 @@ func (a *hostCalls) End(h abi.Handle) int32 {
 }
 
 // readRequestBody copies body bytes that did not fit the inbox.
-func (l *Loop) readRequestBody(h abi.Handle, dst []byte) int32 {
+func (l *Loop) readRequestBody(in *instance, h abi.Handle, dst []byte) int32 {
 	ex, ok := l.exchanges.get(h)
-	if !ok {
+	if !ok || ex.in != in {
 		return errno(abi.EBADHANDLE)
 	}
 	n := copy(dst[:min(len(dst), math.MaxInt32)], ex.body[ex.bodyOff:])
@@ -110,8 +110,8 @@ func (l *Loop) readRequestBody(h abi.Handle, dst []byte) int32 {
 }
 
 // pauseRequest stops or resumes reading a streamed request body.
-func (l *Loop) pauseRequest(h abi.Handle, paused bool) int32 {
-	ex, e := l.request(h)
+func (l *Loop) pauseRequest(in *instance, h abi.Handle, paused bool) int32 {
+	ex, e := l.request(in, h)
 	if e != 0 {
 		return errno(e)
 	}

@@ -8,7 +8,10 @@ import "github.com/wasmloop/wasmloop/abi"
 // (or the protocol the handle belongs to) to do the work. The functions are grouped by area:
 // abi_process.go, abi_http.go, abi_websocket.go, abi_timers.go, abi_messages.go and
 // abi_handles.go.
-type hostCalls struct{ l *Loop }
+type hostCalls struct {
+	l  *Loop
+	in *instance // the instance that calls: it sees only its own handles
+}
 
 func errno(e abi.Errno) int32 { return int32(e) }
 
@@ -27,7 +30,7 @@ func (a *hostCalls) Inbox(ptr, size uint32) int32 {
 	if size < abi.MinInbox {
 		return errno(abi.EINVAL)
 	}
-	a.l.inboxPtr, a.l.inboxLen = ptr, size
+	a.in.inboxPtr, a.in.inboxLen = ptr, size
 	return 0
 }
 

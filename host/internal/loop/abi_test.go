@@ -20,6 +20,8 @@ func bareLoop(t testing.TB) *Loop {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.poll.Close() })
+	l.cur = &instance{} // no guest: host functions that need one answer ESTATE
+	l.cur.calls = hostCalls{l: l, in: l.cur}
 	return l
 }
 
@@ -78,16 +80,16 @@ func TestRespondFraming(t *testing.T) {
 			if tc.end {
 				flags = abi.RespondEnd
 			}
-			if rc := l.calls.Respond(ex.handle, tc.status, []byte(tc.hdr), []byte(tc.body), flags); rc != 0 {
+			if rc := l.cur.calls.Respond(ex.handle, tc.status, []byte(tc.hdr), []byte(tc.body), flags); rc != 0 {
 				t.Fatalf("Respond = %v", abi.Errno(rc))
 			}
 			for _, w := range tc.writes {
-				if rc := l.calls.Write(ex.handle, []byte(w)); rc != 0 {
+				if rc := l.cur.calls.Write(ex.handle, []byte(w)); rc != 0 {
 					t.Fatalf("Write = %v", abi.Errno(rc))
 				}
 			}
 			if !tc.end {
-				if rc := l.calls.End(ex.handle); rc != 0 {
+				if rc := l.cur.calls.End(ex.handle); rc != 0 {
 					t.Fatalf("End = %v", abi.Errno(rc))
 				}
 			}
@@ -132,26 +134,26 @@ func TestHostFunctionErrors(t *testing.T) {
 		call func() int32
 		want abi.Errno
 	}{
-		{"write before respond", func() int32 { return l.calls.Write(h, []byte("x")) }, abi.ESTATE},
-		{"end before respond", func() int32 { return l.calls.End(h) }, abi.ESTATE},
-		{"status below 200", func() int32 { return l.calls.Respond(h, 101, nil, nil, abi.RespondEnd) }, abi.EINVAL},
-		{"status above 999", func() int32 { return l.calls.Respond(h, 1000, nil, nil, abi.RespondEnd) }, abi.EINVAL},
-		{"unknown flag", func() int32 { return l.calls.Respond(h, 200, nil, nil, 2) }, abi.EINVAL},
+		{"write before respond", func() int32 { return l.cur.calls.Write(h, []byte("x")) }, abi.ESTATE},
+		{"end before respond", func() int32 { return l.cur.calls.End(h) }, abi.ESTATE},
+		{"status below 200", func() int32 { return l.cur.calls.Respond(h, 101, nil, nil, abi.RespondEnd) }, abi.EINVAL},
+		{"status above 999", func() int32 { return l.cur.calls.Respond(h, 1000, nil, nil, abi.RespondEnd) }, abi.EINVAL},
+		{"unknown flag", func() int32 { return l.cur.calls.Respond(h, 200, nil, nil, 2) }, abi.EINVAL},
 		{"header splitting", func() int32 {
-			return l.calls.Respond(h, 200, []byte("A: b\r\nX: y\r\n\r\nHTTP/1.1 200 OK\r\n"), nil, abi.RespondEnd)
+			return l.cur.calls.Respond(h, 200, []byte("A: b\r\nX: y\r\n\r\nHTTP/1.1 200 OK\r\n"), nil, abi.RespondEnd)
 		}, abi.EINVAL},
-		{"bare LF in a header", func() int32 { return l.calls.Respond(h, 200, []byte("A: b\nc\r\n"), nil, abi.RespondEnd) }, abi.EINVAL},
+		{"bare LF in a header", func() int32 { return l.cur.calls.Respond(h, 200, []byte("A: b\nc\r\n"), nil, abi.RespondEnd) }, abi.EINVAL},
 		{"guest framing", func() int32 {
-			return l.calls.Respond(h, 200, []byte("Transfer-Encoding: chunked\r\n"), nil, abi.RespondEnd)
+			return l.cur.calls.Respond(h, 200, []byte("Transfer-Encoding: chunked\r\n"), nil, abi.RespondEnd)
 		}, abi.EINVAL},
 		{"length mismatch", func() int32 {
-			return l.calls.Respond(h, 200, []byte("Content-Length: 3\r\n"), []byte("ab"), abi.RespondEnd)
+			return l.cur.calls.Respond(h, 200, []byte("Content-Length: 3\r\n"), []byte("ab"), abi.RespondEnd)
 		}, abi.EINVAL},
-		{"204 with a length", func() int32 { return l.calls.Respond(h, 204, []byte("Content-Length: 0\r\n"), nil, abi.RespondEnd) }, abi.EINVAL},
-		{"stale handle", func() int32 { return l.calls.Respond(stale, 200, nil, nil, abi.RespondEnd) }, abi.EBADHANDLE},
-		{"wrong kind", func() int32 { return l.calls.Close(abi.MakeHandle(abi.KindTimer, h.Gen(), h.Index())) }, abi.EBADHANDLE},
-		{"ref on a request", func() int32 { return l.calls.Ref(h, 0) }, abi.EBADHANDLE},
-		{"small inbox", func() int32 { return l.calls.Inbox(0, abi.MinInbox-1) }, abi.EINVAL},
+		{"204 with a length", func() int32 { return l.cur.calls.Respond(h, 204, []byte("Content-Length: 0\r\n"), nil, abi.RespondEnd) }, abi.EINVAL},
+		{"stale handle", func() int32 { return l.cur.calls.Respond(stale, 200, nil, nil, abi.RespondEnd) }, abi.EBADHANDLE},
+		{"wrong kind", func() int32 { return l.cur.calls.Close(abi.MakeHandle(abi.KindTimer, h.Gen(), h.Index())) }, abi.EBADHANDLE},
+		{"ref on a request", func() int32 { return l.cur.calls.Ref(h, 0) }, abi.EBADHANDLE},
+		{"small inbox", func() int32 { return l.cur.calls.Inbox(0, abi.MinInbox-1) }, abi.EINVAL},
 	}
 	for _, tc := range tests {
 		if got := abi.Errno(tc.call()); got != tc.want {
@@ -162,7 +164,7 @@ func TestHostFunctionErrors(t *testing.T) {
 	if len(c.out) != 0 {
 		t.Fatalf("refused calls wrote %q", c.out)
 	}
-	if rc := l.calls.Respond(h, 200, []byte("Content-Length: 3\r\n"), []byte("ab"), 0); rc != 0 {
+	if rc := l.cur.calls.Respond(h, 200, []byte("Content-Length: 3\r\n"), []byte("ab"), 0); rc != 0 {
 		t.Fatalf("declared-length respond = %v", abi.Errno(rc))
 	}
 	for _, tc := range []struct {
@@ -170,20 +172,20 @@ func TestHostFunctionErrors(t *testing.T) {
 		call func() int32
 		want abi.Errno
 	}{
-		{"respond twice", func() int32 { return l.calls.Respond(h, 200, nil, nil, abi.RespondEnd) }, abi.ESTATE},
-		{"write past the declared length", func() int32 { return l.calls.Write(h, []byte("cd")) }, abi.EINVAL},
+		{"respond twice", func() int32 { return l.cur.calls.Respond(h, 200, nil, nil, abi.RespondEnd) }, abi.ESTATE},
+		{"write past the declared length", func() int32 { return l.cur.calls.Write(h, []byte("cd")) }, abi.EINVAL},
 	} {
 		if got := abi.Errno(tc.call()); got != tc.want {
 			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	if rc := l.calls.End(h); rc != 0 {
+	if rc := l.cur.calls.End(h); rc != 0 {
 		t.Fatalf("End = %v", abi.Errno(rc))
 	}
 	if c.phase == connOpen {
 		t.Fatal("a response short of its declared length must close the connection")
 	}
-	if got := abi.Errno(l.calls.End(h)); got != abi.EBADHANDLE {
+	if got := abi.Errno(l.cur.calls.End(h)); got != abi.EBADHANDLE {
 		t.Fatalf("End on an ended request = %v, want EBADHANDLE", got)
 	}
 }
@@ -191,38 +193,38 @@ func TestHostFunctionErrors(t *testing.T) {
 func TestTimerHandles(t *testing.T) {
 	l := guestLoop(t, buildGuest(t, "testdata/hold"))
 	base := l.refs // the guest's listener
-	a := abi.Handle(l.calls.TimerStart(int64(50e6), 0))
-	b := abi.Handle(l.calls.TimerStart(-5, 1)) // negative delay is the next turn; a tiny interval is 1 ms
+	a := abi.Handle(l.cur.calls.TimerStart(int64(50e6), 0))
+	b := abi.Handle(l.cur.calls.TimerStart(-5, 1)) // negative delay is the next turn; a tiny interval is 1 ms
 	if a.Kind() != abi.KindTimer || b.Kind() != abi.KindTimer || l.refs != base+2 {
 		t.Fatalf("handles %x %x, refs %d", uint64(a), uint64(b), l.refs)
 	}
 	if tb, _ := l.timers.get(b); tb.interval != 1e6 || tb.when != l.clock()+1 {
 		t.Fatalf("timer b: when %d (now %d) interval %d", tb.when, l.clock(), tb.interval)
 	}
-	if rc := l.calls.Ref(a, 0); rc != 0 || l.refs != base+1 {
+	if rc := l.cur.calls.Ref(a, 0); rc != 0 || l.refs != base+1 {
 		t.Fatalf("unref: rc %d refs %d", rc, l.refs)
 	}
-	if rc := l.calls.Ref(a, 0); rc != 0 || l.refs != base+1 {
+	if rc := l.cur.calls.Ref(a, 0); rc != 0 || l.refs != base+1 {
 		t.Fatalf("unref twice must not count twice: refs %d", l.refs)
 	}
-	if rc := l.calls.Close(a); rc != 0 || l.refs != base+1 {
+	if rc := l.cur.calls.Close(a); rc != 0 || l.refs != base+1 {
 		t.Fatalf("clearing an unreferenced timer: rc %d refs %d", rc, l.refs)
 	}
 	heapLen := l.heap.Len()
-	if rc := l.calls.Close(b); rc != 0 || l.refs != base || l.heap.Len() != heapLen-1 {
+	if rc := l.cur.calls.Close(b); rc != 0 || l.refs != base || l.heap.Len() != heapLen-1 {
 		t.Fatalf("clear: rc %d refs %d heap %d", rc, l.refs, l.heap.Len())
 	}
-	if got := abi.Errno(l.calls.Close(b)); got != abi.EBADHANDLE {
+	if got := abi.Errno(l.cur.calls.Close(b)); got != abi.EBADHANDLE {
 		t.Fatalf("clearing twice = %v", got)
 	}
-	l.calls.Ref(listenerOf(t, l).handle, 0)
+	l.cur.calls.Ref(listenerOf(t, l).handle, 0)
 	if l.alive() {
 		t.Fatal("a loop with nothing referenced must not stay alive")
 	}
 }
 
 func TestTimerNeedsAnInstanceAndCallback(t *testing.T) {
-	if got := abi.Errno(bareLoop(t).calls.TimerStart(1, 0)); got != abi.ESTATE {
+	if got := abi.Errno(bareLoop(t).cur.calls.TimerStart(1, 0)); got != abi.ESTATE {
 		t.Fatalf("TimerStart with no instance = %v, want ESTATE", got)
 	}
 }
@@ -257,20 +259,20 @@ func TestTimerAndListenerCaps(t *testing.T) {
 	l := guestLoop(t, buildGuest(t, "testdata/hold"))
 	l.cfg.MaxTimers = l.timers.len() + 3
 	for i := range 3 {
-		if h := l.calls.TimerStart(int64(time.Hour), 0); h < 0 {
+		if h := l.cur.calls.TimerStart(int64(time.Hour), 0); h < 0 {
 			t.Fatalf("timer %d: %v", i, abi.Errno(h))
 		}
 	}
-	if got := abi.Errno(l.calls.TimerStart(int64(time.Hour), 0)); got != abi.ELIMIT || l.timers.len() != l.cfg.MaxTimers {
+	if got := abi.Errno(l.cur.calls.TimerStart(int64(time.Hour), 0)); got != abi.ELIMIT || l.timers.len() != l.cfg.MaxTimers {
 		t.Fatalf("a timer past the cap: %v, %d timers", got, l.timers.len())
 	}
 	addr := []byte("127.0.0.1")
 	for l.listeners.len() < maxListeners {
-		if h := l.calls.Listen(addr, 0, 0); h < 0 {
+		if h := l.cur.calls.Listen(addr, 0, 0); h < 0 {
 			t.Fatalf("listener %d: %v", l.listeners.len(), abi.Errno(h))
 		}
 	}
-	if got := abi.Errno(l.calls.Listen(addr, 0, 0)); got != abi.ELIMIT || l.listeners.len() != maxListeners {
+	if got := abi.Errno(l.cur.calls.Listen(addr, 0, 0)); got != abi.ELIMIT || l.listeners.len() != maxListeners {
 		t.Fatalf("a listener past the cap: %v, %d listeners", got, l.listeners.len())
 	}
 }

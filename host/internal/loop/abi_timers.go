@@ -6,14 +6,14 @@ import "github.com/wasmloop/wasmloop/abi"
 
 // TimerStart starts a guest timer.
 func (a *hostCalls) TimerStart(delayNs, intervalNs int64) int64 {
-	l := a.l
+	l, in := a.l, a.in
 	switch {
-	case l.inst == nil:
+	case in.g == nil:
 		return int64(abi.ESTATE)
-	case !l.inst.HasOnTimer():
+	case !in.g.HasOnTimer():
 		return int64(abi.ENOTSUP)
 	case l.timers.len() >= l.cfg.MaxTimers:
 		return int64(abi.ELIMIT)
 	}
-	return int64(l.startTimer(delayNs, intervalNs))
+	return int64(l.startTimer(in, delayNs, intervalNs))
 }

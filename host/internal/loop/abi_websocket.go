@@ -17,7 +17,7 @@ import (
 // WebSocket; the request handle goes stale and the returned handle names the socket.
 func (a *hostCalls) WSAccept(h abi.Handle, protocol, hdr []byte, flags int32) int64 {
 	l := a.l
-	ex, e := l.request(h)
+	ex, e := l.request(a.in, h)
 	switch {
 	case e != 0:
 		return int64(e)
@@ -25,7 +25,7 @@ func (a *hostCalls) WSAccept(h abi.Handle, protocol, hdr []byte, flags int32) in
 		return int64(abi.ESTATE)
 	case flags&^abi.WSAcceptDeflate != 0:
 		return int64(abi.EINVAL)
-	case !l.inst.HasOnWSMessage():
+	case !a.in.g.HasOnWSMessage():
 		return int64(abi.ENOTSUP)
 	}
 	deflate := flags&abi.WSAcceptDeflate != 0 && ex.up.Deflate
@@ -34,7 +34,7 @@ func (a *hostCalls) WSAccept(h abi.Handle, protocol, hdr []byte, flags int32) in
 
 // WSSend sends one message, text (valid UTF-8) or binary.
 func (a *hostCalls) WSSend(h abi.Handle, data []byte, flags int32) int32 {
-	w, e := a.l.socket(h)
+	w, e := a.l.socket(a.in, h)
 	switch {
 	case e != 0:
 		return errno(e)
@@ -55,7 +55,7 @@ func (a *hostCalls) WSSend(h abi.Handle, data []byte, flags int32) int32 {
 // WSClose starts the closing handshake: on_ws_close follows when the peer answers (or the
 // wait times out, with 1006).
 func (a *hostCalls) WSClose(h abi.Handle, code int32, reason []byte) int32 {
-	w, e := a.l.socket(h)
+	w, e := a.l.socket(a.in, h)
 	switch {
 	case e != 0:
 		return errno(e)
@@ -71,9 +71,9 @@ func (a *hostCalls) WSClose(h abi.Handle, code int32, reason []byte) int32 {
 }
 
 // readMessage copies the rest of the message being delivered that did not fit the inbox.
-func (l *Loop) readMessage(h abi.Handle, dst []byte) int32 {
+func (l *Loop) readMessage(in *instance, h abi.Handle, dst []byte) int32 {
 	w, ok := l.sockets.get(h)
-	if !ok {
+	if !ok || w.in != in {
 		return errno(abi.EBADHANDLE)
 	}
 	n := copy(dst[:min(len(dst), math.MaxInt32)], w.rest)
@@ -82,8 +82,8 @@ func (l *Loop) readMessage(h abi.Handle, dst []byte) int32 {
 }
 
 // pauseSocket stops or resumes reading a WebSocket.
-func (l *Loop) pauseSocket(h abi.Handle, paused bool) int32 {
-	w, e := l.socket(h)
+func (l *Loop) pauseSocket(in *instance, h abi.Handle, paused bool) int32 {
+	w, e := l.socket(in, h)
 	if e != 0 {
 		return errno(e)
 	}

@@ -42,6 +42,7 @@ const (
 
 // closeNote is an on_close (a request) or on_ws_close (a socket: code and text) to deliver.
 type closeNote struct {
+	in     *instance // the instance to tell
 	h      abi.Handle
 	reason int32
 	code   int32
@@ -160,17 +161,19 @@ func (l *Loop) deliverDrains() {
 	for len(q.drainNotices) > 0 && !l.stopped {
 		h := q.drainNotices[0]
 		q.drainNotices = q.drainNotices[1:]
-		live := false
+		var in *instance
 		if h.Kind() == abi.KindSocket {
-			_, live = l.sockets.get(h)
-		} else {
-			_, live = l.exchanges.get(h)
+			if w, ok := l.sockets.get(h); ok {
+				in = w.in
+			}
+		} else if ex, ok := l.exchanges.get(h); ok {
+			in = ex.in
 		}
-		if !live || l.inst.Dead() {
+		if !in.live() {
 			continue
 		}
-		if _, err := l.inst.OnDrain(h); err != nil {
-			l.guestFailed(err, nil)
+		if _, err := in.g.OnDrain(h); err != nil {
+			l.guestFailed(in, err, nil)
 		}
 		l.afterCallback()
 		l.flushQueued()

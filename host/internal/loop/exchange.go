@@ -20,6 +20,7 @@ const (
 // guest names it by; hc is nil once the connection is gone.
 type exchange struct {
 	handle    abi.Handle
+	in        *instance // the instance answering it
 	hc        *httpConn
 	at        int64 // loop clock when it was dispatched
 	isHead    bool
@@ -78,13 +79,13 @@ func (l *Loop) packHead(req *http1.Request) *abi.Head {
 // dispatch hands one request to the guest: its packed head h and as much body as fits go into
 // the inbox, and one call delivers them. A streamed body (startStream) follows in on_body.
 func (hc *httpConn) dispatch(req *http1.Request, h *abi.Head, body []byte, streamed bool) {
-	l, c := hc.l, hc.c
-	if l.inst == nil || l.inst.Dead() {
+	l, c, in := hc.l, hc.c, hc.l.cur
+	if !in.live() {
 		hc.replyError(503, "the application is restarting")
 		return
 	}
-	inbox, ok := l.inboxView()
-	if !ok || !l.inst.HasOnRequest() {
+	inbox, ok := in.inbox()
+	if !ok || !in.g.HasOnRequest() {
 		hc.replyError(500, "the application cannot take requests")
 		return
 	}
@@ -125,9 +126,9 @@ func (hc *httpConn) dispatch(req *http1.Request, h *abi.Head, body []byte, strea
 		hc.replyError(431, err.Error())
 		return
 	}
-	rc, err := l.inst.OnRequest(c.ln.handle, ex.handle, uint32(n))
+	rc, err := in.g.OnRequest(c.ln.handle, ex.handle, uint32(n))
 	if err != nil {
-		l.guestFailed(err, ex)
+		l.guestFailed(in, err, ex)
 	} else if rc != 0 {
 		l.logf("worker %d: on_request returned %d", l.id, rc)
 		if _, live := l.exchanges.get(ex.handle); live {
@@ -139,14 +140,6 @@ func (hc *httpConn) dispatch(req *http1.Request, h *abi.Head, body []byte, strea
 	l.afterCallback()
 }
 
-// inboxView is the guest's inbox in its memory, or false when it has none.
-func (l *Loop) inboxView() ([]byte, bool) {
-	if l.inboxLen == 0 {
-		return nil, false
-	}
-	return l.inst.Memory().Read(l.inboxPtr, l.inboxLen)
-}
-
 func (hc *httpConn) newExchange(req *http1.Request) *exchange {
 	l := hc.l
 	var ex *exchange
@@ -156,7 +149,7 @@ func (hc *httpConn) newExchange(req *http1.Request) *exchange {
 	} else {
 		ex = &exchange{}
 	}
-	*ex = exchange{hc: hc, body: ex.body[:0], held: ex.held[:0],
+	*ex = exchange{in: l.cur, hc: hc, body: ex.body[:0], held: ex.held[:0],
 		isHead: len(req.Method) == 4 && string(req.Method) == "HEAD",
 		minor:  uint8(req.Minor), keepAlive: req.KeepAlive && !hc.last, at: l.clock()}
 	ex.handle = l.exchanges.add(ex)
@@ -207,8 +200,8 @@ func (l *Loop) recycle(ex *exchange) {
 // the current callback.
 func (l *Loop) abandon(ex *exchange, reason int32) {
 	ex.hc = nil
-	if l.inst != nil && !l.inst.Dead() && l.inst.HasOnClose() {
-		l.queue.closeNotice(closeNote{h: ex.handle, reason: reason})
+	if in := ex.in; in.live() && in.g.HasOnClose() {
+		l.queue.closeNotice(closeNote{in: in, h: ex.handle, reason: reason})
 		return // the handle stays (answering ECLOSED) until on_close is delivered
 	}
 	l.exchanges.remove(ex.handle)
@@ -220,11 +213,11 @@ func (l *Loop) deliverClose(n closeNote) {
 	if _, ok := l.exchanges.get(n.h); !ok {
 		return // the guest already let go of it
 	}
-	if l.inst != nil && !l.inst.Dead() {
-		_, err := l.inst.OnClose(n.h, n.reason)
+	if n.in.live() {
+		_, err := n.in.g.OnClose(n.h, n.reason)
 		l.exchanges.remove(n.h)
 		if err != nil {
-			l.guestFailed(err, nil)
+			l.guestFailed(n.in, err, nil)
 		}
 		return
 	}

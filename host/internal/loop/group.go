@@ -52,6 +52,9 @@ type Config struct {
 	// MaxConns caps the open connections of the process, shared evenly between the workers;
 	// at the cap a worker stops accepting until one of its connections closes.
 	MaxConns int
+	// SwapDrainTimeout bounds how long an instance retired by a swap may finish its requests
+	// and keep its WebSockets.
+	SwapDrainTimeout time.Duration
 	// MaxRestarts is how many consecutive instances of a worker may fail before serving an
 	// event before the process gives up (exit 1).
 	MaxRestarts int
@@ -114,6 +117,7 @@ func NewGroup(m *guest.Module, cfg Config) *Group {
 	cfg.WSMaxMessage = cmp.Or(cfg.WSMaxMessage, defaults.WSMaxMessage)
 	cfg.MaxTimers = cmp.Or(cfg.MaxTimers, defaults.MaxTimers)
 	cfg.MaxRestarts = cmp.Or(cfg.MaxRestarts, defaults.MaxRestarts)
+	cfg.SwapDrainTimeout = cmp.Or(cfg.SwapDrainTimeout, defaults.SwapDrainTimeout)
 	cfg.HeaderTimeout = cmp.Or(cfg.HeaderTimeout, defaults.HeaderTimeout)
 	cfg.BodyTimeout = cmp.Or(cfg.BodyTimeout, defaults.BodyTimeout)
 	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, defaults.IdleTimeout)
@@ -123,7 +127,7 @@ func NewGroup(m *guest.Module, cfg Config) *Group {
 	cfg.ResponseTimeout = cmp.Or(cfg.ResponseTimeout, defaults.ResponseTimeout)
 	// The loop compares how long a connection waited with these: a timeout that is off is
 	// one that no wait exceeds.
-	for _, d := range []*time.Duration{&cfg.HeaderTimeout, &cfg.BodyTimeout, &cfg.IdleTimeout, &cfg.WSIdleTimeout, &cfg.WSPingInterval, &cfg.ShutdownTimeout, &cfg.ResponseTimeout} {
+	for _, d := range []*time.Duration{&cfg.HeaderTimeout, &cfg.BodyTimeout, &cfg.IdleTimeout, &cfg.WSIdleTimeout, &cfg.WSPingInterval, &cfg.ShutdownTimeout, &cfg.ResponseTimeout, &cfg.SwapDrainTimeout} {
 		if *d == defaults.Off {
 			*d = math.MaxInt64
 		}

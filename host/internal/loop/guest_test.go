@@ -73,7 +73,7 @@ func guestLoopBudget(t testing.TB, wasm []byte, budget time.Duration) *Loop {
 	if err := l.init(); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.startInstance(); err != nil {
+	if err := l.startInstance(l.g.module); err != nil {
 		t.Fatal(err)
 	}
 	l.afterCallback()
@@ -258,7 +258,7 @@ func TestCrashReplacesInstance(t *testing.T) {
 	l.cfg.Instance.Stderr = io.Discard
 	fd := listenerOf(t, l).fd
 	for _, path := range []string{"/panic", "/fail"} {
-		before := l.inst
+		before := l.cur
 		idle := testConn(l, listenerOf(t, l))
 		if body := serveGET(t, l, idle, "/"); !strings.HasPrefix(body, "ok ") {
 			t.Fatalf("before %s: %q", path, body)
@@ -268,7 +268,7 @@ func TestCrashReplacesInstance(t *testing.T) {
 		if !bytes.HasPrefix(c.out, []byte("HTTP/1.1 500 ")) || c.phase == connOpen {
 			t.Fatalf("%s: answered %q, closeAfter %v", path, c.out, (c.phase != connOpen))
 		}
-		if l.inst == before || l.inst.Dead() {
+		if l.cur == before || !l.cur.live() {
 			t.Fatalf("%s: the instance was not replaced", path)
 		}
 		now := listenerOf(t, l)
@@ -307,7 +307,7 @@ func TestCloseListenerSparesRequestInProgress(t *testing.T) {
 	if len(busy.in) != len(part) {
 		t.Fatalf("partial request not kept: %q", busy.in)
 	}
-	if rc := l.calls.Close(ln.handle); rc != 0 || l.refs != 0 {
+	if rc := l.cur.calls.Close(ln.handle); rc != 0 || l.refs != 0 {
 		t.Fatalf("Close = %d, refs %d", rc, l.refs)
 	}
 	if !idle.closed() || busy.closed() || !httpOf(busy).last {

@@ -118,7 +118,7 @@ func (hc *httpConn) serve(data []byte) int {
 		hasBody := req.Chunked || req.ContentLength > 0
 		whole := !req.Chunked && int64(len(data)-off) >= req.ContentLength
 		switch {
-		case hasBody && hc.stream && !(whole && req.ContentLength <= int64(int(l.inboxLen)-h.Size())):
+		case hasBody && hc.stream && !(whole && req.ContentLength <= int64(int(l.cur.inboxLen)-h.Size())):
 			// Stream it: the guest gets the head now and the body through on_body, as it
 			// arrives (what is already here follows at once, after on_request returns).
 			hc.parser.Reset()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,25 +13,56 @@ import (
 	"github.com/wasmloop/wasmloop/host/internal/guest"
 )
 
-// An instance's life on a loop, in one place: it starts (startInstance), and when one of its
-// callbacks traps or exits it is failed and replaced (guestFailed). Everything the old
+// An instance's life on a loop, in one place: it starts (startInstance); when one of its
+// callbacks traps or exits it is failed and replaced (guestFailed); and a swap to a new
+// module starts the new one beside it and retires it (swap.go). Everything a failed
 // instance's handles named is answered, closed or handed over here.
 
-// startInstance instantiates the module and runs the program's top-level code.
-func (l *Loop) startInstance() error {
-	l.inst = nil // host calls made during _initialize find no instance and get ESTATE
-	inst, err := l.g.module.Instantiate(context.Background(), l.cfg.Instance, &l.calls)
-	if exit, ok := err.(*guest.ExitError); ok {
+// instance is one guest instance on a loop and what the loop keeps for it. The current one
+// (Loop.cur) gets new requests, messages and listeners; one retired by a swap only finishes
+// the requests, WebSockets and timers it holds, then goes.
+type instance struct {
+	g                  *guest.Instance // nil until _initialize has run
+	calls              hostCalls       // the host functions, as this instance calls them
+	inboxPtr, inboxLen uint32
+	retired            bool
+	module             *guest.Module
+}
+
+// live reports whether the instance can be called.
+func (in *instance) live() bool { return in != nil && in.g != nil && !in.g.Dead() }
+
+// inbox is the guest's inbox in its memory, or false when it has none.
+func (in *instance) inbox() ([]byte, bool) {
+	if in.inboxLen == 0 || in.g == nil {
+		return nil, false
+	}
+	return in.g.Memory().Read(in.inboxPtr, in.inboxLen)
+}
+
+// startInstance instantiates m, makes it the current instance and runs the program's
+// top-level code. A proc_exit there ends the process with its code (Node's process.exit in
+// a script's top level), unless the start is a swap's, which only fails.
+func (l *Loop) startInstance(m *guest.Module) error {
+	return l.startInstanceFor(m, false)
+}
+
+func (l *Loop) startInstanceFor(m *guest.Module, swap bool) error {
+	in := &instance{module: m}
+	in.calls = hostCalls{l: l, in: in}
+	l.cur = in // host calls made during _initialize find no instance and get ESTATE
+	inst, err := m.Instantiate(context.Background(), l.cfg.Instance, &in.calls)
+	if exit, ok := err.(*guest.ExitError); ok && !swap {
 		l.g.exit(exit.Code) // proc_exit in initialisation ends the process with its code
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	l.inst = inst
+	in.g = inst
 	rc, err := inst.Start()
 	if err != nil {
-		if exit, ok := err.(*guest.ExitError); ok {
+		if exit, ok := err.(*guest.ExitError); ok && !swap {
 			l.g.exit(exit.Code)
 			return nil
 		}
@@ -56,13 +88,14 @@ func (e *startError) Error() string {
 	return msg + " (the program's start-up failed)"
 }
 
-// guestFailed handles a callback that trapped or exited. A trap poisons the instance: the
-// request it was handling (ex, may be nil) gets a 500, every other request of the instance is
-// failed the same way, its sockets are closed with 1011, its timers are dropped, and a fresh
-// instance takes over the listeners.
-func (l *Loop) guestFailed(err error, ex *exchange) {
+// guestFailed handles a callback of in that trapped, exited, or ran past its budget. The
+// instance is poisoned: the request it was handling (ex, may be nil) is answered 500 (503
+// past a budget), and so is every other request of the instance; its sockets close with
+// 1011 and its timers are dropped. The current instance is replaced and the replacement
+// takes over the listeners; a retired one just goes.
+func (l *Loop) guestFailed(in *instance, err error, ex *exchange) {
 	var exit *guest.ExitError
-	if errors.As(err, &exit) && exit.Code == 0 {
+	if errors.As(err, &exit) && exit.Code == 0 && !in.retired {
 		l.g.exit(0)
 		return
 	}
@@ -78,13 +111,17 @@ func (l *Loop) guestFailed(err error, ex *exchange) {
 	default:
 		l.logf("worker %d: %v", l.id, err)
 	}
-	if ex != nil || l.inst.Served() > 0 {
+	if in.retired {
+		l.dropInstance(in, ex, status)
+		return
+	}
+	if ex != nil || in.g.Served() > 0 {
 		// It did some work, or a request made it fail: not a guest that fails as it starts.
 		// (Counting a request that crashes every fresh instance would let a client stop
 		// the process by repeating it.)
 		l.failures = 0
 	}
-	l.dropInstance(ex, status)
+	l.dropInstance(in, ex, status)
 	l.replace()
 }
 
@@ -115,11 +152,9 @@ func (l *Loop) restart() {
 	if l.stopped {
 		return
 	}
-	if err := l.startInstance(); err != nil {
+	if err := l.startInstance(l.g.currentModule()); err != nil {
 		l.logf("worker %d: the replacement instance failed to start: %v", l.id, err)
-		if l.inst != nil {
-			l.dropInstance(nil, 503)
-		}
+		l.dropInstance(l.cur, nil, 503)
 		l.replace()
 		return
 	}
@@ -137,27 +172,43 @@ func restartDelay(n int) time.Duration {
 	return min(10*time.Millisecond<<min(n-2, 10), 5*time.Second)
 }
 
-// dropInstance ends everything the failed instance's handles name, except its listening
-// sockets, which wait (orphanListeners) for the replacement to listen on them again. Its
-// requests are answered status.
-func (l *Loop) dropInstance(ex *exchange, status int) {
+// dropInstance ends everything in's handles name and closes it: its requests are answered
+// status (or their connections closed, when an answer has begun), its sockets close with 1011
+// and its timers go. The current instance's listening sockets wait (orphanListeners) for a
+// replacement to listen on them again.
+func (l *Loop) dropInstance(in *instance, ex *exchange, status int) {
 	if ex != nil {
 		l.failExchange(ex, status)
 	}
 	var open []*exchange
-	l.exchanges.each(func(_ abi.Handle, e *exchange) { open = append(open, e) })
+	l.exchanges.each(func(_ abi.Handle, e *exchange) {
+		if e.in == in {
+			open = append(open, e)
+		}
+	})
 	for _, e := range open {
 		l.failExchange(e, status)
 	}
-	l.queue.closeNotices = l.queue.closeNotices[:0] // the replacement knows none of them
-	l.failSockets()
+	// The notices for it are void: nobody will be told.
+	l.queue.closeNotices = slices.DeleteFunc(l.queue.closeNotices, func(n closeNote) bool { return n.in == in })
+	l.failSockets(in)
 	var ts []*timer
-	l.timers.each(func(_ abi.Handle, t *timer) { ts = append(ts, t) })
+	l.timers.each(func(_ abi.Handle, t *timer) {
+		if t.in == in {
+			ts = append(ts, t)
+		}
+	})
 	for _, t := range ts {
 		l.freeTimer(t)
 	}
+	if in.g != nil {
+		in.g.Close()
+	}
+	in.inboxPtr, in.inboxLen = 0, 0
+	if in.retired {
+		l.retired = slices.DeleteFunc(l.retired, func(r *instance) bool { return r == in })
+		return
+	}
 	l.orphanListeners()
-	l.inst.Close()
-	l.inboxPtr, l.inboxLen = 0, 0
 	l.ordinal = 0 // the replacement's port-0 listens match the same keys
 }

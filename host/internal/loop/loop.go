@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/wasmloop/wasmloop/abi"
-	"github.com/wasmloop/wasmloop/host/internal/guest"
 	"github.com/wasmloop/wasmloop/host/internal/poll"
 )
 
@@ -25,13 +24,12 @@ type Loop struct {
 	id    int
 	g     *Group
 	cfg   *Config
-	calls hostCalls // the ABI's host functions, bound to this loop
 	poll  *poll.Poller
 	epoch time.Time
 	now   time.Time // refreshed after every wait; the Date header and timers use it
 
-	inst               *guest.Instance
-	inboxPtr, inboxLen uint32
+	cur     *instance   // gets new requests, messages and listeners (instance.go)
+	retired []*instance // retired by a swap, finishing what they hold (swap.go)
 
 	conns     []*Conn // by descriptor
 	nconns    int
@@ -77,7 +75,6 @@ func newLoop(g *Group, id int) *Loop {
 		sockets:   newTable[*wsConn](abi.KindSocket),
 		timers:    newTable[*timer](abi.KindTimer),
 	}
-	l.calls.l = l
 	return l
 }
 
@@ -156,7 +153,7 @@ func (l *Loop) run() {
 	defer runtime.UnlockOSThread()
 	defer l.teardown()
 
-	if err := l.startInstance(); err != nil {
+	if err := l.startInstance(l.g.currentModule()); err != nil {
 		l.g.startFailed(l.id, err)
 		return
 	}
@@ -247,8 +244,10 @@ func (l *Loop) teardown() {
 	}
 	l.listeners.each(func(h abi.Handle, ln *listener) { l.closeListener(h, ln) })
 	l.dropOrphans()
-	if l.inst != nil {
-		l.inst.Close()
+	for _, in := range append(l.retired, l.cur) {
+		if in != nil && in.g != nil {
+			in.g.Close()
+		}
 	}
 	l.mu.Lock()
 	l.dead = true

@@ -34,16 +34,17 @@ func (l *Loop) postTo(t *Loop, msg []byte) int32 {
 // deliverMessage runs on the receiver's loop, at the top of its turn.
 func (l *Loop) deliverMessage(from int32, msg []byte) {
 	l.in.queued.Add(-1)
-	if l.stopped || l.inst == nil || l.inst.Dead() || !l.inst.HasOnMessage() {
+	in := l.cur
+	if l.stopped || !in.live() || !in.g.HasOnMessage() {
 		return // nobody to tell: a message is not a promise of delivery past the receiver's life
 	}
-	inbox, ok := l.inboxView()
+	inbox, ok := in.inbox()
 	if !ok || len(inbox) < len(msg) {
 		return
 	}
 	n := copy(inbox, msg)
-	if _, err := l.inst.OnMessage(from, uint32(n)); err != nil {
-		l.guestFailed(err, nil)
+	if _, err := in.g.OnMessage(from, uint32(n)); err != nil {
+		l.guestFailed(in, err, nil)
 	}
 	l.afterCallback()
 }

@@ -15,7 +15,9 @@ func TestPostErrors(t *testing.T) {
 	}
 	l0, l1 := g.loops[0], g.loops[1]
 	t.Cleanup(func() { l0.poll.Close() })
-	if rc := l0.calls.Post(1, []byte("hi")); rc != 0 || l1.in.queued.Load() != 1 || len(l1.tasks) != 1 {
+	l0.cur = &instance{}
+	l0.cur.calls = hostCalls{l: l0, in: l0.cur}
+	if rc := l0.cur.calls.Post(1, []byte("hi")); rc != 0 || l1.in.queued.Load() != 1 || len(l1.tasks) != 1 {
 		t.Fatalf("Post = %d, queued %d, tasks %d", rc, l1.in.queued.Load(), len(l1.tasks))
 	}
 	for _, tc := range []struct {
@@ -25,7 +27,7 @@ func TestPostErrors(t *testing.T) {
 	}{
 		{2, nil, abi.EINVAL}, {-2, nil, abi.EINVAL}, {1, make([]byte, abi.MaxMessage+1), abi.EINVAL},
 	} {
-		if got := abi.Errno(l0.calls.Post(tc.target, tc.data)); got != tc.want {
+		if got := abi.Errno(l0.cur.calls.Post(tc.target, tc.data)); got != tc.want {
 			t.Errorf("Post(%d, %d bytes) = %v, want %v", tc.target, len(tc.data), got, tc.want)
 		}
 	}
@@ -37,10 +39,10 @@ func TestPostErrors(t *testing.T) {
 		t.Fatal("an idle loop must retire")
 	}
 	l1.poll.Close()
-	if got := abi.Errno(l0.calls.Post(1, []byte("late"))); got != abi.ECLOSED {
+	if got := abi.Errno(l0.cur.calls.Post(1, []byte("late"))); got != abi.ECLOSED {
 		t.Fatalf("Post to an ended worker = %v, want ECLOSED", got)
 	}
-	if got := abi.Errno(l0.calls.Post(abi.PostAll, []byte("all"))); got != abi.ECLOSED {
+	if got := abi.Errno(l0.cur.calls.Post(abi.PostAll, []byte("all"))); got != abi.ECLOSED {
 		t.Fatalf("broadcast with an ended worker = %v, want ECLOSED", got)
 	}
 }

@@ -55,7 +55,7 @@ func (hc *httpConn) streamBody(ex *exchange, data []byte) int {
 		// The chunks that follow in the same bytes go to the guest in the same call, up to an
 		// inbox: a client sending tiny chunks must not cost a guest call per chunk.
 		gather := &l.httpScratch.gather
-		for gathered := false; !fin && used < len(data) && len(piece) < int(l.inboxLen); {
+		for gathered := false; !fin && used < len(data) && len(piece) < int(ex.in.inboxLen); {
 			more, n, f, err := hc.chunks.Next(data[used:])
 			if err != nil {
 				hc.streamFailed(ex, err)
@@ -88,7 +88,7 @@ func (hc *httpConn) streamBody(ex *exchange, data []byte) int {
 func (hc *httpConn) deliverBody(ex *exchange, piece []byte, fin bool) {
 	l, c := hc.l, hc.c
 	for len(piece) > 0 || fin {
-		if c.closed() || hc.ex != ex || ex.bodyDone || l.inst.Dead() {
+		if c.closed() || hc.ex != ex || ex.bodyDone || !ex.in.live() {
 			return // the exchange is over: the bytes have nowhere to go
 		}
 		if ex.paused {
@@ -96,7 +96,7 @@ func (hc *httpConn) deliverBody(ex *exchange, piece []byte, fin bool) {
 			ex.heldEnd = ex.heldEnd || fin
 			return
 		}
-		inbox, ok := l.inboxView()
+		inbox, ok := ex.in.inbox()
 		if !ok {
 			l.closeConn(c, abi.CloseHost)
 			return
@@ -106,9 +106,9 @@ func (hc *httpConn) deliverBody(ex *exchange, piece []byte, fin bool) {
 		if last {
 			ex.bodyDone = true
 		}
-		rc, err := l.inst.OnBody(ex.handle, uint32(k), last)
+		rc, err := ex.in.g.OnBody(ex.handle, uint32(k), last)
 		if err != nil {
-			l.guestFailed(err, ex)
+			l.guestFailed(ex.in, err, ex)
 			return
 		}
 		if rc != 0 {
@@ -131,10 +131,10 @@ func (hc *httpConn) deliverBody(ex *exchange, piece []byte, fin bool) {
 func (hc *httpConn) readTarget() []byte {
 	ex := hc.ex
 	if ex == nil || !ex.receiving() || hc.chunks != nil || hc.bodyNeed <= 0 || len(hc.c.in) > 0 ||
-		len(ex.held) > 0 || hc.l.inst.Dead() {
+		len(ex.held) > 0 || !ex.in.live() {
 		return nil
 	}
-	inbox, ok := hc.l.inboxView()
+	inbox, ok := ex.in.inbox()
 	if !ok {
 		return nil
 	}
@@ -152,10 +152,10 @@ func (hc *httpConn) readInto(n int) {
 	if last {
 		ex.bodyDone = true
 	}
-	rc, err := l.inst.OnBody(ex.handle, uint32(n), last)
+	rc, err := ex.in.g.OnBody(ex.handle, uint32(n), last)
 	switch {
 	case err != nil:
-		l.guestFailed(err, ex)
+		l.guestFailed(ex.in, err, ex)
 	case rc != 0:
 		l.logf("worker %d: on_body returned %d", l.id, rc)
 		l.failExchange(ex, 500)

@@ -40,13 +40,13 @@ func TestWriteAboveMarkThenDrain(t *testing.T) {
 		t.Fatal(n, err)
 	}
 	ex := httpOf(c).newExchange(&l.httpScratch.req)
-	if rc := l.calls.Respond(ex.handle, 200, nil, nil, 0); rc != 0 {
+	if rc := l.cur.calls.Respond(ex.handle, 200, nil, nil, 0); rc != 0 {
 		t.Fatalf("Respond = %d", rc)
 	}
 	chunk := make([]byte, 32<<10)
 	rc := int32(0)
 	for i := 0; i < 64 && rc == 0; i++ { // the socket buffer fills, then the mark is passed
-		rc = l.calls.Write(ex.handle, chunk)
+		rc = l.cur.calls.Write(ex.handle, chunk)
 	}
 	if rc != abi.AboveMark || !ex.needDrain {
 		t.Fatalf("Write = %d after filling the socket, needDrain %v", rc, ex.needDrain)
@@ -66,25 +66,25 @@ func TestPauseErrors(t *testing.T) {
 	c, _ := socketConn(t, l, &listener{fd: -1})
 	httpOf(c).parser.Parse([]byte("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"), &l.httpScratch.req)
 	ex := httpOf(c).newExchange(&l.httpScratch.req)
-	if got := abi.Errno(l.calls.Pause(ex.handle, 1)); got != abi.ESTATE {
+	if got := abi.Errno(l.cur.calls.Pause(ex.handle, 1)); got != abi.ESTATE {
 		t.Fatalf("Pause on a buffered request = %v, want ESTATE", got)
 	}
 	ex.streaming = true
-	if rc := l.calls.Pause(ex.handle, 1); rc != 0 || !ex.paused || ex.receiving() {
+	if rc := l.cur.calls.Pause(ex.handle, 1); rc != 0 || !ex.paused || ex.receiving() {
 		t.Fatalf("Pause = %d, paused %v", rc, ex.paused)
 	}
 	ex.expect100 = true
-	if rc := l.calls.Pause(ex.handle, 0); rc != 0 || ex.paused || string(c.out) != "HTTP/1.1 100 Continue\r\n\r\n" {
+	if rc := l.cur.calls.Pause(ex.handle, 0); rc != 0 || ex.paused || string(c.out) != "HTTP/1.1 100 Continue\r\n\r\n" {
 		t.Fatalf("resume: rc %d, paused %v, out %q", rc, ex.paused, c.out)
 	}
-	if rc := l.calls.Pause(ex.handle, 0); rc != 0 || len(c.out) != len("HTTP/1.1 100 Continue\r\n\r\n") {
+	if rc := l.cur.calls.Pause(ex.handle, 0); rc != 0 || len(c.out) != len("HTTP/1.1 100 Continue\r\n\r\n") {
 		t.Fatalf("a second resume must not send another 100 Continue: %q", c.out)
 	}
-	if got := abi.Errno(l.calls.Pause(abi.MakeHandle(abi.KindRequest, 99, 0), 1)); got != abi.EBADHANDLE {
+	if got := abi.Errno(l.cur.calls.Pause(abi.MakeHandle(abi.KindRequest, 99, 0), 1)); got != abi.EBADHANDLE {
 		t.Fatalf("stale handle: %v", got)
 	}
 	ex.bodyDone = true
-	if got := abi.Errno(l.calls.Pause(ex.handle, 1)); got != abi.ESTATE {
+	if got := abi.Errno(l.cur.calls.Pause(ex.handle, 1)); got != abi.ESTATE {
 		t.Fatalf("Pause after the body ended = %v, want ESTATE", got)
 	}
 }
@@ -186,12 +186,12 @@ func TestResumeNeverNestsInsideServe(t *testing.T) {
 // Review B2: a timer never fires in the pass that started it, and far deadlines saturate.
 func TestTimerDeadlines(t *testing.T) {
 	l := guestLoop(t, buildGuest(t, "testdata/hold")) // exports on_timer through the SDK
-	h := abi.Handle(l.calls.TimerStart(0, 0))
+	h := abi.Handle(l.cur.calls.TimerStart(0, 0))
 	tm, ok := l.timers.get(h)
 	if !ok || tm.when <= l.clock() {
 		t.Fatalf("a delay-0 timer is due in the current pass (when %d, now %d)", tm.when, l.clock())
 	}
-	far := abi.Handle(l.calls.TimerStart(math.MaxInt64, math.MaxInt64))
+	far := abi.Handle(l.cur.calls.TimerStart(math.MaxInt64, math.MaxInt64))
 	if tf, _ := l.timers.get(far); tf.when != math.MaxInt64 {
 		t.Fatalf("a far deadline overflowed: %d", tf.when)
 	}
@@ -275,15 +275,15 @@ func writeInOrder(t *testing.T, mark int, length bool) {
 	if length {
 		hdr = []byte(fmt.Sprintf("Content-Length: %d\r\n", want.Len()))
 	}
-	if rc := l.calls.Respond(ex.handle, 200, hdr, []byte("first;"), 0); rc != 0 { // head pending
+	if rc := l.cur.calls.Respond(ex.handle, 200, hdr, []byte("first;"), 0); rc != 0 { // head pending
 		t.Fatalf("Respond = %d", rc)
 	}
 	for i, piece := range pieces {
-		if rc := l.calls.Write(ex.handle, piece); rc < 0 {
+		if rc := l.cur.calls.Write(ex.handle, piece); rc < 0 {
 			t.Fatalf("Write %d = %d", i, rc)
 		}
 	}
-	l.calls.End(ex.handle)
+	l.cur.calls.End(ex.handle)
 	var wire []byte
 	buf := make([]byte, 1<<20)
 	unix.SetNonblock(peer, true)
@@ -314,12 +314,12 @@ func TestBodyPiecesGathered(t *testing.T) {
 		unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4<<20) // room for every write
 		httpOf(c).parser.Parse([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), &l.httpScratch.req)
 		ex := httpOf(c).newExchange(&l.httpScratch.req)
-		if rc := l.calls.Respond(ex.handle, 200, []byte("Content-Length: 1048576\r\n"), nil, 0); rc != 0 {
+		if rc := l.cur.calls.Respond(ex.handle, 200, []byte("Content-Length: 1048576\r\n"), nil, 0); rc != 0 {
 			t.Fatalf("Respond = %d", rc)
 		}
 		piece, peek := make([]byte, 64<<10), make([]byte, 1<<20)
 		for i := 1; i <= 4; i++ {
-			if rc := l.calls.Write(ex.handle, piece); rc != 0 {
+			if rc := l.cur.calls.Write(ex.handle, piece); rc != 0 {
 				t.Fatalf("mark %d: Write %d = %d", mark, i, rc)
 			}
 			sent, _, _ := unix.Recvfrom(peer, peek, unix.MSG_PEEK|unix.MSG_DONTWAIT)

@@ -30,6 +30,9 @@ func (l *Loop) startSweep() {
 // sweep ends lingering connections whose peer never sent its EOF, and lets each open
 // connection's protocol apply its own timeouts.
 func (l *Loop) sweep() {
+	if len(l.retired) > 0 {
+		l.collectRetired()
+	}
 	now := l.clock()
 	for _, c := range l.conns {
 		switch {

@@ -15,6 +15,7 @@ type timer struct {
 	interval int64 // ns; 0 for one-shot
 	index    int   // position in the heap, -1 when not in it
 	handle   abi.Handle
+	in       *instance // a guest timer's instance
 	fn       func()
 	ref      bool
 }
@@ -60,14 +61,14 @@ func (h timerHeap) next() *timer {
 // startTimer starts a guest timer and returns its handle. delay is at least 1 ns: a timer
 // never fires in the pass that started it, so a timer that starts a timer of delay 0 cannot
 // keep the loop from polling (ABI.md §1). An interval is at least 1 ms, or 0 for one-shot.
-func (l *Loop) startTimer(delay, interval int64) abi.Handle {
+func (l *Loop) startTimer(in *instance, delay, interval int64) abi.Handle {
 	delay = max(delay, 1)
 	if interval < 0 {
 		interval = 0
 	} else if interval > 0 && interval < 1e6 {
 		interval = 1e6
 	}
-	t := &timer{when: addSat(l.clock(), delay), interval: interval, ref: true, index: -1}
+	t := &timer{when: addSat(l.clock(), delay), interval: interval, ref: true, index: -1, in: in}
 	t.handle = l.timers.add(t)
 	l.heap.add(t)
 	l.refs++
@@ -94,7 +95,7 @@ func (l *Loop) fireTimers() {
 			t.fn()
 			continue
 		}
-		h := t.handle
+		h, in := t.handle, t.in
 		if t.interval > 0 {
 			// Like Node: the next run is an interval after this one fired, so a loop that
 			// fell behind does not fire a burst to catch up.
@@ -103,8 +104,11 @@ func (l *Loop) fireTimers() {
 		} else {
 			l.freeTimer(t)
 		}
-		if _, err := l.inst.OnTimer(h); err != nil {
-			l.guestFailed(err, nil)
+		if !in.live() {
+			continue
+		}
+		if _, err := in.g.OnTimer(h); err != nil {
+			l.guestFailed(in, err, nil)
 		}
 		l.afterCallback()
 	}

@@ -29,6 +29,7 @@ const (
 // abi.KindSocket) is what the guest names it by.
 type wsConn struct {
 	l         *Loop
+	in        *instance // the instance it belongs to
 	handle    abi.Handle
 	conn      *Conn // nil once the connection is closed
 	rd        websocket.Reader
@@ -96,7 +97,7 @@ func (l *Loop) acceptWS(ex *exchange, protocol string, hdr []byte, deflate bool)
 	l.exchanges.remove(ex.handle)
 	ex.hc, hc.ex, hc.phase = nil, nil, httpIdle
 	l.recycle(ex)
-	w := &wsConn{l: l, conn: c, deflate: deflate}
+	w := &wsConn{l: l, in: ex.in, conn: c, deflate: deflate}
 	w.rd.MaxMessage = l.cfg.WSMaxMessage
 	w.rd.Deflate = deflate
 	if deflate {
@@ -235,12 +236,12 @@ func (w *wsConn) open() {
 	}
 	w.opened = true
 	l := w.l
-	if w.ended || l.inst == nil || l.inst.Dead() {
+	if w.ended || !w.in.live() {
 		return
 	}
-	rc, err := l.inst.OnWSOpen(w.handle)
+	rc, err := w.in.g.OnWSOpen(w.handle)
 	if err != nil {
-		l.guestFailed(err, nil)
+		l.guestFailed(w.in, err, nil)
 	} else if rc != 0 {
 		l.logf("worker %d: on_ws_open returned %d", l.id, rc)
 	}
@@ -251,7 +252,7 @@ func (w *wsConn) open() {
 // body_read during the call.
 func (w *wsConn) deliver(ev *websocket.Event) {
 	l := w.l
-	inbox, ok := l.inboxView()
+	inbox, ok := w.in.inbox()
 	if !ok {
 		w.fail(ws.StatusInternalServerError, "the application has no inbox")
 		return
@@ -265,10 +266,10 @@ func (w *wsConn) deliver(ev *websocket.Event) {
 		flags |= abi.WSMore
 		w.rest = ev.Payload[k:]
 	}
-	rc, err := l.inst.OnWSMessage(w.handle, uint32(len(ev.Payload)), flags)
+	rc, err := w.in.g.OnWSMessage(w.handle, uint32(len(ev.Payload)), flags)
 	w.rest = nil
 	if err != nil {
-		l.guestFailed(err, nil) // every socket of the instance is closed with 1011
+		l.guestFailed(w.in, err, nil) // every socket of the instance is closed with 1011
 		return
 	}
 	if rc != 0 {
@@ -328,7 +329,7 @@ func (w *wsConn) end(code int32, reason string) {
 		return
 	}
 	w.ended = true
-	w.l.queue.closeNotice(closeNote{h: w.handle, code: code, text: reason})
+	w.l.queue.closeNotice(closeNote{in: w.in, h: w.handle, code: code, text: reason})
 }
 
 // deliverWSClose calls on_ws_close for a queued notice. During the call the handle answers
@@ -337,18 +338,18 @@ func (l *Loop) deliverWSClose(n closeNote) {
 	if _, ok := l.sockets.get(n.h); !ok {
 		return // the guest already let go of it
 	}
-	if l.inst == nil || l.inst.Dead() {
+	if !n.in.live() {
 		l.sockets.remove(n.h)
 		return
 	}
 	size := 0
-	if inbox, ok := l.inboxView(); ok {
+	if inbox, ok := n.in.inbox(); ok {
 		size = copy(inbox, n.text)
 	}
-	rc, err := l.inst.OnWSClose(n.h, n.code, uint32(size))
+	rc, err := n.in.g.OnWSClose(n.h, n.code, uint32(size))
 	l.sockets.remove(n.h)
 	if err != nil {
-		l.guestFailed(err, nil)
+		l.guestFailed(n.in, err, nil)
 	} else if rc != 0 {
 		l.logf("worker %d: on_ws_close returned %d", l.id, rc)
 	}
@@ -356,9 +357,13 @@ func (l *Loop) deliverWSClose(n closeNote) {
 
 // failSockets closes every WebSocket of an instance that trapped, with 1011: the replacement
 // knows nothing of them.
-func (l *Loop) failSockets() {
+func (l *Loop) failSockets(in *instance) {
 	var all []*wsConn
-	l.sockets.each(func(_ abi.Handle, w *wsConn) { all = append(all, w) })
+	l.sockets.each(func(_ abi.Handle, w *wsConn) {
+		if w.in == in {
+			all = append(all, w)
+		}
+	})
 	for _, w := range all {
 		l.sockets.remove(w.handle)
 		w.ended = true
@@ -373,9 +378,9 @@ func (l *Loop) failSockets() {
 
 // socket finds the open WebSocket h names: EBADHANDLE for an unknown or stale handle,
 // ECLOSED once its connection is gone or failing.
-func (l *Loop) socket(h abi.Handle) (*wsConn, abi.Errno) {
+func (l *Loop) socket(in *instance, h abi.Handle) (*wsConn, abi.Errno) {
 	w, ok := l.sockets.get(h)
-	if !ok {
+	if !ok || w.in != in {
 		return nil, abi.EBADHANDLE
 	}
 	if c := w.conn; c != nil && !c.closed() && !w.ended {

@@ -24,7 +24,7 @@ func bareSocket(t testing.TB, l *Loop) (*Conn, *wsConn) {
 	}
 	l.conns[c.fd] = c
 	l.nconns++
-	w := &wsConn{l: l, conn: c}
+	w := &wsConn{l: l, in: l.cur, conn: c}
 	w.handle = l.sockets.add(w)
 	c.proto = w
 	return c, w
@@ -42,21 +42,21 @@ func TestWSHostFunctionsRefuse(t *testing.T) {
 		rc   int32
 		want abi.Errno
 	}{
-		{"text that is not UTF-8", l.calls.WSSend(w.handle, []byte{'a', 0xff}, 0), abi.EINVAL},
-		{"unknown send flag", l.calls.WSSend(w.handle, []byte("a"), 4), abi.EINVAL},
-		{"stale handle", l.calls.WSSend(stale, []byte("a"), 0), abi.EBADHANDLE},
-		{"request handle", l.calls.WSSend(wrongKind, []byte("a"), 0), abi.EBADHANDLE},
-		{"close code 999", l.calls.WSClose(w.handle, 999, nil), abi.EINVAL},
-		{"close code 1005 (never sent)", l.calls.WSClose(w.handle, 1005, nil), abi.EINVAL},
-		{"close code 1006 (never sent)", l.calls.WSClose(w.handle, 1006, nil), abi.EINVAL},
-		{"close code 1015 (never sent)", l.calls.WSClose(w.handle, 1015, nil), abi.EINVAL},
-		{"close code 5000", l.calls.WSClose(w.handle, 5000, nil), abi.EINVAL},
-		{"close code -1", l.calls.WSClose(w.handle, -1, nil), abi.EINVAL},
-		{"a reason without a code", l.calls.WSClose(w.handle, 0, []byte("why")), abi.EINVAL},
-		{"a reason of 124 bytes", l.calls.WSClose(w.handle, 1000, []byte(strings.Repeat("r", 124))), abi.EINVAL},
-		{"a reason that is not UTF-8", l.calls.WSClose(w.handle, 1000, []byte{0xc3}), abi.EINVAL},
-		{"close on a stale handle", l.calls.WSClose(stale, 1000, nil), abi.EBADHANDLE},
-		{"pause on a stale handle", l.calls.Pause(stale, 1), abi.EBADHANDLE},
+		{"text that is not UTF-8", l.cur.calls.WSSend(w.handle, []byte{'a', 0xff}, 0), abi.EINVAL},
+		{"unknown send flag", l.cur.calls.WSSend(w.handle, []byte("a"), 4), abi.EINVAL},
+		{"stale handle", l.cur.calls.WSSend(stale, []byte("a"), 0), abi.EBADHANDLE},
+		{"request handle", l.cur.calls.WSSend(wrongKind, []byte("a"), 0), abi.EBADHANDLE},
+		{"close code 999", l.cur.calls.WSClose(w.handle, 999, nil), abi.EINVAL},
+		{"close code 1005 (never sent)", l.cur.calls.WSClose(w.handle, 1005, nil), abi.EINVAL},
+		{"close code 1006 (never sent)", l.cur.calls.WSClose(w.handle, 1006, nil), abi.EINVAL},
+		{"close code 1015 (never sent)", l.cur.calls.WSClose(w.handle, 1015, nil), abi.EINVAL},
+		{"close code 5000", l.cur.calls.WSClose(w.handle, 5000, nil), abi.EINVAL},
+		{"close code -1", l.cur.calls.WSClose(w.handle, -1, nil), abi.EINVAL},
+		{"a reason without a code", l.cur.calls.WSClose(w.handle, 0, []byte("why")), abi.EINVAL},
+		{"a reason of 124 bytes", l.cur.calls.WSClose(w.handle, 1000, []byte(strings.Repeat("r", 124))), abi.EINVAL},
+		{"a reason that is not UTF-8", l.cur.calls.WSClose(w.handle, 1000, []byte{0xc3}), abi.EINVAL},
+		{"close on a stale handle", l.cur.calls.WSClose(stale, 1000, nil), abi.EBADHANDLE},
+		{"pause on a stale handle", l.cur.calls.Pause(stale, 1), abi.EBADHANDLE},
 	}
 	for _, tc := range tests {
 		if tc.rc != int32(tc.want) {
@@ -72,13 +72,13 @@ func TestWSHostFunctionsRefuse(t *testing.T) {
 func TestWSHostFunctionsFrame(t *testing.T) {
 	l := bareLoop(t)
 	c, w := bareSocket(t, l)
-	if rc := l.calls.WSSend(w.handle, []byte("hi"), 0); rc != 0 {
+	if rc := l.cur.calls.WSSend(w.handle, []byte("hi"), 0); rc != 0 {
 		t.Fatalf("send text: %d", rc)
 	}
-	if rc := l.calls.WSSend(w.handle, []byte{1, 2, 3}, abi.WSBinary); rc != 0 {
+	if rc := l.cur.calls.WSSend(w.handle, []byte{1, 2, 3}, abi.WSBinary); rc != 0 {
 		t.Fatalf("send binary: %d", rc)
 	}
-	if rc := l.calls.WSClose(w.handle, 4000, []byte("done ✓")); rc != 0 {
+	if rc := l.cur.calls.WSClose(w.handle, 4000, []byte("done ✓")); rc != 0 {
 		t.Fatalf("close: %d", rc)
 	}
 	want := []byte{0x81, 2, 'h', 'i', 0x82, 3, 1, 2, 3, 0x88, 2 + 8, 0x0f, 0xa0}
@@ -86,20 +86,20 @@ func TestWSHostFunctionsFrame(t *testing.T) {
 	if !bytes.Equal(c.out, want) {
 		t.Errorf("wire:\n got % x\nwant % x", c.out, want)
 	}
-	if rc := l.calls.WSSend(w.handle, []byte("late"), 0); rc != int32(abi.ESTATE) {
+	if rc := l.cur.calls.WSSend(w.handle, []byte("late"), 0); rc != int32(abi.ESTATE) {
 		t.Errorf("send after close: %d, want ESTATE", rc)
 	}
-	if rc := l.calls.WSClose(w.handle, 1000, nil); rc != int32(abi.ESTATE) {
+	if rc := l.cur.calls.WSClose(w.handle, 1000, nil); rc != int32(abi.ESTATE) {
 		t.Errorf("second close: %d, want ESTATE", rc)
 	}
 	// Closing the handle drops the connection without an event, and the handle goes stale.
-	if rc := l.calls.Close(w.handle); rc != 0 {
+	if rc := l.cur.calls.Close(w.handle); rc != 0 {
 		t.Fatalf("close(handle): %d", rc)
 	}
 	if len(l.queue.closeNotices) != 0 {
 		t.Errorf("close(handle) queued on_ws_close: %v", l.queue.closeNotices)
 	}
-	if rc := l.calls.WSSend(w.handle, []byte("x"), 0); rc != int32(abi.EBADHANDLE) {
+	if rc := l.cur.calls.WSSend(w.handle, []byte("x"), 0); rc != int32(abi.EBADHANDLE) {
 		t.Errorf("send on a closed handle: %d, want EBADHANDLE", rc)
 	}
 }
@@ -109,7 +109,7 @@ func TestWSHostFunctionsFrame(t *testing.T) {
 // would replace the instance).
 func TestHandleLiveDuringCloseCallbacks(t *testing.T) {
 	l := guestLoop(t, buildC(t, "testdata/closes/closes.c"))
-	inst := l.inst
+	inst := l.cur
 	for _, tc := range []struct{ name, req string }{
 		{"on_close", "GET /held HTTP/1.1\r\nHost: a\r\n\r\n"},
 		{"on_ws_close", "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
@@ -124,7 +124,7 @@ func TestHandleLiveDuringCloseCallbacks(t *testing.T) {
 		}
 		l.closeConn(c, abi.ClosePeer)
 		l.settle()
-		if l.inst != inst || inst.Dead() {
+		if l.cur != inst || !inst.live() {
 			t.Fatalf("%s: the guest trapped: the handle it was closing did not answer ECLOSED", tc.name)
 		}
 		if open := l.exchanges.len() + l.sockets.len(); open != 0 {
@@ -141,7 +141,7 @@ func TestWSSendChecksTheCapBeforeCompressing(t *testing.T) {
 	l.cfg.MaxOutput = 1 << 20
 	c, w := bareSocket(t, l)
 	w.deflate = true
-	if rc := l.calls.WSSend(w.handle, make([]byte, 2<<20), abi.WSBinary); rc != int32(abi.ECLOSED) || !c.closed() {
+	if rc := l.cur.calls.WSSend(w.handle, make([]byte, 2<<20), abi.WSBinary); rc != int32(abi.ECLOSED) || !c.closed() {
 		t.Fatalf("a 2 MiB compressible message under a 1 MiB cap: %d, closed %v; want ECLOSED and closed", rc, c.closed())
 	}
 }
