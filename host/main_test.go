@@ -10,7 +10,7 @@ import (
 
 // greetWasm is testdata/greet built as a guest by TestMain, for the examples; hostileWasm
 // is the sandbox tests' misbehaving guest (tests/testdata/guests/hostile).
-var greetWasm, hostileWasm string
+var greetWasm, hostileWasm, whoamiWasm string
 
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 
@@ -23,7 +23,8 @@ func testMain(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	greetWasm = filepath.Join(dir, "greet.wasm")
 	hostileWasm = filepath.Join(dir, "hostile.wasm")
-	for out, pkg := range map[string]string{greetWasm: "./testdata/greet", hostileWasm: "../tests/testdata/guests/hostile"} {
+	whoamiWasm = filepath.Join(dir, "whoami.wasm")
+	for out, pkg := range map[string]string{greetWasm: "./testdata/greet", hostileWasm: "../tests/testdata/guests/hostile", whoamiWasm: "../samples/whoami"} {
 		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, pkg)
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 		if msg, err := cmd.CombinedOutput(); err != nil {

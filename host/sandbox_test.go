@@ -151,3 +151,72 @@ func TestEmbeddedLoopingGuestDoesNotFreezeTheService(t *testing.T) {
 		t.Errorf("Run returned %d after the shutdown, want 0\nlog:\n%s", code, logs)
 	}
 }
+
+// App.Swap replaces a running program: the next request is the new program's; a module that
+// is not a guest is refused and the running program keeps serving.
+func TestAppSwap(t *testing.T) {
+	hostile, err := os.ReadFile(hostileWasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whoami, err := os.ReadFile(whoamiWasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := probe.Addr().(*net.TCPAddr).Port
+	probe.Close()
+	out := &watchedWriter{}
+	app, err := host.Load(context.Background(), hostile, host.Config{
+		Workers: 1, Env: []string{"PORT=" + strconv.Itoa(port)}, Stdout: out, Stderr: io.Discard,
+		Log: log.New(io.Discard, "", 0), CacheDir: "-",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan int, 1)
+	go func() {
+		code, _ := app.Run(ctx)
+		ran <- code
+	}()
+	select {
+	case <-out.appears("Server running"):
+	case <-time.After(30 * time.Second):
+		t.Fatal("the guest did not start")
+	}
+	get := func() string {
+		t.Helper()
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if got := get(); got != "ok from worker 0\n" {
+		t.Fatalf("before the swap: %q", got)
+	}
+	if err := app.Swap(context.Background(), whoami); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(); got != "worker 0 of 1, request 1 on this instance\n" {
+		t.Fatalf("after the swap: %q", got)
+	}
+	if err := app.Swap(context.Background(), []byte("not wasm")); !host.IsRefused(err) {
+		t.Fatalf("a swap to a file that is not a guest: %v", err)
+	}
+	if got := get(); got != "worker 0 of 1, request 2 on this instance\n" {
+		t.Fatalf("after the refused swap: %q", got)
+	}
+	cancel()
+	if code := <-ran; code != 0 {
+		t.Errorf("Run returned %d", code)
+	}
+}
