@@ -41,6 +41,8 @@ func DefaultConfig() Config {
 		ResponseTimeout:  defaults.ResponseTimeout,
 		MaxRestarts:      defaults.MaxRestarts,
 		SwapDrainTimeout: defaults.SwapDrainTimeout,
+		BufferBudget:     defaults.BufferBudget,
+		BodyDeadline:     defaults.BodyDeadline,
 	}
 }
 
@@ -76,6 +78,8 @@ func (c Config) WithDefaults() (Config, error) {
 	c.ResponseTimeout = cmp.Or(c.ResponseTimeout, d.ResponseTimeout)
 	c.MaxRestarts = cmp.Or(c.MaxRestarts, d.MaxRestarts)
 	c.SwapDrainTimeout = cmp.Or(c.SwapDrainTimeout, d.SwapDrainTimeout)
+	c.BufferBudget = cmp.Or(c.BufferBudget, d.BufferBudget)
+	c.BodyDeadline = cmp.Or(c.BodyDeadline, d.BodyDeadline)
 	return c, nil
 }
 
@@ -110,6 +114,8 @@ func (c Config) check() error {
 		{"ResponseTimeout", c.ResponseTimeout, int64(c.ResponseTimeout), true},
 		{"MaxRestarts", c.MaxRestarts, int64(c.MaxRestarts), false},
 		{"SwapDrainTimeout", c.SwapDrainTimeout, int64(c.SwapDrainTimeout), true},
+		{"BufferBudget", c.BufferBudget, int64(c.BufferBudget), false},
+		{"BodyDeadline", c.BodyDeadline, int64(c.BodyDeadline), true},
 	} {
 		switch {
 		case f.n >= 0 || f.off && f.n == Off:

@@ -58,7 +58,7 @@ var settings = map[string]bool{
 	"MaxRequestLine": false, "WriteHighWater": false, "MaxOutput": false, "WSMaxMessage": false,
 	"HeaderTimeout": true, "BodyTimeout": true, "IdleTimeout": true, "WSIdleTimeout": true,
 	"WSPingInterval": true, "ShutdownTimeout": true, "MaxConns": true,
-	"CallbackBudget": true, "StartBudget": true, "MemoryLimit": false, "MaxTimers": false, "ResponseTimeout": true, "MaxRestarts": false, "SwapDrainTimeout": true,
+	"CallbackBudget": true, "StartBudget": true, "MemoryLimit": false, "MaxTimers": false, "ResponseTimeout": true, "MaxRestarts": false, "SwapDrainTimeout": true, "BufferBudget": false, "BodyDeadline": true,
 }
 
 // Off is taken exactly by the settings that can be off, and no other negative value by any;

@@ -109,6 +109,15 @@ type Config struct {
 	// as address space per instance, so Workers × MemoryLimit bounds the guests' memory. 0
 	// means the default, 256 MiB; at most 4 GiB, wasm32's own limit.
 	MemoryLimit int64
+	// BufferBudget caps the bytes of request bodies and WebSocket messages the host holds for
+	// clients while they arrive, across all workers: a request whose body would pass it is
+	// answered 503, a WebSocket whose message would is closed with 1013 (try again later).
+	// 0 means the default, 256 MiB.
+	BufferBudget int
+	// BodyDeadline bounds the whole arrival of a request body the host buffers, however
+	// steadily it trickles in (408 beyond; BodyTimeout bounds each gap). 0 means the default,
+	// 2m; Off, no bound.
+	BodyDeadline time.Duration
 	// SwapDrainTimeout bounds how long the old program may finish its requests and keep its
 	// WebSockets after a Swap; then its WebSockets are closed (1001) and its requests'
 	// connections closed. 0 means the default, 30s; Off, no bound.
@@ -217,6 +226,8 @@ func (a *App) Run(ctx context.Context) (int, error) {
 		MaxTimers:        cfg.MaxTimers,
 		MaxRestarts:      cfg.MaxRestarts,
 		SwapDrainTimeout: cfg.SwapDrainTimeout,
+		BufferBudget:     cfg.BufferBudget,
+		BodyDeadline:     cfg.BodyDeadline,
 		WSIdleTimeout:    cfg.WSIdleTimeout,
 		WSPingInterval:   cfg.WSPingInterval,
 		Instance: guest.InstanceConfig{Args: cfg.Args, Env: cfg.Env, Stdout: cfg.Stdout, Stderr: cfg.Stderr,

@@ -327,3 +327,97 @@ func TestMemoryReservationRefused(t *testing.T) {
 		t.Fatalf("exit status %d, want 1 and a message:\n%s", code, stderr)
 	}
 }
+
+// Request bodies held for clients count against one budget for the process: a request whose
+// body would pass --buffer-budget is answered 503 at its head instead of growing the host, and
+// what a finished or refused request held is let go for the next.
+func TestBufferBudget(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOpts{Module: "whoami", Flags: []string{"--buffer-budget", "1m", "--body-limit", "1m"}})
+	head := func(n int) string {
+		return "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: " + strconv.Itoa(n) + "\r\n\r\n"
+	}
+	held, err := dialRaw(s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := held.send(head(700<<10) + strings.Repeat("a", 100<<10)); err != nil {
+		t.Fatal(err)
+	}
+	// The first body holds 700 KiB of the 1 MiB budget; one more of 700 KiB cannot fit. One
+	// worker reads the connections in order, so the first is held before the second asks.
+	refused, err := dialRaw(s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer refused.Close()
+	if err := refused.send(head(700 << 10)); err != nil {
+		t.Fatal(err)
+	}
+	resp, _, err := refused.readResponse("POST", ioTimeout)
+	if err != nil || resp.StatusCode != 503 {
+		t.Fatalf("a body past the budget: %v, %v", resp, err)
+	}
+	if err := refused.expectEOF(ioTimeout); err != nil {
+		t.Fatalf("the refused connection: %v", err)
+	}
+	// The first completes, and lets go of what it held.
+	if err := held.send(strings.Repeat("a", 600<<10)); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body, err := held.readResponse("POST", ioTimeout); err != nil || resp.StatusCode != 200 || len(body) != 700<<10 {
+		t.Fatalf("the held body: %v, %d bytes, %v", resp, len(body), err)
+	}
+	// Now the whole budget is free: a 1 MiB body fits.
+	c, err := dialRaw(s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	big := strings.Repeat("b", 1<<20)
+	if err := c.send(head(1<<20) + big); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body, err := c.readResponse("POST", ioTimeout); err != nil || resp.StatusCode != 200 || string(body) != big {
+		t.Fatalf("a 1 MiB body after the others: %v, %d bytes, %v", resp, len(body), err)
+	}
+}
+
+// A buffered body that keeps trickling in (each gap shorter than --body-timeout) still has to
+// end within --body-deadline: 408.
+func TestBodyDeadline(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOpts{Module: "whoami", Flags: []string{"--body-deadline", "500ms", "--body-timeout", "10s"}})
+	c, err := dialRaw(s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.send("POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan int, 1)
+	go func() {
+		resp, _, err := c.readResponse("POST", 30*time.Second)
+		if err != nil {
+			answered <- 0
+			return
+		}
+		answered <- resp.StatusCode
+	}()
+	tick := time.NewTicker(50 * time.Millisecond) // the trickle being tested: a byte per tick
+	defer tick.Stop()
+	for sent := 0; sent < 999; sent++ {
+		select {
+		case status := <-answered:
+			if status != 408 {
+				t.Fatalf("answered %d while the body trickled, want 408", status)
+			}
+			return
+		case <-tick.C:
+			c.send("x")
+		}
+	}
+	t.Fatal("the trickled body was never cut off")
+}

@@ -118,6 +118,8 @@ func runFlags(o *runOptions, output io.Writer) *flag.FlagSet {
 	fs.Var(durationValue{&c.HeaderTimeout}, "header-timeout", "`duration` allowed from a request's first byte to the end of its head (408, then close)")
 	fs.Var(durationValue{&c.BodyTimeout}, "body-timeout", "`duration` of the longest wait for more of a request body (408, then close)")
 	fs.Var(durationValue{&c.ResponseTimeout}, "response-timeout", "`duration` a request may wait for the guest to begin its answer before the host answers 503")
+	fs.Var(durationValue{&c.BodyDeadline}, "body-deadline", "`duration` the whole of a buffered request body may take to arrive (408 beyond)")
+	fs.Var(sizeValue[int]{&c.BufferBudget}, "buffer-budget", "`size` of request bodies and WebSocket messages held for clients at once, all workers; 503 or 1013 beyond")
 	fs.Var(durationValue{&c.IdleTimeout}, "idle-timeout", "close keep-alive connections idle for this `duration`")
 	fs.Var(sizeValue[int]{&c.WriteHighWater}, "write-high-water", "unsent output per connection (a `size`) above which the guest is told to wait for a drain event; body pieces are gathered into one write up to it, at most 256k")
 	fs.Var(sizeValue[int]{&c.MaxOutput}, "max-output", "unsent output per connection (a `size`) beyond which the connection is closed")

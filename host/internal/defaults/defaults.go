@@ -40,6 +40,8 @@ const (
 	ResponseTimeout  = Off              // from a request's dispatch to the start of its answer (503)
 	MaxRestarts      = 10               // consecutive instances failing before serving anything
 	SwapDrainTimeout = 30 * time.Second // an instance retired by a swap finishing its work
+	BufferBudget     = 256 << 20        // bytes of bodies and messages held for clients, all workers
+	BodyDeadline     = 2 * time.Minute  // the whole arrival of a buffered request body
 )
 
 // Workers is the default number of event loops: one per CPU.

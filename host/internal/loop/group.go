@@ -52,6 +52,11 @@ type Config struct {
 	// MaxConns caps the open connections of the process, shared evenly between the workers;
 	// at the cap a worker stops accepting until one of its connections closes.
 	MaxConns int
+	// BufferBudget caps the bytes of request bodies and WebSocket messages held for clients,
+	// across all loops (503 or 1013 beyond).
+	BufferBudget int
+	// BodyDeadline bounds the whole arrival of a buffered request body (408 beyond).
+	BodyDeadline time.Duration
 	// SwapDrainTimeout bounds how long an instance retired by a swap may finish its requests
 	// and keep its WebSockets.
 	SwapDrainTimeout time.Duration
@@ -87,13 +92,15 @@ type Group struct {
 	ports     map[listenKey]int // bound ports by listen key, shared by the workers
 	exitCode  atomic.Int32
 	abandoned atomic.Bool // Run returned with a loop still inside a guest call
-	listened  atomic.Bool // a listen succeeded
-	listenErr error       // the first listen that failed, under mu
-	exiting   atomic.Bool
-	draining  atomic.Bool
-	done      chan struct{}
-	startErr  chan error
-	startOnce sync.Once
+	// What is held of clients' bodies and messages (buffers.go).
+	buffered, bufferedPeak, freedAt atomic.Int64
+	listened                        atomic.Bool // a listen succeeded
+	listenErr                       error       // the first listen that failed, under mu
+	exiting                         atomic.Bool
+	draining                        atomic.Bool
+	done                            chan struct{}
+	startErr                        chan error
+	startOnce                       sync.Once
 }
 
 type listenKey struct {
@@ -118,6 +125,8 @@ func NewGroup(m *guest.Module, cfg Config) *Group {
 	cfg.MaxTimers = cmp.Or(cfg.MaxTimers, defaults.MaxTimers)
 	cfg.MaxRestarts = cmp.Or(cfg.MaxRestarts, defaults.MaxRestarts)
 	cfg.SwapDrainTimeout = cmp.Or(cfg.SwapDrainTimeout, defaults.SwapDrainTimeout)
+	cfg.BufferBudget = cmp.Or(cfg.BufferBudget, defaults.BufferBudget)
+	cfg.BodyDeadline = cmp.Or(cfg.BodyDeadline, defaults.BodyDeadline)
 	cfg.HeaderTimeout = cmp.Or(cfg.HeaderTimeout, defaults.HeaderTimeout)
 	cfg.BodyTimeout = cmp.Or(cfg.BodyTimeout, defaults.BodyTimeout)
 	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, defaults.IdleTimeout)
@@ -127,7 +136,7 @@ func NewGroup(m *guest.Module, cfg Config) *Group {
 	cfg.ResponseTimeout = cmp.Or(cfg.ResponseTimeout, defaults.ResponseTimeout)
 	// The loop compares how long a connection waited with these: a timeout that is off is
 	// one that no wait exceeds.
-	for _, d := range []*time.Duration{&cfg.HeaderTimeout, &cfg.BodyTimeout, &cfg.IdleTimeout, &cfg.WSIdleTimeout, &cfg.WSPingInterval, &cfg.ShutdownTimeout, &cfg.ResponseTimeout, &cfg.SwapDrainTimeout} {
+	for _, d := range []*time.Duration{&cfg.HeaderTimeout, &cfg.BodyTimeout, &cfg.IdleTimeout, &cfg.WSIdleTimeout, &cfg.WSPingInterval, &cfg.ShutdownTimeout, &cfg.ResponseTimeout, &cfg.SwapDrainTimeout, &cfg.BodyDeadline} {
 		if *d == defaults.Off {
 			*d = math.MaxInt64
 		}

@@ -42,6 +42,8 @@ type httpConn struct {
 	body     []byte
 	bodyNeed int64 // Content-Length bytes still to come
 	chunks   *http1.ChunkedDecoder
+	held     int64 // cap(body) as counted against the buffer budget (buffers.go)
+	bodyAt   int64 // loop clock when the body began (BodyDeadline)
 }
 
 // httpShared is the HTTP protocol's per-loop scratch space, reused by every request.
@@ -232,6 +234,8 @@ func (hc *httpConn) shutdown() {}
 // closed drops the exchange of a connection that closed under it; the guest hears of it
 // (on_close) after the current callback.
 func (hc *httpConn) closed(reason int32) {
+	hc.body = nil
+	hc.l.holdBuffered(&hc.held, 0)
 	if ex := hc.ex; ex != nil {
 		hc.ex = nil
 		hc.l.abandon(ex, reason)
@@ -265,8 +269,12 @@ func (hc *httpConn) sweep(now int64) {
 			hc.replyError(503, "the application did not answer in time")
 		}
 	case httpBody:
-		if waited > l.cfg.BodyTimeout {
+		switch {
+		case waited > l.cfg.BodyTimeout:
 			hc.replyError(408, "the request body stopped arriving")
+		case time.Duration(now-hc.bodyAt) > l.cfg.BodyDeadline:
+			// Trickled a byte at a time it would never stop arriving: it must also end.
+			hc.replyError(408, "the request body took too long")
 		}
 	case httpHead:
 		if waited > l.cfg.HeaderTimeout {
@@ -288,6 +296,7 @@ func (hc *httpConn) startBody(req *http1.Request) {
 	hc.keepHead(req)
 	hc.phase = httpBody
 	c.since = l.clock()
+	hc.bodyAt = c.since
 	hc.body = hc.body[:0]
 	if req.Chunked {
 		if hc.chunks == nil {
@@ -297,6 +306,15 @@ func (hc *httpConn) startBody(req *http1.Request) {
 		hc.chunks.Limits = l.cfg.Limits
 	} else {
 		hc.bodyNeed = req.ContentLength
+		// The whole body is coming: hold room for it now, so that the budget refuses it at
+		// its head (a client that declares 1 MiB and trickles it holds 1 MiB) and the buffer
+		// never grows past it.
+		if int64(cap(hc.body)) < req.ContentLength {
+			hc.body = make([]byte, 0, req.ContentLength)
+		}
+		if !hc.holdBody() {
+			return
+		}
 	}
 	if req.ExpectContinue {
 		// The body is wanted (its size is within the limit, or the parser would have
@@ -318,6 +336,9 @@ func (hc *httpConn) collectBody(data []byte) (used int, done bool) {
 				return len(data), false
 			}
 			hc.body = append(hc.body, piece...)
+			if !hc.holdBody() {
+				return len(data), false
+			}
 			if fin {
 				hc.finishBody()
 				return used, true
@@ -330,6 +351,9 @@ func (hc *httpConn) collectBody(data []byte) (used int, done bool) {
 	}
 	take := min(int64(len(data)), hc.bodyNeed)
 	hc.body = append(hc.body, data[:take]...)
+	if !hc.holdBody() {
+		return len(data), false
+	}
 	hc.bodyNeed -= take
 	if hc.bodyNeed > 0 {
 		return int(take), false
@@ -346,7 +370,20 @@ func (hc *httpConn) finishBody() {
 	hc.dispatch(&hc.kept, hc.l.packHead(&hc.kept), hc.body, false)
 	if cap(hc.body) > pooledBuf { // a connection that once posted a big body keeps none
 		hc.body, hc.headBuf = nil, nil
+		hc.l.holdBuffered(&hc.held, 0)
 	}
+}
+
+// holdBody counts the body buffer against the process's buffer budget; past it the request
+// is answered 503 and the buffer let go.
+func (hc *httpConn) holdBody() bool {
+	if hc.l.holdBuffered(&hc.held, cap(hc.body)) {
+		return true
+	}
+	hc.body = nil
+	hc.l.holdBuffered(&hc.held, 0)
+	hc.replyError(503, "the server is holding too many request bodies; try again later")
+	return false
 }
 
 // keepHead copies the parts of req that dispatch uses into the connection's headBuf, and

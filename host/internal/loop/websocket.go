@@ -42,6 +42,7 @@ type wsConn struct {
 	pinged    bool  // a ping went out and the peer has sent nothing since
 	closeAt   int64 // loop clock when our close frame was queued
 	rest      []byte
+	held      int64 // the Reader's buffers as counted against the buffer budget
 }
 
 // wsShared is the WebSocket protocol's per-loop state, shared by every socket.
@@ -96,6 +97,8 @@ func (l *Loop) acceptWS(ex *exchange, protocol string, hdr []byte, deflate bool)
 	c.out = out
 	l.exchanges.remove(ex.handle)
 	ex.hc, hc.ex, hc.phase = nil, nil, httpIdle
+	hc.body = nil
+	l.holdBuffered(&hc.held, 0) // the HTTP protocol is done with this connection
 	l.recycle(ex)
 	w := &wsConn{l: l, in: ex.in, conn: c, deflate: deflate}
 	w.rd.MaxMessage = l.cfg.WSMaxMessage
@@ -132,6 +135,13 @@ func (w *wsConn) serve(data []byte) int {
 		off += n
 		if err != nil {
 			w.fail(err.Code, err.Reason)
+			return len(data)
+		}
+		if !l.holdBuffered(&w.held, w.rd.Held()) {
+			w.rd.Reset()
+			w.rd.Trim(0)
+			l.holdBuffered(&w.held, 0)
+			w.fail(statusTryAgainLater, "the server is holding too many messages; try again later")
 			return len(data)
 		}
 		switch ev.Kind {
@@ -199,6 +209,8 @@ func (w *wsConn) shutdown() {
 // closed: the guest hears on_ws_close with 1006 unless it was told already.
 func (w *wsConn) closed(int32) {
 	w.conn = nil
+	w.rd.Trim(0)
+	w.l.holdBuffered(&w.held, 0)
 	w.end(int32(ws.StatusAbnormalClosure), "")
 }
 
@@ -278,7 +290,11 @@ func (w *wsConn) deliver(ev *websocket.Event) {
 	}
 	l.afterCallback()
 	w.rd.Trim(wsTrimAbove)
+	l.holdBuffered(&w.held, w.rd.Held())
 }
+
+// statusTryAgainLater is RFC 6455's 1013 (registered by IANA): the server is overloaded.
+const statusTryAgainLater ws.StatusCode = 1013
 
 // send queues one message (text already checked to be UTF-8). A message that could take the
 // unsent output past the cap closes the connection before any work is done on it: compressing

@@ -145,3 +145,22 @@ func TestWSSendChecksTheCapBeforeCompressing(t *testing.T) {
 		t.Fatalf("a 2 MiB compressible message under a 1 MiB cap: %d, closed %v; want ECLOSED and closed", rc, c.closed())
 	}
 }
+
+// A message whose partial bytes would pass the process's buffer budget closes its socket with
+// 1013 (try again later), and what it held is let go.
+func TestWSMessagePastTheBufferBudget(t *testing.T) {
+	l := bareLoop(t)
+	l.cfg.BufferBudget = 64 << 10
+	c, w := bareSocket(t, l)
+	// A masked binary frame announcing 200 KiB, and the first 100 KiB of it (mask 0: the
+	// payload is as sent).
+	frame := []byte{0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0x03, 0x20, 0x00, 0, 0, 0, 0}
+	frame = append(frame, make([]byte, 100<<10)...)
+	w.serve(frame)
+	if !w.ended || len(c.out) < 4 || c.out[0] != 0x88 || c.out[2] != 0x03 || c.out[3] != 0xf5 { // close, 1013
+		t.Fatalf("ended %v; output % x", w.ended, c.out[:min(len(c.out), 16)])
+	}
+	if held := l.g.buffered.Load(); held != 0 || w.held != 0 {
+		t.Fatalf("%d bytes still counted (the socket: %d)", held, w.held)
+	}
+}

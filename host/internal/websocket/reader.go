@@ -120,6 +120,9 @@ func (r *Reader) Trim(max int) {
 	}
 }
 
+// Held is the memory the Reader holds for messages, in bytes: what a partial message costs.
+func (r *Reader) Held() int { return cap(r.msg) + cap(r.zbuf) }
+
 func (r *Reader) maxMessage() int64 {
 	if r.MaxMessage <= 0 {
 		return DefaultMaxMessage
