@@ -166,12 +166,20 @@ func (l *Loop) listenerFor(key listenKey) *listener {
 	return found
 }
 
-// adopt takes over a socket the previous instance listened on.
+// adopt takes over a socket the previous instance listened on: one a failed instance left,
+// or, during a swap, one the current instance still holds (its handle stays valid until the
+// swap commits).
 func (l *Loop) adopt(key listenKey) *listener {
 	for i, ln := range l.orphans {
 		if ln.key == key {
 			l.orphans = append(l.orphans[:i], l.orphans[i+1:]...)
 			return ln
+		}
+	}
+	for i := range l.handovers {
+		if h := &l.handovers[i]; !h.taken && h.ln.key == key {
+			h.taken = true
+			return h.ln
 		}
 	}
 	return nil

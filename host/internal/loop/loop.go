@@ -35,6 +35,7 @@ type Loop struct {
 	nconns    int
 	listeners table[*listener]
 	orphans   []*listener // kept across an instance replacement until the new one listens again
+	handovers []handover  // the current instance's listeners, during a swap (swap.go)
 	exchanges table[*exchange]
 	sockets   table[*wsConn]
 	timers    table[*timer]

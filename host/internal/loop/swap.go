@@ -77,9 +77,20 @@ func (g *Group) setModule(m *guest.Module) (old *guest.Module) {
 	return old
 }
 
+// handover is a listener the current instance holds while a swap's new instance starts: the
+// new one may take it over (adopt) under a handle of its own, and the old handle, reference
+// and mode are kept until the swap commits (the old handle goes) or fails (the new one goes).
+type handover struct {
+	ln     *listener
+	handle abi.Handle
+	ref    bool
+	stream bool
+	taken  bool
+}
+
 // swap starts an instance of m beside the current one and, if it starts, makes it current
-// and retires the old one. If it fails, the old one stays current with its listeners (their
-// handles are new ones: the old program's own copies are stale after a failed swap).
+// and retires the old one. If it fails, the old one stays current with its listeners, under
+// the handles it knows.
 func (l *Loop) swap(m *guest.Module) error {
 	prev := l.cur
 	switch {
@@ -88,37 +99,23 @@ func (l *Loop) swap(m *guest.Module) error {
 	case prev != nil && prev.module == m, l.restarting:
 		return nil // already, or the pending restart takes m
 	}
-	had := map[*listener]bool{}
-	l.listeners.each(func(_ abi.Handle, ln *listener) { had[ln] = true })
-	l.orphanListeners() // for the new program to listen on again
-	l.ordinal = 0
-	if err := l.startInstanceFor(m, true); err != nil {
+	l.listeners.each(func(h abi.Handle, ln *listener) {
+		l.handovers = append(l.handovers, handover{ln: ln, handle: h, ref: ln.ref, stream: ln.stream})
+	})
+	ordinal := l.ordinal
+	l.ordinal = 0 // the new program's port-0 listens match the same keys
+	err := l.startInstanceFor(m, true)
+	if err != nil {
 		failed := l.cur
-		l.cur = prev
+		l.cur, l.ordinal = prev, ordinal
 		failed.retired = true // dropped without touching the listeners
 		l.dropInstance(failed, nil, 503)
-		l.listeners.each(func(h abi.Handle, ln *listener) { // those failed opened or took
-			l.listeners.remove(h)
-			if ln.ref {
-				l.refs--
-			}
-			l.orphans = append(l.orphans, ln)
-		})
-		for _, ln := range l.orphans {
-			if had[ln] {
-				ln.handle = l.listeners.add(ln)
-				if ln.ref {
-					l.refs++
-				}
-			}
-		}
-		l.orphans = slices.DeleteFunc(l.orphans, func(ln *listener) bool { return had[ln] })
-		l.dropOrphans()
+		l.rollBackHandover()
 		l.afterCallback()
 		l.logf("worker %d: the new module failed to start (%v); the old one keeps serving", l.id, err)
 		return fmt.Errorf("worker %d: %w", l.id, err)
 	}
-	l.dropOrphans() // what the new program no longer listens on closes as server.close() does
+	l.commitHandover()
 	l.failures = 0
 	if prev != nil {
 		prev.retired = true
@@ -131,6 +128,50 @@ func (l *Loop) swap(m *guest.Module) error {
 	l.logf("worker %d: swapped to the new module", l.id)
 	l.afterCallback()
 	return nil
+}
+
+// commitHandover ends a swap that succeeded: the old handles of the listeners the new program
+// took over go, and those it did not listen on close, as server.close() does.
+func (l *Loop) commitHandover() {
+	for _, h := range l.handovers {
+		if !h.taken {
+			l.closeListener(h.handle, h.ln)
+			continue
+		}
+		if l.listeners.remove(h.handle) && h.ref {
+			l.refs--
+		}
+	}
+	l.handovers = l.handovers[:0]
+}
+
+// rollBackHandover ends a swap that failed: what the failed program listened on anew closes,
+// and the listeners it took over are the old program's again, under their old handles.
+func (l *Loop) rollBackHandover() {
+	old := map[abi.Handle]bool{}
+	for _, h := range l.handovers {
+		old[h.handle] = true
+	}
+	var newer []abi.Handle
+	l.listeners.each(func(h abi.Handle, _ *listener) {
+		if !old[h] {
+			newer = append(newer, h)
+		}
+	})
+	for _, h := range newer {
+		ln, _ := l.listeners.get(h)
+		if !slices.ContainsFunc(l.handovers, func(o handover) bool { return o.ln == ln }) {
+			l.closeListener(h, ln) // opened by the failed program
+			continue
+		}
+		if l.listeners.remove(h) && ln.ref {
+			l.refs--
+		}
+	}
+	for _, h := range l.handovers {
+		h.ln.handle, h.ln.ref, h.ln.stream = h.handle, h.ref, h.stream
+	}
+	l.handovers = l.handovers[:0]
 }
 
 // collectRetired closes the retired instances that hold no request and no WebSocket any more;
