@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/wasmloop/wasmloop/host/internal/guest"
+	"github.com/wasmloop/wasmloop/host/internal/guestout"
 	"github.com/wasmloop/wasmloop/host/internal/http1"
 	"github.com/wasmloop/wasmloop/host/internal/loop"
 )
@@ -197,8 +198,14 @@ func (a *App) Run(ctx context.Context) (int, error) {
 	if cfg.Stderr == nil {
 		cfg.Stderr = os.Stderr
 	}
+	// The guest's output (and the host's own log) never blocks a loop: it goes through a
+	// bounded buffer that one goroutine per destination drains; what a reader too slow to
+	// keep up misses is dropped by whole lines and counted in the output itself (guestout).
+	stdout, stderr := guestout.New(cfg.Stdout, 0), guestout.New(cfg.Stderr, 0)
+	defer flushOutput(stdout, stderr)
+	cfg.Stdout, cfg.Stderr = stdout, stderr
 	if cfg.Log == nil {
-		cfg.Log = log.New(os.Stderr, "wasmloop: ", log.LstdFlags)
+		cfg.Log = log.New(stderr, "wasmloop: ", log.LstdFlags)
 	}
 	if len(cfg.Args) == 0 {
 		cfg.Args = []string{"app.wasm"}
@@ -245,6 +252,19 @@ func (a *App) Run(ctx context.Context) (int, error) {
 		a.stuck.Store(true)
 	}
 	return code, err
+}
+
+// outputFlush bounds how long Run waits for the guest's buffered output to be written: a
+// reader that never reads must not keep the program from ending.
+const outputFlush = time.Second
+
+// flushOutput writes what is buffered of the guest's output, within outputFlush.
+func flushOutput(ws ...*guestout.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), outputFlush)
+	defer cancel()
+	for _, w := range ws {
+		w.Close(ctx)
+	}
 }
 
 // Swap replaces the program with the module wasm, without failing a request. The module is

@@ -1,8 +1,11 @@
 package tests
 
 import (
+	"bufio"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -420,4 +423,54 @@ func TestBodyDeadline(t *testing.T) {
 		}
 	}
 	t.Fatal("the trickled body was never cut off")
+}
+
+// A guest's output cannot stop its worker: with stdout a pipe nobody reads (`wasmloop run … |
+// sleep 60`), a guest that logs a megabyte per request keeps answering, and SIGTERM ends the
+// process at once.
+func TestUnreadStdoutDoesNotStopTheWorker(t *testing.T) {
+	t.Parallel()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	port := freePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command(binPath, "run", "--cache-dir", cacheDir, "--workers", "2", "--env", "PORT="+strconv.Itoa(port), wasm["hostile"])
+	stderr := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = w, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	done := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(done)
+	}()
+	defer func() {
+		cmd.Process.Kill()
+		<-done
+	}()
+	// Read up to the ready line, then never again.
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "Server running") {
+		t.Fatalf("ready line %q, %v\nstderr:\n%s", line, err, stderr)
+	}
+	for i := range 20 {
+		if status, _, err := getStatus(addr, "/log", ioTimeout); err != nil || status != 200 {
+			t.Fatalf("GET /log #%d with stdout unread: %d, %v\nstderr:\n%s", i, status, err, stderr)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+		if waitErr != nil {
+			t.Fatalf("after SIGTERM: %v\nstderr:\n%s", waitErr, stderr)
+		}
+	case <-time.After(ioTimeout):
+		t.Fatalf("SIGTERM did not end the process with its stdout unread\nstderr:\n%s", stderr)
+	}
 }

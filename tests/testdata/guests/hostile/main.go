@@ -83,6 +83,11 @@ func main() {
 			}
 		case "/recurse":
 			res.End(strconv.Itoa(recurse(0)))
+		case "/log": // a megabyte of output: a reader that does not read must not stop us
+			line := strings.Repeat("x", 1023)
+			for range 1024 {
+				wasmloop.Log(line)
+			}
 		case "/compute": // bounded work, for measuring what the termination checks cost
 			res.End(strconv.Itoa(sum(20_000_000)+fib(27)) + "\n")
 			return
