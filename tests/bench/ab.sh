@@ -54,6 +54,7 @@ WRK_THREADS=1
 WRK_TIMEOUT=10s # as in run.sh: a slower response is a wrk timeout error
 START_TRIES=300 # tries 0.1 s apart (~30 s+): time for a server to answer its first request
 STOP_TRIES=50   # tries 0.1 s apart (~5 s): time for a server to exit after SIGTERM
+OTHER_MAX=0.2   # cores of other load in a run above which the report counts it as disturbed
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -130,7 +131,8 @@ row() {
 }
 
 # run_once NAME ROUND POSITION: start NAME's build, check it, warm it up,
-# measure it, stop it; one line of results.tsv. Fails if the run failed.
+# measure it, stop it; one line of results.tsv. Fails if the run failed or
+# wrk counted errors.
 run_once() {
 	local name=$1 r=$2 pos=$3 f us0 us1 all0 all1 rc=0 status=ok
 	f="$tmp/$name.r$r.wrk.log"
@@ -182,6 +184,7 @@ run_once() {
 	log "round $r, ${LABEL[$name]}: $(awk -v n="$(wrk_field "$f" requests)" -v d="$(wrk_field "$f" duration_us)" \
 		-v u=$((${us1% *} - ${us0% *})) -v s=$((${us1#* } - ${us0#* })) -v t="$CLK_TCK" \
 		'BEGIN { printf "%.0f req/s, server CPU %.1f µs/req (user %.1f, system %.1f)", n / (d / 1e6), 1e6 * (u + s) / t / n, 1e6 * u / t / n, 1e6 * s / t / n }')"
+	((errors == 0))
 }
 
 # ---------------------------------------------------------------- run
@@ -227,6 +230,13 @@ BEGIN { FS = "\t" }
 	srv_cores[name, r] = ($10 + $11) / tck / secs
 	wrk_cores[name, r] = $12 / secs
 	idle[name, r] = ($13 + $14 > 0) ? 100 * $14 / ($13 + $14) : 0
+	# Busy CPU of the machine not taken by the server or wrk during the run, in cores.
+	# The server's and wrk's utime/stime already hold the loopback softirq work done
+	# in their context, which /proc/stat counts as softirq: so this is compared with
+	# all busy time, softirq included, and is near 0 on a quiet machine.
+	other[name, r] = ($13 / tck - ($10 + $11) / tck - $12) / secs
+	if (other[name, r] < 0) other[name, r] = 0
+	if (other[name, r] > other_max) disturbed[name]++
 	ok[name, r] = 1
 }
 function collect(name, arr, v,    r, k) {
@@ -246,18 +256,19 @@ function stat_row(title, arr, fmt,    k, v) {
 END {
 	print "### Per build (median over rounds, min–max)"
 	print ""
-	print "| build | runs | req/s | server CPU µs/req | user µs/req | system µs/req | p99 ms | server cores busy | wrk cores busy | machine idle % | failed runs |"
-	print "| --- | --: | --- | --- | --- | --- | --- | --- | --- | --- | --: |"
+	print "| build | runs | req/s | server CPU µs/req | user µs/req | system µs/req | p99 ms | server cores busy | wrk cores busy | machine idle % | other load, cores (runs > " other_max ") | failed runs |"
+	print "| --- | --: | --- | --- | --- | --- | --- | --- | --- | --- | --- | --: |"
 	split("a b", names, " ")
 	for (i = 1; i <= 2; i++) {
 		n = names[i]
 		k = collect(n, rps, v1); collect(n, us_tot, v2); collect(n, us_user, v3); collect(n, us_sys, v4)
-		collect(n, p99, v5); collect(n, srv_cores, v6); collect(n, wrk_cores, v7); collect(n, idle, v8)
-		printf "| %s | %d | %s (%s) | %s (%s) | %s (%s) | %s (%s) | %s | %s | %s | %s | %d |\n", label[n], k,
+		collect(n, p99, v5); collect(n, srv_cores, v6); collect(n, wrk_cores, v7); collect(n, idle, v8); collect(n, other, v9)
+		printf "| %s | %d | %s (%s) | %s (%s) | %s (%s) | %s (%s) | %s | %s | %s | %s | %s (%d) | %d |\n", label[n], k,
 			f(med(v1, k), "%.0f"), range(v1, k, "%.0f"), f(med(v2, k), "%.1f"), range(v2, k, "%.1f"),
 			f(med(v3, k), "%.1f"), range(v3, k, "%.1f"), f(med(v4, k), "%.1f"), range(v4, k, "%.1f"),
-			f(med(v5, k), "%.2f"), f(med(v6, k), "%.2f"), f(med(v7, k), "%.2f"), f(med(v8, k), "%.0f"), bad[n] + 0
-		delete v1; delete v2; delete v3; delete v4; delete v5; delete v6; delete v7; delete v8
+			f(med(v5, k), "%.2f"), f(med(v6, k), "%.2f"), f(med(v7, k), "%.2f"), f(med(v8, k), "%.0f"),
+			f(med(v9, k), "%.2f"), disturbed[n], bad[n] + 0
+		delete v1; delete v2; delete v3; delete v4; delete v5; delete v6; delete v7; delete v8; delete v9
 	}
 	print ""
 	printf "### %s / %s, per round (both builds measured in the same round)\n", label["b"], label["a"]
@@ -272,15 +283,16 @@ END {
 	print ""
 	print "### Rounds"
 	print ""
-	printf "| round | first | %s req/s | %s req/s | req/s ratio | %s µs/req | %s µs/req | CPU/req ratio |\n", label["a"], label["b"], label["a"], label["b"]
-	print "| --: | --- | --: | --: | --: | --: | --: | --: |"
+	printf "| round | first | %s req/s | %s req/s | req/s ratio | %s µs/req | %s µs/req | CPU/req ratio | other load, cores (%s, %s) |\n", label["a"], label["b"], label["a"], label["b"], label["a"], label["b"]
+	print "| --: | --- | --: | --: | --: | --: | --: | --: | --- |"
 	for (r = 0; r < rounds; r++) {
 		both = (("a", r) in ok && ("b", r) in ok)
-		printf "| %d | %s | %s | %s | %s | %s | %s | %s |\n", r, (r % 2 ? label["b"] : label["a"]),
+		printf "| %d | %s | %s | %s | %s | %s | %s | %s | %s, %s |\n", r, (r % 2 ? label["b"] : label["a"]),
 			(("a", r) in ok) ? sprintf("%.0f", rps["a", r]) : "failed", (("b", r) in ok) ? sprintf("%.0f", rps["b", r]) : "failed",
 			both ? sprintf("%.3f", rps["b", r] / rps["a", r]) : "–",
 			(("a", r) in ok) ? sprintf("%.1f", us_tot["a", r]) : "–", (("b", r) in ok) ? sprintf("%.1f", us_tot["b", r]) : "–",
-			both ? sprintf("%.3f", us_tot["b", r] / us_tot["a", r]) : "–"
+			both ? sprintf("%.3f", us_tot["b", r] / us_tot["a", r]) : "–",
+			(("a", r) in ok) ? sprintf("%.2f", other["a", r]) : "–", (("b", r) in ok) ? sprintf("%.2f", other["b", r]) : "–"
 	}
 }
 AWK
@@ -294,9 +306,10 @@ AWK
 	echo "- ${LABEL[b]}: \`$B_BIN run --workers $WORKERS $B_WASM\`"
 	echo "- interleaved: $ROUNDS rounds, each runs both builds one after the other (${LABEL[a]} first in even rounds, ${LABEL[b]} first in odd ones), each started afresh on $URL; per run wrk -t $WRK_THREADS -c $CONNS, keep-alive, $WARMUP warm-up then $DURATION measured (wrk shares the cores with the server)"
 	echo "- CPU: utime and stime of the server process (all threads) from /proc/PID/stat over the measured run, per request, CLK_TCK=$CLK_TCK; wrk cores busy from the shell's \`times\`; machine idle from /proc/stat. Loopback softirq time is in no process's CPU"
+	echo "- other load: busy CPU of the machine during the measured run (/proc/stat, irq and softirq included) less the server's and wrk's, in cores; near 0 on a quiet machine. A run above $OTHER_MAX cores counts as disturbed (other work took CPU from it); disturbed runs are kept, the ratios cover every round"
 	echo "- a run that failed or in which wrk counted errors is left out, and so is its round's ratio"
 	echo
-	awk -f "$here/stats.awk" -f "$tmp/ab.awk" -v tck="$CLK_TCK" "$results"
+	awk -f "$here/stats.awk" -f "$tmp/ab.awk" -v tck="$CLK_TCK" -v other_max="$OTHER_MAX" "$results"
 } >"$tmp/report.md"
 cat "$tmp/report.md"
 if [[ -n $OUT ]]; then
