@@ -325,3 +325,36 @@ func TestCloseListenerSparesRequestInProgress(t *testing.T) {
 		t.Fatalf("response %q", busy.out)
 	}
 }
+
+// Once an instance has failed, the next replacement is made ahead of time off the loop (a warm
+// spare), and the next failure is replaced by it.
+func TestWarmSpareReplacesTheNextFailure(t *testing.T) {
+	l := guestLoop(t, buildGuest(t, "testdata/crash"))
+	l.cfg.Instance.Stderr = io.Discard
+	crash := func() {
+		c := testConn(l, listenerOf(t, l))
+		serveOnce(l, c, []byte("GET /panic HTTP/1.1\r\nHost: a\r\n\r\n"))
+		if !bytes.HasPrefix(c.out, []byte("HTTP/1.1 500 ")) {
+			t.Fatalf("answered %q", c.out)
+		}
+	}
+	crash()
+	if l.spare != nil || !l.spareBusy {
+		t.Fatal("no spare is being made after a failure")
+	}
+	// The spare's goroutine posts it to the loop, which wakes the poller.
+	for l.spare == nil {
+		if _, err := l.wait(10_000); err != nil {
+			t.Fatal(err)
+		}
+		l.runTasks()
+	}
+	spare := l.spare
+	crash()
+	if l.cur != spare || !spare.live() {
+		t.Fatal("the spare did not replace the failed instance")
+	}
+	if body := serveGET(t, l, testConn(l, listenerOf(t, l)), "/"); body != "ok 1" {
+		t.Fatalf("the spare's first request: %q", body)
+	}
+}

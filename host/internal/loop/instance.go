@@ -27,6 +27,9 @@ type instance struct {
 	inboxPtr, inboxLen uint32
 	retired            bool
 	module             *guest.Module
+	// spare says the instance is being made off the loop (makeSpare): its host calls that
+	// would touch the loop's state answer ESTATE.
+	spare bool
 }
 
 // live reports whether the instance can be called.
@@ -60,7 +63,13 @@ func (l *Loop) startInstanceFor(m *guest.Module, swap bool) error {
 		return err
 	}
 	in.g = inst
-	rc, err := inst.Start()
+	return l.begin(in, swap)
+}
+
+// begin makes in, instantiated, the current instance and runs wasmloop_on_start.
+func (l *Loop) begin(in *instance, swap bool) error {
+	l.cur = in
+	rc, err := in.g.Start()
 	if err != nil {
 		if exit, ok := err.(*guest.ExitError); ok && !swap {
 			l.g.exit(exit.Code)
@@ -152,7 +161,13 @@ func (l *Loop) restart() {
 	if l.stopped {
 		return
 	}
-	if err := l.startInstance(l.g.currentModule()); err != nil {
+	var err error
+	if in := l.takeSpare(); in != nil {
+		err = l.begin(in, false)
+	} else {
+		err = l.startInstance(l.g.currentModule())
+	}
+	if err != nil {
 		l.logf("worker %d: the replacement instance failed to start: %v", l.id, err)
 		l.dropInstance(l.cur, nil, 503)
 		l.replace()
@@ -161,6 +176,54 @@ func (l *Loop) restart() {
 	l.dropOrphans()
 	l.logf("worker %d: the instance was replaced", l.id)
 	l.afterCallback()
+	l.makeSpare() // for the next one: a worker whose guest failed once may fail again
+}
+
+// A warm spare: once a worker's instance has failed, the next replacement is instantiated
+// ahead of time, off the loop, so that a failure costs the loop only the new program's
+// wasmloop_on_start, not wazero's instantiation and the guest's _initialize (a Go guest's
+// runtime start), which held up every other connection of the worker. Workers whose guest
+// never fails keep no spare: it would cost an instance's memory each.
+
+// makeSpare starts instantiating the spare on another goroutine, unless there is one or one
+// is being made; the loop takes it when the goroutine posts it back.
+func (l *Loop) makeSpare() {
+	if l.spare != nil || l.spareBusy || l.stopped || l.draining {
+		return
+	}
+	m := l.g.currentModule()
+	in := &instance{module: m, spare: true}
+	in.calls = hostCalls{l: l, in: in}
+	l.spareBusy = true
+	cfg := l.cfg.Instance
+	go func() {
+		inst, err := m.Instantiate(context.Background(), cfg, &in.calls)
+		if !l.post(func(l *Loop) {
+			l.spareBusy = false
+			switch {
+			case err != nil:
+				l.logf("worker %d: a spare instance failed to start: %v", l.id, err)
+			case l.stopped || l.draining || m != l.g.currentModule():
+				inst.Close()
+			default:
+				in.g, in.spare = inst, false
+				l.spare = in
+			}
+		}) && inst != nil {
+			inst.Close() // the loop has ended
+		}
+	}()
+}
+
+// takeSpare returns the spare, if it is of the current module, and forgets it.
+func (l *Loop) takeSpare() *instance {
+	in := l.spare
+	l.spare = nil
+	if in != nil && in.module != l.g.currentModule() {
+		in.g.Close()
+		return nil
+	}
+	return in
 }
 
 // restartDelay is the wait before restarting after n consecutive failures: none after the

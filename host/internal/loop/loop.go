@@ -28,8 +28,10 @@ type Loop struct {
 	epoch time.Time
 	now   time.Time // refreshed after every wait; the Date header and timers use it
 
-	cur     *instance   // gets new requests, messages and listeners (instance.go)
-	retired []*instance // retired by a swap, finishing what they hold (swap.go)
+	cur       *instance   // gets new requests, messages and listeners (instance.go)
+	retired   []*instance // retired by a swap, finishing what they hold (swap.go)
+	spare     *instance   // instantiated ahead of a replacement (instance.go)
+	spareBusy bool        // a goroutine is making the spare
 
 	conns     []*Conn // by descriptor
 	nconns    int
@@ -55,11 +57,11 @@ type Loop struct {
 	httpScratch httpShared
 	wsScratch   wsShared
 
-	mu    sync.Mutex
-	dead  bool    // the loop has ended: its poller is closed, posts are refused
-	in    inbound // messages from other workers
-	tasks []func(*Loop)
-	spare []func(*Loop)
+	mu        sync.Mutex
+	dead      bool    // the loop has ended: its poller is closed, posts are refused
+	in        inbound // messages from other workers
+	tasks     []func(*Loop)
+	doneTasks []func(*Loop) // the other task slice, reused
 
 	draining   bool
 	stopped    bool
@@ -110,13 +112,13 @@ func (l *Loop) post(f func(*Loop)) bool {
 func (l *Loop) runTasks() {
 	l.mu.Lock()
 	tasks := l.tasks
-	l.tasks = l.spare[:0]
+	l.tasks = l.doneTasks[:0]
 	l.mu.Unlock()
 	for i, f := range tasks {
 		f(l)
 		tasks[i] = nil
 	}
-	l.spare = tasks
+	l.doneTasks = tasks
 }
 
 // retire marks a loop with nothing left to do as ended, unless a task (a message from another
@@ -245,7 +247,7 @@ func (l *Loop) teardown() {
 	}
 	l.listeners.each(func(h abi.Handle, ln *listener) { l.closeListener(h, ln) })
 	l.dropOrphans()
-	for _, in := range append(l.retired, l.cur) {
+	for _, in := range append(l.retired, l.cur, l.spare) {
 		if in != nil && in.g != nil {
 			in.g.Close()
 		}
