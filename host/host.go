@@ -10,8 +10,13 @@
 //	defer app.Close(ctx)
 //	code, err := app.Run(ctx)
 //
-// The machinery lives in host/internal: poll (epoll, kqueue), http1 (the strict parser),
-// guest (wazero) and loop.
+// Swap replaces the running program with a new module without failing a request. Every
+// call into the guest runs under a budget (Config.CallbackBudget, StartBudget) and each
+// instance's memory is capped (Config.MemoryLimit): a guest that loops, allocates or crashes
+// is stopped and replaced, and cannot stop the host or the Go program that embeds it.
+//
+// The machinery lives in host/internal: poll (epoll, kqueue), http1 and httpfield (the strict
+// parser), websocket, guest (wazero), guestout (the guest's output) and loop.
 package host
 
 import (
