@@ -92,6 +92,11 @@ type Group struct {
 	ports     map[listenKey]int // bound ports by listen key, shared by the workers
 	exitCode  atomic.Int32
 	abandoned atomic.Bool // Run returned with a loop still inside a guest call
+	// Warm spares being made off the loops (instance.go): Run waits for them, after
+	// cancelling their start, so that nothing runs on the runtime once it returns.
+	spares      sync.WaitGroup
+	spareCtx    context.Context
+	spareCancel context.CancelFunc
 	// What is held of clients' bodies and messages (buffers.go).
 	buffered, bufferedPeak, freedAt atomic.Int64
 	listened                        atomic.Bool // a listen succeeded
@@ -148,6 +153,7 @@ func NewGroup(m *guest.Module, cfg Config) *Group {
 		cfg.HandoffAccept = true
 	}
 	g := &Group{cfg: cfg, module: m, ports: map[listenKey]int{}, done: make(chan struct{}), startErr: make(chan error, 1)}
+	g.spareCtx, g.spareCancel = context.WithCancel(context.Background())
 	g.loops = make([]*Loop, cfg.Workers)
 	for i := range g.loops {
 		g.loops[i] = newLoop(g, i)
@@ -193,6 +199,7 @@ func (g *Group) Run(ctx context.Context) (int, error) {
 			}
 		}
 	}
+	g.stopSpares()
 	select {
 	case err := <-g.startErr:
 		if runErr == nil {
@@ -208,6 +215,24 @@ func (g *Group) Run(ctx context.Context) (int, error) {
 		runErr = err
 	}
 	return int(g.exitCode.Load()), runErr
+}
+
+// stopSpares stops the warm spares still being made and waits for them, within stopGrace
+// (a spare's _initialize stops at its next loop when the budgets are on; without them it runs
+// to its end); one that does not end in time is abandoned like a stuck worker.
+func (g *Group) stopSpares() {
+	g.spareCancel()
+	done := make(chan struct{})
+	go func() {
+		g.spares.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(stopGrace):
+		g.cfg.Log.Printf("a spare instance did not stop within %v; exiting anyway", stopGrace)
+		g.abandoned.Store(true)
+	}
 }
 
 // listenFailed records a listen the guest asked for and the OS refused.

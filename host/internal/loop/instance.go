@@ -196,8 +196,10 @@ func (l *Loop) makeSpare() {
 	in.calls = hostCalls{l: l, in: in}
 	l.spareBusy = true
 	cfg := l.cfg.Instance
+	l.g.spares.Add(1)
 	go func() {
-		inst, err := m.Instantiate(context.Background(), cfg, &in.calls)
+		defer l.g.spares.Done()
+		inst, err := m.Instantiate(l.g.spareCtx, cfg, &in.calls)
 		if !l.post(func(l *Loop) {
 			l.spareBusy = false
 			switch {
