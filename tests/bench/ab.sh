@@ -305,7 +305,7 @@ AWK
 	echo "- ${LABEL[a]}: \`$A_BIN run --workers $WORKERS $A_WASM\`"
 	echo "- ${LABEL[b]}: \`$B_BIN run --workers $WORKERS $B_WASM\`"
 	echo "- interleaved: $ROUNDS rounds, each runs both builds one after the other (${LABEL[a]} first in even rounds, ${LABEL[b]} first in odd ones), each started afresh on $URL; per run wrk -t $WRK_THREADS -c $CONNS, keep-alive, $WARMUP warm-up then $DURATION measured (wrk shares the cores with the server)"
-	echo "- CPU: utime and stime of the server process (all threads) from /proc/PID/stat over the measured run, per request, CLK_TCK=$CLK_TCK; wrk cores busy from the shell's \`times\`; machine idle from /proc/stat. Loopback softirq time is in no process's CPU"
+	echo "- CPU: utime and stime of the server process (all threads) from /proc/PID/stat over the measured run, per request, CLK_TCK=$CLK_TCK; wrk cores busy from the shell's \`times\`; machine idle from /proc/stat. The loopback's softirq work done in the server's or wrk's context is in their stime (their utime+stime came to ~0.4 cores more than /proc/stat's user+system in this script's first runs)"
 	echo "- other load: busy CPU of the machine during the measured run (/proc/stat, irq and softirq included) less the server's and wrk's, in cores; near 0 on a quiet machine. A run above $OTHER_MAX cores counts as disturbed (other work took CPU from it); disturbed runs are kept, the ratios cover every round"
 	echo "- a run that failed or in which wrk counted errors is left out, and so is its round's ratio"
 	echo
