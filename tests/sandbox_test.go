@@ -474,3 +474,20 @@ func TestUnreadStdoutDoesNotStopTheWorker(t *testing.T) {
 		t.Fatalf("SIGTERM did not end the process with its stdout unread\nstderr:\n%s", stderr)
 	}
 }
+
+// A guest that starts a hundred thousand timers gets --max-timers of them; the worker stays
+// as it was and keeps serving.
+func TestTimerFlood(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOpts{Module: "hostile", Workers: 2, Flags: []string{"--max-timers", "1000"}})
+	for range 4 {
+		if status, _, err := getStatus(s.Addr, "/timers", 30*time.Second); err != nil || status != 200 {
+			t.Fatalf("GET /timers: %d, %v\nstderr:\n%s", status, err, s.proc.stderr)
+		}
+	}
+	for range 10 {
+		if status, _, err := getStatus(s.Addr, "/ok", ioTimeout); err != nil || status != 200 {
+			t.Fatalf("GET /ok after the flood: %d, %v", status, err)
+		}
+	}
+}

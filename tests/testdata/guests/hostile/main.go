@@ -83,6 +83,10 @@ func main() {
 			}
 		case "/recurse":
 			res.End(strconv.Itoa(recurse(0)))
+		case "/timers": // far more timers than the host allows: the rest are refused
+			for range 100_000 {
+				wasmloop.SetInterval(func() {}, time.Hour)
+			}
 		case "/log": // a megabyte of output: a reader that does not read must not stop us
 			line := strings.Repeat("x", 1023)
 			for range 1024 {
