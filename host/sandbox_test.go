@@ -61,11 +61,19 @@ func (w *watchedWriter) String() string {
 	return w.buf.String()
 }
 
-// A Go service that embeds a guest which loops forever keeps working: while the guest spins,
-// a garbage collection completes and the service's own handler answers; then the guest's call
-// is stopped by its budget (503) and the guest is replaced. Without the termination checks
-// the collection would wait for the spinning guest, and every goroutine with it.
-func TestEmbeddedLoopingGuestDoesNotFreezeTheService(t *testing.T) {
+// running is an App serving hostile on a port of its own, run by startHostile.
+type running struct {
+	app       *host.App
+	port      int
+	out, logs *watchedWriter
+	stop      context.CancelFunc
+	ran       chan int // Run's status, once it returns
+}
+
+// startHostile loads the hostile guest with cfg (its port, output and log set here), runs it
+// and returns once it serves. The test's cleanup stops and closes it.
+func startHostile(t *testing.T, cfg host.Config) *running {
+	t.Helper()
 	wasm, err := os.ReadFile(hostileWasm)
 	if err != nil {
 		t.Fatal(err)
@@ -74,29 +82,38 @@ func TestEmbeddedLoopingGuestDoesNotFreezeTheService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := probe.Addr().(*net.TCPAddr).Port
+	r := &running{port: probe.Addr().(*net.TCPAddr).Port, out: &watchedWriter{}, logs: &watchedWriter{}, ran: make(chan int, 1)}
 	probe.Close()
-	out, logs := &watchedWriter{}, &watchedWriter{}
-	app, err := host.Load(context.Background(), wasm, host.Config{
-		Workers: 2, Env: []string{"PORT=" + strconv.Itoa(port)}, Stdout: out, Stderr: io.Discard,
-		Log: log.New(logs, "", 0), CallbackBudget: 3 * time.Second, CacheDir: "-",
-	})
-	if err != nil {
+	cfg.Env = append(cfg.Env, "PORT="+strconv.Itoa(r.port))
+	cfg.Stdout, cfg.Stderr, cfg.Log, cfg.CacheDir = r.out, io.Discard, log.New(r.logs, "", 0), "-"
+	if r.app, err = host.Load(context.Background(), wasm, cfg); err != nil {
 		t.Fatal(err)
 	}
-	defer app.Close(context.Background())
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ran := make(chan int, 1)
+	r.stop = cancel
+	t.Cleanup(func() {
+		cancel()
+		r.app.Close(context.Background())
+	})
 	go func() {
-		code, _ := app.Run(ctx)
-		ran <- code
+		code, _ := r.app.Run(ctx)
+		r.ran <- code
 	}()
 	select {
-	case <-out.appears("Server running"):
+	case <-r.out.appears("Server running"):
 	case <-time.After(30 * time.Second):
-		t.Fatalf("the guest did not start\nlog:\n%s", logs)
+		t.Fatalf("the guest did not start\nlog:\n%s", r.logs)
 	}
+	return r
+}
+
+// A Go service that embeds a guest which loops forever keeps working: while the guest spins,
+// a garbage collection completes and the service's own handler answers; then the guest's call
+// is stopped by its budget (503) and the guest is replaced. Without the termination checks
+// the collection would wait for the spinning guest, and every goroutine with it.
+func TestEmbeddedLoopingGuestDoesNotFreezeTheService(t *testing.T) {
+	r := startHostile(t, host.Config{Workers: 2, CallbackBudget: 3 * time.Second})
+	port, out, logs := r.port, r.out, r.logs
 
 	service := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "service ok")
@@ -146,8 +163,8 @@ func TestEmbeddedLoopingGuestDoesNotFreezeTheService(t *testing.T) {
 		t.Fatalf("the spinning request got %d, want 503\nlog:\n%s", status, logs)
 	}
 	<-logs.appears("wasmloop_on_request ran past its budget of 3s")
-	cancel()
-	if code := <-ran; code != 0 {
+	r.stop()
+	if code := <-r.ran; code != 0 {
 		t.Errorf("Run returned %d after the shutdown, want 0\nlog:\n%s", code, logs)
 	}
 }
@@ -155,41 +172,12 @@ func TestEmbeddedLoopingGuestDoesNotFreezeTheService(t *testing.T) {
 // App.Swap replaces a running program: the next request is the new program's; a module that
 // is not a guest is refused and the running program keeps serving.
 func TestAppSwap(t *testing.T) {
-	hostile, err := os.ReadFile(hostileWasm)
-	if err != nil {
-		t.Fatal(err)
-	}
 	whoami, err := os.ReadFile(whoamiWasm)
 	if err != nil {
 		t.Fatal(err)
 	}
-	probe, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := probe.Addr().(*net.TCPAddr).Port
-	probe.Close()
-	out := &watchedWriter{}
-	app, err := host.Load(context.Background(), hostile, host.Config{
-		Workers: 1, Env: []string{"PORT=" + strconv.Itoa(port)}, Stdout: out, Stderr: io.Discard,
-		Log: log.New(io.Discard, "", 0), CacheDir: "-",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close(context.Background())
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ran := make(chan int, 1)
-	go func() {
-		code, _ := app.Run(ctx)
-		ran <- code
-	}()
-	select {
-	case <-out.appears("Server running"):
-	case <-time.After(30 * time.Second):
-		t.Fatal("the guest did not start")
-	}
+	r := startHostile(t, host.Config{Workers: 1})
+	app, port := r.app, r.port
 	get := func() string {
 		t.Helper()
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
@@ -215,8 +203,8 @@ func TestAppSwap(t *testing.T) {
 	if got := get(); got != "worker 0 of 1, request 2 on this instance\n" {
 		t.Fatalf("after the refused swap: %q", got)
 	}
-	cancel()
-	if code := <-ran; code != 0 {
+	r.stop()
+	if code := <-r.ran; code != 0 {
 		t.Errorf("Run returned %d", code)
 	}
 }

@@ -143,6 +143,11 @@ func (m *Module) Instantiate(ctx context.Context, cfg InstanceConfig, host Host)
 	return inst, nil
 }
 
+// SetHost makes h the Host the instance's host function calls reach: an instance made on one
+// goroutine and used on another changes hands this way. Only between calls, and with a
+// happens-before edge to the calls that follow (a channel, a mutex).
+func (i *Instance) SetHost(h Host) { i.host = h }
+
 // Memory is the instance's linear memory. Views of it are invalid after any guest call.
 func (i *Instance) Memory() api.Memory { return i.mem }
 

@@ -6,9 +6,6 @@ import "github.com/wasmloop/wasmloop/abi"
 
 // BodyRead copies the part of a request body or WebSocket message that did not fit the inbox.
 func (a *hostCalls) BodyRead(h abi.Handle, dst []byte) int32 {
-	if a.in.spare {
-		return errno(abi.ESTATE) // being made off the loop: it may touch nothing of it
-	}
 	if h.Kind() == abi.KindSocket {
 		return a.l.readMessage(a.in, h, dst)
 	}
@@ -17,9 +14,6 @@ func (a *hostCalls) BodyRead(h abi.Handle, dst []byte) int32 {
 
 // Pause stops (paused=1) or resumes (0) reading a streamed request body or a WebSocket.
 func (a *hostCalls) Pause(h abi.Handle, paused int32) int32 {
-	if a.in.spare {
-		return errno(abi.ESTATE) // being made off the loop: it may touch nothing of it
-	}
 	if h.Kind() == abi.KindSocket {
 		return a.l.pauseSocket(a.in, h, paused != 0)
 	}
@@ -29,9 +23,6 @@ func (a *hostCalls) Pause(h abi.Handle, paused int32) int32 {
 // Close closes a listener, clears a timer, or aborts a request's or socket's connection; the
 // guest asked for it, so no on_close or on_ws_close follows.
 func (a *hostCalls) Close(h abi.Handle) int32 {
-	if a.in.spare {
-		return errno(abi.ESTATE) // being made off the loop: it may touch nothing of it
-	}
 	l := a.l
 	switch h.Kind() {
 	case abi.KindListener:
@@ -76,9 +67,6 @@ func (a *hostCalls) Close(h abi.Handle) int32 {
 
 // Ref sets whether a listener or timer keeps the process alive.
 func (a *hostCalls) Ref(h abi.Handle, on int32) int32 {
-	if a.in.spare {
-		return errno(abi.ESTATE) // being made off the loop: it may touch nothing of it
-	}
 	l := a.l
 	var ref *bool
 	switch h.Kind() {

@@ -13,9 +13,6 @@ import (
 
 // Listen opens (or, after an instance replacement, takes over) a listening socket.
 func (a *hostCalls) Listen(addrBytes []byte, port, flags int32) int64 {
-	if a.in.spare {
-		return int64(abi.ESTATE) // being made off the loop: it may touch nothing of it
-	}
 	l, in := a.l, a.in
 	if in.g == nil || in.inboxLen == 0 || in.retired {
 		return int64(abi.ESTATE)
@@ -57,9 +54,6 @@ func (l *Loop) request(in *instance, h abi.Handle) (*exchange, abi.Errno) {
 
 // Respond starts a response; with abi.RespondEnd it is the whole response.
 func (a *hostCalls) Respond(h abi.Handle, status int32, hdr, body []byte, flags int32) int32 {
-	if a.in.spare {
-		return errno(abi.ESTATE) // being made off the loop: it may touch nothing of it
-	}
 	ex, e := a.l.request(a.in, h)
 	switch {
 	case e != 0:
@@ -78,9 +72,6 @@ func (a *hostCalls) Respond(h abi.Handle, status int32, hdr, body []byte, flags 
 
 // Write appends body bytes to a started response.
 func (a *hostCalls) Write(h abi.Handle, data []byte) int32 {
-	if a.in.spare {
-		return errno(abi.ESTATE) // being made off the loop: it may touch nothing of it
-	}
 	ex, e := a.l.request(a.in, h)
 	switch {
 	case e != 0:
@@ -93,9 +84,6 @@ func (a *hostCalls) Write(h abi.Handle, data []byte) int32 {
 
 // End completes a started response.
 func (a *hostCalls) End(h abi.Handle) int32 {
-	if a.in.spare {
-		return errno(abi.ESTATE) // being made off the loop: it may touch nothing of it
-	}
 	ex, e := a.l.request(a.in, h)
 	switch {
 	case e == abi.ECLOSED: // the connection is gone; the guest is done with the handle

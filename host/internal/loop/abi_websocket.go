@@ -16,9 +16,6 @@ import (
 // WSAccept answers a WebSocket handshake with 101 and turns the request's connection into a
 // WebSocket; the request handle goes stale and the returned handle names the socket.
 func (a *hostCalls) WSAccept(h abi.Handle, protocol, hdr []byte, flags int32) int64 {
-	if a.in.spare {
-		return int64(abi.ESTATE) // being made off the loop: it may touch nothing of it
-	}
 	l := a.l
 	ex, e := l.request(a.in, h)
 	switch {
@@ -37,9 +34,6 @@ func (a *hostCalls) WSAccept(h abi.Handle, protocol, hdr []byte, flags int32) in
 
 // WSSend sends one message, text (valid UTF-8) or binary.
 func (a *hostCalls) WSSend(h abi.Handle, data []byte, flags int32) int32 {
-	if a.in.spare {
-		return errno(abi.ESTATE) // being made off the loop: it may touch nothing of it
-	}
 	w, e := a.l.socket(a.in, h)
 	switch {
 	case e != 0:
@@ -61,9 +55,6 @@ func (a *hostCalls) WSSend(h abi.Handle, data []byte, flags int32) int32 {
 // WSClose starts the closing handshake: on_ws_close follows when the peer answers (or the
 // wait times out, with 1006).
 func (a *hostCalls) WSClose(h abi.Handle, code int32, reason []byte) int32 {
-	if a.in.spare {
-		return errno(abi.ESTATE) // being made off the loop: it may touch nothing of it
-	}
 	w, e := a.l.socket(a.in, h)
 	switch {
 	case e != 0:

@@ -15,9 +15,13 @@ import (
 // reserveBuffered counts n more bytes held for a client, or reports that the budget has no
 // room for them (nothing is counted then).
 func (g *Group) reserveBuffered(n int64) bool {
-	if g.buffered.Add(n) > int64(g.cfg.BufferBudget) {
+	held := g.buffered.Add(n)
+	if held > int64(g.cfg.BufferBudget) {
 		g.buffered.Add(-n)
 		return false
+	}
+	if held > g.bufferedPeak.Load() { // racy between loops, and only ever a hint
+		g.bufferedPeak.Store(held)
 	}
 	return true
 }
@@ -27,9 +31,6 @@ func (g *Group) reserveBuffered(n int64) bool {
 // at most once per freeEvery.
 func (g *Group) releaseBuffered(n int64) {
 	left := g.buffered.Add(-n)
-	if peak := g.bufferedPeak.Load(); left+n > peak {
-		g.bufferedPeak.CompareAndSwap(peak, left+n)
-	}
 	if left > freeBelow || g.bufferedPeak.Load() < freeAbove {
 		return
 	}

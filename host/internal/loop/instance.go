@@ -27,9 +27,6 @@ type instance struct {
 	inboxPtr, inboxLen uint32
 	retired            bool
 	module             *guest.Module
-	// spare says the instance is being made off the loop (makeSpare): its host calls that
-	// would touch the loop's state answer ESTATE.
-	spare bool
 }
 
 // live reports whether the instance can be called.
@@ -192,14 +189,14 @@ func (l *Loop) makeSpare() {
 		return
 	}
 	m := l.g.currentModule()
-	in := &instance{module: m, spare: true}
+	in := &instance{module: m}
 	in.calls = hostCalls{l: l, in: in}
 	l.spareBusy = true
 	cfg := l.cfg.Instance
 	l.g.spares.Add(1)
 	go func() {
 		defer l.g.spares.Done()
-		inst, err := m.Instantiate(l.g.spareCtx, cfg, &in.calls)
+		inst, err := m.Instantiate(l.g.spareCtx, cfg, offLoop{&in.calls})
 		if !l.post(func(l *Loop) {
 			l.spareBusy = false
 			switch {
@@ -208,7 +205,8 @@ func (l *Loop) makeSpare() {
 			case l.stopped || l.draining || m != l.g.currentModule():
 				inst.Close()
 			default:
-				in.g, in.spare = inst, false
+				inst.SetHost(&in.calls) // on the loop from now on
+				in.g = inst
 				l.spare = in
 			}
 		}) && inst != nil {
