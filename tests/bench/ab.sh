@@ -112,11 +112,6 @@ user_sys_ticks() {
 	echo "$((f[11] + f[13])) $((f[12] + f[14]))"
 }
 
-# wrk_field FILE KEY: a value from report.lua's WRKBENCH line.
-wrk_field() {
-	awk -v k="$2" '$1 == "WRKBENCH" { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$1"
-}
-
 # run_wrk SECONDS FILE: one bounded, interruptible wrk run (run_child in lib.sh);
 # its CPU seconds go to FILE.cpu.
 run_wrk() {

@@ -279,3 +279,8 @@ select_and_check() {
 	CLK_TCK=$(getconf CLK_TCK)
 	[[ $CLK_TCK =~ ^[1-9][0-9]*$ ]] || die "getconf CLK_TCK gave '$CLK_TCK'"
 }
+
+# wrk_field FILE KEY: a value from report.lua's WRKBENCH line.
+wrk_field() {
+	awk -v k="$2" '$1 == "WRKBENCH" { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$1"
+}

@@ -144,11 +144,6 @@ run_wrk() {
 	fi
 }
 
-# wrk_field FILE KEY: a value from report.lua's WRKBENCH line.
-wrk_field() {
-	awk -v k="$2" '$1 == "WRKBENCH" { for (i = 2; i <= NF; i++) { split($i, kv, "="); if (kv[1] == k) print kv[2] } }' "$1"
-}
-
 # wrk_text_p99_us FILE: p99 from wrk's own --latency text, converted to µs.
 # wrk prints it with a unit chosen per value: us, ms, s, m or h.
 wrk_text_p99_us() {
