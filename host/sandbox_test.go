@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"strconv"
 	"sync"
 	"testing"
@@ -72,7 +73,7 @@ type running struct {
 
 // startHostile loads the hostile guest with cfg (its port, output and log set here), runs it
 // and returns once it serves. The test's cleanup stops and closes it.
-func startHostile(t *testing.T, cfg host.Config) *running {
+func startHostile(t testing.TB, cfg host.Config) *running {
 	t.Helper()
 	wasm, err := os.ReadFile(hostileWasm)
 	if err != nil {
@@ -109,7 +110,7 @@ func startHostile(t *testing.T, cfg host.Config) *running {
 
 // A Go service that embeds a guest which loops forever keeps working: while the guest spins,
 // a garbage collection completes and the service's own handler answers; then the guest's call
-// is stopped by its budget (503) and the guest is replaced. Without the termination checks
+// is stopped by its budget (503) and the guest is replaced. Without the budget checks
 // the collection would wait for the spinning guest, and every goroutine with it.
 func TestEmbeddedLoopingGuestDoesNotFreezeTheService(t *testing.T) {
 	r := startHostile(t, host.Config{Workers: 2, CallbackBudget: 3 * time.Second})
@@ -207,4 +208,56 @@ func TestAppSwap(t *testing.T) {
 	if code := <-r.ran; code != 0 {
 		t.Errorf("Run returned %d", code)
 	}
+}
+
+// BenchmarkGCWhileGuestSpins measures a garbage collection of the embedding process, and the
+// longest its stop-the-world waited for the goroutines to stop, with both workers idle and with
+// one spinning in guest code, in the same run. The budget checks bring the spinning guest back
+// to Go every 4,096 loop iterations, where it can be stopped (RATIONALE.md, "The sandbox").
+func BenchmarkGCWhileGuestSpins(b *testing.B) {
+	for _, spin := range []bool{false, true} {
+		b.Run(map[bool]string{false: "idle", true: "spinning"}[spin], func(b *testing.B) {
+			r := startHostile(b, host.Config{Workers: 2, CallbackBudget: time.Hour})
+			if spin {
+				client := &http.Client{Timeout: time.Minute}
+				go client.Get(fmt.Sprintf("http://127.0.0.1:%d/loop", r.port)) // ends when the app does
+				select {
+				case <-r.out.appears("spinning in /loop"):
+				case <-time.After(30 * time.Second):
+					b.Fatal("the guest did not start spinning")
+				}
+			}
+			before := stopTheWorldWaits()
+			for b.Loop() {
+				runtime.GC()
+			}
+			after := stopTheWorldWaits()
+			b.ReportMetric(quantileSince(before, after, 0.5)*1e6, "p50-stop-µs")
+			b.ReportMetric(quantileSince(before, after, 0.99)*1e6, "p99-stop-µs")
+			b.ReportMetric(quantileSince(before, after, 1)*1e6, "max-stop-µs")
+		})
+	}
+}
+
+// stopTheWorldWaits is the histogram of how long the collector's stops-the-world waited for
+// every goroutine to stop.
+func stopTheWorldWaits() *metrics.Float64Histogram {
+	s := []metrics.Sample{{Name: "/sched/pauses/stopping/gc:seconds"}}
+	metrics.Read(s)
+	return s[0].Value.Float64Histogram()
+}
+
+// quantileSince is the q-quantile of what a histogram gained between two readings (the upper
+// bound of the bucket it falls in), in seconds.
+func quantileSince(before, after *metrics.Float64Histogram, q float64) float64 {
+	var n, seen uint64
+	for i := range after.Counts {
+		n += after.Counts[i] - before.Counts[i]
+	}
+	for i := range after.Counts {
+		if seen += after.Counts[i] - before.Counts[i]; n > 0 && float64(seen) >= q*float64(n) {
+			return after.Buckets[i+1]
+		}
+	}
+	return 0
 }

@@ -319,6 +319,35 @@ func TestStuckWorkerAtShutdown(t *testing.T) {
 	}
 }
 
+// With the budgets on, a worker spinning in a call whose budget has not run out is stopped at
+// the shutdown deadline: SIGTERM ends the process 1 s after it (exit 1, the deadline passed),
+// not after the grace for stuck workers, and nothing is abandoned.
+func TestSpinningWorkerStoppedAtShutdownDeadline(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOpts{Module: "hostile", Workers: 2,
+		Flags: []string{"--callback-budget", "1h", "--shutdown-timeout", "1s"}})
+	spinning := s.proc.stdout.appears("spinning in /loop")
+	c, err := dialRaw(s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.send(get("/loop")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-spinning:
+	case <-time.After(ioTimeout):
+		t.Fatalf("the guest did not start spinning\nstderr:\n%s", s.proc.stderr)
+	}
+	s.proc.signal(t, syscall.SIGTERM)
+	code := s.proc.wait(t, 30*time.Second)
+	stderr := s.proc.stderr.String()
+	if code != 1 || !strings.Contains(stderr, "shutdown timed out") || strings.Contains(stderr, "did not stop") {
+		t.Fatalf("exit status %d, want 1 after the deadline with no worker left behind:\n%s", code, stderr)
+	}
+}
+
 // A guest memory whose address space the system refuses (ulimit -v) fails the start with a
 // message that says so, instead of a nil pointer inside wazero.
 func TestMemoryReservationRefused(t *testing.T) {

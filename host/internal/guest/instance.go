@@ -36,6 +36,7 @@ type Instance struct {
 	mem   api.Memory
 	host  Host
 	ctx   context.Context
+	done  <-chan struct{} // ctx.Done(): a cancelled context ends the instance's calls (tick)
 	stack []uint64
 	dead  bool
 
@@ -43,10 +44,9 @@ type Instance struct {
 	seq                     atomic.Uint64 // calls entered + calls left: odd while inside one
 	started                 atomic.Bool   // wasmloop_on_start has returned: CallBudget applies
 	served                  int           // calls that returned without error after start
-	interrupted             atomic.Bool   // the watchdog stopped the call in progress
+	stopAt                  atomic.Uint64 // the watchdog's verdict: the call whose seq this is must stop
 	startBudget, callBudget time.Duration
-	cancel                  context.CancelFunc // ends the instance's calls (interrupt)
-	wd                      *watchdog          // nil when nothing watches it
+	wd                      *watchdog // nil when nothing watches it
 
 	onRequest, onTimer, onClose, onBody, onDrain, onMessage, start api.Function
 	onWSOpen, onWSMessage, onWSClose                               api.Function
@@ -79,16 +79,25 @@ func (e *BudgetError) Error() string {
 	return fmt.Sprintf("%s ran past its budget of %v and was stopped", e.Export, e.Budget)
 }
 
+// StoppedError reports a call ended because the context the instance was made with was
+// cancelled (the host is stopping). The instance is dead.
+type StoppedError struct{ Export string }
+
+func (e *StoppedError) Error() string {
+	return fmt.Sprintf("%s was stopped: the host is stopping", e.Export)
+}
+
 // Instantiate creates an instance bound to host and runs _initialize. It does not run
 // wasmloop_on_start: the loop calls Start when it is ready to receive the guest's calls.
+// Cancelling ctx ends any call of the instance in progress at its next tick (in a Runtime
+// made with Interruptible), with a StoppedError.
 func (m *Module) Instantiate(ctx context.Context, cfg InstanceConfig, host Host) (*Instance, error) {
 	inst := &Instance{host: host, stack: make([]uint64, 8)}
 	if m.rt.interruptible && (cfg.StartBudget > 0 || cfg.CallBudget > 0) {
 		inst.startBudget, inst.callBudget = cfg.StartBudget, cfg.CallBudget
-		ctx, inst.cancel = context.WithCancel(ctx)
 		inst.wd = &m.rt.wd
 	}
-	inst.ctx = context.WithValue(ctx, instanceKey{}, inst)
+	inst.ctx, inst.done = context.WithValue(ctx, instanceKey{}, inst), ctx.Done()
 	mem, err := m.reserveMemory()
 	if err != nil {
 		inst.Close()
@@ -113,10 +122,16 @@ func (m *Module) Instantiate(ctx context.Context, cfg InstanceConfig, host Host)
 	}
 	actx := experimental.WithMemoryAllocator(inst.ctx, mem)
 	if inst.wd != nil {
-		inst.wd.watch(inst) // before _initialize, which InstantiateModule may run
+		inst.wd.watch(inst)
 	}
+	// Instantiation runs the module's start function, if it has one: a start-up call too.
+	seq := inst.seq.Add(1)
 	mod, err := m.rt.r.InstantiateModule(actx, m.compiled, mc)
+	inst.seq.Add(1)
 	if err != nil {
+		if inst.stopAt.Load() == seq {
+			err = &BudgetError{Export: "the module's start function", Budget: inst.startBudget}
+		}
 		inst.Close()
 		mem.release()
 		return nil, fmt.Errorf("instantiate: %w", err)
@@ -161,9 +176,6 @@ func (i *Instance) Close() {
 		i.wd.unwatch(i)
 		i.wd = nil
 	}
-	if i.cancel != nil {
-		i.cancel()
-	}
 	if i.mod != nil {
 		i.mod.Close(context.Background())
 	}
@@ -184,12 +196,9 @@ func (i *Instance) budgetNow() time.Duration {
 	return i.startBudget
 }
 
-// interrupt stops the call in progress, from the watchdog's goroutine: wazero sees the
-// context done at the guest's next loop header or function entry and ends the call there.
-func (i *Instance) interrupt() {
-	i.interrupted.Store(true)
-	i.cancel()
-}
+// interrupt stops the call seq, from the watchdog's goroutine: the guest's next tick (within
+// ticksPerCheck loop iterations or function entries) ends it, if it is still in progress.
+func (i *Instance) interrupt(seq uint64) { i.stopAt.Store(seq) }
 
 // HasOnRequest and the like report which optional callbacks the guest exports.
 func (i *Instance) HasOnRequest() bool { return i.onRequest != nil }
@@ -228,13 +237,16 @@ func (i *Instance) call(name string, f api.Function) (int32, error) {
 	if f == nil {
 		return 0, fmt.Errorf("guest: the module does not export %s", name)
 	}
-	i.seq.Add(1)
+	seq := i.seq.Add(1)
 	err := f.CallWithStack(i.ctx, i.stack)
 	i.seq.Add(1)
 	if err != nil {
 		i.dead = true
-		if i.interrupted.Load() {
+		if i.stopAt.Load() == seq {
 			return 0, &BudgetError{Export: name, Budget: i.budgetNow()}
+		}
+		if i.ctx.Err() != nil {
+			return 0, &StoppedError{Export: name}
 		}
 		var exit *sys.ExitError
 		if errors.As(err, &exit) {

@@ -23,6 +23,7 @@ import (
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
 	"github.com/wasmloop/wasmloop/abi"
+	"github.com/wasmloop/wasmloop/host/internal/wasmbin"
 )
 
 // Runtime is one wazero runtime with the wasmloop host module and WASI. One per process.
@@ -39,10 +40,11 @@ type RuntimeConfig struct {
 	// CacheDir holds compiled code across processes. Empty means the user's cache
 	// directory; "-" disables the disk cache.
 	CacheDir string
-	// Interruptible compiles guests with wazero's termination checks, which let a call be
-	// stopped (InstanceConfig's budgets) and let the Go scheduler stop a guest that loops for
-	// a garbage collection. Without them a guest that never returns freezes the process at
-	// the next collection.
+	// Interruptible compiles guests with checks (wasmbin.Meter) that call the host every few
+	// thousand loop iterations or function entries, which lets a call be stopped
+	// (InstanceConfig's budgets) and lets the Go scheduler stop a guest that loops for a
+	// garbage collection. Without them a guest that never returns freezes the process at the
+	// next collection.
 	Interruptible bool
 	// MemoryLimit caps each instance's linear memory, in bytes (rounded down to 64 KiB
 	// pages); 0 means wasm32's 4 GiB. The whole limit is reserved as address space.
@@ -68,7 +70,7 @@ func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 	if cfg.MemoryLimit > 0 && cfg.MemoryLimit < maxMemory {
 		rt.memoryLimit = max(cfg.MemoryLimit/wasmPage, 1) * wasmPage
 	}
-	rc = rc.WithMemoryLimitPages(uint32(rt.memoryLimit / wasmPage)).WithCloseOnContextDone(cfg.Interruptible)
+	rc = rc.WithMemoryLimitPages(uint32(rt.memoryLimit / wasmPage))
 	dir := cfg.CacheDir
 	if dir == "" {
 		dir = DefaultCacheDir()
@@ -88,6 +90,12 @@ func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 	if err := instantiateHostModule(ctx, rt.r); err != nil {
 		rt.Close(ctx)
 		return nil, err
+	}
+	if cfg.Interruptible {
+		if err := instantiateMeterModule(ctx, rt.r); err != nil {
+			rt.Close(ctx)
+			return nil, err
+		}
 	}
 	return rt, nil
 }
@@ -126,7 +134,21 @@ func (rt *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 	if !bytes.HasPrefix(wasm, wasmMagic) {
 		return nil, refuse("not a WebAssembly module (the file does not start with \\0asm)")
 	}
-	cm, err := rt.r.CompileModule(ctx, wasm)
+	if err := wasmbin.Check(wasm); err != nil {
+		return nil, refuse("invalid WebAssembly module: %v", err)
+	}
+	code := wasm
+	if rt.interruptible {
+		var err error
+		if code, err = wasmbin.Meter(wasm); err != nil {
+			// wazero's word on a module that is not valid says more than the rewrite's.
+			if _, cerr := rt.r.CompileModule(ctx, wasm); cerr != nil {
+				return nil, refuse("invalid WebAssembly module: %v", cerr)
+			}
+			return nil, refuse("the module cannot be given the checks that keep its calls within their budgets (%v); with both budgets off it runs unchanged", err)
+		}
+	}
+	cm, err := rt.r.CompileModule(ctx, code)
 	if err != nil {
 		return nil, refuse("invalid WebAssembly module: %v", err)
 	}
@@ -189,6 +211,9 @@ func (m *Module) check() error {
 	}
 	for _, f := range m.compiled.ImportedFunctions() {
 		mod, name, _ := f.Import()
+		if mod == wasmbin.MeterModule && m.rt.interruptible {
+			continue // added by Compile; a module that imported it itself was refused there
+		}
 		if mod != abi.ModuleName {
 			if len(mod) > 9 && mod[:9] == "wasmloop_" {
 				return refuse("the module imports %s.%s: it was built for ABI %s; this host speaks %s", mod, name, mod[9:], abi.ModuleName[9:])

@@ -17,6 +17,7 @@ type module struct {
 	imports []wimport
 	exports []wexport // function exports; each gets its own function of type sig
 	memory  bool
+	start   []byte // the body (no locals) of a start function, ()->(), if not nil
 }
 
 type wimport struct {
@@ -82,6 +83,12 @@ func (m module) encode() []byte {
 	if m.memory {
 		exps = append(exps, append(name("memory"), 0x02, 0x00))
 	}
+	startFn := len(m.imports) + len(m.exports)
+	if m.start != nil {
+		types = append(types, funcType(nil, nil))
+		funcs = append(funcs, leb(len(types)-1))
+		codes = append(codes, append(leb(len(m.start)+1), append([]byte{0x00}, m.start...)...))
+	}
 	out := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
 	out = append(out, section(1, vec(types...))...)
 	if len(imps) > 0 {
@@ -92,6 +99,9 @@ func (m module) encode() []byte {
 		out = append(out, section(5, vec([]byte{0x00, 0x01}))...)
 	}
 	out = append(out, section(7, vec(exps...))...)
+	if m.start != nil {
+		out = append(out, section(8, leb(startFn))...)
+	}
 	out = append(out, section(10, vec(codes...))...)
 	return out
 }
@@ -136,6 +146,9 @@ func TestCompileRefusals(t *testing.T) {
 		{"valid", validGuest().encode(), ""},
 		{"not wasm", []byte("Hello World\n"), "not a WebAssembly module"},
 		{"truncated", validGuest().encode()[:20], "invalid WebAssembly module"},
+		// 2^32-16 locals in 30 bytes: wazero would allocate 64 GiB for them and die.
+		{"locals bomb", append([]byte{0, 'a', 's', 'm', 1, 0, 0, 0, 1, 4, 1, 0x60, 0, 0, 3, 2, 1, 0, 10, 10, 1, 8, 1},
+			0xf0, 0xff, 0xff, 0xff, 0x0f, 0x7f, 0x0b), "more than 50000 locals"},
 		{"no marker", with(func(m *module) { m.exports = m.exports[1:] }), "does not export wasmloop_abi_v1"},
 		{"other major", with(func(m *module) { m.exports[0].name = "wasmloop_abi_v2" }), "another major version"},
 		{"marker signature", with(func(m *module) { m.exports[0].results = []byte{tI64} }), "wrong signature"},

@@ -1,17 +1,23 @@
 package guest
 
 import (
+	"context"
+	"errors"
 	"sync"
 	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+
+	"github.com/wasmloop/wasmloop/host/internal/wasmbin"
 )
 
 // A guest call that runs past its budget is stopped by a watchdog, not by a deadline per call.
-// Compiled with wazero's termination checks (RuntimeConfig.Interruptible), guest code leaves
-// to Go at every loop header and function entry, where the Go scheduler can stop it for a
-// garbage collection and where wazero looks whether the call's context is done. Each instance
-// calls with a context of its own; the watchdog cancels it when the instance has been inside
-// one call for longer than its budget. The loop's side of a call is two atomic adds (the
-// instance's call counter); a context.WithTimeout per call would cost a timer each.
+// Compiled with the meter's checks (RuntimeConfig.Interruptible), guest code calls tick every
+// ticksPerCheck loop iterations or function entries; the watchdog marks a call that has been
+// in progress for longer than its budget, and the call's next tick ends it. The loop's side of
+// a call is two atomic adds (the instance's call counter); a context.WithTimeout per call
+// would cost a timer each, and wazero's own context watching a goroutine per call.
 
 // watchdog watches the instances of one Runtime from one goroutine, which runs while any
 // instance with a budget exists.
@@ -106,10 +112,41 @@ func (w *watchdog) run() {
 				s.seq, s.since = seq, now
 			default:
 				if b := inst.budgetNow(); b > 0 && now.Sub(s.since) >= b {
-					inst.interrupt()
+					inst.interrupt(seq)
 				}
 			}
 		}
 		w.mu.Unlock()
 	}
+}
+
+// ticksPerCheck is how many loop iterations and function entries a guest runs between two
+// calls of tick: every few microseconds in a tight loop, each a chance for the Go scheduler
+// to stop the goroutine (a garbage collection) and for the watchdog's verdict to end the call.
+const ticksPerCheck = 4096
+
+// errStopped is the panic tick ends a call with; the call's error is then a BudgetError.
+var errStopped = errors.New("stopped by the watchdog")
+
+// tick is the host function the meter's checks call (wasmbin.Meter).
+func tick(ctx context.Context, _ api.Module, stack []uint64) {
+	i := ctx.Value(instanceKey{}).(*Instance)
+	if s := i.stopAt.Load(); s != 0 && s == i.seq.Load() {
+		panic(errStopped)
+	}
+	if i.done != nil {
+		select {
+		case <-i.done: // the context Instantiate was given ends its calls
+			panic(context.Cause(ctx))
+		default:
+		}
+	}
+	stack[0] = ticksPerCheck
+}
+
+func instantiateMeterModule(ctx context.Context, r wazero.Runtime) error {
+	_, err := r.NewHostModuleBuilder(wasmbin.MeterModule).NewFunctionBuilder().
+		WithGoModuleFunction(api.GoModuleFunc(tick), nil, []api.ValueType{api.ValueTypeI32}).
+		Export(wasmbin.MeterFunc).Instantiate(ctx)
+	return err
 }

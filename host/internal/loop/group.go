@@ -94,9 +94,12 @@ type Group struct {
 	abandoned atomic.Bool // Run returned with a loop still inside a guest call
 	// Warm spares being made off the loops (instance.go): Run waits for them, after
 	// cancelling their start, so that nothing runs on the runtime once it returns.
-	spares      sync.WaitGroup
-	spareCtx    context.Context
-	spareCancel context.CancelFunc
+	spares sync.WaitGroup
+	// callCtx is the context every instance is made with. Cancelling it (stopCalls) ends any
+	// guest call in progress at its next tick, when the budget checks are on: Run does when
+	// the loops did not stop by the shutdown deadline, and to stop the spares being made.
+	callCtx   context.Context
+	stopCalls context.CancelFunc
 	// What is held of clients' bodies and messages (buffers.go).
 	buffered, bufferedPeak, freedAt atomic.Int64
 	listened                        atomic.Bool // a listen succeeded
@@ -153,7 +156,7 @@ func NewGroup(m *guest.Module, cfg Config) *Group {
 		cfg.HandoffAccept = true
 	}
 	g := &Group{cfg: cfg, module: m, ports: map[listenKey]int{}, done: make(chan struct{}), startErr: make(chan error, 1)}
-	g.spareCtx, g.spareCancel = context.WithCancel(context.Background())
+	g.callCtx, g.stopCalls = context.WithCancel(context.Background())
 	g.loops = make([]*Loop, cfg.Workers)
 	for i := range g.loops {
 		g.loops[i] = newLoop(g, i)
@@ -187,13 +190,14 @@ func (g *Group) Run(ctx context.Context) (int, error) {
 			g.cfg.Log.Printf("%v", ErrShutdownTimeout)
 			g.setExit(1)
 			g.stopAll()
+			g.stopCalls() // a loop inside a guest call comes back at the call's next tick
 			runErr = ErrShutdownTimeout
 			select {
 			case <-g.done:
 			case <-time.After(stopGrace):
-				// A loop stuck in a guest callback cannot be stopped from outside (wasm
-				// code is not preemptible without an interrupt budget): give up on it,
-				// and leave the runtime it runs in alone (Abandoned).
+				// A loop stuck in a guest callback cannot be stopped from outside without
+				// the budget checks: give up on it, and leave the runtime it runs in
+				// alone (Abandoned).
 				g.cfg.Log.Printf("a worker did not stop within %v; exiting anyway", stopGrace)
 				g.abandoned.Store(true)
 			}
@@ -221,7 +225,7 @@ func (g *Group) Run(ctx context.Context) (int, error) {
 // (a spare's _initialize stops at its next loop when the budgets are on; without them it runs
 // to its end); one that does not end in time is abandoned like a stuck worker.
 func (g *Group) stopSpares() {
-	g.spareCancel()
+	g.stopCalls()
 	done := make(chan struct{})
 	go func() {
 		g.spares.Wait()

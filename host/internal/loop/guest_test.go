@@ -54,8 +54,8 @@ func buildGuest(t testing.TB, dir string) []byte {
 // guestLoop is a loop with a started guest instance and no goroutine: the test drives it.
 func guestLoop(t testing.TB, wasm []byte) *Loop { return guestLoopBudget(t, wasm, 0) }
 
-// guestLoopBudget is guestLoop with every call under budget (0: none, and no termination
-// checks compiled).
+// guestLoopBudget is guestLoop with every call under budget (0: none, and the module loaded
+// without the budget checks, wasmbin.Meter).
 func guestLoopBudget(t testing.TB, wasm []byte, budget time.Duration) *Loop {
 	t.Helper()
 	ctx := context.Background()
@@ -79,6 +79,7 @@ func guestLoopBudget(t testing.TB, wasm []byte, budget time.Duration) *Loop {
 	l.afterCallback()
 	t.Cleanup(func() {
 		l.teardown()
+		g.stopSpares() // a spare still being made runs on the runtime, as Run would wait for it
 		rt.Close(ctx)
 	})
 	return l
@@ -202,7 +203,7 @@ func TestDispatchAllocations(t *testing.T) {
 	}
 }
 
-// budgets are the ways a guest can run: without termination checks (budget off), and with
+// budgets are the ways a guest can run: without the budget checks (budget off), and with
 // them and a budget on every call, which is what it costs to be able to stop a guest.
 var budgets = []struct {
 	name   string

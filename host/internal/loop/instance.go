@@ -1,7 +1,6 @@
 package loop
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -51,7 +50,7 @@ func (l *Loop) startInstanceFor(m *guest.Module, swap bool) error {
 	in := &instance{module: m}
 	in.calls = hostCalls{l: l, in: in}
 	l.cur = in // host calls made during _initialize find no instance and get ESTATE
-	inst, err := m.Instantiate(context.Background(), l.cfg.Instance, &in.calls)
+	inst, err := m.Instantiate(l.g.callCtx, l.cfg.Instance, &in.calls)
 	if exit, ok := err.(*guest.ExitError); ok && !swap {
 		l.g.exit(exit.Code) // proc_exit in initialisation ends the process with its code
 		return nil
@@ -107,7 +106,11 @@ func (l *Loop) guestFailed(in *instance, err error, ex *exchange) {
 	}
 	status := 500
 	var budget *guest.BudgetError
+	var stopped *guest.StoppedError
 	switch {
+	case errors.As(err, &stopped):
+		status = 503
+		l.logf("worker %d: %v", l.id, err)
 	case exit != nil:
 		l.logf("worker %d: the guest died (proc_exit %d in a callback); replacing the instance", l.id, exit.Code)
 	case errors.As(err, &budget):
@@ -155,7 +158,7 @@ func (l *Loop) replace() {
 // restart starts the replacement instance; one that fails to start counts as a failure.
 func (l *Loop) restart() {
 	l.restarting = false
-	if l.stopped {
+	if l.stopped || l.g.callCtx.Err() != nil { // stopping: a call of it was ended (stopCalls)
 		return
 	}
 	var err error
@@ -196,7 +199,7 @@ func (l *Loop) makeSpare() {
 	l.g.spares.Add(1)
 	go func() {
 		defer l.g.spares.Done()
-		inst, err := m.Instantiate(l.g.spareCtx, cfg, offLoop{&in.calls})
+		inst, err := m.Instantiate(l.g.callCtx, cfg, offLoop{&in.calls})
 		if !l.post(func(l *Loop) {
 			l.spareBusy = false
 			switch {

@@ -92,7 +92,7 @@ func main() {
 			for range 1024 {
 				wasmloop.Log(line)
 			}
-		case "/compute": // bounded work, for measuring what the termination checks cost
+		case "/compute": // bounded work, for measuring what the budget checks cost
 			res.End(strconv.Itoa(sum(20_000_000)+fib(27)) + "\n")
 			return
 		case "/timer-loop":

@@ -1,0 +1,57 @@
+package guest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// A module whose start function (run by instantiation, before any export) loops for ever is
+// stopped by the start-up budget like _initialize would be.
+func TestStartFunctionLoopIsStopped(t *testing.T) {
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, RuntimeConfig{CacheDir: "-", Interruptible: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	m := validGuest()
+	m.start = []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b} // loop br 0 end end
+	mod, err := rt.Compile(ctx, m.encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = mod.Instantiate(ctx, InstanceConfig{StartBudget: 50 * time.Millisecond}, nil)
+	var be *BudgetError
+	if !errors.As(err, &be) || be.Budget != 50*time.Millisecond {
+		t.Fatalf("Instantiate = %v, want a BudgetError of 50ms", err)
+	}
+}
+
+// A cancelled context ends an instance's calls even with no budget (a warm spare being made
+// when the program stops).
+func TestCancelledContextStopsALoop(t *testing.T) {
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, RuntimeConfig{CacheDir: "-", Interruptible: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close(ctx)
+	m := validGuest()
+	m.start = []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b}
+	mod, err := rt.Compile(ctx, m.encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		_, err := mod.Instantiate(cctx, InstanceConfig{}, nil)
+		done <- err
+	}()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Instantiate = %v, want context.Canceled", err)
+	}
+}

@@ -1,0 +1,296 @@
+package wasmbin
+
+import "fmt"
+
+// MaxLocals is the most locals a function may declare, as in the browsers' engines: wazero
+// allocates a slot for each declared local before it reads the function's code.
+const MaxLocals = 50_000
+
+// Check walks the whole module and refuses one that declares more entries or bytes than it
+// holds, or a function with more than MaxLocals locals, before wazero reads it: wazero
+// allocates by what a module declares, and a module of a few dozen bytes that declared 2^32
+// local variables, parameters, element entries or names ended the process with "out of
+// memory" (TestCheckRefusesWhatWazeroWouldAllocate). It checks the structure only; wazero
+// validates the rest.
+func Check(wasm []byte) error {
+	secs, err := sections(wasm)
+	if err != nil {
+		return err
+	}
+	for _, s := range secs {
+		r := &reader{buf: s.body}
+		if err := checkSection(r, s.id); err != nil {
+			return fmt.Errorf("section %d: %w", s.id, err)
+		}
+		if s.id != secCustom && !r.done() {
+			return fmt.Errorf("section %d: %d bytes after its contents", s.id, len(r.buf)-r.pos)
+		}
+	}
+	return nil
+}
+
+// checkEntry reads one entry of a section that is a vector.
+var checkEntry = map[byte]func(*reader) error{
+	secType: checkType, secImport: checkImport, secFunction: skipU32, secTable: checkTable,
+	secMemory: skipLimits, secGlobal: checkGlobal, secExport: checkExport,
+	secElement: checkElement, secCode: checkCode, secData: checkData,
+}
+
+func checkSection(r *reader, id byte) error {
+	switch id {
+	case secCustom:
+		return checkCustom(r)
+	case secStart, secDataCount:
+		_, err := r.u32()
+		return err
+	}
+	each := checkEntry[id]
+	if each == nil {
+		return fmt.Errorf("unknown section")
+	}
+	n, err := r.count()
+	for i := uint32(0); i < n && err == nil; i++ {
+		if err = each(r); err != nil {
+			err = fmt.Errorf("entry %d: %w", i, err)
+		}
+	}
+	return err
+}
+
+func skipU32(r *reader) error { _, err := r.u32(); return err }
+
+// skipBytes passes over a vector of bytes: value types, a name, a data segment's contents.
+func skipBytes(r *reader) error {
+	n, err := r.count()
+	if err == nil {
+		_, err = r.bytes(n)
+	}
+	return err
+}
+
+func checkType(r *reader) error {
+	if form, err := r.byte(); err != nil || form != 0x60 {
+		return fmt.Errorf("not a function type")
+	}
+	if err := skipBytes(r); err != nil { // parameters
+		return err
+	}
+	return skipBytes(r) // results
+}
+
+func checkImport(r *reader) error {
+	if err := skipBytes(r); err != nil { // module
+		return err
+	}
+	if err := skipBytes(r); err != nil { // name
+		return err
+	}
+	kind, err := r.byte()
+	if err != nil {
+		return err
+	}
+	switch kind {
+	case 0:
+		return skipU32(r)
+	case 1:
+		return checkTable(r)
+	case 2:
+		return skipLimits(r)
+	case 3:
+		_, err := r.bytes(2)
+		return err
+	}
+	return r.errorf("import kind %d", kind)
+}
+
+func checkTable(r *reader) error {
+	if _, err := r.byte(); err != nil {
+		return err
+	}
+	return skipLimits(r)
+}
+
+func checkGlobal(r *reader) error {
+	if _, err := r.bytes(2); err != nil {
+		return err
+	}
+	return skipExpr(r)
+}
+
+func checkExport(r *reader) error {
+	if err := skipBytes(r); err != nil {
+		return err
+	}
+	if _, err := r.byte(); err != nil {
+		return err
+	}
+	return skipU32(r)
+}
+
+// checkElement reads a segment in any of the eight forms (rewriteElements has them in full).
+func checkElement(r *reader) error {
+	flags, err := r.u32()
+	if err != nil {
+		return err
+	}
+	if flags > 7 {
+		return r.errorf("element segment flags %d", flags)
+	}
+	if flags&3 == 2 {
+		if err := skipU32(r); err != nil {
+			return err
+		}
+	}
+	if flags&1 == 0 {
+		if err := skipExpr(r); err != nil {
+			return err
+		}
+	}
+	if flags&3 != 0 {
+		if _, err := r.byte(); err != nil {
+			return err
+		}
+	}
+	n, err := r.count()
+	for i := uint32(0); i < n && err == nil; i++ {
+		if flags&4 != 0 {
+			err = skipExpr(r)
+		} else {
+			err = skipU32(r)
+		}
+	}
+	return err
+}
+
+func checkCode(r *reader) error {
+	size, err := r.count()
+	if err != nil {
+		return err
+	}
+	body, err := r.bytes(size)
+	if err != nil {
+		return err
+	}
+	br := &reader{buf: body}
+	groups, err := br.count()
+	if err != nil {
+		return err
+	}
+	locals := uint64(0)
+	for g := uint32(0); g < groups; g++ {
+		n, err := br.u32()
+		if err != nil {
+			return err
+		}
+		if locals += uint64(n); locals > MaxLocals {
+			return fmt.Errorf("more than %d locals", MaxLocals)
+		}
+		if _, err := br.byte(); err != nil {
+			return err
+		}
+	}
+	if err := skipExpr(br); err != nil {
+		return err
+	}
+	if !br.done() {
+		return fmt.Errorf("%d bytes after the function's end", len(body)-br.pos)
+	}
+	return nil
+}
+
+func checkData(r *reader) error {
+	flags, err := r.u32()
+	if err != nil {
+		return err
+	}
+	switch flags {
+	case 0:
+		err = skipExpr(r)
+	case 1:
+	case 2:
+		if err = skipU32(r); err == nil {
+			err = skipExpr(r)
+		}
+	default:
+		return r.errorf("data segment flags %d", flags)
+	}
+	if err != nil {
+		return err
+	}
+	return skipBytes(r)
+}
+
+// checkCustom reads a custom section's name and, in the name section, the subsections wazero
+// reads: the module's name (0), function names (1) and local names (2).
+func checkCustom(r *reader) error {
+	name, err := r.name()
+	if err != nil || name != "name" {
+		return err
+	}
+	for !r.done() {
+		id, err := r.byte()
+		if err != nil {
+			return err
+		}
+		size, err := r.u32()
+		if err != nil {
+			return err
+		}
+		sub, err := r.bytes(size)
+		if err != nil {
+			return err
+		}
+		sr := &reader{buf: sub}
+		switch id {
+		case 0:
+			err = skipBytes(sr)
+		case 1:
+			err = checkNameMap(sr)
+		case 2:
+			var n uint32
+			n, err = sr.count()
+			for i := uint32(0); i < n && err == nil; i++ {
+				if err = skipU32(sr); err == nil {
+					err = checkNameMap(sr)
+				}
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("name subsection %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+func checkNameMap(r *reader) error {
+	n, err := r.count()
+	for i := uint32(0); i < n && err == nil; i++ {
+		if err = skipU32(r); err == nil {
+			err = skipBytes(r)
+		}
+	}
+	return err
+}
+
+// skipExpr passes over an expression up to and including the end that closes it.
+func skipExpr(r *reader) error {
+	depth := 0
+	for {
+		op, err := r.byte()
+		if err != nil {
+			return err
+		}
+		if err := skipImmediates(r, op); err != nil {
+			return err
+		}
+		switch op {
+		case opBlock, opLoop, opIf:
+			depth++
+		case opEnd:
+			if depth == 0 {
+				return nil
+			}
+			depth--
+		}
+	}
+}

@@ -1,0 +1,281 @@
+package wasmbin
+
+// rewriter copies instruction sequences, renumbering function indices and adding the check.
+type rewriter struct {
+	firstMoved uint32 // function indices from here on move up by one (the added import)
+	globals    uint32 // the module's own globals, imported and defined: the countdown is next
+	types      uint32 // the module's own types: the tick's type is next
+	check      []byte // the instructions added at function entry and at each loop header
+}
+
+// typeIndex refuses a type index past the module's own types, which the rewrite would make
+// valid: the rewritten module is valid only if the original was.
+func (rw *rewriter) typeIndex(r *reader) error {
+	i, err := r.u32()
+	if err == nil && i >= rw.types {
+		err = r.errorf("type %d does not exist (the module has %d)", i, rw.types)
+	}
+	return err
+}
+
+// globalIndex refuses a global index past the module's own globals: in the module as it came
+// that index was invalid, and after the rewrite it would name the countdown, which code that
+// set it could then never run out of.
+func (rw *rewriter) globalIndex(r *reader) error {
+	i, err := r.u32()
+	if err == nil && i >= rw.globals {
+		err = r.errorf("global %d does not exist (the module has %d)", i, rw.globals)
+	}
+	return err
+}
+
+// funcIndex renumbers a function index of the original module.
+func (rw *rewriter) funcIndex(i uint32) uint32 {
+	if i >= rw.firstMoved {
+		return i + 1
+	}
+	return i
+}
+
+// Opcodes the rewriter looks at; the others it only passes over.
+const (
+	opBlock      = 0x02
+	opLoop       = 0x03
+	opIf         = 0x04
+	opEnd        = 0x0b
+	opCall       = 0x10
+	opCallIndir  = 0x11
+	opRefFunc    = 0xd2
+	opGlobalGet  = 0x23
+	opGlobalSet  = 0x24
+	opI32Const   = 0x41
+	opI32Sub     = 0x6b
+	opElse       = 0x05
+	prefixMisc   = 0xfc
+	prefixVector = 0xfd
+	blockEmpty   = 0x40
+)
+
+// expr copies one expression, up to and including the end that closes it, from r to out.
+// With withChecks, the check follows every loop's block type (the caller adds the one at
+// function entry). The instruction set is WebAssembly 2.0's, the set the runtime accepts;
+// an instruction outside it is an error, since passing over bytes it cannot decode could
+// hide a loop from the rewrite.
+func (rw *rewriter) expr(r *reader, out []byte, withChecks bool) ([]byte, error) {
+	depth := 0
+	for {
+		start := r.pos
+		op, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case op == opBlock || op == opLoop || op == opIf:
+			bt, err := r.s33() // a value type or 0x40 (negative), or a type index
+			if err != nil {
+				return nil, err
+			}
+			if bt >= int64(rw.types) {
+				return nil, r.errorf("block type %d does not exist (the module has %d types)", bt, rw.types)
+			}
+			depth++
+			out = append(out, r.buf[start:r.pos]...)
+			if op == opLoop && withChecks {
+				out = append(out, rw.check...)
+			}
+			continue
+		case op == opEnd:
+			out = append(out, op)
+			if depth == 0 {
+				return out, nil
+			}
+			depth--
+			continue
+		case op == opGlobalGet || op == opGlobalSet:
+			if err := rw.globalIndex(r); err != nil {
+				return nil, err
+			}
+			out = append(out, r.buf[start:r.pos]...)
+			continue
+		case op == opCallIndir:
+			if err := rw.typeIndex(r); err != nil {
+				return nil, err
+			}
+			if err := r.skipLEB(5); err != nil { // table
+				return nil, err
+			}
+			out = append(out, r.buf[start:r.pos]...)
+			continue
+		case op == opCall || op == opRefFunc:
+			i, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			out = appendU32(append(out, op), rw.funcIndex(i))
+			continue
+		}
+		if err := skipImmediates(r, op); err != nil {
+			return nil, err
+		}
+		out = append(out, r.buf[start:r.pos]...)
+	}
+}
+
+// entryCheckNeeded reports whether a function body (r at its first instruction) needs the
+// check at its entry. It does not when it calls nothing (its running time is its loops',
+// which are checked, and its length), nor when every call of it reaches a loop header
+// before anything that could branch, call or end: that header's check runs first. Go's
+// compiler makes almost every function a loop (its resume points), entered at once.
+func entryCheckNeeded(r reader) (bool, error) {
+	straight, calls := true, false
+	for !r.done() {
+		op, err := r.byte()
+		if err != nil {
+			return false, err
+		}
+		switch op {
+		case opLoop:
+			if straight {
+				return false, nil
+			}
+		case opBlock, opGlobalGet, opGlobalSet, opI32Const, 0x20, 0x21, 0x22, 0x01: // straight on
+		case opCall, opCallIndir:
+			calls = true
+			straight = false
+		default:
+			straight = false
+		}
+		switch op {
+		case opBlock, opLoop, opIf:
+			err = r.skipLEB(5)
+		case opEnd:
+		case opCall, opRefFunc:
+			_, err = r.u32()
+		default:
+			err = skipImmediates(&r, op)
+		}
+		if err != nil {
+			return false, err
+		}
+	}
+	return calls, nil
+}
+
+// skipImmediates passes over the immediates of op, which has been read.
+func skipImmediates(r *reader, op byte) error {
+	switch {
+	case op == 0x00 || op == 0x01 || op == opElse || op == opEnd || op == 0x0f || op == 0x1a || op == 0x1b:
+		// unreachable, nop, else, end, return, drop, select
+		return nil
+	case op == 0x0c || op == 0x0d: // br, br_if: label
+		return r.skipLEB(5)
+	case op == opBlock || op == opLoop || op == opIf: // block type
+		_, err := r.s33()
+		return err
+	case op == opCall || op == opRefFunc: // function index
+		_, err := r.u32()
+		return err
+	case op == 0x0e: // br_table: labels and a default
+		n, err := r.count()
+		if err != nil {
+			return err
+		}
+		for i := uint64(0); i <= uint64(n); i++ {
+			if err := r.skipLEB(5); err != nil {
+				return err
+			}
+		}
+		return nil
+	case op == 0x11: // call_indirect: type, table
+		return skipN(r, 2)
+	case op == 0x1c: // select with types
+		n, err := r.count()
+		if err != nil {
+			return err
+		}
+		_, err = r.bytes(n)
+		return err
+	case op >= 0x20 && op <= 0x26: // local.*, global.*, table.get/set: an index
+		return r.skipLEB(5)
+	case op >= 0x28 && op <= 0x3e: // loads and stores: memarg (align, offset)
+		return skipN(r, 2)
+	case op == 0x3f || op == 0x40: // memory.size, memory.grow: memory index
+		return r.skipLEB(5)
+	case op == opI32Const:
+		return r.skipLEB(5)
+	case op == 0x42: // i64.const
+		return r.skipLEB(10)
+	case op == 0x43: // f32.const
+		_, err := r.bytes(4)
+		return err
+	case op == 0x44: // f64.const
+		_, err := r.bytes(8)
+		return err
+	case op >= 0x45 && op <= 0xc4: // numeric, sign extension: none
+		return nil
+	case op == 0xd0: // ref.null: reference type
+		_, err := r.byte()
+		return err
+	case op == 0xd1: // ref.is_null
+		return nil
+	case op == prefixMisc:
+		return skipMisc(r)
+	case op == prefixVector:
+		return skipVector(r)
+	}
+	return r.errorf("instruction 0x%02x is not in WebAssembly 2.0", op)
+}
+
+// skipMisc passes over a 0xfc instruction: saturating truncations, bulk memory and tables.
+func skipMisc(r *reader) error {
+	sub, err := r.u32()
+	if err != nil {
+		return err
+	}
+	switch {
+	case sub <= 7: // trunc_sat
+		return nil
+	case sub == 8 || sub == 10 || sub == 12 || sub == 14: // memory.init, memory.copy, table.init, table.copy
+		return skipN(r, 2)
+	case sub <= 17: // data.drop, memory.fill, elem.drop, table.grow, table.size, table.fill
+		return r.skipLEB(5)
+	}
+	return r.errorf("instruction 0xfc %d is not in WebAssembly 2.0", sub)
+}
+
+// skipVector passes over a 0xfd (SIMD) instruction.
+func skipVector(r *reader) error {
+	sub, err := r.u32()
+	if err != nil {
+		return err
+	}
+	switch {
+	case sub <= 0x0b || sub == 0x5c || sub == 0x5d: // loads and stores: memarg
+		return skipN(r, 2)
+	case sub == 0x0c || sub == 0x0d: // v128.const, i8x16.shuffle: 16 bytes
+		_, err := r.bytes(16)
+		return err
+	case sub >= 0x15 && sub <= 0x22: // extract_lane, replace_lane: a lane
+		_, err := r.byte()
+		return err
+	case sub >= 0x54 && sub <= 0x5b: // load_lane, store_lane: memarg and a lane
+		if err := skipN(r, 2); err != nil {
+			return err
+		}
+		_, err := r.byte()
+		return err
+	case sub <= 0xff:
+		return nil
+	}
+	return r.errorf("instruction 0xfd %d is not in WebAssembly 2.0", sub)
+}
+
+// skipN passes over n unsigned 32-bit LEB128s.
+func skipN(r *reader, n int) error {
+	for i := 0; i < n; i++ {
+		if err := r.skipLEB(5); err != nil {
+			return err
+		}
+	}
+	return nil
+}

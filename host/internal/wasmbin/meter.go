@@ -1,0 +1,463 @@
+package wasmbin
+
+import (
+	"fmt"
+	"strings"
+)
+
+// The meter: a module rewritten so that its code calls the host at regular intervals,
+// however it loops or recurses.
+//
+// Code compiled from WebAssembly never reaches a Go safe point while it runs, so a guest that
+// loops forever would stop the garbage collector, and nothing could end its call. wazero's own
+// answer (WithCloseOnContextDone) leaves to Go at every loop header and starts a goroutine per
+// call; this rewrite pays far less (RATIONALE.md, "The sandbox"). The rewritten module has one
+// more global, a countdown, and one more import, MeterModule.MeterFunc of type () -> i32.
+// Every function entry and every loop header counts down by one; where the count is zero it
+// calls the import instead, which may end the call (by panicking) and returns the next count.
+// Between two calls of the import the guest runs at most that many loop iterations or function
+// entries, each a bounded stretch of straight-line code.
+
+// MeterModule.MeterFunc is the function a metered module imports, of type () -> i32.
+const (
+	MeterModule = "wasmloop.meter"
+	MeterFunc   = "tick"
+)
+
+// Meter returns a copy of wasm with the countdown, the import and the checks added.
+// It decodes only what it must renumber or instrument; everything else is copied, and the
+// runtime validates the result as it would have validated wasm. Debugging sections (DWARF),
+// whose code offsets the rewrite would make wrong, are left out; the name section is kept.
+func Meter(wasm []byte) ([]byte, error) {
+	secs, err := sections(wasm)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range []byte{secType, secImport, secGlobal} {
+		secs = ensure(secs, id)
+	}
+	m := &module{}
+	for _, s := range secs {
+		if err := m.count(s); err != nil {
+			return nil, fmt.Errorf("section %d: %w", s.id, err)
+		}
+	}
+	rw := &rewriter{firstMoved: m.funcImports, globals: m.globalImports + m.globals, types: m.types}
+	tick := m.funcImports                    // the import is the last function import
+	countdown := m.globalImports + m.globals // and the global the last global
+	rw.check = meterCode(countdown, tick)
+
+	out := append(make([]byte, 0, len(wasm)+len(wasm)/8), magic...)
+	for _, s := range secs {
+		body, keep, err := m.rewrite(rw, s)
+		if err != nil {
+			return nil, fmt.Errorf("section %d: %w", s.id, err)
+		}
+		if keep {
+			out = append(out, s.id)
+			out = appendU32(out, uint32(len(body)))
+			out = append(out, body...)
+		}
+	}
+	return out, nil
+}
+
+// meterCode is the check: count down, or call tick for the next count when it is zero.
+//
+//	global.get $countdown
+//	if
+//	  global.get $countdown  i32.const 1  i32.sub  global.set $countdown
+//	else
+//	  call $tick  global.set $countdown
+//	end
+func meterCode(countdown, tick uint32) []byte {
+	c := appendU32([]byte{opGlobalGet}, countdown)
+	c = append(c, opIf, blockEmpty, opGlobalGet)
+	c = appendU32(c, countdown)
+	c = append(c, opI32Const, 1, opI32Sub, opGlobalSet)
+	c = appendU32(c, countdown)
+	c = append(c, opElse, opCall)
+	c = appendU32(c, tick)
+	c = append(c, opGlobalSet)
+	c = appendU32(c, countdown)
+	return append(c, opEnd)
+}
+
+// module is what the rewrite must know of the module before it rewrites any section.
+type module struct {
+	types, funcImports, globalImports, globals uint32
+}
+
+func (m *module) count(s section) error {
+	r := &reader{buf: s.body}
+	var err error
+	switch s.id {
+	case secType:
+		m.types, err = r.u32()
+	case secGlobal:
+		m.globals, err = r.u32()
+	case secImport:
+		err = m.countImports(r)
+	}
+	return err
+}
+
+func (m *module) countImports(r *reader) error {
+	n, err := r.u32()
+	if err != nil {
+		return err
+	}
+	for i := uint32(0); i < n; i++ {
+		mod, err := r.name()
+		if err != nil {
+			return err
+		}
+		field, err := r.name()
+		if err != nil {
+			return err
+		}
+		if mod == MeterModule {
+			return fmt.Errorf("the module imports %s.%s, which only the host may add", mod, field)
+		}
+		kind, err := r.byte()
+		if err != nil {
+			return err
+		}
+		switch kind {
+		case 0: // function: type index
+			m.funcImports++
+			var t uint32
+			if t, err = r.u32(); err == nil && t >= m.types {
+				err = r.errorf("import %s.%s has type %d, which does not exist", mod, field, t)
+			}
+		case 1: // table: reference type, limits
+			if _, err = r.byte(); err == nil {
+				err = skipLimits(r)
+			}
+		case 2: // memory: limits
+			err = skipLimits(r)
+		case 3: // global: value type, mutability
+			m.globalImports++
+			_, err = r.bytes(2)
+		default:
+			err = r.errorf("import kind %d is not in WebAssembly 2.0", kind)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func skipLimits(r *reader) error {
+	flag, err := r.byte()
+	if err != nil {
+		return err
+	}
+	if flag > 1 {
+		return r.errorf("limits flag %d is not in WebAssembly 2.0", flag)
+	}
+	return skipN(r, 1+int(flag))
+}
+
+// rewrite returns the new body of s, or keep false to leave s out.
+func (m *module) rewrite(rw *rewriter, s section) (body []byte, keep bool, err error) {
+	r := &reader{buf: s.body}
+	switch s.id {
+	case secType: // one more type: () -> i32
+		if _, err := r.u32(); err != nil {
+			return nil, false, err
+		}
+		body = appendU32(nil, m.types+1)
+		body = append(body, s.body[r.pos:]...)
+		body = append(body, 0x60, 0, 1, 0x7f)
+		r.pos = len(r.buf)
+	case secImport: // one more import, the last function import
+		n, err := r.u32()
+		if err != nil {
+			return nil, false, err
+		}
+		body = appendU32(nil, n+1)
+		body = append(body, s.body[r.pos:]...)
+		r.pos = len(r.buf)
+		body = appendName(body, MeterModule)
+		body = appendName(body, MeterFunc)
+		body = appendU32(append(body, 0), m.types)
+	case secGlobal: // init expressions may name functions; one more global, the countdown
+		body, err = m.rewriteGlobals(rw, r)
+	case secFunction: // copied; read only to check its type indices
+		var n uint32
+		if n, err = r.u32(); err == nil {
+			for i := uint32(0); i < n && err == nil; i++ {
+				err = rw.typeIndex(r)
+			}
+		}
+		body = s.body
+	case secExport:
+		body, err = rewriteExports(rw, r)
+	case secStart:
+		var i uint32
+		if i, err = r.u32(); err == nil {
+			body = appendU32(nil, rw.funcIndex(i))
+		}
+	case secElement:
+		body, err = rewriteElements(rw, r)
+	case secCode:
+		body, err = rewriteCode(rw, r)
+	case secCustom:
+		return rewriteCustom(rw, s.body)
+	default:
+		return s.body, true, nil
+	}
+	if err == nil && !r.done() {
+		err = r.errorf("%d bytes after the section's contents", len(r.buf)-r.pos)
+	}
+	return body, err == nil, err
+}
+
+func (m *module) rewriteGlobals(rw *rewriter, r *reader) ([]byte, error) {
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	out := appendU32(nil, n+1)
+	for i := uint32(0); i < n; i++ {
+		typ, err := r.bytes(2) // value type, mutability
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, typ...)
+		if out, err = rw.expr(r, out, false); err != nil {
+			return nil, err
+		}
+	}
+	// (mut i32) (i32.const 0): the first check calls tick for a count.
+	return append(out, 0x7f, 1, opI32Const, 0, opEnd), nil
+}
+
+func rewriteExports(rw *rewriter, r *reader) ([]byte, error) {
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	out := appendU32(nil, n)
+	for i := uint32(0); i < n; i++ {
+		name, err := r.name()
+		if err != nil {
+			return nil, err
+		}
+		kind, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		idx, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case kind == 0:
+			idx = rw.funcIndex(idx)
+		case kind == 3 && idx >= rw.globals:
+			return nil, r.errorf("export %q names global %d, which does not exist", name, idx)
+		}
+		out = appendU32(append(appendName(out, name), kind), idx)
+	}
+	return out, nil
+}
+
+// rewriteElements renumbers the functions of element segments, in each of the eight forms.
+func rewriteElements(rw *rewriter, r *reader) ([]byte, error) {
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	out := appendU32(nil, n)
+	for i := uint32(0); i < n; i++ {
+		flags, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		if flags > 7 {
+			return nil, r.errorf("element segment flags %d", flags)
+		}
+		out = appendU32(out, flags)
+		if flags&3 == 2 { // an explicit table
+			t, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			out = appendU32(out, t)
+		}
+		if flags&1 == 0 { // active: an offset
+			if out, err = rw.expr(r, out, false); err != nil {
+				return nil, err
+			}
+		}
+		if flags&3 != 0 { // element kind or reference type
+			k, err := r.byte()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, k)
+		}
+		count, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		out = appendU32(out, count)
+		for j := uint32(0); j < count; j++ {
+			if flags&4 != 0 { // expressions
+				if out, err = rw.expr(r, out, false); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			f, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			out = appendU32(out, rw.funcIndex(f))
+		}
+	}
+	return out, nil
+}
+
+// rewriteCode adds the check at every loop header and at the entry of every function that
+// needs one there (entryCheckNeeded).
+func rewriteCode(rw *rewriter, r *reader) ([]byte, error) {
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	out := appendU32(make([]byte, 0, len(r.buf)+len(r.buf)/8), n)
+	var fn []byte
+	for i := uint32(0); i < n; i++ {
+		size, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		body, err := r.bytes(size)
+		if err != nil {
+			return nil, err
+		}
+		br := &reader{buf: body}
+		groups, err := br.u32()
+		if err != nil {
+			return nil, fmt.Errorf("function %d: %w", i, err)
+		}
+		for g := uint32(0); g < groups; g++ {
+			if err := br.skipLEB(5); err != nil {
+				return nil, fmt.Errorf("function %d: %w", i, err)
+			}
+			if _, err := br.byte(); err != nil {
+				return nil, fmt.Errorf("function %d: %w", i, err)
+			}
+		}
+		fn = append(fn[:0], body[:br.pos]...)
+		entry, err := entryCheckNeeded(*br)
+		if err != nil {
+			return nil, fmt.Errorf("function %d: %w", i, err)
+		}
+		if entry {
+			fn = append(fn, rw.check...)
+		}
+		if fn, err = rw.expr(br, fn, true); err != nil {
+			return nil, fmt.Errorf("function %d: %w", i, err)
+		}
+		if !br.done() {
+			return nil, fmt.Errorf("function %d: %d bytes after its end", i, len(body)-br.pos)
+		}
+		out = appendU32(out, uint32(len(fn)))
+		out = append(out, fn...)
+	}
+	return out, nil
+}
+
+// rewriteCustom keeps custom sections, renumbering the function names of the name section
+// and leaving out DWARF.
+func rewriteCustom(rw *rewriter, b []byte) ([]byte, bool, error) {
+	r := &reader{buf: b}
+	name, err := r.name()
+	if err != nil {
+		return nil, false, err
+	}
+	switch {
+	case strings.HasPrefix(name, ".debug_"):
+		return nil, false, nil
+	case name == "name":
+		out, err := rewriteNames(rw, r)
+		if err != nil { // the runtime refuses such a module too
+			return nil, false, fmt.Errorf("name section: %w", err)
+		}
+		return append(appendName(nil, name), out...), true, nil
+	}
+	return b, true, nil
+}
+
+// rewriteNames renumbers the subsections of the name section that are keyed by function:
+// function names (1), local names (2) and label names (3).
+func rewriteNames(rw *rewriter, r *reader) ([]byte, error) {
+	var out []byte
+	for !r.done() {
+		id, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		size, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		sub, err := r.bytes(size)
+		if err != nil {
+			return nil, err
+		}
+		if id >= 1 && id <= 3 {
+			if sub, err = renumberNameMap(rw, sub, id != 1); err != nil {
+				return nil, err
+			}
+		}
+		out = appendU32(append(out, id), uint32(len(sub)))
+		out = append(out, sub...)
+	}
+	return out, nil
+}
+
+// renumberNameMap renumbers the function indices that key a name map, or an indirect one
+// (a name map per function).
+func renumberNameMap(rw *rewriter, b []byte, indirect bool) ([]byte, error) {
+	r := &reader{buf: b}
+	n, err := r.u32()
+	if err != nil {
+		return nil, err
+	}
+	out := appendU32(nil, n)
+	for i := uint32(0); i < n; i++ {
+		f, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		out = appendU32(out, rw.funcIndex(f))
+		start := r.pos
+		if indirect {
+			inner, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			for j := uint32(0); j < inner; j++ {
+				if err := r.skipLEB(5); err != nil {
+					return nil, err
+				}
+				if _, err := r.name(); err != nil {
+					return nil, err
+				}
+			}
+		} else if _, err := r.name(); err != nil {
+			return nil, err
+		}
+		out = append(out, b[start:r.pos]...)
+	}
+	if !r.done() {
+		return nil, r.errorf("bytes after the name map")
+	}
+	return out, nil
+}

@@ -1,0 +1,240 @@
+package wasmbin
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// The test module, encoded by hand so the package needs no toolchain. It uses what the
+// rewrite renumbers: calls, call_indirect through an element segment, ref.func in code and in
+// a global's initialiser, exports, a start function and the name section.
+//
+//	(import "env" "add1" (func $add1 (param i32) (result i32)))       ;; 0
+//	(func $count (param i32) (result i32) (local i32)                  ;; 1: add1 n times, in a loop
+//	(func $fib (param i32) (result i32)                                ;; 2: recursive, no loop
+//	(func $indirect (param i32) (result i32)                           ;; 3: table[0](n), table[0] = $fib
+//	(func $viaref (result i32)                                         ;; 4: table[1] = ref.func $count; table[1](7)
+//	(func $start)                                                      ;; 5: $started = 42
+//	(func $gref (result i32)                                           ;; 6: table[1] = $fibref; table[1](10)
+//	(global $started (mut i32) (i32.const 0))
+//	(global $fibref funcref (ref.func $fib))
+func testModule() []byte {
+	sec := func(id byte, body ...byte) []byte {
+		return append(append([]byte{id}, appendU32(nil, uint32(len(body)))...), body...)
+	}
+	code := func(locals []byte, instrs ...byte) []byte {
+		body := append(append([]byte{}, locals...), instrs...)
+		return append(appendU32(nil, uint32(len(body))), body...)
+	}
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	names := cat([]byte{7}, // seven function names
+		[]byte{0}, appendName(nil, "add1"), []byte{1}, appendName(nil, "count"),
+		[]byte{2}, appendName(nil, "fib"), []byte{3}, appendName(nil, "indirect"),
+		[]byte{4}, appendName(nil, "viaref"), []byte{5}, appendName(nil, "start"),
+		[]byte{6}, appendName(nil, "gref"))
+	return cat(magic,
+		sec(secType, 3, 0x60, 1, 0x7f, 1, 0x7f, 0x60, 0, 1, 0x7f, 0x60, 0, 0),
+		sec(secImport, cat([]byte{1}, appendName(nil, "env"), appendName(nil, "add1"), []byte{0, 0})...),
+		sec(3, 6, 0, 0, 0, 1, 2, 1), // function types
+		sec(4, 1, 0x70, 0, 2),       // table: funcref, 2 slots
+		sec(secGlobal, 2, 0x7f, 1, 0x41, 0, 0x0b, 0x70, 0, 0xd2, 2, 0x0b),
+		sec(secExport, cat([]byte{6},
+			appendName(nil, "count"), []byte{0, 1}, appendName(nil, "fib"), []byte{0, 2},
+			appendName(nil, "indirect"), []byte{0, 3}, appendName(nil, "viaref"), []byte{0, 4},
+			appendName(nil, "gref"), []byte{0, 6}, appendName(nil, "started"), []byte{3, 0})...),
+		sec(secStart, 5),
+		sec(secElement, 1, 0, 0x41, 0, 0x0b, 1, 2), // table[0] = $fib
+		sec(secCode, cat([]byte{6},
+			code([]byte{1, 1, 0x7f}, 0x02, 0x40, 0x03, 0x40, 0x20, 0, 0x45, 0x0d, 1,
+				0x20, 0, 0x41, 1, 0x6b, 0x21, 0, 0x20, 1, 0x10, 0, 0x21, 1, 0x0c, 0, 0x0b, 0x0b,
+				0x20, 1, 0x0b),
+			code([]byte{0}, 0x20, 0, 0x41, 2, 0x49, 0x04, 0x7f, 0x20, 0, 0x05, 0x20, 0, 0x41, 1,
+				0x6b, 0x10, 2, 0x20, 0, 0x41, 2, 0x6b, 0x10, 2, 0x6a, 0x0b, 0x0b),
+			code([]byte{0}, 0x20, 0, 0x41, 0, 0x11, 0, 0, 0x0b),
+			code([]byte{0}, 0x41, 1, 0xd2, 1, 0x26, 0, 0x41, 7, 0x41, 1, 0x11, 0, 0, 0x0b),
+			code([]byte{0}, 0x41, 42, 0x24, 0, 0x0b),
+			code([]byte{0}, 0x41, 1, 0x23, 1, 0x26, 0, 0x41, 10, 0x41, 1, 0x11, 0, 0, 0x0b),
+		)...),
+		sec(secCustom, cat(appendName(nil, "name"), []byte{1}, appendU32(nil, uint32(len(names))), names)...),
+		sec(secCustom, cat(appendName(nil, ".debug_info"), []byte{1, 2, 3})...),
+	)
+}
+
+// run instantiates wasm with env.add1 and, if metered, a tick that hands out fuel counts and
+// ends the call after maxTicks.
+func run(t *testing.T, wasm []byte, fuel int32, maxTicks int64) (api.Module, *atomic.Int64) {
+	t.Helper()
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	t.Cleanup(func() { r.Close(ctx) })
+	_, err := r.NewHostModuleBuilder("env").NewFunctionBuilder().
+		WithFunc(func(v int32) int32 { return v + 1 }).Export("add1").Instantiate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ticks := new(atomic.Int64)
+	_, err = r.NewHostModuleBuilder(MeterModule).NewFunctionBuilder().WithFunc(func() int32 {
+		if ticks.Add(1) > maxTicks {
+			panic(errors.New("out of ticks"))
+		}
+		return fuel
+	}).Export(MeterFunc).Instantiate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := r.Instantiate(ctx, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mod, ticks
+}
+
+func call(t *testing.T, mod api.Module, name string, args ...uint64) (uint64, error) {
+	t.Helper()
+	res, err := mod.ExportedFunction(name).Call(context.Background(), args...)
+	if err != nil {
+		return 0, err
+	}
+	return res[0], nil
+}
+
+func TestInstrumentedModuleComputesTheSame(t *testing.T) {
+	orig := testModule()
+	inst, err := Meter(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := run(t, orig, 0, 0)
+	b, ticks := run(t, inst, 10, 1<<40)
+	for _, c := range []struct {
+		fn   string
+		args []uint64
+		want uint64
+	}{
+		{"count", []uint64{1000}, 1000},
+		{"fib", []uint64{20}, 6765},
+		{"indirect", []uint64{15}, 610},
+		{"viaref", nil, 7},
+		{"gref", nil, 55},
+	} {
+		for _, m := range []api.Module{a, b} {
+			got, err := call(t, m, c.fn, c.args...)
+			if err != nil || got != c.want {
+				t.Errorf("%s%v = %d, %v; want %d", c.fn, c.args, got, err, c.want)
+			}
+		}
+	}
+	if g := b.ExportedGlobal("started").Get(); g != 42 {
+		t.Errorf("the start function did not run: started = %d", g)
+	}
+	// count(1000) alone passed 1001 loop headers and fib(20) made 21,891 calls: at 10 a tick,
+	// thousands of ticks.
+	if n := ticks.Load(); n < 2000 {
+		t.Errorf("%d ticks, want the checks to call tick every 10 loop headers or entries", n)
+	}
+	// The name section still names the right functions.
+	if got := b.ExportedFunction("fib").Definition().Name(); got != "fib" {
+		t.Errorf("fib is named %q after the rewrite", got)
+	}
+	if got := b.ExportedFunction("gref").Definition().Name(); got != "gref" {
+		t.Errorf("gref is named %q after the rewrite", got)
+	}
+	if bytes.Contains(inst, []byte(".debug_info")) {
+		t.Error("DWARF kept, with code offsets the rewrite made wrong")
+	}
+}
+
+func TestTickEndsALoopAndARecursion(t *testing.T) {
+	inst, err := Meter(testModule())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		fn  string
+		arg uint64
+	}{{"count", 1 << 31}, {"fib", 60}, {"indirect", 60}} {
+		mod, ticks := run(t, inst, 1000, 50)
+		_, err := call(t, mod, c.fn, c.arg)
+		if err == nil || !strings.Contains(err.Error(), "out of ticks") {
+			t.Errorf("%s(%d) = %v, want the tick's panic", c.fn, c.arg, err)
+		}
+		if n := ticks.Load(); n != 51 {
+			t.Errorf("%s: %d ticks, want 51", c.fn, n)
+		}
+	}
+}
+
+func TestInstrumentRefuses(t *testing.T) {
+	m := testModule()
+	imp := append(append([]byte{1}, appendName(appendName(nil, MeterModule), MeterFunc)...), 0, 0)
+	withImport := append(append(bytes.Clone(magic), 1, 4, 1, 0x60, 0, 0, secImport, byte(len(imp))), imp...)
+	// A 0xfe (threads) instruction in place of count's local.get: not WebAssembly 2.0.
+	i := bytes.Index(m, []byte{0x02, 0x40, 0x03, 0x40, 0x20, 0})
+	threads := bytes.Clone(m)
+	threads[i+4] = 0xfe
+	// $start sets global 2, which does not exist, but would be the countdown after the rewrite.
+	setsCountdown := bytes.Replace(m, []byte{0x41, 42, 0x24, 0, 0x0b}, []byte{0x41, 42, 0x24, 2, 0x0b}, 1)
+	// $indirect's call_indirect names type 3, which does not exist, but would be tick's.
+	tickType := bytes.Replace(m, []byte{0x41, 0, 0x11, 0, 0, 0x0b}, []byte{0x41, 0, 0x11, 3, 0, 0x0b}, 1)
+	for _, c := range []struct {
+		name string
+		wasm []byte
+		want string
+	}{
+		{"writes the countdown", setsCountdown, "global 2 does not exist"},
+		{"uses the tick's type", tickType, "type 3 does not exist"},
+		{"empty", nil, "not a WebAssembly"},
+		{"truncated", m[:len(m)/2], "unexpected end"},
+		{"imports the meter", withImport, "only the host may add"},
+		{"threads", threads, "not in WebAssembly 2.0"},
+		{"section out of order", append(bytes.Clone(m), 1, 1, 0), "out of order"},
+	} {
+		if _, err := Meter(c.wasm); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error saying %q", c.name, err, c.want)
+		}
+	}
+}
+
+// FuzzMeter: neither Check nor the rewrite panics, and of the modules Check lets through,
+// the rewrite turns every one the runtime accepts into a module it accepts, and none it
+// refuses into one it accepts. The corpus (testdata/fuzz) has C guests built with clang.
+func FuzzMeter(f *testing.F) {
+	f.Add(testModule())
+	ctx := context.Background()
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	defer r.Close(ctx)
+	compiles := func(wasm []byte) error {
+		cm, err := r.CompileModule(ctx, wasm)
+		if err == nil {
+			cm.Close(ctx)
+		}
+		return err
+	}
+	f.Fuzz(func(t *testing.T, wasm []byte) {
+		out, err := Meter(wasm)
+		if Check(wasm) != nil {
+			return // wazero could allocate gigabytes reading it
+		}
+		orig := compiles(wasm)
+		switch {
+		case orig == nil && err != nil:
+			t.Fatalf("the runtime accepts the module, the rewrite refuses it: %v", err)
+		case orig == nil:
+			if err := compiles(out); err != nil {
+				t.Fatalf("the rewritten module is refused: %v", err)
+			}
+		case err == nil:
+			// The rewrite must not make a module the runtime refused valid.
+			if compiles(out) == nil {
+				t.Fatalf("the runtime refuses the module (%v), but accepts it rewritten", orig)
+			}
+		}
+	})
+}

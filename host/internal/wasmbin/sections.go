@@ -1,0 +1,85 @@
+package wasmbin
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Section ids of the binary format.
+const (
+	secCustom    = 0
+	secType      = 1
+	secImport    = 2
+	secFunction  = 3
+	secTable     = 4
+	secMemory    = 5
+	secGlobal    = 6
+	secExport    = 7
+	secStart     = 8
+	secElement   = 9
+	secCode      = 10
+	secData      = 11
+	secDataCount = 12
+	secTag       = 13
+)
+
+// order is where a section must stand among the others (the binary format fixes it).
+var order = map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, secTag: 6, 6: 7, 7: 8, 8: 9, 9: 10, secDataCount: 11, 10: 12, 11: 13}
+
+type section struct {
+	id   byte
+	body []byte
+}
+
+var magic = []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
+
+// sections checks a module's header and splits the rest into its sections, checking their
+// order.
+func sections(wasm []byte) ([]section, error) {
+	if len(wasm) < len(magic) || string(wasm[:len(magic)]) != string(magic) {
+		return nil, errors.New("not a WebAssembly 1.0 binary")
+	}
+	r := &reader{buf: wasm[len(magic):]}
+	var secs []section
+	last := 0
+	for !r.done() {
+		id, err := r.byte()
+		if err != nil {
+			return nil, err
+		}
+		size, err := r.u32()
+		if err != nil {
+			return nil, err
+		}
+		body, err := r.bytes(size)
+		if err != nil {
+			return nil, err
+		}
+		if id != secCustom {
+			o, ok := order[id]
+			if !ok {
+				return nil, fmt.Errorf("unknown section id %d", id)
+			}
+			if o <= last {
+				return nil, fmt.Errorf("section %d out of order or repeated", id)
+			}
+			last = o
+		}
+		secs = append(secs, section{id, body})
+	}
+	return secs, nil
+}
+
+// ensure adds an empty section id where the format puts it, if the module has none.
+func ensure(secs []section, id byte) []section {
+	at := len(secs)
+	for i, s := range secs {
+		if s.id == id {
+			return secs
+		}
+		if s.id != secCustom && order[s.id] > order[id] && at == len(secs) {
+			at = i
+		}
+	}
+	return append(secs[:at], append([]section{{id, []byte{0}}}, secs[at:]...)...)
+}
