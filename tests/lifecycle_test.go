@@ -183,12 +183,21 @@ func TestRefusedModules(t *testing.T) {
 	if err := os.WriteFile(text, []byte("this is a text file, not WebAssembly\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// 30 bytes declaring 2^32-16 locals: wazero would allocate 64 GiB for them and the process
+	// would die of it.
+	bomb := filepath.Join(t.TempDir(), "bomb.wasm")
+	if err := os.WriteFile(bomb, []byte{0, 'a', 's', 'm', 1, 0, 0, 0, 1, 4, 1, 0x60, 0, 0, 3, 2, 1, 0,
+		10, 10, 1, 8, 1, 0xf0, 0xff, 0xff, 0xff, 0x0f, 0x7f, 0x0b}, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name   string
 		module string
 		code   int      // -1: any non-zero
 		want   []string // in the message
 	}{
+		{"export with the wrong signature", wasm["badexport"], 2, []string{"wasmloop_on_request", "wrong signature"}},
+		{"allocation bomb", bomb, 2, []string{"invalid WebAssembly module", "locals"}},
 		{"text file", text, 2, []string{"not a WebAssembly module"}},
 		{"Go reactor without the SDK", wasm["plain"], 2, []string{"wasmloop_abi_v1"}},
 		{"WASI command", wasm["hello-command"], 2, []string{"command", "c-shared"}},

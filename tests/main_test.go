@@ -54,6 +54,7 @@ var guestBuilds = []guestBuild{
 	{"osexit", "./tests/testdata/guests/osexit", true},
 	{"plain", "./tests/testdata/guests/plain", true},
 	{"hostile", "./tests/testdata/guests/hostile", true},
+	{"badexport", "./tests/testdata/guests/badexport", true},
 	// samples/hello as a WASI command (the default buildmode): it exports _start and no
 	// _initialize, which the host must refuse.
 	{"hello-command", "./samples/hello", false},

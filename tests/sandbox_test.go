@@ -39,7 +39,7 @@ func getStatus(addr, path string, d time.Duration) (int, string, error) {
 // A request handler that never returns is stopped once it passes --callback-budget: its
 // client gets 503, the log names the callback, the budget and the worker, the instance is
 // replaced, and the server goes on serving — with one worker after the stop, with two
-// during it as well. A timer that never returns is stopped the same way.
+// during it as well. A timer and a message handler that never return are stopped the same way.
 func TestCallbackBudgetStopsLoopingGuest(t *testing.T) {
 	t.Parallel()
 	for _, workers := range []int{1, 2} {
@@ -118,6 +118,20 @@ func TestCallbackBudgetStopsLoopingGuest(t *testing.T) {
 			if status, _, err := getStatus(s.Addr, "/ok", ioTimeout); err != nil || status != 200 {
 				t.Fatalf("GET /ok after the timer was stopped: %d, %v", status, err)
 			}
+
+			// A message handler that spins, likewise.
+			stopped = s.proc.stderr.appears("wasmloop_on_message ran past its budget of 300ms")
+			if status, _, err := getStatus(s.Addr, "/message-loop", ioTimeout); err != nil || status != 200 {
+				t.Fatalf("GET /message-loop: %d, %v", status, err)
+			}
+			select {
+			case <-stopped:
+			case <-time.After(ioTimeout):
+				t.Fatalf("the spinning message handler was not stopped:\n%s", s.proc.stderr)
+			}
+			if status, _, err := getStatus(s.Addr, "/ok", ioTimeout); err != nil || status != 200 {
+				t.Fatalf("GET /ok after the message handler was stopped: %d, %v", status, err)
+			}
 		})
 	}
 }
@@ -144,6 +158,78 @@ func TestSignalWhileGuestSpins(t *testing.T) {
 	}
 	if status := <-looped; status != 503 {
 		t.Errorf("the spinning request got %d, want 503", status)
+	}
+}
+
+// Every host function given what no well-behaved guest passes — pointers and lengths past
+// memory, negative values, forged, stale and wrong-kind handles (the hostile guest's /abuse,
+// which calls them directly) — answers with the ABI's error code: EFAULT for memory, EINVAL
+// for a bad value, EBADHANDLE for a handle. Nothing traps, the instance is not replaced, and
+// another client is served throughout, with one worker and with two.
+func TestHostFunctionsRefuseBadArguments(t *testing.T) {
+	t.Parallel()
+	for _, workers := range []int{1, 2} {
+		t.Run(fmt.Sprintf("workers=%d", workers), func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, serverOpts{Module: "hostile", Workers: workers})
+			stop := make(chan struct{})
+			served := make(chan error, 1)
+			go func() { // the other client: requests one after another until told to stop
+				n := 0
+				for {
+					select {
+					case <-stop:
+						if n == 0 {
+							served <- fmt.Errorf("no request served")
+						} else {
+							served <- nil
+						}
+						return
+					default:
+					}
+					status, body, err := getStatus(s.Addr, "/ok", ioTimeout)
+					if err != nil || status != 200 || !strings.HasPrefix(body, "ok from worker") {
+						served <- fmt.Errorf("GET /ok during the abuse: %d %q %v", status, body, err)
+						return
+					}
+					n++
+				}
+			}()
+			for range 4 { // with two workers, both are likely to be abused
+				status, body, err := getStatus(s.Addr, "/abuse", ioTimeout)
+				if err != nil || status != 200 {
+					t.Fatalf("GET /abuse: %d, %v\nstderr:\n%s", status, err, s.proc.stderr)
+				}
+				lines := strings.Split(strings.TrimSpace(body), "\n")
+				if len(lines) < 30 {
+					t.Fatalf("GET /abuse answered %d calls, want every host function's:\n%s", len(lines), body)
+				}
+				for _, line := range lines {
+					name, got, _ := strings.Cut(line, " ")
+					want := "-1" // EBADHANDLE
+					switch {
+					case strings.Contains(name, "past-memory"):
+						want = "-2" // EFAULT
+					case strings.Contains(name, "port") || strings.Contains(name, "address") || strings.Contains(name, "worker"):
+						want = "-3" // EINVAL
+					}
+					if got != want {
+						t.Errorf("%s returned %s, want %s", name, got, want)
+					}
+				}
+			}
+			close(stop)
+			if err := <-served; err != nil {
+				t.Error(err)
+			}
+			if log := s.proc.stderr.String(); strings.Contains(log, "replac") || strings.Contains(log, "trapped") {
+				t.Errorf("an instance failed:\n%s", log)
+			}
+			s.proc.signal(t, syscall.SIGTERM)
+			if code := s.proc.wait(t, ioTimeout); code != 0 {
+				t.Errorf("exit status %d after SIGTERM, want 0\nstderr:\n%s", code, s.proc.stderr)
+			}
+		})
 	}
 }
 

@@ -4,7 +4,8 @@
 // forever, allocates without end or recurses without end in a request, a timer, its
 // package initialisation (_initialize) or its main (wasmloop_on_start). /compute does a
 // bounded amount of work, for measuring the cost of the checks that let a call be stopped.
-// Every other path answers "ok from worker N". HOSTILE=init or HOSTILE=start picks a
+// /abuse calls every host function with bad arguments (abuse.go). Every other path answers
+// "ok from worker N". HOSTILE=init or HOSTILE=start picks a
 // start-up that loops; HOSTILE=crashloop, an instance that dies a millisecond after it starts.
 package main
 
@@ -64,6 +65,11 @@ func main() {
 	case "crashloop": // every instance dies as soon as it starts
 		wasmloop.SetTimeout(func() { panic("crash loop") }, time.Millisecond)
 	}
+	wasmloop.OnMessage(func(_ int, data []byte) {
+		if string(data) == "spin" {
+			spin("a message")
+		}
+	})
 	port := 1337
 	if p, err := strconv.Atoi(os.Getenv("PORT")); err == nil {
 		port = p
@@ -92,9 +98,18 @@ func main() {
 			for range 1024 {
 				wasmloop.Log(line)
 			}
+		case "/abuse": // every host function with arguments no well-behaved guest passes
+			res.End(abuse())
+			return
 		case "/compute": // bounded work, for measuring what the budget checks cost
 			res.End(strconv.Itoa(sum(20_000_000)+fib(27)) + "\n")
 			return
+		case "/message-loop": // a message to itself, whose handler spins
+			if err := wasmloop.PostMessage(wasmloop.WorkerID(), []byte("spin")); err != nil {
+				res.WriteHead(500)
+				res.End(err.Error())
+				return
+			}
 		case "/timer-loop":
 			wasmloop.SetTimeout(func() { spin("a timer") }, time.Millisecond)
 		}
