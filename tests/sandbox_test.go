@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gobwas/ws/wsutil"
 )
 
 // The sandbox's walls, against the real binary: a guest that loops, allocates or recurses
@@ -158,6 +161,91 @@ func TestSignalWhileGuestSpins(t *testing.T) {
 	}
 	if status := <-looped; status != 503 {
 		t.Errorf("the spinning request got %d, want 503", status)
+	}
+}
+
+// A guest that spins in any kind of callback is stopped by its budget and replaced: a body
+// piece, a close, a drain, a WebSocket's open, message and close (the request, the timer and
+// the message are in TestCallbackBudgetStopsLoopingGuest, start-up in TestStartBudget).
+func TestEveryCallbackKindIsStopped(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverOpts{Module: "hostile", Workers: 1, Flags: []string{"--callback-budget", "300ms"}})
+	holding := func(t *testing.T, path string) {
+		t.Helper()
+		select {
+		case <-s.proc.stdout.appears("holding " + path):
+		case <-time.After(ioTimeout):
+			t.Fatalf("the guest did not take %s\nstderr:\n%s", path, s.proc.stderr)
+		}
+	}
+	for _, c := range []struct {
+		export  string
+		trigger func(t *testing.T)
+	}{
+		{"wasmloop_on_body", func(t *testing.T) {
+			c, err := dialRaw(s.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := c.send("POST /body-loop HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			holding(t, "/body-loop")
+			if err := c.send(strings.Repeat("x", 100)); err != nil {
+				t.Fatal(err)
+			}
+			c.readResponse("POST", ioTimeout) // the 503, once the piece's call is stopped
+		}},
+		{"wasmloop_on_close", func(t *testing.T) {
+			c, err := dialRaw(s.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.send(get("/close-loop")); err != nil {
+				t.Fatal(err)
+			}
+			holding(t, "/close-loop")
+			c.Close()
+		}},
+		{"wasmloop_on_drain", func(t *testing.T) {
+			c, err := dialRaw(s.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := c.send(get("/drain-loop")); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(ioTimeout))
+			io.Copy(io.Discard, c) // reading drains it; the stop closes the connection
+		}},
+		{"wasmloop_on_ws_open", func(t *testing.T) {
+			wsDial(t, "ws://"+s.Addr+"/ws-open-loop", nil)
+		}},
+		{"wasmloop_on_ws_message", func(t *testing.T) {
+			c, _ := wsDial(t, "ws://"+s.Addr+"/ws-message-loop", nil)
+			if err := wsutil.WriteClientText(c, []byte("spin")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"wasmloop_on_ws_close", func(t *testing.T) {
+			c, _ := wsDial(t, "ws://"+s.Addr+"/ws-close-loop", nil)
+			c.Close()
+		}},
+	} {
+		t.Run(c.export, func(t *testing.T) {
+			stopped := s.proc.stderr.appears(c.export + " ran past its budget of 300ms")
+			c.trigger(t)
+			select {
+			case <-stopped:
+			case <-time.After(ioTimeout):
+				t.Fatalf("%s was not stopped\nstderr:\n%s", c.export, s.proc.stderr)
+			}
+			if status, _, err := getStatus(s.Addr, "/ok", ioTimeout); err != nil || status != 200 {
+				t.Fatalf("GET /ok after %s was stopped: %d, %v\nstderr:\n%s", c.export, status, err, s.proc.stderr)
+			}
+		})
 	}
 }
 

@@ -4,7 +4,9 @@
 // forever, allocates without end or recurses without end in a request, a timer, its
 // package initialisation (_initialize) or its main (wasmloop_on_start). /compute does a
 // bounded amount of work, for measuring the cost of the checks that let a call be stopped.
-// /abuse calls every host function with bad arguments (abuse.go). Every other path answers
+// The /…-loop paths spin in each kind of callback: a request, a body piece, a close, a drain,
+// a timer, a message, a WebSocket's open, message and close. /abuse calls every host
+// function with bad arguments (abuse.go). Every other path answers
 // "ok from worker N". HOSTILE=init or HOSTILE=start picks a
 // start-up that loops; HOSTILE=crashloop, an instance that dies a millisecond after it starts.
 package main
@@ -74,7 +76,7 @@ func main() {
 	if p, err := strconv.Atoi(os.Getenv("PORT")); err == nil {
 		port = p
 	}
-	wasmloop.CreateServer(func(req wasmloop.Request, res wasmloop.Response) {
+	srv := wasmloop.CreateServer(func(req wasmloop.Request, res wasmloop.Response) {
 		path, _, _ := strings.Cut(req.URL(), "?")
 		switch path {
 		case "/loop":
@@ -104,6 +106,36 @@ func main() {
 		case "/compute": // bounded work, for measuring what the budget checks cost
 			res.End(strconv.Itoa(sum(20_000_000)+fib(27)) + "\n")
 			return
+		case "/body-loop": // its body's first piece spins (wasmloop_on_body)
+			req.OnData(func([]byte) { spin("a body") })
+			wasmloop.Log("holding " + path)
+			return
+		case "/close-loop": // no answer; when the client leaves, on_close spins
+			res.OnClose(func() { spin("a close") })
+			wasmloop.Log("holding " + path)
+			return
+		case "/drain-loop": // writes past the high-water mark, then spins when it drains
+			res.WriteHead(200, "Content-Type", "application/octet-stream")
+			chunk := make([]byte, 64<<10)
+			for !res.Full() {
+				res.Write(chunk)
+			}
+			res.OnDrain(func() { spin("a drain") })
+			return
+		case "/ws-open-loop", "/ws-message-loop", "/ws-close-loop":
+			ws, err := res.Upgrade(wasmloop.UpgradeOptions{})
+			if err != nil {
+				return
+			}
+			switch path {
+			case "/ws-open-loop":
+				ws.OnOpen(func() { spin("a WebSocket open") })
+			case "/ws-message-loop":
+				ws.OnMessage(func([]byte, bool) { spin("a WebSocket message") })
+			default:
+				ws.OnClose(func(int, string) { spin("a WebSocket close") })
+			}
+			return
 		case "/message-loop": // a message to itself, whose handler spins
 			if err := wasmloop.PostMessage(wasmloop.WorkerID(), []byte("spin")); err != nil {
 				res.WriteHead(500)
@@ -115,7 +147,9 @@ func main() {
 		}
 		res.WriteHead(200, "Content-Type", "text/plain")
 		res.End("ok from worker " + strconv.Itoa(wasmloop.WorkerID()) + "\n")
-	}).Listen(port, "127.0.0.1")
+	})
+	srv.StreamBodies() // for /body-loop
+	srv.Listen(port, "127.0.0.1")
 	if wasmloop.WorkerID() == 0 {
 		wasmloop.Log("Server running at http://127.0.0.1:" + strconv.Itoa(port) + "/")
 	}
