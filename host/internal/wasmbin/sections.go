@@ -70,15 +70,20 @@ func sections(wasm []byte) ([]section, error) {
 	return secs, nil
 }
 
-// ensure adds an empty section id where the format puts it, if the module has none.
+// ensure adds an empty section id where the format puts it, if the module has none: before
+// the first section that must follow it, else right after the last section of the module's
+// own, so that custom sections at the end stay at the end.
 func ensure(secs []section, id byte) []section {
-	at := len(secs)
+	at, found := 0, false
 	for i, s := range secs {
-		if s.id == id {
+		switch {
+		case s.id == id:
 			return secs
-		}
-		if s.id != secCustom && order[s.id] > order[id] && at == len(secs) {
-			at = i
+		case s.id == secCustom || found:
+		case order[s.id] > order[id]:
+			at, found = i, true
+		default:
+			at = i + 1
 		}
 	}
 	return append(secs[:at], append([]section{{id, []byte{0}}}, secs[at:]...)...)
