@@ -2,9 +2,13 @@ package wasmbin
 
 import "fmt"
 
-// MaxLocals is the most locals a function may declare, as in the browsers' engines: wazero
-// allocates a slot for each declared local before it reads the function's code.
-const MaxLocals = 50_000
+// MaxLocals is the most locals a function may declare, as in the browsers' engines, and
+// MaxModuleLocals the most all of a module's functions may: wazero allocates for each declared
+// local before it reads the function's code.
+const (
+	MaxLocals       = 50_000
+	MaxModuleLocals = 1 << 21
+)
 
 // Check walks the whole module and refuses one that declares more entries or bytes than it
 // holds, or a function with more than MaxLocals locals, before wazero reads it: wazero
@@ -17,8 +21,14 @@ func Check(wasm []byte) error {
 	if err != nil {
 		return err
 	}
+	var locals uint64
 	for _, s := range secs {
 		r := &reader{buf: s.body}
+		if s.id == secCode {
+			if err := moduleLocals(s.body, &locals); err != nil {
+				return fmt.Errorf("section %d: %w", s.id, err)
+			}
+		}
 		if err := checkSection(r, s.id); err != nil {
 			return fmt.Errorf("section %d: %w", s.id, err)
 		}
@@ -72,10 +82,19 @@ func checkType(r *reader) error {
 	if form, err := r.byte(); err != nil || form != 0x60 {
 		return fmt.Errorf("not a function type")
 	}
-	if err := skipBytes(r); err != nil { // parameters
+	if err := valTypes(r); err != nil { // parameters
 		return err
 	}
-	return skipBytes(r) // results
+	return valTypes(r) // results
+}
+
+// valTypes reads a vector of value types.
+func valTypes(r *reader) error {
+	n, err := r.count()
+	for i := uint32(0); i < n && err == nil; i++ {
+		err = r.valType()
+	}
+	return err
 }
 
 func checkImport(r *reader) error {
@@ -97,21 +116,28 @@ func checkImport(r *reader) error {
 	case 2:
 		return skipLimits(r)
 	case 3:
-		_, err := r.bytes(2)
-		return err
+		return globalType(r)
 	}
 	return r.errorf("import kind %d", kind)
 }
 
 func checkTable(r *reader) error {
-	if _, err := r.byte(); err != nil {
+	if err := r.refType(); err != nil {
 		return err
 	}
 	return skipLimits(r)
 }
 
+func globalType(r *reader) error {
+	if err := r.valType(); err != nil {
+		return err
+	}
+	_, err := r.byte() // mutability
+	return err
+}
+
 func checkGlobal(r *reader) error {
-	if _, err := r.bytes(2); err != nil {
+	if err := globalType(r); err != nil {
 		return err
 	}
 	return skipExpr(r)
@@ -146,9 +172,13 @@ func checkElement(r *reader) error {
 			return err
 		}
 	}
-	if flags&3 != 0 {
-		if _, err := r.byte(); err != nil {
+	if flags&3 != 0 { // an element kind (0x00, functions) or, with expressions, a reference type
+		k, err := r.byte()
+		if err != nil {
 			return err
+		}
+		if flags&4 == 0 && k != 0 || flags&4 != 0 && !isRefType(k) {
+			return r.errorf("element type 0x%02x is not in WebAssembly 2.0", k)
 		}
 	}
 	n, err := r.count()
@@ -185,7 +215,7 @@ func checkCode(r *reader) error {
 		if locals += uint64(n); locals > MaxLocals {
 			return fmt.Errorf("more than %d locals", MaxLocals)
 		}
-		if _, err := br.byte(); err != nil {
+		if err := br.valType(); err != nil {
 			return err
 		}
 	}
@@ -196,6 +226,32 @@ func checkCode(r *reader) error {
 		return fmt.Errorf("%d bytes after the function's end", len(body)-br.pos)
 	}
 	return nil
+}
+
+// moduleLocals adds up the locals every function of a code section declares, against
+// MaxModuleLocals: 20,000 functions of 50,000 locals each made wazero allocate 7.6 GB.
+func moduleLocals(code []byte, total *uint64) error {
+	r := &reader{buf: code}
+	n, err := r.count()
+	for i := uint32(0); i < n && err == nil; i++ {
+		var size uint32
+		if size, err = r.count(); err != nil {
+			break
+		}
+		br := &reader{buf: r.buf[r.pos : r.pos+int(size)]}
+		r.pos += int(size)
+		groups, gerr := br.count()
+		for g := uint32(0); g < groups && gerr == nil; g++ {
+			var k uint32
+			if k, gerr = br.u32(); gerr == nil {
+				if *total += uint64(k); *total > MaxModuleLocals {
+					return fmt.Errorf("more than %d locals in all", MaxModuleLocals)
+				}
+				_, gerr = br.byte()
+			}
+		}
+	}
+	return nil // the structure itself is checked by checkCode
 }
 
 func checkData(r *reader) error {

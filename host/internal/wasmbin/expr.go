@@ -3,6 +3,7 @@ package wasmbin
 // rewriter copies instruction sequences, renumbering function indices and adding the check.
 type rewriter struct {
 	firstMoved uint32 // function indices from here on move up by one (the added import)
+	funcs      uint32 // the module's own functions, imported and defined
 	globals    uint32 // the module's own globals, imported and defined: the countdown is next
 	types      uint32 // the module's own types: the tick's type is next
 	check      []byte // the instructions added at function entry and at each loop header
@@ -30,7 +31,12 @@ func (rw *rewriter) globalIndex(r *reader) error {
 }
 
 // funcIndex renumbers a function index of the original module.
+// An index past the module's functions stays past them (it would otherwise wrap, or come to
+// name an existing function), so a module wazero refuses stays refused.
 func (rw *rewriter) funcIndex(i uint32) uint32 {
+	if i >= rw.funcs {
+		return 0xffff_ffff
+	}
 	if i >= rw.firstMoved {
 		return i + 1
 	}
@@ -71,7 +77,7 @@ func (rw *rewriter) expr(r *reader, out []byte, withChecks bool) ([]byte, error)
 		}
 		switch {
 		case op == opBlock || op == opLoop || op == opIf:
-			bt, err := r.s33() // a value type or 0x40 (negative), or a type index
+			bt, err := r.blockType()
 			if err != nil {
 				return nil, err
 			}
@@ -169,8 +175,8 @@ func skipImmediates(r *reader, op byte) error {
 		return nil
 	case op == 0x0c || op == 0x0d: // br, br_if: label
 		return r.skipLEB(5)
-	case op == opBlock || op == opLoop || op == opIf: // block type
-		_, err := r.s33()
+	case op == opBlock || op == opLoop || op == opIf:
+		_, err := r.blockType()
 		return err
 	case op == opCall || op == opRefFunc: // function index
 		_, err := r.u32()
@@ -190,10 +196,9 @@ func skipImmediates(r *reader, op byte) error {
 		return skipN(r, 2)
 	case op == 0x1c: // select with types
 		n, err := r.count()
-		if err != nil {
-			return err
+		for i := uint32(0); i < n && err == nil; i++ {
+			err = r.valType()
 		}
-		_, err = r.bytes(n)
 		return err
 	case op >= 0x20 && op <= 0x26: // local.*, global.*, table.get/set: an index
 		return r.skipLEB(5)
@@ -214,8 +219,7 @@ func skipImmediates(r *reader, op byte) error {
 	case op >= 0x45 && op <= 0xc4: // numeric, sign extension: none
 		return nil
 	case op == 0xd0: // ref.null: reference type
-		_, err := r.byte()
-		return err
+		return r.refType()
 	case op == 0xd1: // ref.is_null
 		return nil
 	case op == prefixMisc:
@@ -244,11 +248,14 @@ func skipMisc(r *reader) error {
 }
 
 // skipVector passes over a 0xfd (SIMD) instruction.
+// Its sub-opcode is one byte, as wazero reads it (the format says a LEB128: the two differ
+// from 0x80 on, and a decoder that disagreed with wazero's would pass over bytes wazero runs).
 func skipVector(r *reader) error {
-	sub, err := r.u32()
+	b, err := r.byte()
 	if err != nil {
 		return err
 	}
+	sub := uint32(b)
 	switch {
 	case sub <= 0x0b || sub == 0x5c || sub == 0x5d: // loads and stores: memarg
 		return skipN(r, 2)

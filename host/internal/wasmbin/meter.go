@@ -42,7 +42,7 @@ func Meter(wasm []byte) ([]byte, error) {
 			return nil, fmt.Errorf("section %d: %w", s.id, err)
 		}
 	}
-	rw := &rewriter{firstMoved: m.funcImports, globals: m.globalImports + m.globals, types: m.types}
+	rw := &rewriter{firstMoved: m.funcImports, funcs: m.funcImports + m.defined, globals: m.globalImports + m.globals, types: m.types}
 	tick := m.funcImports                    // the import is the last function import
 	countdown := m.globalImports + m.globals // and the global the last global
 	rw.check = meterCode(countdown, tick)
@@ -85,7 +85,7 @@ func meterCode(countdown, tick uint32) []byte {
 
 // module is what the rewrite must know of the module before it rewrites any section.
 type module struct {
-	types, funcImports, globalImports, globals uint32
+	types, funcImports, globalImports, globals, defined uint32
 }
 
 func (m *module) count(s section) error {
@@ -96,6 +96,8 @@ func (m *module) count(s section) error {
 		m.types, err = r.u32()
 	case secGlobal:
 		m.globals, err = r.u32()
+	case secFunction:
+		m.defined, err = r.u32()
 	case secImport:
 		err = m.countImports(r)
 	}
@@ -138,7 +140,7 @@ func (m *module) countImports(r *reader) error {
 			err = skipLimits(r)
 		case 3: // global: value type, mutability
 			m.globalImports++
-			_, err = r.bytes(2)
+			err = globalType(r)
 		default:
 			err = r.errorf("import kind %d is not in WebAssembly 2.0", kind)
 		}
