@@ -11,18 +11,8 @@ import (
 // stopped by the start-up budget like _initialize would be.
 func TestStartFunctionLoopIsStopped(t *testing.T) {
 	ctx := context.Background()
-	rt, err := NewRuntime(ctx, RuntimeConfig{CacheDir: "-", Interruptible: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(ctx)
-	m := validGuest()
-	m.start = []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b} // loop br 0 end end
-	mod, err := rt.Compile(ctx, m.encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = mod.Instantiate(ctx, InstanceConfig{StartBudget: 50 * time.Millisecond}, nil)
+	mod := loopingStart(t)
+	_, err := mod.Instantiate(ctx, InstanceConfig{StartBudget: 50 * time.Millisecond}, nil)
 	var be *BudgetError
 	if !errors.As(err, &be) || be.Budget != 50*time.Millisecond {
 		t.Fatalf("Instantiate = %v, want a BudgetError of 50ms", err)
@@ -33,17 +23,7 @@ func TestStartFunctionLoopIsStopped(t *testing.T) {
 // when the program stops).
 func TestCancelledContextStopsALoop(t *testing.T) {
 	ctx := context.Background()
-	rt, err := NewRuntime(ctx, RuntimeConfig{CacheDir: "-", Interruptible: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rt.Close(ctx)
-	m := validGuest()
-	m.start = []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b}
-	mod, err := rt.Compile(ctx, m.encode())
-	if err != nil {
-		t.Fatal(err)
-	}
+	mod := loopingStart(t)
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
@@ -54,4 +34,23 @@ func TestCancelledContextStopsALoop(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Instantiate = %v, want context.Canceled", err)
 	}
+}
+
+// loopingStart compiles, in an interruptible runtime closed when the test ends, a guest whose
+// start function loops for ever.
+func loopingStart(t *testing.T) *Module {
+	t.Helper()
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, RuntimeConfig{CacheDir: "-", Interruptible: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(ctx) })
+	m := validGuest()
+	m.start = []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b} // loop br 0 end end
+	mod, err := rt.Compile(ctx, m.encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mod
 }

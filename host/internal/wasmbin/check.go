@@ -284,15 +284,7 @@ func checkCustom(r *reader) error {
 		return err
 	}
 	for !r.done() {
-		id, err := r.byte()
-		if err != nil {
-			return err
-		}
-		size, err := r.u32()
-		if err != nil {
-			return err
-		}
-		sub, err := r.bytes(size)
+		id, sub, err := r.section()
 		if err != nil {
 			return err
 		}

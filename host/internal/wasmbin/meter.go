@@ -401,15 +401,7 @@ func rewriteCustom(rw *rewriter, b []byte) ([]byte, bool, error) {
 func rewriteNames(rw *rewriter, r *reader) ([]byte, error) {
 	var out []byte
 	for !r.done() {
-		id, err := r.byte()
-		if err != nil {
-			return nil, err
-		}
-		size, err := r.u32()
-		if err != nil {
-			return nil, err
-		}
-		sub, err := r.bytes(size)
+		id, sub, err := r.section()
 		if err != nil {
 			return nil, err
 		}

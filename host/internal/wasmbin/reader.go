@@ -134,6 +134,21 @@ func (r *reader) skipLEB(maxBytes int) error {
 	return r.errorf("integer representation too long")
 }
 
+// section reads what sections and the name section's subsections share: an id byte, a
+// size, and that many bytes (returned as a view).
+func (r *reader) section() (byte, []byte, error) {
+	id, err := r.byte()
+	if err != nil {
+		return 0, nil, err
+	}
+	size, err := r.u32()
+	if err != nil {
+		return 0, nil, err
+	}
+	body, err := r.bytes(size)
+	return id, body, err
+}
+
 // name passes over a name (a length and that many bytes) and returns it.
 func (r *reader) name() (string, error) {
 	n, err := r.u32()

@@ -43,15 +43,7 @@ func sections(wasm []byte) ([]section, error) {
 	var secs []section
 	last := 0
 	for !r.done() {
-		id, err := r.byte()
-		if err != nil {
-			return nil, err
-		}
-		size, err := r.u32()
-		if err != nil {
-			return nil, err
-		}
-		body, err := r.bytes(size)
+		id, body, err := r.section()
 		if err != nil {
 			return nil, err
 		}
