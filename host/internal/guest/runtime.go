@@ -137,15 +137,18 @@ func (rt *Runtime) Compile(ctx context.Context, wasm []byte) (*Module, error) {
 	if err := wasmbin.Check(wasm); err != nil {
 		return nil, refuse("invalid WebAssembly module: %v", err)
 	}
-	code := wasm
+	code, err := wasmbin.LimitTables(wasm)
+	if err != nil {
+		return nil, refuse("the module asks for more than the sandbox allows: %v", err)
+	}
 	if rt.interruptible {
-		var err error
-		if code, err = wasmbin.Meter(wasm); err != nil {
+		unmetered := code
+		if code, err = wasmbin.Meter(unmetered); err != nil {
 			// wazero's word on a module that is not valid says more than the rewrite's.
-			if _, cerr := rt.r.CompileModule(ctx, wasm); cerr != nil {
+			if _, cerr := rt.r.CompileModule(ctx, unmetered); cerr != nil {
 				return nil, refuse("invalid WebAssembly module: %v", cerr)
 			}
-			return nil, refuse("the module cannot be given the checks that keep its calls within their budgets (%v); with both budgets off it runs unchanged", err)
+			return nil, refuse("the module cannot be given the checks that keep its calls within their budgets (%v); with both budgets off it runs without them", err)
 		}
 	}
 	cm, err := rt.r.CompileModule(ctx, code)

@@ -149,6 +149,10 @@ func TestCompileRefusals(t *testing.T) {
 		// 2^32-16 locals in 30 bytes: wazero would allocate 64 GiB for them and die.
 		{"locals bomb", append([]byte{0, 'a', 's', 'm', 1, 0, 0, 0, 1, 4, 1, 0x60, 0, 0, 3, 2, 1, 0, 10, 10, 1, 8, 1},
 			0xf0, 0xff, 0xff, 0xff, 0x0f, 0x7f, 0x0b), "locals"},
+		// Four tables of 2^27 elements: 4 GiB of the host's heap outside the memory limit.
+		{"tables bomb", append([]byte{0, 'a', 's', 'm', 1, 0, 0, 0, 4, 25, 4},
+			0x70, 0, 0x80, 0x80, 0x80, 0x40, 0x70, 0, 0x80, 0x80, 0x80, 0x40,
+			0x70, 0, 0x80, 0x80, 0x80, 0x40, 0x70, 0, 0x80, 0x80, 0x80, 0x40), "tables hold 536870912 elements"},
 		{"no marker", with(func(m *module) { m.exports = m.exports[1:] }), "does not export wasmloop_abi_v1"},
 		{"other major", with(func(m *module) { m.exports[0].name = "wasmloop_abi_v2" }), "another major version"},
 		{"marker signature", with(func(m *module) { m.exports[0].results = []byte{tI64} }), "wrong signature"},

@@ -19,6 +19,22 @@ func TestStartFunctionLoopIsStopped(t *testing.T) {
 	}
 }
 
+// A start function of nothing but fills, each of 32 MiB and no loop between them, is stopped
+// by the start-up budget: the meter charges bulk operations by their length.
+func TestStraightLineFillsAreStopped(t *testing.T) {
+	ctx := context.Background()
+	start := []byte{0x41, 0x80, 0x04, 0x40, 0x00, 0x1a} // memory.grow 512 pages (32 MiB), drop
+	for range 1000 {                                    // memory.fill(0, 1, 32 MiB): 1000 of them take seconds
+		start = append(start, 0x41, 0, 0x41, 1, 0x41, 0x80, 0x80, 0x80, 0x10, 0xfc, 11, 0)
+	}
+	mod := compiledWithStart(t, append(start, 0x0b))
+	_, err := mod.Instantiate(ctx, InstanceConfig{StartBudget: 50 * time.Millisecond}, nil)
+	var be *BudgetError
+	if !errors.As(err, &be) {
+		t.Fatalf("Instantiate = %v, want a BudgetError", err)
+	}
+}
+
 // A cancelled context ends an instance's calls even with no budget (a warm spare being made
 // when the program stops).
 func TestCancelledContextStopsALoop(t *testing.T) {
@@ -36,9 +52,15 @@ func TestCancelledContextStopsALoop(t *testing.T) {
 	}
 }
 
-// loopingStart compiles, in an interruptible runtime closed when the test ends, a guest whose
-// start function loops for ever.
+// loopingStart compiles a guest whose start function loops for ever.
 func loopingStart(t *testing.T) *Module {
+	t.Helper()
+	return compiledWithStart(t, []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b}) // loop br 0 end end
+}
+
+// compiledWithStart compiles, in an interruptible runtime closed when the test ends, a guest
+// whose start function has the given body.
+func compiledWithStart(t *testing.T, start []byte) *Module {
 	t.Helper()
 	ctx := context.Background()
 	rt, err := NewRuntime(ctx, RuntimeConfig{CacheDir: "-", Interruptible: true})
@@ -47,7 +69,7 @@ func loopingStart(t *testing.T) *Module {
 	}
 	t.Cleanup(func() { rt.Close(ctx) })
 	m := validGuest()
-	m.start = []byte{0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b} // loop br 0 end end
+	m.start = start
 	mod, err := rt.Compile(ctx, m.encode())
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ type rewriter struct {
 	globals    uint32 // the module's own globals, imported and defined: the countdown is next
 	types      uint32 // the module's own types: the tick's type is next
 	check      []byte // the instructions added at function entry and at each loop header
+	// the instructions added before bulk memory and table operations (chargeCode)
+	chargeMemory, chargeTable []byte
 }
 
 // typeIndex refuses a type index past the module's own types, which the rewrite would make
@@ -56,6 +58,8 @@ const (
 	opGlobalSet  = 0x24
 	opI32Const   = 0x41
 	opI32Sub     = 0x6b
+	opI32ShrU    = 0x76
+	opI32LeS     = 0x4c
 	opElse       = 0x05
 	prefixMisc   = 0xfc
 	prefixVector = 0xfd
@@ -118,6 +122,17 @@ func (rw *rewriter) expr(r *reader, out []byte, withChecks bool) ([]byte, error)
 				return nil, err
 			}
 			out = appendU32(append(out, op), rw.funcIndex(i))
+			continue
+		case op == prefixMisc && withChecks:
+			sub, err := r.u32()
+			if err != nil {
+				return nil, err
+			}
+			if err := skipMisc(r, sub); err != nil {
+				return nil, err
+			}
+			out = append(out, rw.bulkCharge(sub)...)
+			out = append(out, r.buf[start:r.pos]...)
 			continue
 		}
 		if err := skipImmediates(r, op); err != nil {
@@ -223,19 +238,31 @@ func skipImmediates(r *reader, op byte) error {
 	case op == 0xd1: // ref.is_null
 		return nil
 	case op == prefixMisc:
-		return skipMisc(r)
+		sub, err := r.u32()
+		if err != nil {
+			return err
+		}
+		return skipMisc(r, sub)
 	case op == prefixVector:
 		return skipVector(r)
 	}
 	return r.errorf("instruction 0x%02x is not in WebAssembly 2.0", op)
 }
 
-// skipMisc passes over a 0xfc instruction: saturating truncations, bulk memory and tables.
-func skipMisc(r *reader) error {
-	sub, err := r.u32()
-	if err != nil {
-		return err
+// bulkCharge is the charge (chargeCode) before the 0xfc instruction sub, if it has one.
+func (rw *rewriter) bulkCharge(sub uint32) []byte {
+	switch sub {
+	case 8, 10, 11: // memory.init, memory.copy, memory.fill
+		return rw.chargeMemory
+	case 12, 14, 17: // table.init, table.copy, table.fill
+		return rw.chargeTable
 	}
+	return nil
+}
+
+// skipMisc passes over the immediates of the 0xfc instruction sub: saturating truncations,
+// bulk memory and tables.
+func skipMisc(r *reader, sub uint32) error {
 	switch {
 	case sub <= 7: // trunc_sat
 		return nil

@@ -1,6 +1,7 @@
 package wasmbin
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -11,12 +12,22 @@ import (
 // Code compiled from WebAssembly never reaches a Go safe point while it runs, so a guest that
 // loops forever would stop the garbage collector, and nothing could end its call. wazero's own
 // answer (WithCloseOnContextDone) leaves to Go at every loop header and starts a goroutine per
-// call; this rewrite pays far less (RATIONALE.md, "The sandbox"). The rewritten module has one
-// more global, a countdown, and one more import, MeterModule.MeterFunc of type () -> i32.
+// call; this rewrite pays far less (RATIONALE.md, "The sandbox"). The rewritten module has
+// one more global, a countdown (and a second, below), and one more import,
+// MeterModule.MeterFunc of type () -> i32.
 // Every function entry and every loop header counts down by one; where the count is zero it
 // calls the import instead, which may end the call (by panicking) and returns the next count.
 // Between two calls of the import the guest runs at most that many loop iterations or function
 // entries, each a bounded stretch of straight-line code.
+//
+// One instruction can still take long: a bulk memory or table operation (memory.fill, copy
+// and init; table.fill, copy and init) writes as many bytes or elements as its operand says,
+// up to the whole memory, and a module of nothing but fills would run for hours between two
+// loop headers. Before each of them the rewrite charges the countdown for the work: one count
+// and one more per 4 KiB (memory) or 512 elements (tables, 8 bytes each), through a second
+// added global that holds the length while the charge is computed. The grow instructions are
+// not charged: memories and tables only grow, so all of an instance's growing is bounded by
+// its limits.
 
 // MeterModule.MeterFunc is the function a metered module imports, of type () -> i32.
 const (
@@ -44,8 +55,11 @@ func Meter(wasm []byte) ([]byte, error) {
 	}
 	rw := &rewriter{firstMoved: m.funcImports, funcs: m.funcImports + m.defined, globals: m.globalImports + m.globals, types: m.types}
 	tick := m.funcImports                    // the import is the last function import
-	countdown := m.globalImports + m.globals // and the global the last global
+	countdown := m.globalImports + m.globals // and the globals the last two
+	scratch := countdown + 1
 	rw.check = meterCode(countdown, tick)
+	rw.chargeMemory = chargeCode(countdown, scratch, tick, memoryChargeShift)
+	rw.chargeTable = chargeCode(countdown, scratch, tick, tableChargeShift)
 
 	out := append(make([]byte, 0, len(wasm)+len(wasm)/8), magic...)
 	for _, s := range secs {
@@ -54,12 +68,20 @@ func Meter(wasm []byte) ([]byte, error) {
 			return nil, fmt.Errorf("section %d: %w", s.id, err)
 		}
 		if keep {
-			out = append(out, s.id)
-			out = appendU32(out, uint32(len(body)))
-			out = append(out, body...)
+			if out, err = appendSized(append(out, s.id), body); err != nil {
+				return nil, fmt.Errorf("section %d: %w", s.id, err)
+			}
 		}
 	}
 	return out, nil
+}
+
+// appendSized appends a length and the bytes it counts, refusing more than a length can say.
+func appendSized(out, b []byte) ([]byte, error) {
+	if uint64(len(b)) > 0xffff_ffff {
+		return nil, errors.New("more than 4 GiB once rewritten")
+	}
+	return append(appendU32(out, uint32(len(b))), b...), nil
 }
 
 // meterCode is the check: count down, or call tick for the next count when it is zero.
@@ -81,6 +103,39 @@ func meterCode(countdown, tick uint32) []byte {
 	c = append(c, opGlobalSet)
 	c = appendU32(c, countdown)
 	return append(c, opEnd)
+}
+
+// The charge for a bulk operation is one count, and one more per 1<<shift bytes or elements.
+const (
+	memoryChargeShift = 12 // 4 KiB
+	tableChargeShift  = 9  // 512 references of 8 bytes: 4 KiB
+)
+
+// chargeCode is the charge before a bulk operation, whose length (an i32) is on the stack:
+// it takes the length off, lowers the countdown by 1 + length>>shift, calls tick for a new
+// count when that leaves none, and puts the length back. The countdown cannot overflow: it
+// is at most what tick returns, and length>>shift less than 2^23.
+//
+//	global.set $scratch
+//	global.get $countdown  global.get $scratch  i32.const shift  i32.shr_u  i32.sub
+//	i32.const 1  i32.sub  global.set $countdown
+//	global.get $countdown  i32.const 0  i32.le_s
+//	if
+//	  call $tick  global.set $countdown
+//	end
+//	global.get $scratch
+func chargeCode(countdown, scratch, tick uint32, shift byte) []byte {
+	c := appendU32([]byte{opGlobalSet}, scratch)
+	c = appendU32(append(c, opGlobalGet), countdown)
+	c = appendU32(append(c, opGlobalGet), scratch)
+	c = append(c, opI32Const, shift, opI32ShrU, opI32Sub, opI32Const, 1, opI32Sub, opGlobalSet)
+	c = appendU32(c, countdown)
+	c = appendU32(append(c, opGlobalGet), countdown)
+	c = append(c, opI32Const, 0, opI32LeS, opIf, blockEmpty, opCall)
+	c = appendU32(c, tick)
+	c = appendU32(append(c, opGlobalSet), countdown)
+	c = append(c, opEnd, opGlobalGet)
+	return appendU32(c, scratch)
 }
 
 // module is what the rewrite must know of the module before it rewrites any section.
@@ -185,7 +240,7 @@ func (m *module) rewrite(rw *rewriter, s section) (body []byte, keep bool, err e
 		body = appendName(body, MeterModule)
 		body = appendName(body, MeterFunc)
 		body = appendU32(append(body, 0), m.types)
-	case secGlobal: // init expressions may name functions; one more global, the countdown
+	case secGlobal: // init expressions may name functions; two more globals, countdown and scratch
 		body, err = m.rewriteGlobals(rw, r)
 	case secFunction: // copied; read only to check its type indices
 		var n uint32
@@ -222,7 +277,7 @@ func (m *module) rewriteGlobals(rw *rewriter, r *reader) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := appendU32(nil, n+1)
+	out := appendU32(nil, n+2)
 	for i := uint32(0); i < n; i++ {
 		typ, err := r.bytes(2) // value type, mutability
 		if err != nil {
@@ -233,8 +288,9 @@ func (m *module) rewriteGlobals(rw *rewriter, r *reader) ([]byte, error) {
 			return nil, err
 		}
 	}
-	// (mut i32) (i32.const 0): the first check calls tick for a count.
-	return append(out, 0x7f, 1, opI32Const, 0, opEnd), nil
+	// (mut i32) (i32.const 0) twice: the countdown, whose first check calls tick for a count,
+	// and the scratch of the charges.
+	return append(out, 0x7f, 1, opI32Const, 0, opEnd, 0x7f, 1, opI32Const, 0, opEnd), nil
 }
 
 func rewriteExports(rw *rewriter, r *reader) ([]byte, error) {
@@ -369,8 +425,9 @@ func rewriteCode(rw *rewriter, r *reader) ([]byte, error) {
 		if !br.done() {
 			return nil, fmt.Errorf("function %d: %d bytes after its end", i, len(body)-br.pos)
 		}
-		out = appendU32(out, uint32(len(fn)))
-		out = append(out, fn...)
+		if out, err = appendSized(out, fn); err != nil {
+			return nil, fmt.Errorf("function %d: %w", i, err)
+		}
 	}
 	return out, nil
 }
@@ -397,16 +454,23 @@ func rewriteCustom(rw *rewriter, b []byte) ([]byte, bool, error) {
 }
 
 // rewriteNames renumbers the subsections of the name section that are keyed by function:
-// function names (1), local names (2) and label names (3).
+// function names (1), local names (2) and label names (3). wazero reads only subsections 0
+// to 2 and passes over the others however they are formed, so a label-name map that does not
+// parse, and whatever follows a subsection header that does not, are kept as they came.
 func rewriteNames(rw *rewriter, r *reader) ([]byte, error) {
 	var out []byte
 	for !r.done() {
+		at := r.pos
 		id, sub, err := r.section()
 		if err != nil {
-			return nil, err
+			return append(out, r.buf[at:]...), nil
 		}
 		if id >= 1 && id <= 3 {
-			if sub, err = renumberNameMap(rw, sub, id != 1); err != nil {
+			renumbered, err := renumberNameMap(rw, sub, id != 1)
+			switch {
+			case err == nil:
+				sub = renumbered
+			case id != 3:
 				return nil, err
 			}
 		}

@@ -202,9 +202,10 @@ func TestInstrumentRefuses(t *testing.T) {
 	}
 }
 
-// FuzzMeter: neither Check nor the rewrite panics, and of the modules Check lets through,
-// the rewrite turns every one the runtime accepts into a module it accepts, and none it
-// refuses into one it accepts. The corpus (testdata/fuzz) has C guests built with clang.
+// FuzzMeter: neither Check nor the rewrites panic; of the modules Check lets through,
+// LimitTables keeps every one the runtime accepts acceptable, and Meter turns every one the
+// runtime accepts into a module it accepts, and none it refuses into one it accepts. The
+// corpus (testdata/fuzz) has C guests built with clang.
 func FuzzMeter(f *testing.F) {
 	f.Add(testModule())
 	ctx := context.Background()
@@ -223,6 +224,11 @@ func FuzzMeter(f *testing.F) {
 			return // wazero could allocate gigabytes reading it
 		}
 		orig := compiles(wasm)
+		if lim, lerr := LimitTables(wasm); orig == nil && lerr == nil {
+			if err := compiles(lim); err != nil {
+				t.Fatalf("the module with its tables limited is refused: %v", err)
+			}
+		}
 		switch {
 		case orig == nil && err != nil:
 			t.Fatalf("the runtime accepts the module, the rewrite refuses it: %v", err)
@@ -237,4 +243,56 @@ func FuzzMeter(f *testing.F) {
 			}
 		}
 	})
+}
+
+// bulkModule's f fills 1 MiB of memory a hundred times over in straight-line code, then
+// copies 1,000 bytes and fills 100 table slots, and returns a byte the fills wrote (7).
+func bulkModule() []byte {
+	sec := func(id byte, body ...byte) []byte {
+		return append(append([]byte{id}, appendU32(nil, uint32(len(body)))...), body...)
+	}
+	body := []byte{0} // no locals
+	for range 100 {   // memory.fill(0, 7, 1 MiB)
+		body = append(body, opI32Const, 0, opI32Const, 7, opI32Const, 0x80, 0x80, 0xc0, 0x00, prefixMisc, 11, 0)
+	}
+	body = append(body, opI32Const, 16, opI32Const, 0, opI32Const, 0xe8, 0x07, prefixMisc, 10, 0, 0) // memory.copy(16, 0, 1000)
+	body = append(body, opI32Const, 0, 0xd0, 0x70, opI32Const, 0xe4, 0x00, prefixMisc, 17, 0)        // table.fill(0, null, 100)
+	body = append(body, opI32Const, 20, 0x2d, 0, 0, opEnd)                                           // i32.load8_u 20
+	return bytes.Join([][]byte{magic,
+		sec(secType, 1, 0x60, 0, 1, 0x7f),
+		sec(secFunction, 1, 0),
+		sec(secTable, 1, 0x70, 0, 0x80, 0x01), // 128 funcref slots
+		sec(secMemory, 1, 0, 16),              // 1 MiB
+		sec(secExport, append(appendName([]byte{1}, "f"), 0, 0)...),
+		sec(secCode, append(append([]byte{1}, appendU32(nil, uint32(len(body)))...), body...)...),
+	}, nil)
+}
+
+// A bulk operation is charged by its length: straight-line code of nothing but fills reaches
+// tick as often as 4 KiB of filling makes a count, and tick can end it.
+func TestBulkOperationsAreCharged(t *testing.T) {
+	orig := bulkModule()
+	inst, err := Meter(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := run(t, orig, 0, 0)
+	b, ticks := run(t, inst, 1000, 1<<40)
+	for _, m := range []api.Module{a, b} {
+		if got, err := call(t, m, "f"); err != nil || got != 7 {
+			t.Fatalf("f() = %d, %v; want 7", got, err)
+		}
+	}
+	// 100 fills of 256 counts and one each, three operations of one count: 25,703 counts, a
+	// tick per 1,000 (25), and one more for each fill that overdrew its count.
+	if n := ticks.Load(); n < 25 || n > 125 {
+		t.Errorf("%d ticks, want 25 to 125: one count per 4 KiB filled", n)
+	}
+	b, ticks = run(t, inst, 1000, 5)
+	if _, err := call(t, b, "f"); err == nil || !strings.Contains(err.Error(), "out of ticks") {
+		t.Errorf("f() = %v, want the tick's panic", err)
+	}
+	if n := ticks.Load(); n != 6 {
+		t.Errorf("%d ticks, want 6", n)
+	}
 }
