@@ -3,6 +3,8 @@ package host_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"time"
@@ -56,4 +58,43 @@ func Example_server() {
 	defer app.Close(context.Background())
 	code, err := app.Run(ctx)
 	fmt.Println("exit status", code, err)
+}
+
+// Embed a program in a Go service: Start returns once the program has started and listens,
+// Addrs says where (here, the port the kernel chose for PORT=0), and Shutdown ends it
+// gracefully, answering the requests in progress.
+func ExampleApp_Start() {
+	wasm, err := os.ReadFile(greetWasm) // a guest that serves HTTP on PORT (testdata/greet)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx := context.Background()
+	app, err := host.Load(ctx, wasm, host.Config{Workers: 2, Env: []string{"PORT=0", "NAME=service"}, Stdout: io.Discard, CacheDir: cacheDir})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer app.Close(ctx)
+	if err := app.Start(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+	addr := app.Addrs()[0]
+	resp, err := http.Get("http://" + addr.String() + "/")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Print(resp.Status, ": ", string(body))
+	shutdown, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	fmt.Println("shutdown:", app.Shutdown(shutdown))
+	fmt.Println(app.Wait())
+	// Output:
+	// 200 OK: hello, service
+	// shutdown: <nil>
+	// 0 <nil>
 }

@@ -10,6 +10,10 @@
 //	defer app.Close(ctx)
 //	code, err := app.Run(ctx)
 //
+// A service that embeds a program starts it and goes on instead: Start returns once the
+// program has started, Addrs lists what it listens on, Shutdown ends it gracefully and Wait
+// gives its exit status.
+//
 // Swap replaces the running program with a new module without failing a request. Every
 // call into the guest runs under a budget (Config.CallbackBudget, StartBudget) and each
 // instance's memory is capped (Config.MemoryLimit): a guest that loops, allocates or crashes
@@ -158,7 +162,8 @@ type App struct {
 	mu      sync.Mutex
 	mod     *guest.Module   // what Run starts, and what a swap replaced last
 	old     []*guest.Module // swapped out; instances may still run them until Close
-	running *loop.Group     // the Run in progress, which Swap swaps
+	running *run            // the run in progress, which Swap swaps
+	last    *run            // the latest run, in progress or ended (Wait, Shutdown)
 	// stuck says a Run returned with a worker still inside a guest call (budgets off):
 	// Close must not release what that call runs on.
 	stuck atomic.Bool
@@ -194,8 +199,24 @@ func Load(ctx context.Context, wasm []byte, cfg Config) (*App, error) {
 // Run runs the program and returns its exit status: 0 when it finished by itself or shut
 // down gracefully after ctx was cancelled, the guest's code when it exited, 1 when its
 // top-level code failed or the shutdown timed out (err then says why). Run may be called
-// again after it returns; each call starts the program afresh.
+// again after it returns; each call starts the program afresh. Start, Shutdown and Wait do
+// the same in steps, for a program embedded in a service.
 func (a *App) Run(ctx context.Context) (int, error) {
+	r, err := a.launch()
+	if err != nil {
+		return 1, err
+	}
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		r.cancel() // a graceful shutdown, bounded by ShutdownTimeout
+		<-r.done
+	}
+	return r.code, r.err
+}
+
+// launch starts the program on a goroutine; the run it returns says when and how it ended.
+func (a *App) launch() (*run, error) {
 	cfg := a.cfg
 	if cfg.Stdout == nil {
 		cfg.Stdout = os.Stdout
@@ -207,7 +228,6 @@ func (a *App) Run(ctx context.Context) (int, error) {
 	// bounded buffer that one goroutine per destination drains; what a reader too slow to
 	// keep up misses is dropped by whole lines and counted in the output itself (guestout).
 	stdout, stderr := guestout.New(cfg.Stdout, 0), guestout.New(cfg.Stderr, 0)
-	defer flushOutput(stdout, stderr)
 	cfg.Stdout, cfg.Stderr = stdout, stderr
 	if cfg.Log == nil {
 		cfg.Log = log.New(stderr, "wasmloop: ", log.LstdFlags)
@@ -216,9 +236,11 @@ func (a *App) Run(ctx context.Context) (int, error) {
 		cfg.Args = []string{"app.wasm"}
 	}
 	a.mu.Lock()
-	mod := a.mod
-	a.mu.Unlock()
-	g := loop.NewGroup(mod, loop.Config{
+	defer a.mu.Unlock()
+	if a.running != nil {
+		return nil, ErrRunning
+	}
+	g := loop.NewGroup(a.mod, loop.Config{
 		Workers: cfg.Workers,
 		Limits: http1.Limits{
 			MaxBodyBytes:   cfg.BodyLimit,
@@ -246,17 +268,31 @@ func (a *App) Run(ctx context.Context) (int, error) {
 			StartBudget: budget(cfg.StartBudget), CallBudget: budget(cfg.CallbackBudget)},
 		Log: cfg.Log,
 	})
-	a.mu.Lock()
-	a.running = g
-	a.mu.Unlock()
-	code, err := g.Run(ctx)
-	a.mu.Lock()
-	a.running = nil
-	a.mu.Unlock()
-	if g.Abandoned() {
-		a.stuck.Store(true)
-	}
-	return code, err
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &run{g: g, cancel: cancel, done: make(chan struct{})}
+	a.running, a.last = r, r
+	go func() {
+		defer close(r.done)
+		r.code, r.err = g.Run(ctx)
+		cancel()
+		flushOutput(stdout, stderr)
+		a.mu.Lock()
+		a.running = nil
+		a.mu.Unlock()
+		if g.Abandoned() {
+			a.stuck.Store(true)
+		}
+	}()
+	return r, nil
+}
+
+// run is one run of the program, from launch to its end.
+type run struct {
+	g      *loop.Group
+	cancel context.CancelFunc // starts a graceful shutdown
+	done   chan struct{}      // closed when the program has ended; then code and err are set
+	code   int
+	err    error
 }
 
 // outputFlush bounds how long Run waits for the guest's buffered output to be written: a
@@ -291,8 +327,8 @@ func (a *App) Swap(ctx context.Context, wasm []byte) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.running != nil {
-		if err := a.running.Swap(mod); err != nil {
-			if a.running.UsesModule(mod) {
+		if err := a.running.g.Swap(mod); err != nil {
+			if a.running.g.UsesModule(mod) {
 				a.old = append(a.old, a.mod)
 				a.mod = mod
 			} else {
@@ -314,10 +350,17 @@ func budget(d time.Duration) time.Duration {
 	return d
 }
 
-// Close releases the compiled module and the runtime. After a Run that had to abandon a
-// worker stuck in a guest call (possible only with both budgets Off), it releases nothing:
-// the call still runs on them, and only the process's exit ends it.
+// Close shuts down the program if it is running (Shutdown with ctx), then releases the
+// compiled module and the runtime. After a run that had to abandon a worker stuck in a guest
+// call (possible only with both budgets Off), it releases nothing: the call still runs on
+// them, and only the process's exit ends it.
 func (a *App) Close(ctx context.Context) error {
+	a.mu.Lock()
+	running := a.running != nil
+	a.mu.Unlock()
+	if running {
+		a.Shutdown(ctx)
+	}
 	if a.stuck.Load() {
 		return nil
 	}

@@ -12,6 +12,10 @@ import (
 // is the sandbox tests' misbehaving guest (tests/testdata/guests/hostile).
 var greetWasm, hostileWasm, whoamiWasm string
 
+// cacheDir is the compilation cache the tests share: under -race, compiling a Go guest takes
+// ~10 s, loading it from the cache a fraction of that.
+var cacheDir string
+
 func TestMain(m *testing.M) { os.Exit(testMain(m)) }
 
 func testMain(m *testing.M) int {
@@ -24,6 +28,7 @@ func testMain(m *testing.M) int {
 	greetWasm = filepath.Join(dir, "greet.wasm")
 	hostileWasm = filepath.Join(dir, "hostile.wasm")
 	whoamiWasm = filepath.Join(dir, "whoami.wasm")
+	cacheDir = filepath.Join(dir, "cache")
 	for out, pkg := range map[string]string{greetWasm: "./testdata/greet", hostileWasm: "../tests/testdata/guests/hostile", whoamiWasm: "../samples/whoami"} {
 		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, pkg)
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")

@@ -104,11 +104,29 @@ type Group struct {
 	buffered, bufferedPeak, freedAt atomic.Int64
 	listened                        atomic.Bool // a listen succeeded
 	listenErr                       error       // the first listen that failed, under mu
+	firstStartErr                   error       // the first start-up that failed, under mu
 	exiting                         atomic.Bool
 	draining                        atomic.Bool
 	done                            chan struct{}
 	startErr                        chan error
 	startOnce                       sync.Once
+
+	// Start-up (Ready): the workers whose top-level code has not finished yet. Worker 0
+	// counts from the start; the others are added when it first listens (startOthers), which
+	// happens inside its own start-up, so the count reaches zero only once all are done.
+	starting  atomic.Int32
+	ready     chan struct{}
+	readyOnce sync.Once
+	// What the program listens on (Addrs), under mu: each address in the order first bound,
+	// and how many workers' sockets are open on it.
+	bound []boundAddr
+}
+
+// boundAddr is an address the program has listened on and how many sockets hold it.
+type boundAddr struct {
+	key     listenKey
+	addr    netip.AddrPort
+	sockets int
 }
 
 type listenKey struct {
@@ -155,7 +173,8 @@ func NewGroup(m *guest.Module, cfg Config) *Group {
 	if !poll.ReusePortBalances {
 		cfg.HandoffAccept = true
 	}
-	g := &Group{cfg: cfg, module: m, ports: map[listenKey]int{}, done: make(chan struct{}), startErr: make(chan error, 1)}
+	g := &Group{cfg: cfg, module: m, ports: map[listenKey]int{}, done: make(chan struct{}), startErr: make(chan error, 1), ready: make(chan struct{})}
+	g.starting.Store(1)
 	g.callCtx, g.stopCalls = context.WithCancel(context.Background())
 	g.loops = make([]*Loop, cfg.Workers)
 	for i := range g.loops {
@@ -275,15 +294,85 @@ func (g *Group) startLoop(l *Loop) {
 // startOthers starts workers 1…N-1, once, when worker 0 first listens.
 func (g *Group) startOthers() {
 	g.othersRun.Do(func() {
+		g.starting.Add(int32(len(g.loops) - 1))
 		for _, l := range g.loops[1:] {
 			g.startLoop(l)
 		}
 	})
 }
 
+// started records that a worker's top-level code has finished, or failed.
+func (g *Group) started() {
+	if g.starting.Add(-1) == 0 {
+		g.readyOnce.Do(func() { close(g.ready) })
+	}
+}
+
+// Ready is closed when the program's start-up is over: worker 0's top-level code has
+// finished, and, if it listened meanwhile, every other worker's too (each runs its own copy of
+// the program). A start-up that failed also ends it; StartErr then says why.
+func (g *Group) Ready() <-chan struct{} { return g.ready }
+
+// StartErr is the first start-up failure of a worker, or nil.
+func (g *Group) StartErr() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.firstStartErr
+}
+
+// Addrs lists the addresses the program listens on, in the order it first bound them, with
+// the port the kernel chose where the program asked for port 0.
+func (g *Group) Addrs() []netip.AddrPort {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []netip.AddrPort
+	for _, b := range g.bound {
+		if b.sockets > 0 {
+			out = append(out, b.addr)
+		}
+	}
+	return out
+}
+
+// socketOpened and socketClosed count a worker's listening socket on key, bound to port.
+func (g *Group) socketOpened(key listenKey, port int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i := range g.bound {
+		if b := &g.bound[i]; b.key == key {
+			b.sockets++
+			return
+		}
+	}
+	g.bound = append(g.bound, boundAddr{key, netip.AddrPortFrom(key.addr, uint16(port)), 1})
+}
+
+func (g *Group) socketClosed(key listenKey) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i := range g.bound {
+		if b := &g.bound[i]; b.key == key {
+			b.sockets--
+		}
+	}
+}
+
+// Stop ends the program at once: the loops stop, closing their connections, and a guest call
+// in progress ends at its next check. Run returns soon after.
+func (g *Group) Stop() {
+	g.stopAll()
+	g.stopCalls()
+}
+
 // startFailed records that a worker's top-level code failed; the process exits 1.
 func (g *Group) startFailed(worker int, err error) {
-	g.startOnce.Do(func() { g.startErr <- fmt.Errorf("worker %d: %w", worker, err) })
+	err = fmt.Errorf("worker %d: %w", worker, err)
+	g.mu.Lock()
+	if g.firstStartErr == nil {
+		g.firstStartErr = err
+	}
+	g.mu.Unlock()
+	g.startOnce.Do(func() { g.startErr <- err })
 	g.setExit(1)
 	g.stopAll()
 }

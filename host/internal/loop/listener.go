@@ -59,6 +59,7 @@ func (l *Loop) listen(addr netip.Addr, port int, stream bool) int64 {
 				unix.Close(ln.fd)
 				return int64(abi.EADDR)
 			}
+			l.g.socketOpened(key, bound)
 		}
 	}
 	l.g.listened.Store(true)
@@ -200,10 +201,7 @@ func (l *Loop) orphanListeners() {
 // dropOrphans closes the listeners the new instance did not take over.
 func (l *Loop) dropOrphans() {
 	for _, ln := range l.orphans {
-		ln.closed = true
-		if ln.fd >= 0 {
-			unix.Close(ln.fd)
-		}
+		l.closeSocket(ln)
 		l.retireConns(ln)
 	}
 	l.orphans = nil
@@ -216,11 +214,17 @@ func (l *Loop) closeListener(h abi.Handle, ln *listener) {
 	if ln.ref {
 		l.refs--
 	}
+	l.closeSocket(ln)
+	l.retireConns(ln)
+}
+
+// closeSocket closes a listener's socket, if this worker has one of its own.
+func (l *Loop) closeSocket(ln *listener) {
 	ln.closed = true
 	if ln.fd >= 0 {
 		unix.Close(ln.fd)
+		l.g.socketClosed(ln.key)
 	}
-	l.retireConns(ln)
 }
 
 // retireConns ends the connections of a listener that is gone, as Node's server.close() does

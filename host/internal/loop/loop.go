@@ -156,8 +156,12 @@ func (l *Loop) run() {
 	defer runtime.UnlockOSThread()
 	defer l.teardown()
 
-	if err := l.startInstance(l.g.currentModule()); err != nil {
+	err := l.startInstance(l.g.currentModule())
+	if err != nil {
 		l.g.startFailed(l.id, err)
+	}
+	l.g.started()
+	if err != nil {
 		return
 	}
 	l.afterCallback()
