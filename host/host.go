@@ -140,6 +140,9 @@ type Config struct {
 	// MaxTimers caps the timers a guest may have at once on each worker; beyond it starting
 	// one fails (ELIMIT). 0 means the default, 65536.
 	MaxTimers int
+	// NoPorts makes the program's listens open no port: its servers get only the requests
+	// of App.Handler, for a program mounted in a Go service's own server.
+	NoPorts bool
 	// CacheDir holds compiled guests across runs. "" means the user's cache directory,
 	// "-" turns the cache off.
 	CacheDir string
@@ -266,7 +269,8 @@ func (a *App) launch() (*run, error) {
 		WSPingInterval:   cfg.WSPingInterval,
 		Instance: guest.InstanceConfig{Args: cfg.Args, Env: cfg.Env, Stdout: cfg.Stdout, Stderr: cfg.Stderr,
 			StartBudget: budget(cfg.StartBudget), CallBudget: budget(cfg.CallbackBudget)},
-		Log: cfg.Log,
+		Log:     cfg.Log,
+		NoPorts: cfg.NoPorts,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{g: g, cancel: cancel, done: make(chan struct{})}

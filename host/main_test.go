@@ -10,7 +10,7 @@ import (
 
 // greetWasm is testdata/greet built as a guest by TestMain, for the examples; hostileWasm
 // is the sandbox tests' misbehaving guest (tests/testdata/guests/hostile).
-var greetWasm, hostileWasm, whoamiWasm string
+var greetWasm, hostileWasm, whoamiWasm, streamWasm, wsechoWasm string
 
 // cacheDir is the compilation cache the tests share: under -race, compiling a Go guest takes
 // ~10 s, loading it from the cache a fraction of that.
@@ -28,8 +28,11 @@ func testMain(m *testing.M) int {
 	greetWasm = filepath.Join(dir, "greet.wasm")
 	hostileWasm = filepath.Join(dir, "hostile.wasm")
 	whoamiWasm = filepath.Join(dir, "whoami.wasm")
+	streamWasm = filepath.Join(dir, "stream.wasm")
+	wsechoWasm = filepath.Join(dir, "wsecho.wasm")
 	cacheDir = filepath.Join(dir, "cache")
-	for out, pkg := range map[string]string{greetWasm: "./testdata/greet", hostileWasm: "../tests/testdata/guests/hostile", whoamiWasm: "../samples/whoami"} {
+	for out, pkg := range map[string]string{greetWasm: "./testdata/greet", hostileWasm: "../tests/testdata/guests/hostile", whoamiWasm: "../samples/whoami",
+		streamWasm: "../samples/stream", wsechoWasm: "../samples/wsecho"} {
 		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, pkg)
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 		if msg, err := cmd.CombinedOutput(); err != nil {

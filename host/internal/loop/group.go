@@ -77,6 +77,9 @@ type Config struct {
 	// HandoffAccept makes loop 0 accept for every loop and hand descriptors over, as on
 	// systems whose SO_REUSEPORT does not balance. It is forced there; tests set it on Linux.
 	HandoffAccept bool
+	// NoPorts makes the program's listens open no socket: its servers get only the requests
+	// an embedder hands in (ServeConn).
+	NoPorts bool
 }
 
 // Group runs the loops of one process.
@@ -117,6 +120,10 @@ type Group struct {
 	starting  atomic.Int32
 	ready     chan struct{}
 	readyOnce sync.Once
+	// Connections handed in (ServeConn): round robin, over worker 0 alone until the others
+	// have started.
+	othersStarted atomic.Bool
+	nextConn      atomic.Uint64
 	// What the program listens on (Addrs), under mu: each address in the order first bound,
 	// and how many workers' sockets are open on it.
 	bound []boundAddr
@@ -298,6 +305,7 @@ func (g *Group) startOthers() {
 		for _, l := range g.loops[1:] {
 			g.startLoop(l)
 		}
+		g.othersStarted.Store(true)
 	})
 }
 

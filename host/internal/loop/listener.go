@@ -43,7 +43,7 @@ func (l *Loop) listen(addr netip.Addr, port int, stream bool) int64 {
 	ln := l.adopt(key)
 	if ln == nil {
 		ln = &listener{fd: -1, key: key}
-		if !l.cfg.HandoffAccept || l.id == 0 {
+		if !l.cfg.NoPorts && (!l.cfg.HandoffAccept || l.id == 0) {
 			bound, err := l.g.portFor(key, func(p int) (int, error) {
 				fd, bound, err := poll.Listen(addr, p, !l.cfg.HandoffAccept, unix.SOMAXCONN)
 				ln.fd = fd

@@ -4,7 +4,8 @@
 // code sets a timer that greets NAME; once the timer has fired nothing is left to wait for,
 // so the program ends. With PORT set it also serves HTTP on 127.0.0.1:PORT (0: a port the
 // kernel chooses): each request is logged as it arrives ("request /path"), and answered with
-// the greeting, after ?ms=N milliseconds if asked.
+// the greeting, after ?ms=N milliseconds if asked; a request whose connection closes before
+// its answer is logged too ("closed /path").
 package main
 
 import (
@@ -26,6 +27,7 @@ func main() {
 	wasmloop.CreateServer(func(req wasmloop.Request, res wasmloop.Response) {
 		path, query, _ := strings.Cut(req.URL(), "?")
 		wasmloop.Log("request", path)
+		res.OnClose(func() { wasmloop.Log("closed", path) })
 		ms, _ := strconv.Atoi(strings.TrimPrefix(query, "ms="))
 		wasmloop.SetTimeout(func() {
 			res.WriteHead(200, "Content-Type", "text/plain")
