@@ -6,7 +6,7 @@ package abi
 // Version of the ABI this package describes. Minor versions only add.
 const (
 	Major = 1
-	Minor = 3
+	Minor = 4
 )
 
 // ModuleName is the import module of every host function. The major version is part of it,
@@ -15,43 +15,49 @@ const ModuleName = "wasmloop_v1"
 
 // Names of the guest's exports.
 const (
-	ExportMarker      = "wasmloop_abi_v1"
-	ExportStart       = "wasmloop_on_start"
-	ExportOnRequest   = "wasmloop_on_request"
-	ExportOnTimer     = "wasmloop_on_timer"
-	ExportOnClose     = "wasmloop_on_close"
-	ExportOnBody      = "wasmloop_on_body"       // since 1.1
-	ExportOnDrain     = "wasmloop_on_drain"      // since 1.1
-	ExportOnMessage   = "wasmloop_on_message"    // since 1.2
-	ExportOnWSOpen    = "wasmloop_on_ws_open"    // since 1.3
-	ExportOnWSMessage = "wasmloop_on_ws_message" // since 1.3
-	ExportOnWSClose   = "wasmloop_on_ws_close"   // since 1.3
-	ExportMemory      = "memory"
-	ExportInit        = "_initialize" // WASI reactor initialisation
-	ExportCommand     = "_start"      // a WASI command: refused
+	ExportMarker       = "wasmloop_abi_v1"
+	ExportStart        = "wasmloop_on_start"
+	ExportOnRequest    = "wasmloop_on_request"
+	ExportOnTimer      = "wasmloop_on_timer"
+	ExportOnClose      = "wasmloop_on_close"
+	ExportOnBody       = "wasmloop_on_body"        // since 1.1
+	ExportOnDrain      = "wasmloop_on_drain"       // since 1.1
+	ExportOnMessage    = "wasmloop_on_message"     // since 1.2
+	ExportOnWSOpen     = "wasmloop_on_ws_open"     // since 1.3
+	ExportOnWSMessage  = "wasmloop_on_ws_message"  // since 1.3
+	ExportOnWSClose    = "wasmloop_on_ws_close"    // since 1.3
+	ExportOnCall       = "wasmloop_on_call"        // since 1.4
+	ExportOnHostResult = "wasmloop_on_host_result" // since 1.4
+	ExportMemory       = "memory"
+	ExportInit         = "_initialize" // WASI reactor initialisation
+	ExportCommand      = "_start"      // a WASI command: refused
 )
 
 // Names of the host functions in ModuleName.
 const (
-	FnNegotiate   = "negotiate"
-	FnWorkerID    = "worker_id"
-	FnWorkerCount = "worker_count"
-	FnInbox       = "inbox"
-	FnListen      = "listen"
-	FnRespond     = "respond"
-	FnWrite       = "write"
-	FnEnd         = "end"
-	FnBodyRead    = "body_read"
-	FnTimerStart  = "timer_start"
-	FnClose       = "close"
-	FnRef         = "ref"
-	FnExit        = "exit"
-	FnFail        = "fail"
-	FnPause       = "pause"     // since 1.1
-	FnPost        = "post"      // since 1.2
-	FnWSAccept    = "ws_accept" // since 1.3
-	FnWSSend      = "ws_send"   // since 1.3
-	FnWSClose     = "ws_close"  // since 1.3
+	FnNegotiate     = "negotiate"
+	FnWorkerID      = "worker_id"
+	FnWorkerCount   = "worker_count"
+	FnInbox         = "inbox"
+	FnListen        = "listen"
+	FnRespond       = "respond"
+	FnWrite         = "write"
+	FnEnd           = "end"
+	FnBodyRead      = "body_read"
+	FnTimerStart    = "timer_start"
+	FnClose         = "close"
+	FnRef           = "ref"
+	FnExit          = "exit"
+	FnFail          = "fail"
+	FnPause         = "pause"           // since 1.1
+	FnPost          = "post"            // since 1.2
+	FnWSAccept      = "ws_accept"       // since 1.3
+	FnWSSend        = "ws_send"         // since 1.3
+	FnWSClose       = "ws_close"        // since 1.3
+	FnCallReturn    = "call_return"     // since 1.4
+	FnHostCall      = "host_call"       // since 1.4
+	FnHostCallAsync = "host_call_async" // since 1.4
+	FnHostResult    = "host_result"     // since 1.4
 )
 
 // MinInbox is the smallest inbox the host accepts.
@@ -66,6 +72,19 @@ const ListenStreamBody = 1
 
 // PostAll is the post target (since 1.2) meaning every worker but the sender.
 const PostAll = -1
+
+// PostHost is the post target (since 1.4) meaning the embedding program rather than a worker.
+const PostHost = -2
+
+// HostCallFailed is the bit of host_call's result (since 1.4) saying the embedder's function
+// failed: the result bytes are its error message. The low 32 bits are the result's length.
+const HostCallFailed = 1 << 32
+
+// Status of call_return and wasmloop_on_host_result (since 1.4).
+const (
+	CallOK     = 0 // the bytes are the result
+	CallFailed = 1 // the bytes are an error message
+)
 
 // MaxMessage is the largest message post takes (since 1.2); it fits the smallest inbox the
 // host accepts with room to spare, so every receiver can take it in one callback.
@@ -125,6 +144,7 @@ const (
 	KindRequest  Kind = 2
 	KindTimer    Kind = 3
 	KindSocket   Kind = 4 // a WebSocket (since 1.3)
+	KindCall     Kind = 5 // a call from the embedding program (since 1.4)
 )
 
 // Handle is an i64 the host gives a guest to name one object. See ABI.md §1.

@@ -125,6 +125,9 @@ func (c Config) check() error {
 			return fmt.Errorf("host: Config.%s is %v; want 0 for the default or a positive value", f.name, f.v)
 		}
 	}
+	if err := checkFunctions(c.Functions); err != nil {
+		return err
+	}
 	if c.MemoryLimit > maxMemoryLimit {
 		return fmt.Errorf("host: Config.MemoryLimit is %d; a wasm32 guest cannot use more than 4 GiB", c.MemoryLimit)
 	}

@@ -143,6 +143,19 @@ type Config struct {
 	// NoPorts makes the program's listens open no port: its servers get only the requests
 	// of App.Handler, for a program mounted in a Go service's own server.
 	NoPorts bool
+	// KeepAlive keeps the program running when it has nothing left to wait for, until
+	// Shutdown or Close, and runs it on every worker as soon as worker 0 has started, for a
+	// program that a service calls (App.Call, App.Post) and that may have no server or timer
+	// of its own. Without it, a program with nothing left ends, as a Node program does, and
+	// the workers other than 0 start when it first listens.
+	KeepAlive bool
+	// Functions are the functions the program may call, by name (see Function). A name not
+	// here is an error the guest can test for, so a plugin can probe for optional ones.
+	Functions map[string]Function
+	// OnMessage receives what the program posts to the host (the Go SDK's PostHost), with
+	// the worker that sent it. It runs on that worker's event loop and must not block; data
+	// is its to keep. nil refuses such posts.
+	OnMessage func(worker int, data []byte)
 	// CacheDir holds compiled guests across runs. "" means the user's cache directory,
 	// "-" turns the cache off.
 	CacheDir string
@@ -269,8 +282,11 @@ func (a *App) launch() (*run, error) {
 		WSPingInterval:   cfg.WSPingInterval,
 		Instance: guest.InstanceConfig{Args: cfg.Args, Env: cfg.Env, Stdout: cfg.Stdout, Stderr: cfg.Stderr,
 			StartBudget: budget(cfg.StartBudget), CallBudget: budget(cfg.CallbackBudget)},
-		Log:     cfg.Log,
-		NoPorts: cfg.NoPorts,
+		Log:       cfg.Log,
+		NoPorts:   cfg.NoPorts,
+		KeepAlive: cfg.KeepAlive,
+		Functions: loopFunctions(cfg.Functions),
+		OnMessage: cfg.OnMessage,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{g: g, cancel: cancel, done: make(chan struct{})}

@@ -9,9 +9,9 @@ import (
 // ErrRunning means the program is already running: an App runs one program at a time.
 var ErrRunning = errors.New("host: the program is already running")
 
-// ErrNotRunning means the program was never started, so there is nothing to wait for or
-// shut down.
-var ErrNotRunning = errors.New("host: the program was not started")
+// ErrNotRunning means the program is not running: Wait and Shutdown return it when it was
+// never started, Call and Post whenever it is not running.
+var ErrNotRunning = errors.New("host: the program is not running")
 
 // Start starts the program and returns once its start-up is over: worker 0's top-level code
 // (_initialize, then wasmloop_on_start) has finished, and, if it listened meanwhile, the

@@ -10,7 +10,7 @@ import (
 
 // greetWasm is testdata/greet built as a guest by TestMain, for the examples; hostileWasm
 // is the sandbox tests' misbehaving guest (tests/testdata/guests/hostile).
-var greetWasm, hostileWasm, whoamiWasm, streamWasm, wsechoWasm string
+var greetWasm, hostileWasm, whoamiWasm, streamWasm, wsechoWasm, pluginWasm string
 
 // cacheDir is the compilation cache the tests share: under -race, compiling a Go guest takes
 // ~10 s, loading it from the cache a fraction of that.
@@ -30,9 +30,11 @@ func testMain(m *testing.M) int {
 	whoamiWasm = filepath.Join(dir, "whoami.wasm")
 	streamWasm = filepath.Join(dir, "stream.wasm")
 	wsechoWasm = filepath.Join(dir, "wsecho.wasm")
+	pluginWasm = filepath.Join(dir, "plugin.wasm")
 	cacheDir = filepath.Join(dir, "cache")
 	for out, pkg := range map[string]string{greetWasm: "./testdata/greet", hostileWasm: "../tests/testdata/guests/hostile", whoamiWasm: "../samples/whoami",
-		streamWasm: "../samples/stream", wsechoWasm: "../samples/wsecho"} {
+		streamWasm: "../samples/stream", wsechoWasm: "../samples/wsecho",
+		pluginWasm: "./testdata/plugin"} {
 		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, pkg)
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 		if msg, err := cmd.CombinedOutput(); err != nil {

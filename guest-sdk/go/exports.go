@@ -143,6 +143,10 @@ func exportOnTimer(h int64) int32 {
 //go:wasmexport wasmloop_on_close
 func exportOnClose(h int64, reason int32) int32 {
 	recycleRetired()
+	if abi.Handle(h).Kind() == abi.KindCall {
+		cancelCall(h)
+		return 0
+	}
 	x := open.get(h)
 	if x == nil {
 		return 0

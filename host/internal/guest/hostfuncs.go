@@ -31,6 +31,10 @@ type Host interface {
 	WSAccept(req abi.Handle, protocol, hdr []byte, flags int32) int64
 	WSSend(ws abi.Handle, data []byte, flags int32) int32
 	WSClose(ws abi.Handle, code int32, reason []byte) int32
+	CallReturn(call abi.Handle, status int32, data []byte) int32
+	HostCall(name, in []byte, out []byte) int64
+	HostCallAsync(name, in []byte, tag int64) int32
+	HostResult(dst []byte) int32
 }
 
 type instanceKey struct{}
@@ -178,7 +182,47 @@ type FailError struct{ Message string }
 
 func (e *FailError) Error() string { return e.Message }
 
+// The functions of ABI 1.4: calls from the embedding program, and its functions.
+var callFuncs = []hostFunc{
+	{abi.FnCallReturn, []api.ValueType{i64, i32, i32, i32}, []api.ValueType{i32}, func(ctx context.Context, m api.Module, s []uint64) {
+		data, ok := view(m, s[2], s[3])
+		if !ok {
+			s[0] = errFault
+			return
+		}
+		s[0] = i32Result(hostOf(ctx).CallReturn(abi.Handle(s[0]), int32(s[1]), data))
+	}},
+	{abi.FnHostCall, []api.ValueType{i32, i32, i32, i32, i32, i32}, []api.ValueType{i64}, func(ctx context.Context, m api.Module, s []uint64) {
+		name, ok1 := view(m, s[0], s[1])
+		in, ok2 := view(m, s[2], s[3])
+		out, ok3 := view(m, s[4], s[5])
+		if !ok1 || !ok2 || !ok3 {
+			s[0] = errFault64
+			return
+		}
+		s[0] = uint64(hostOf(ctx).HostCall(name, in, out))
+	}},
+	{abi.FnHostCallAsync, []api.ValueType{i32, i32, i32, i32, i64}, []api.ValueType{i32}, func(ctx context.Context, m api.Module, s []uint64) {
+		name, ok1 := view(m, s[0], s[1])
+		in, ok2 := view(m, s[2], s[3])
+		if !ok1 || !ok2 {
+			s[0] = errFault
+			return
+		}
+		s[0] = i32Result(hostOf(ctx).HostCallAsync(name, in, int64(s[4])))
+	}},
+	{abi.FnHostResult, []api.ValueType{i32, i32}, []api.ValueType{i32}, func(ctx context.Context, m api.Module, s []uint64) {
+		dst, ok := view(m, s[0], s[1])
+		if !ok {
+			s[0] = errFault
+			return
+		}
+		s[0] = i32Result(hostOf(ctx).HostResult(dst))
+	}},
+}
+
 func init() {
+	hostFuncs = append(hostFuncs, callFuncs...)
 	for _, f := range hostFuncs {
 		hostSignatures[f.name] = signature{f.params, f.results}
 	}

@@ -50,6 +50,7 @@ type Instance struct {
 
 	onRequest, onTimer, onClose, onBody, onDrain, onMessage, start api.Function
 	onWSOpen, onWSMessage, onWSClose                               api.Function
+	onCall, onHostResult                                           api.Function
 }
 
 // ExitError reports that the guest called WASI proc_exit. In the program's top-level code
@@ -149,6 +150,8 @@ func (m *Module) Instantiate(ctx context.Context, cfg InstanceConfig, host Host)
 	inst.onWSOpen = mod.ExportedFunction(abi.ExportOnWSOpen)
 	inst.onWSMessage = mod.ExportedFunction(abi.ExportOnWSMessage)
 	inst.onWSClose = mod.ExportedFunction(abi.ExportOnWSClose)
+	inst.onCall = mod.ExportedFunction(abi.ExportOnCall)
+	inst.onHostResult = mod.ExportedFunction(abi.ExportOnHostResult)
 	if m.hasInit {
 		if _, err := inst.call(abi.ExportInit, mod.ExportedFunction(abi.ExportInit)); err != nil {
 			inst.Close()
@@ -286,6 +289,26 @@ func (i *Instance) HasOnMessage() bool { return i.onMessage != nil }
 func (i *Instance) OnMessage(from int32, size uint32) (int32, error) {
 	i.stack[0], i.stack[1] = uint64(uint32(from)), uint64(size)
 	return i.call(abi.ExportOnMessage, i.onMessage)
+}
+
+// HasOnCall reports whether the guest exports wasmloop_on_call (calls from the embedder).
+func (i *Instance) HasOnCall() bool { return i.onCall != nil }
+
+// OnCall calls wasmloop_on_call: the inbox holds the function's name (nameLen bytes) and then
+// the first size-nameLen bytes of the payload, or all of it.
+func (i *Instance) OnCall(call abi.Handle, nameLen, size uint32) (int32, error) {
+	i.stack[0], i.stack[1], i.stack[2] = uint64(call), uint64(nameLen), uint64(size)
+	return i.call(abi.ExportOnCall, i.onCall)
+}
+
+// HasOnHostResult reports whether the guest exports wasmloop_on_host_result.
+func (i *Instance) HasOnHostResult() bool { return i.onHostResult != nil }
+
+// OnHostResult calls wasmloop_on_host_result: an async host call tagged tag finished with
+// status; the inbox holds the first bytes of its result (size bytes in all).
+func (i *Instance) OnHostResult(tag int64, status int32, size uint32) (int32, error) {
+	i.stack[0], i.stack[1], i.stack[2] = uint64(tag), uint64(uint32(status)), uint64(size)
+	return i.call(abi.ExportOnHostResult, i.onHostResult)
 }
 
 // OnDrain calls wasmloop_on_drain if the guest exports it.

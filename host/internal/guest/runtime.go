@@ -171,18 +171,20 @@ var (
 type signature struct{ params, results []api.ValueType }
 
 var exportSignatures = map[string]signature{
-	abi.ExportMarker:      {nil, []api.ValueType{i32}},
-	abi.ExportStart:       {nil, []api.ValueType{i32}},
-	abi.ExportOnRequest:   {[]api.ValueType{i64, i64, i32}, []api.ValueType{i32}},
-	abi.ExportOnTimer:     {[]api.ValueType{i64}, []api.ValueType{i32}},
-	abi.ExportOnClose:     {[]api.ValueType{i64, i32}, []api.ValueType{i32}},
-	abi.ExportOnBody:      {[]api.ValueType{i64, i32, i32}, []api.ValueType{i32}},
-	abi.ExportOnDrain:     {[]api.ValueType{i64}, []api.ValueType{i32}},
-	abi.ExportOnMessage:   {[]api.ValueType{i32, i32}, []api.ValueType{i32}},
-	abi.ExportOnWSOpen:    {[]api.ValueType{i64}, []api.ValueType{i32}},
-	abi.ExportOnWSMessage: {[]api.ValueType{i64, i32, i32}, []api.ValueType{i32}},
-	abi.ExportOnWSClose:   {[]api.ValueType{i64, i32, i32}, []api.ValueType{i32}},
-	abi.ExportInit:        {nil, nil},
+	abi.ExportMarker:       {nil, []api.ValueType{i32}},
+	abi.ExportStart:        {nil, []api.ValueType{i32}},
+	abi.ExportOnRequest:    {[]api.ValueType{i64, i64, i32}, []api.ValueType{i32}},
+	abi.ExportOnTimer:      {[]api.ValueType{i64}, []api.ValueType{i32}},
+	abi.ExportOnClose:      {[]api.ValueType{i64, i32}, []api.ValueType{i32}},
+	abi.ExportOnBody:       {[]api.ValueType{i64, i32, i32}, []api.ValueType{i32}},
+	abi.ExportOnDrain:      {[]api.ValueType{i64}, []api.ValueType{i32}},
+	abi.ExportOnMessage:    {[]api.ValueType{i32, i32}, []api.ValueType{i32}},
+	abi.ExportOnWSOpen:     {[]api.ValueType{i64}, []api.ValueType{i32}},
+	abi.ExportOnWSMessage:  {[]api.ValueType{i64, i32, i32}, []api.ValueType{i32}},
+	abi.ExportOnWSClose:    {[]api.ValueType{i64, i32, i32}, []api.ValueType{i32}},
+	abi.ExportInit:         {nil, nil},
+	abi.ExportOnCall:       {[]api.ValueType{i64, i32, i32}, []api.ValueType{i32}},
+	abi.ExportOnHostResult: {[]api.ValueType{i64, i32, i32}, []api.ValueType{i32}},
 }
 
 func (m *Module) check() error {

@@ -6,8 +6,11 @@ import "github.com/wasmloop/wasmloop/abi"
 
 // BodyRead copies the part of a request body or WebSocket message that did not fit the inbox.
 func (a *hostCalls) BodyRead(h abi.Handle, dst []byte) int32 {
-	if h.Kind() == abi.KindSocket {
+	switch h.Kind() {
+	case abi.KindSocket:
 		return a.l.readMessage(a.in, h, dst)
+	case abi.KindCall:
+		return a.l.readCallPayload(a.in, h, dst)
 	}
 	return a.l.readRequestBody(a.in, h, dst)
 }
@@ -49,6 +52,13 @@ func (a *hostCalls) Close(h abi.Handle) int32 {
 			hc.ex, hc.phase, ex.hc = nil, httpIdle, nil
 			l.closeConn(hc.c, abi.CloseHost)
 		}
+		return 0
+	case abi.KindCall:
+		c, ok := l.calls.get(h)
+		if !ok || c.in != a.in {
+			return errno(abi.EBADHANDLE)
+		}
+		l.endCall(c, CallResult{Err: ErrCallDropped})
 		return 0
 	case abi.KindSocket:
 		w, ok := l.sockets.get(h)

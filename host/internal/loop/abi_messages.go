@@ -11,6 +11,13 @@ func (a *hostCalls) Post(target int32, data []byte) int32 {
 		return errno(abi.EINVAL)
 	}
 	loops := l.g.loops
+	if target == abi.PostHost {
+		if l.cfg.OnMessage == nil {
+			return errno(abi.ENOTSUP)
+		}
+		l.cfg.OnMessage(l.id, append([]byte(nil), data...))
+		return 0
+	}
 	if target == abi.PostAll {
 		if len(loops) == 1 {
 			return 0

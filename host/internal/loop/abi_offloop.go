@@ -28,3 +28,7 @@ func (offLoop) Post(int32, []byte) int32                         { return errno(
 func (offLoop) WSAccept(abi.Handle, []byte, []byte, int32) int64 { return int64(abi.ESTATE) }
 func (offLoop) WSSend(abi.Handle, []byte, int32) int32           { return errno(abi.ESTATE) }
 func (offLoop) WSClose(abi.Handle, int32, []byte) int32          { return errno(abi.ESTATE) }
+func (offLoop) CallReturn(abi.Handle, int32, []byte) int32       { return errno(abi.ESTATE) }
+func (offLoop) HostCall([]byte, []byte, []byte) int64            { return int64(abi.ESTATE) }
+func (offLoop) HostCallAsync([]byte, []byte, int64) int32        { return errno(abi.ESTATE) }
+func (offLoop) HostResult([]byte) int32                          { return 0 }

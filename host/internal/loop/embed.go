@@ -17,10 +17,7 @@ import (
 // draining or has ended (the handler then reads EOF before any answer). ServeConn reports
 // false when the program has ended.
 func (g *Group) ServeConn(fd int) bool {
-	target := g.loops[0]
-	if g.othersStarted.Load() {
-		target = g.loops[g.nextConn.Add(1)%uint64(len(g.loops))]
-	}
+	target := g.nextLoop()
 	if !target.post(func(l *Loop) { l.serveConn(fd) }) {
 		unix.Close(fd)
 		return false

@@ -80,6 +80,15 @@ type Config struct {
 	// NoPorts makes the program's listens open no socket: its servers get only the requests
 	// an embedder hands in (ServeConn).
 	NoPorts bool
+	// KeepAlive keeps the loops running with nothing referenced, until a shutdown, and starts
+	// every worker after worker 0's start-up, listening or not: the embedder may call in at
+	// any time (Call, PostFromHost).
+	KeepAlive bool
+	// Functions are the host functions the embedder defines, by name (hostfuncs.go).
+	Functions map[string]HostFunc
+	// OnMessage receives what the guest posts to the host (post to abi.PostHost), on the
+	// loop: it must not block. nil refuses such posts (ENOTSUP).
+	OnMessage func(worker int, data []byte)
 }
 
 // Group runs the loops of one process.

@@ -26,6 +26,7 @@ type instance struct {
 	inboxPtr, inboxLen uint32
 	retired            bool
 	module             *guest.Module
+	held               []byte // a host function's result the guest has yet to copy (host_result)
 }
 
 // live reports whether the instance can be called.
@@ -258,6 +259,7 @@ func (l *Loop) dropInstance(in *instance, ex *exchange, status int) {
 	// The notices for it are void: nobody will be told.
 	l.queue.closeNotices = slices.DeleteFunc(l.queue.closeNotices, func(n closeNote) bool { return n.in == in })
 	l.failSockets(in)
+	l.failCalls(in, ErrInstanceFailed)
 	var ts []*timer
 	l.timers.each(func(_ abi.Handle, t *timer) {
 		if t.in == in {

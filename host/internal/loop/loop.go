@@ -41,9 +41,12 @@ type Loop struct {
 	exchanges table[*exchange]
 	sockets   table[*wsConn]
 	timers    table[*timer]
-	heap      timerHeap
-	refs      int // referenced listeners and timers
-	ordinal   int // port-0 listens so far, see Group.portFor
+	calls     table[*inboundCall] // calls from the embedder the guest holds (calls.go)
+	// async host function calls whose results have not come back (hostfuncs.go)
+	pendingAsync int
+	heap         timerHeap
+	refs         int // referenced listeners and timers
+	ordinal      int // port-0 listens so far, see Group.portFor
 
 	queue    deferred // work waiting for the end of the callback or the top of the turn
 	logLimit logLimit // logf's rate limit
@@ -77,6 +80,7 @@ func newLoop(g *Group, id int) *Loop {
 		exchanges: newTable[*exchange](abi.KindRequest),
 		sockets:   newTable[*wsConn](abi.KindSocket),
 		timers:    newTable[*timer](abi.KindTimer),
+		calls:     newTable[*inboundCall](abi.KindCall),
 	}
 	return l
 }
@@ -146,7 +150,8 @@ func (l *Loop) alive() bool {
 	if l.draining {
 		return l.nconns > 0
 	}
-	return l.refs > 0 || l.nconns > 0 || l.exchanges.len() > 0 || l.restarting
+	return l.refs > 0 || l.nconns > 0 || l.exchanges.len() > 0 || l.restarting ||
+		l.calls.len() > 0 || l.pendingAsync > 0 || l.cfg.KeepAlive
 }
 
 func (l *Loop) run() {
@@ -159,6 +164,9 @@ func (l *Loop) run() {
 	err := l.startInstance(l.g.currentModule())
 	if err != nil {
 		l.g.startFailed(l.id, err)
+	} else if l.id == 0 && l.cfg.KeepAlive {
+		// A program the embedder calls into runs on every worker whether or not it listens.
+		l.g.startOthers()
 	}
 	l.g.started()
 	if err != nil {
@@ -251,6 +259,7 @@ func (l *Loop) teardown() {
 	}
 	l.listeners.each(func(h abi.Handle, ln *listener) { l.closeListener(h, ln) })
 	l.dropOrphans()
+	l.failCalls(nil, ErrProgramEnded)
 	for _, in := range append(l.retired, l.cur, l.spare) {
 		if in != nil && in.g != nil {
 			in.g.Close()

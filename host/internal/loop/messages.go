@@ -19,16 +19,33 @@ type inbound struct {
 }
 
 func (l *Loop) postTo(t *Loop, msg []byte) int32 {
+	return t.queueMessage(int32(l.id), msg)
+}
+
+// queueMessage queues msg, from a worker or abi.PostHost, for delivery on t.
+func (t *Loop) queueMessage(from int32, msg []byte) int32 {
 	if t.in.queued.Add(1) > maxQueuedMessages {
 		t.in.queued.Add(-1)
 		return errno(abi.ELIMIT)
 	}
-	from := int32(l.id)
 	if !t.post(func(t *Loop) { t.deliverMessage(from, msg) }) {
 		t.in.queued.Add(-1)
 		return errno(abi.ECLOSED) // that worker has ended
 	}
 	return 0
+}
+
+// PostFromHost sends data from the embedding program to worker, as a message from
+// abi.PostHost. It fails as the guest's post would: ELIMIT when the worker has too many
+// messages waiting, ECLOSED when it has ended, EINVAL for a bad worker or an oversized message.
+func (g *Group) PostFromHost(worker int, data []byte) error {
+	if worker < 0 || worker >= len(g.loops) || len(data) > abi.MaxMessage {
+		return abi.EINVAL
+	}
+	if rc := g.loops[worker].queueMessage(abi.PostHost, append([]byte(nil), data...)); rc < 0 {
+		return abi.Errno(rc)
+	}
+	return nil
 }
 
 // deliverMessage runs on the receiver's loop, at the top of its turn.

@@ -25,7 +25,7 @@ func TestPostErrors(t *testing.T) {
 		data   []byte
 		want   abi.Errno
 	}{
-		{2, nil, abi.EINVAL}, {-2, nil, abi.EINVAL}, {1, make([]byte, abi.MaxMessage+1), abi.EINVAL},
+		{2, nil, abi.EINVAL}, {-3, nil, abi.EINVAL}, {abi.PostHost, nil, abi.ENOTSUP}, {1, make([]byte, abi.MaxMessage+1), abi.EINVAL},
 	} {
 		if got := abi.Errno(l0.cur.calls.Post(tc.target, tc.data)); got != tc.want {
 			t.Errorf("Post(%d, %d bytes) = %v, want %v", tc.target, len(tc.data), got, tc.want)

@@ -1,0 +1,201 @@
+//go:build wasip1
+
+package wasmloop
+
+import (
+	"errors"
+	"unsafe"
+
+	"github.com/wasmloop/wasmloop/abi"
+)
+
+// Calls between the program and the Go service that embeds it (ABI 1.4): the service calls
+// the program's functions (host.App.Call → HandleCall), and the program calls the functions
+// the service defines (host.Config.Functions → Call, CallSync).
+
+//go:wasmimport wasmloop_v1 call_return
+func hostCallReturn(call int64, status int32, data unsafe.Pointer, size uint32) int32
+
+//go:wasmimport wasmloop_v1 host_call
+func hostHostCall(name unsafe.Pointer, nameLen uint32, in unsafe.Pointer, inLen uint32, out unsafe.Pointer, outCap uint32) int64
+
+//go:wasmimport wasmloop_v1 host_call_async
+func hostHostCallAsync(name unsafe.Pointer, nameLen uint32, in unsafe.Pointer, inLen uint32, tag int64) int32
+
+//go:wasmimport wasmloop_v1 host_result
+func hostHostResult(dst unsafe.Pointer, size uint32) int32
+
+// ErrNoFunction means the service defines no function by that name (of that kind): a
+// program can call an optional function and fall back when it gets this.
+var ErrNoFunction = errors.New("wasmloop: the host has no such function")
+
+// HostError is the error message a host function failed with.
+type HostError struct{ Message string }
+
+func (e *HostError) Error() string { return e.Message }
+
+// FromHost is the sender OnMessage sees for a message from the embedding service
+// (host.App.Post).
+const FromHost = abi.PostHost
+
+// PostHost sends data (at most MaxMessage bytes) to the embedding service, whose
+// host.Config.OnMessage receives it. ENOTSUP: the service takes no messages.
+func PostHost(data []byte) error {
+	p, n := bytesPtr(data)
+	return errnoOrNil(hostPost(abi.PostHost, p, n))
+}
+
+// CallRequest is a call from the embedding service (host.App.Call). Answer it once, with
+// Return or Fail, during the handler or from any later callback.
+type CallRequest struct {
+	h        int64
+	name     string
+	payload  []byte
+	done     bool
+	onCancel []func()
+}
+
+// Name is the function the service called.
+func (c *CallRequest) Name() string { return c.name }
+
+// Payload is what the service passed. It is the program's to keep.
+func (c *CallRequest) Payload() []byte { return c.payload }
+
+// Return answers the call with result: host.App.Call returns it.
+func (c *CallRequest) Return(result []byte) error { return c.answer(abi.CallOK, result) }
+
+// Fail answers the call with an error: host.App.Call returns a *host.CallError with message.
+func (c *CallRequest) Fail(message string) error { return c.answer(abi.CallFailed, []byte(message)) }
+
+// OnCancel registers fn to run if the service gives up on the call (its context ended)
+// before it is answered.
+func (c *CallRequest) OnCancel(fn func()) { c.onCancel = append(c.onCancel, fn) }
+
+func (c *CallRequest) answer(status int32, data []byte) error {
+	if c.done {
+		return abi.EBADHANDLE
+	}
+	c.done = true
+	calls.del(c.h)
+	p, n := bytesPtr(data)
+	return errnoOrNil(hostCallReturn(c.h, status, p, n))
+}
+
+var (
+	callHandlers = map[string]func(*CallRequest){}
+	calls        registry[CallRequest]
+)
+
+// HandleCall sets fn to handle the service's calls of name. A call of a name with no handler
+// fails with a message saying so.
+func HandleCall(name string, fn func(c *CallRequest)) { callHandlers[name] = fn }
+
+//go:wasmexport wasmloop_on_call
+func exportOnCall(h int64, nameLen, size int32) int32 {
+	recycleRetired()
+	if nameLen < 0 || size < 0 || int(nameLen) > len(inbox) {
+		return int32(abi.EINVAL)
+	}
+	c := &CallRequest{h: h, name: string(inbox[:nameLen]), payload: make([]byte, size)}
+	if n := copy(c.payload, inbox[nameLen:]); n < int(size) {
+		p, m := bytesPtr(c.payload[n:])
+		if rc := hostBodyRead(h, p, m); rc < 0 {
+			return rc
+		}
+	}
+	fn := callHandlers[c.name]
+	if fn == nil {
+		c.Fail("the program has no function " + c.name)
+		return 0
+	}
+	calls.put(h, c)
+	fn(c)
+	return 0
+}
+
+// cancelCall runs the call's cancel functions: the service gave up on it (on_close).
+func cancelCall(h int64) {
+	c := calls.get(h)
+	if c == nil {
+		return
+	}
+	calls.del(h)
+	c.done = true
+	for _, f := range c.onCancel {
+		f()
+	}
+}
+
+// hostOut receives CallSync results that fit; larger ones are fetched whole.
+var hostOut [4096]byte
+
+// CallSync calls the service's sync function name with in and returns its result. The
+// function runs on this worker's loop while the program waits: it is for quick answers
+// (host.Function.Sync). ErrNoFunction: the service defines none by that name.
+func CallSync(name string, in []byte) ([]byte, error) {
+	np, nn := stringPtr(name)
+	ip, in_ := bytesPtr(in)
+	r := hostHostCall(np, nn, ip, in_, unsafe.Pointer(&hostOut[0]), uint32(len(hostOut)))
+	if r < 0 {
+		if abi.Errno(r) == abi.ENOTSUP {
+			return nil, ErrNoFunction
+		}
+		return nil, abi.Errno(r)
+	}
+	n := int(r & 0xffff_ffff)
+	res := make([]byte, n)
+	if n <= len(hostOut) {
+		copy(res, hostOut[:n])
+	} else {
+		p, m := bytesPtr(res)
+		hostHostResult(p, m)
+	}
+	if r&abi.HostCallFailed != 0 {
+		return nil, &HostError{string(res)}
+	}
+	return res, nil
+}
+
+var (
+	hostResults = map[int64]func([]byte, error){}
+	nextTag     int64
+)
+
+// Call calls the service's async function name with in; fn receives the result in a later
+// callback, never inside Call. The pending call keeps the program alive. ErrNoFunction: the
+// service defines no async function by that name.
+func Call(name string, in []byte, fn func(result []byte, err error)) error {
+	nextTag++
+	tag := nextTag
+	np, nn := stringPtr(name)
+	ip, in_ := bytesPtr(in)
+	if rc := hostHostCallAsync(np, nn, ip, in_, tag); rc < 0 {
+		if abi.Errno(rc) == abi.ENOTSUP {
+			return ErrNoFunction
+		}
+		return abi.Errno(rc)
+	}
+	hostResults[tag] = fn
+	return nil
+}
+
+//go:wasmexport wasmloop_on_host_result
+func exportOnHostResult(tag int64, status, size int32) int32 {
+	recycleRetired()
+	fn := hostResults[tag]
+	delete(hostResults, tag)
+	if fn == nil || size < 0 {
+		return 0
+	}
+	res := make([]byte, size)
+	if n := copy(res, inbox[:min(int(size), len(inbox))]); n < int(size) {
+		p, m := bytesPtr(res[n:])
+		hostHostResult(p, m)
+	}
+	if status == abi.CallFailed {
+		fn(nil, &HostError{string(res)})
+		return 0
+	}
+	fn(res, nil)
+	return 0
+}

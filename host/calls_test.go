@@ -1,0 +1,168 @@
+package host_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wasmloop/wasmloop/host"
+)
+
+// pluginFunctions are the service's functions the plugin guest calls.
+func pluginFunctions() map[string]host.Function {
+	return map[string]host.Function{
+		"lookup_user": {Sync: func(_ context.Context, in []byte) ([]byte, error) {
+			return []byte("user-" + string(in)), nil
+		}},
+		"slow_lookup": {Async: func(ctx context.Context, in []byte) ([]byte, error) {
+			select { // an async function may block: this one waits on a timer
+			case <-time.After(10 * time.Millisecond):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return []byte("profile of " + string(in)), nil
+		}},
+		"failing": {Sync: func(context.Context, []byte) ([]byte, error) {
+			return nil, errors.New("the database is down")
+		}},
+	}
+}
+
+func startPlugin(t *testing.T, cfg host.Config) *host.App {
+	t.Helper()
+	cfg.KeepAlive = true
+	if cfg.Functions == nil {
+		cfg.Functions = pluginFunctions()
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = io.Discard
+	}
+	app := load(t, pluginWasm, cfg)
+	ctx := context.Background()
+	if err := app.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close(ctx) })
+	return app
+}
+
+// The service calls the guest, which calls the service's sync and async functions and
+// answers from the async one's result; errors cross both ways as values.
+func TestCallAndHostFunctions(t *testing.T) {
+	app := startPlugin(t, host.Config{Workers: 2})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for i := range 50 { // from many goroutines at once, over both workers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprint(i)
+			got, err := app.Call(ctx, "render", []byte(id))
+			if want := id + ": user-" + id + " / profile of user-" + id; err != nil || string(got) != want {
+				t.Errorf("render(%s) = %q, %v; want %q", id, got, err, want)
+			}
+		}()
+	}
+	wg.Wait()
+	for w := range 2 {
+		got, err := app.CallWorker(ctx, w, "echo", []byte("on worker"))
+		if err != nil || string(got) != "on worker" {
+			t.Errorf("echo on worker %d = %q, %v", w, got, err)
+		}
+	}
+	if _, err := app.CallWorker(ctx, 2, "echo", nil); err == nil {
+		t.Error("a call to worker 2 of 2 succeeded")
+	}
+	// A payload larger than the guest's 64 KiB inbox comes through whole, and so does the
+	// answer.
+	big := bytes.Repeat([]byte("0123456789"), 100_000)
+	if got, err := app.Call(ctx, "echo", big); err != nil || !bytes.Equal(got, big) {
+		t.Errorf("echo of 1 MB: %d bytes, %v", len(got), err)
+	}
+	var ce *host.CallError
+	if _, err := app.Call(ctx, "fail", nil); !errors.As(err, &ce) || ce.Message != "asked to fail" {
+		t.Errorf("fail = %v, want a CallError \"asked to fail\"", err)
+	}
+	if _, err := app.Call(ctx, "nosuch", nil); !errors.As(err, &ce) || !strings.Contains(ce.Message, "no function nosuch") {
+		t.Errorf("nosuch = %v, want a CallError naming it", err)
+	}
+	if got, err := app.Call(ctx, "probe", nil); err != nil || string(got) != "absent" {
+		t.Errorf("probe = %q, %v; want \"absent\" (an unknown host function is an error value)", got, err)
+	}
+	if got, err := app.Call(ctx, "hosterr", nil); err != nil || string(got) != "the database is down" {
+		t.Errorf("hosterr = %q, %v; want the host function's error message", got, err)
+	}
+}
+
+// A call the service gives up on is withdrawn: the guest hears of it.
+func TestCallWithdrawn(t *testing.T) {
+	logs, stdout := io.Pipe()
+	lines := bufio.NewScanner(logs)
+	app := startPlugin(t, host.Config{Workers: 1, Stdout: stdout})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := app.Call(ctx, "hold", []byte("call 1"))
+		done <- err
+	}()
+	// The guest holds the call until it is withdrawn: cancel once it must have it (any later
+	// call on the same worker is delivered after it).
+	if _, err := app.Call(context.Background(), "echo", nil); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("the withdrawn call returned %v, want context.Canceled", err)
+	}
+	for lines.Scan() && lines.Text() != "cancelled call 1" {
+	}
+	if lines.Err() != nil {
+		t.Fatal(lines.Err())
+	}
+	go io.Copy(io.Discard, logs)
+}
+
+// Messages cross between the service and the guest both ways.
+func TestPostBetweenServiceAndGuest(t *testing.T) {
+	got := make(chan string, 1)
+	app := startPlugin(t, host.Config{Workers: 1, OnMessage: func(worker int, data []byte) {
+		got <- fmt.Sprintf("worker %d: %s", worker, data)
+	}})
+	if err := app.Post(0, []byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-got; m != "worker 0: echo:ping" {
+		t.Errorf("the guest's message: %q", m)
+	}
+	if err := app.Post(5, []byte("x")); err == nil {
+		t.Error("a post to worker 5 of 1 succeeded")
+	}
+}
+
+// Config.Functions must set exactly one of Sync and Async.
+func TestFunctionsChecked(t *testing.T) {
+	for _, fs := range []map[string]host.Function{
+		{"both": {Sync: func(context.Context, []byte) ([]byte, error) { return nil, nil }, Async: func(context.Context, []byte) ([]byte, error) { return nil, nil }}},
+		{"neither": {}},
+	} {
+		if _, err := (host.Config{Functions: fs}).WithDefaults(); err == nil {
+			t.Errorf("%v accepted", fs)
+		}
+	}
+}
+
+// Calls of a program that is not running fail at once.
+func TestCallNotRunning(t *testing.T) {
+	app := load(t, pluginWasm, host.Config{Workers: 1})
+	defer app.Close(context.Background())
+	if _, err := app.Call(context.Background(), "echo", nil); !errors.Is(err, host.ErrNotRunning) {
+		t.Errorf("Call before Start = %v, want ErrNotRunning", err)
+	}
+}

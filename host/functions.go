@@ -1,0 +1,48 @@
+package host
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/wasmloop/wasmloop/host/internal/loop"
+)
+
+// Function is a function the embedding program gives the guest, which calls it by name with
+// bytes in and gets bytes out (ABI.md, host_call; the Go SDK's wasmloop.CallSync and
+// wasmloop.Call). Set exactly one of Sync and Async.
+//
+// Sync runs on the worker's event loop, inside the guest's call: nothing else on that worker
+// runs until it returns, so it must not block — a map lookup, a computation, a read of
+// state the service keeps in memory. Async runs on a goroutine of its own, so it may block
+// (a database query, an HTTP request); its result reaches the guest later as an event, never
+// inside the call that started it, and keeps the program alive until then.
+//
+// in is valid only until the function returns: copy what it keeps. An error reaches the
+// guest as a failed result carrying err.Error(), never as a trap; so does a panic, which is
+// logged. ctx is cancelled when the program stops.
+type Function struct {
+	Sync  func(ctx context.Context, in []byte) ([]byte, error)
+	Async func(ctx context.Context, in []byte) ([]byte, error)
+}
+
+// checkFunctions is the rule for Config.Functions: a name and exactly one of Sync and Async.
+func checkFunctions(fs map[string]Function) error {
+	for name, f := range fs {
+		switch {
+		case name == "":
+			return fmt.Errorf("host: Config.Functions has a function with an empty name")
+		case (f.Sync == nil) == (f.Async == nil):
+			return fmt.Errorf("host: Config.Functions[%q] must set exactly one of Sync and Async", name)
+		}
+	}
+	return nil
+}
+
+// loopFunctions converts Config.Functions for the loops.
+func loopFunctions(fs map[string]Function) map[string]loop.HostFunc {
+	out := make(map[string]loop.HostFunc, len(fs))
+	for name, f := range fs {
+		out[name] = loop.HostFunc{Sync: f.Sync, Async: f.Async}
+	}
+	return out
+}

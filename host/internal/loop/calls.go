@@ -1,0 +1,177 @@
+package loop
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/wasmloop/wasmloop/abi"
+)
+
+// Calls from the embedding program into the guest (ABI 1.4, host.App.Call). A call is queued
+// as a task on a worker's loop and delivered there as an event, wasmloop_on_call, with its
+// name and payload in the inbox; the guest answers with call_return then or from any later
+// callback (after a timer, a message, a host function's result). Until then the call is a
+// handle of the instance that took it, and keeps the loop alive as a request does. The Go
+// side waits on a channel; if it gives up (its context ended) the call is withdrawn and the
+// guest hears wasmloop_on_close for it.
+
+// CallResult is how a call ended: the guest's answer (Failed when it answered with an error
+// message), or Err when it never answered.
+type CallResult struct {
+	Data   []byte
+	Failed bool
+	Err    error
+}
+
+// Errors a call can end with other than the guest's own answer.
+var (
+	ErrNoOnCall       = errors.New("the program takes no calls (it does not export wasmloop_on_call)")
+	ErrCallDropped    = errors.New("the program dropped the call without answering")
+	ErrInstanceFailed = errors.New("the program's instance failed before answering; a fresh one has taken over")
+	ErrProgramEnded   = errors.New("the program has ended")
+	ErrNoSuchWorker   = errors.New("no such worker")
+)
+
+// inboundCall is one call from the embedder.
+type inboundCall struct {
+	name    string
+	payload []byte
+	done    chan CallResult // buffered: the loop never waits for the caller
+	in      *instance       // the instance that took it, once delivered
+	h       abi.Handle      // its handle, once delivered
+	read    int             // payload bytes the guest has had (inbox, then body_read)
+}
+
+// A Call is a call in flight, as the embedder holds it.
+type Call struct {
+	l *Loop
+	c *inboundCall
+}
+
+// Done delivers the call's result, once.
+func (c Call) Done() <-chan CallResult { return c.c.done }
+
+// Withdraw gives up on the call: if the guest has not answered yet, it hears on_close for it
+// and a later call_return is refused.
+func (c Call) Withdraw() {
+	c.l.post(func(l *Loop) { l.withdrawCall(c.c) })
+}
+
+// Call queues a call of name with payload on worker (or, if worker is -1, on the next worker
+// in turn) and returns it. The payload is the group's from then on.
+func (g *Group) Call(worker int, name string, payload []byte) (Call, error) {
+	var target *Loop
+	switch {
+	case worker == -1:
+		target = g.nextLoop()
+	case worker == 0 || worker > 0 && worker < len(g.loops) && g.othersStarted.Load():
+		target = g.loops[worker]
+	case worker > 0 && worker < len(g.loops):
+		return Call{}, fmt.Errorf("worker %d has not started: a program runs on worker 0 alone until it listens (or with KeepAlive)", worker)
+	default:
+		return Call{}, fmt.Errorf("%w: %d (the program has %d)", ErrNoSuchWorker, worker, len(g.loops))
+	}
+	c := &inboundCall{name: name, payload: payload, done: make(chan CallResult, 1)}
+	if !target.post(func(l *Loop) { l.deliverCall(c) }) {
+		return Call{}, ErrProgramEnded
+	}
+	return Call{target, c}, nil
+}
+
+// nextLoop is the next worker in turn: worker 0 alone until the others have started.
+func (g *Group) nextLoop() *Loop {
+	if !g.othersStarted.Load() {
+		return g.loops[0]
+	}
+	return g.loops[g.nextConn.Add(1)%uint64(len(g.loops))]
+}
+
+// deliverCall runs on the loop, at the top of a turn.
+func (l *Loop) deliverCall(c *inboundCall) {
+	in := l.cur
+	switch {
+	case l.stopped || !in.live():
+		c.done <- CallResult{Err: ErrProgramEnded}
+		return
+	case !in.g.HasOnCall():
+		c.done <- CallResult{Err: ErrNoOnCall}
+		return
+	}
+	inbox, ok := in.inbox()
+	if !ok || len(inbox) < len(c.name) {
+		c.done <- CallResult{Err: fmt.Errorf("the call's name does not fit the program's inbox (%d bytes)", len(inbox))}
+		return
+	}
+	c.in, c.h = in, l.calls.add(c)
+	n := copy(inbox, c.name)
+	c.read = copy(inbox[n:], c.payload)
+	rc, err := in.g.OnCall(c.h, uint32(len(c.name)), uint32(len(c.payload)))
+	if err != nil {
+		l.guestFailed(in, err, nil) // fails the call with the instance's others (dropInstance)
+	} else if rc != 0 {
+		l.endCall(c, CallResult{Err: fmt.Errorf("wasmloop_on_call returned %v", abi.Errno(rc))})
+	}
+	l.afterCallback()
+}
+
+// endCall removes a pending call and hands its result to the caller.
+func (l *Loop) endCall(c *inboundCall, r CallResult) {
+	if got, ok := l.calls.get(c.h); !ok || got != c {
+		return
+	}
+	l.calls.remove(c.h)
+	c.done <- r
+}
+
+// withdrawCall ends a call the caller gave up on, telling the guest if it still held it.
+func (l *Loop) withdrawCall(c *inboundCall) {
+	if got, ok := l.calls.get(c.h); !ok || got != c {
+		return // answered, failed, or never delivered (its result is already in done)
+	}
+	l.calls.remove(c.h)
+	c.done <- CallResult{Err: errors.New("withdrawn")}
+	if in := c.in; in.live() {
+		if _, err := in.g.OnClose(c.h, abi.CloseHost); err != nil {
+			l.guestFailed(in, err, nil)
+		}
+		l.afterCallback()
+	}
+}
+
+// failCalls ends the calls an instance held (it failed, or the loop is ending).
+func (l *Loop) failCalls(in *instance, err error) {
+	var held []*inboundCall
+	l.calls.each(func(_ abi.Handle, c *inboundCall) {
+		if in == nil || c.in == in {
+			held = append(held, c)
+		}
+	})
+	for _, c := range held {
+		l.endCall(c, CallResult{Err: err})
+	}
+}
+
+// CallReturn answers a call: status CallOK with the result, or CallFailed with an error
+// message.
+func (a *hostCalls) CallReturn(h abi.Handle, status int32, data []byte) int32 {
+	c, ok := a.l.calls.get(h)
+	if !ok || c.in != a.in {
+		return errno(abi.EBADHANDLE)
+	}
+	if status != abi.CallOK && status != abi.CallFailed {
+		return errno(abi.EINVAL)
+	}
+	a.l.endCall(c, CallResult{Data: append([]byte(nil), data...), Failed: status == abi.CallFailed})
+	return 0
+}
+
+// readCallPayload copies the part of a call's payload that did not fit the inbox.
+func (l *Loop) readCallPayload(in *instance, h abi.Handle, dst []byte) int32 {
+	c, ok := l.calls.get(h)
+	if !ok || c.in != in {
+		return errno(abi.EBADHANDLE)
+	}
+	n := copy(dst, c.payload[c.read:])
+	c.read += n
+	return int32(n)
+}

@@ -1,0 +1,115 @@
+package loop
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/wasmloop/wasmloop/abi"
+)
+
+// Functions the embedding program defines for the guest (ABI 1.4, host.Config.Functions).
+// A sync function runs on the loop inside the guest's host_call, as every host function does;
+// an async one runs on a goroutine of its own, and its result comes back as a task on the
+// loop and reaches the guest as an event, wasmloop_on_host_result, never inside the call that
+// started it. A function's error reaches the guest as its result, marked failed, never as a
+// trap; a name the embedder did not define is ENOTSUP, so a guest can probe for a function.
+
+// HostFunc is one function the embedder defines: exactly one of Sync and Async is set.
+type HostFunc struct {
+	Sync  func(ctx context.Context, in []byte) ([]byte, error)
+	Async func(ctx context.Context, in []byte) ([]byte, error)
+}
+
+// maxPendingAsync bounds the async host calls a worker has in flight (ELIMIT beyond).
+const maxPendingAsync = 4096
+
+// HostCall runs a sync function. The result is written to out when it fits; otherwise it is
+// held, and host_result copies it, until the next host call or the end of the callback.
+func (a *hostCalls) HostCall(name, in, out []byte) int64 {
+	a.in.held = nil
+	f, ok := a.l.cfg.Functions[string(name)]
+	if !ok || f.Sync == nil {
+		return int64(abi.ENOTSUP)
+	}
+	res, failed := a.l.runHostFunc(string(name), f.Sync, in)
+	r := int64(len(res))
+	if failed {
+		r |= abi.HostCallFailed
+	}
+	if len(res) <= len(out) {
+		copy(out, res)
+	} else {
+		a.in.held = res
+	}
+	return r
+}
+
+// runHostFunc runs an embedder's function, turning an error, or a panic, into a failed
+// result: the embedder's bug must not take the loop, and with it the process, down.
+func (l *Loop) runHostFunc(name string, f func(context.Context, []byte) ([]byte, error), in []byte) (res []byte, failed bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			l.logf("worker %d: host function %q panicked: %v", l.id, name, p)
+			res, failed = []byte(fmt.Sprintf("host function %q panicked", name)), true
+		}
+	}()
+	res, err := f(l.g.callCtx, in)
+	if err != nil {
+		return []byte(err.Error()), true
+	}
+	return res, false
+}
+
+// HostCallAsync starts an async function on a goroutine; tag comes back with its result.
+func (a *hostCalls) HostCallAsync(name, in []byte, tag int64) int32 {
+	l, inst := a.l, a.in
+	f, ok := l.cfg.Functions[string(name)]
+	if !ok || f.Async == nil {
+		return errno(abi.ENOTSUP)
+	}
+	if !inst.g.HasOnHostResult() {
+		return errno(abi.ESTATE) // the result could not be delivered
+	}
+	if l.pendingAsync >= maxPendingAsync {
+		return errno(abi.ELIMIT)
+	}
+	l.pendingAsync++
+	fn, input := string(name), append([]byte(nil), in...)
+	go func() {
+		res, failed := l.runHostFunc(fn, f.Async, input)
+		if !l.post(func(l *Loop) { l.deliverHostResult(inst, tag, res, failed) }) {
+			return // the loop has ended: nobody is waiting
+		}
+	}()
+	return 0
+}
+
+// deliverHostResult runs on the loop: the async call tagged tag has finished.
+func (l *Loop) deliverHostResult(in *instance, tag int64, res []byte, failed bool) {
+	l.pendingAsync--
+	if l.stopped || !in.live() {
+		return // the instance that asked is gone
+	}
+	inbox, ok := in.inbox()
+	if !ok {
+		return
+	}
+	n := copy(inbox, res)
+	in.held = res[n:]
+	status := int32(abi.CallOK)
+	if failed {
+		status = abi.CallFailed
+	}
+	if _, err := in.g.OnHostResult(tag, status, uint32(len(res))); err != nil {
+		l.guestFailed(in, err, nil)
+	}
+	in.held = nil
+	l.afterCallback()
+}
+
+// HostResult copies the held part of a host function's result.
+func (a *hostCalls) HostResult(dst []byte) int32 {
+	n := copy(dst, a.in.held)
+	a.in.held = a.in.held[n:]
+	return int32(n)
+}

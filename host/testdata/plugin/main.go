@@ -1,0 +1,62 @@
+//go:build wasip1
+
+// Command plugin is the guest of package host's call and host-function tests and examples:
+// functions the service calls (HandleCall), which call the service's functions in turn.
+//
+//	render   "<payload>: <lookup_user(payload)> / <slow_lookup(that)>", answered when the
+//	         async slow_lookup's result arrives
+//	echo     the payload
+//	fail     fails with "asked to fail"
+//	hold     never answers; logs "cancelled <payload>" when the service gives up
+//	probe    "absent" if the service has no optional_fn, else its result
+//	hosterr  the error message of the service's failing function
+//
+// A message from the service comes back to it prefixed with "echo:".
+package main
+
+import (
+	"errors"
+
+	"github.com/wasmloop/wasmloop/guest-sdk/go"
+)
+
+func main() {
+	wasmloop.HandleCall("render", func(c *wasmloop.CallRequest) {
+		user, err := wasmloop.CallSync("lookup_user", c.Payload())
+		if err != nil {
+			c.Fail(err.Error())
+			return
+		}
+		err = wasmloop.Call("slow_lookup", user, func(more []byte, err error) {
+			if err != nil {
+				c.Fail(err.Error())
+				return
+			}
+			c.Return([]byte(string(c.Payload()) + ": " + string(user) + " / " + string(more)))
+		})
+		if err != nil {
+			c.Fail(err.Error())
+		}
+	})
+	wasmloop.HandleCall("echo", func(c *wasmloop.CallRequest) { c.Return(c.Payload()) })
+	wasmloop.HandleCall("fail", func(c *wasmloop.CallRequest) { c.Fail("asked to fail") })
+	wasmloop.HandleCall("hold", func(c *wasmloop.CallRequest) {
+		c.OnCancel(func() { wasmloop.Log("cancelled", string(c.Payload())) })
+	})
+	wasmloop.HandleCall("probe", func(c *wasmloop.CallRequest) {
+		res, err := wasmloop.CallSync("optional_fn", nil)
+		if errors.Is(err, wasmloop.ErrNoFunction) {
+			res = []byte("absent")
+		}
+		c.Return(res)
+	})
+	wasmloop.HandleCall("hosterr", func(c *wasmloop.CallRequest) {
+		_, err := wasmloop.CallSync("failing", nil)
+		c.Return([]byte(err.Error()))
+	})
+	wasmloop.OnMessage(func(from int, data []byte) {
+		if from == wasmloop.FromHost {
+			wasmloop.PostHost(append([]byte("echo:"), data...))
+		}
+	})
+}
