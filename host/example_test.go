@@ -2,9 +2,11 @@ package host_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/signal"
 	"time"
@@ -97,4 +99,83 @@ func ExampleApp_Start() {
 	// 200 OK: hello, service
 	// shutdown: <nil>
 	// 0 <nil>
+}
+
+// Mount a program in a service's own net/http server: with NoPorts its listen opens no port,
+// and the Handler is its way in.
+func ExampleApp_Handler() {
+	wasm, err := os.ReadFile(greetWasm) // serves "hello, NAME" (testdata/greet)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx := context.Background()
+	app, err := host.Load(ctx, wasm, host.Config{NoPorts: true, Env: []string{"PORT=0", "NAME=plugin"}, Stdout: io.Discard, CacheDir: cacheDir})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer app.Close(ctx)
+	if err := app.Start(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/plugin/", http.StripPrefix("/plugin", app.Handler()))
+	srv := httptest.NewServer(mux) // the service's server, on a loopback port
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/plugin/anything")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Print(resp.Status, ": ", string(body))
+	fmt.Println("ports of its own:", len(app.Addrs()))
+	// Output:
+	// 200 OK: hello, plugin
+	// ports of its own: 0
+}
+
+// Call a function of the program, which calls the service's functions in turn: lookup_user
+// runs on the event loop during the guest's call (Sync), slow_lookup on a goroutine of its
+// own, its result reaching the guest as an event (Async).
+func ExampleApp_Call() {
+	wasm, err := os.ReadFile(pluginWasm) // testdata/plugin: HandleCall("render", …)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx := context.Background()
+	app, err := host.Load(ctx, wasm, host.Config{
+		KeepAlive: true, // the program has nothing of its own to wait for: it waits for calls
+		Functions: map[string]host.Function{
+			"lookup_user": {Sync: func(_ context.Context, id []byte) ([]byte, error) {
+				return []byte("Ada"), nil
+			}},
+			"slow_lookup": {Async: func(_ context.Context, name []byte) ([]byte, error) {
+				time.Sleep(time.Millisecond) // an async function may block
+				return []byte("admin"), nil
+			}},
+		},
+		CacheDir: cacheDir,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer app.Close(ctx)
+	if err := app.Start(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+	page, err := app.Call(ctx, "render", []byte("user 1"))
+	fmt.Println(string(page), err)
+	_, err = app.Call(ctx, "fail", nil)
+	var ce *host.CallError
+	fmt.Println(errors.As(err, &ce), ce.Message)
+	// Output:
+	// user 1: Ada / admin <nil>
+	// true asked to fail
 }

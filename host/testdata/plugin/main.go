@@ -10,12 +10,15 @@
 //	hold     never answers; logs "cancelled <payload>" when the service gives up
 //	probe    "absent" if the service has no optional_fn, else its result
 //	hosterr  the error message of the service's failing function
+//	spin     calls the service's sync function noop as many times as the payload says (a
+//	         decimal count), for measuring what a host function call costs
 //
 // A message from the service comes back to it prefixed with "echo:".
 package main
 
 import (
 	"errors"
+	"strconv"
 
 	"github.com/wasmloop/wasmloop/guest-sdk/go"
 )
@@ -53,6 +56,16 @@ func main() {
 	wasmloop.HandleCall("hosterr", func(c *wasmloop.CallRequest) {
 		_, err := wasmloop.CallSync("failing", nil)
 		c.Return([]byte(err.Error()))
+	})
+	wasmloop.HandleCall("spin", func(c *wasmloop.CallRequest) {
+		n, _ := strconv.Atoi(string(c.Payload()))
+		for range n {
+			if _, err := wasmloop.CallSync("noop", nil); err != nil {
+				c.Fail(err.Error())
+				return
+			}
+		}
+		c.Return(nil)
 	})
 	wasmloop.OnMessage(func(from int, data []byte) {
 		if from == wasmloop.FromHost {

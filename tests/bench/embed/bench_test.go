@@ -114,12 +114,13 @@ func BenchmarkExtismCall1KiB(b *testing.B) {
 }
 
 // TODO(app.Call): BenchmarkWasmloopCall1KiB goes here: the same round trip through wasmloop,
-// to compare with BenchmarkExtismCall1KiB. It needs host.App.Call and a guest function that
-// echoes its payload (the Go SDK's call handler); neither had landed when this file was written
-// (App.Call was being written, uncommitted, in host/calls.go), so nothing is measured here yet
-// and there is deliberately no placeholder that would report a number. Measure it the same way:
-// one App started (Workers: 1, NoPorts) with an echo guest in guests/, a 1 KiB random payload,
-// the first call out of the timer, every answer checked, b.SetBytes(1024), b.ReportAllocs().
+// to compare with BenchmarkExtismCall1KiB. It needs host.App.Call and a guest that answers a
+// call by echoing its payload (the Go SDK's HandleCall). When this file was written App.Call
+// was still being built (it landed in commit 56b84b4 while this benchmark was being measured),
+// so nothing is measured here yet, and there is deliberately no placeholder that would report
+// a number. Measure it the same way: one App started (Workers: 1, NoPorts) with an echo guest
+// in guests/, a 1 KiB random payload, the first call out of the timer, every answer checked,
+// b.SetBytes(1024), b.ReportAllocs().
 
 // BenchmarkHandlerHello serves GET / through each mode's http.Handler in-process, one request
 // at a time from one goroutine, with no client socket: what the handler itself costs a request,

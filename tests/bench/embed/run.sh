@@ -45,7 +45,7 @@ MODES=${MODES:-wasmloop extism httpwasm}
 OUT=${OUT:-}
 LOGDIR=${LOGDIR:-}
 # One wrk thread: on 2 shared cores it leaves the server as much CPU as it can
-# while still loading it (it takes about one core itself).
+# while still loading it (budget about one core for it; it used 0.1-0.5 here).
 WRK_THREADS=1
 WRK_TIMEOUT=10s
 START_TRIES=300 # tries 0.1 s apart (~30 s+): compiling a peer's guest at start-up takes a few seconds
