@@ -29,20 +29,6 @@ func load(t *testing.T, path string, cfg host.Config) *host.App {
 	return app
 }
 
-func get(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %d %q %v", url, resp.StatusCode, b, err)
-	}
-	return string(b)
-}
-
 // Start returns when every worker has started, Addrs gives the port the kernel chose for a
 // listen on port 0, Shutdown ends the program gracefully, and the App can start it again.
 func TestStartAddrsShutdown(t *testing.T) {

@@ -313,6 +313,22 @@ func (r *recorder) WSClose(abi.Handle, int32, []byte) int32 {
 	r.called = append(r.called, "ws_close")
 	return 0
 }
+func (r *recorder) CallReturn(abi.Handle, int32, []byte) int32 {
+	r.called = append(r.called, "call_return")
+	return 0
+}
+func (r *recorder) HostCall(_, _, _ []byte) int64 {
+	r.called = append(r.called, "host_call")
+	return 0
+}
+func (r *recorder) HostCallAsync(_, _ []byte, _ int64) int32 {
+	r.called = append(r.called, "host_call_async")
+	return 0
+}
+func (r *recorder) HostResult([]byte) int32 {
+	r.called = append(r.called, "host_result")
+	return 0
+}
 
 // Every host function that takes guest memory answers an out-of-bounds (pointer, length)
 // with EFAULT and never reaches the Host; in bounds, it does reach it.
@@ -323,7 +339,8 @@ func TestHostFunctionsCheckPointers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rt.Close(ctx)
-	for _, fn := range []string{abi.FnInbox, abi.FnListen, abi.FnRespond, abi.FnWrite, abi.FnBodyRead, abi.FnPost, abi.FnWSAccept, abi.FnWSSend, abi.FnWSClose} {
+	for _, fn := range []string{abi.FnInbox, abi.FnListen, abi.FnRespond, abi.FnWrite, abi.FnBodyRead, abi.FnPost, abi.FnWSAccept, abi.FnWSSend, abi.FnWSClose,
+		abi.FnCallReturn, abi.FnHostCall, abi.FnHostCallAsync, abi.FnHostResult} {
 		for _, tc := range []struct {
 			arg     int64
 			reached bool
