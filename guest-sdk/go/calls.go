@@ -143,10 +143,14 @@ func CallSync(name string, in []byte) ([]byte, error) {
 		return nil, abi.Errno(r)
 	}
 	n := int(r & 0xffff_ffff)
-	res := make([]byte, n)
-	if n <= len(hostOut) {
+	var res []byte
+	switch {
+	case n == 0: // nothing to allocate
+	case n <= len(hostOut):
+		res = make([]byte, n)
 		copy(res, hostOut[:n])
-	} else {
+	default:
+		res = make([]byte, n)
 		p, m := bytesPtr(res)
 		hostHostResult(p, m)
 	}

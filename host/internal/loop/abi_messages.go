@@ -16,6 +16,7 @@ func (a *hostCalls) Post(target int32, data []byte) int32 {
 			return errno(abi.ENOTSUP)
 		}
 		l.cfg.OnMessage(l.id, append([]byte(nil), data...))
+		l.readied = true // it may well have woken a goroutine of the embedder's
 		return 0
 	}
 	if target == abi.PostAll {

@@ -121,6 +121,7 @@ func (l *Loop) endCall(c *inboundCall, r CallResult) {
 	}
 	l.calls.remove(c.h)
 	c.done <- r
+	l.readied = true
 }
 
 // withdrawCall ends a call the caller gave up on, telling the guest if it still held it.

@@ -31,7 +31,7 @@ func (a *hostCalls) HostCall(name, in, out []byte) int64 {
 	if !ok || f.Sync == nil {
 		return int64(abi.ENOTSUP)
 	}
-	res, failed := a.l.runHostFunc(string(name), f.Sync, in)
+	res, failed := a.l.runHostFunc(name, f.Sync, in)
 	r := int64(len(res))
 	if failed {
 		r |= abi.HostCallFailed
@@ -46,7 +46,7 @@ func (a *hostCalls) HostCall(name, in, out []byte) int64 {
 
 // runHostFunc runs an embedder's function, turning an error, or a panic, into a failed
 // result: the embedder's bug must not take the loop, and with it the process, down.
-func (l *Loop) runHostFunc(name string, f func(context.Context, []byte) ([]byte, error), in []byte) (res []byte, failed bool) {
+func (l *Loop) runHostFunc(name []byte, f func(context.Context, []byte) ([]byte, error), in []byte) (res []byte, failed bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			l.logf("worker %d: host function %q panicked: %v", l.id, name, p)
@@ -74,7 +74,7 @@ func (a *hostCalls) HostCallAsync(name, in []byte, tag int64) int32 {
 		return errno(abi.ELIMIT)
 	}
 	l.pendingAsync++
-	fn, input := string(name), append([]byte(nil), in...)
+	fn, input := append([]byte(nil), name...), append([]byte(nil), in...)
 	go func() {
 		res, failed := l.runHostFunc(fn, f.Async, input)
 		if !l.post(func(l *Loop) { l.deliverHostResult(inst, tag, res, failed) }) {
