@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -45,17 +47,32 @@ func (h appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the program is not running", http.StatusServiceUnavailable)
 		return
 	}
-	conn, err := handIn(run)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+	// A kept connection the loop has closed meanwhile (its idle timeout, a swap) fails
+	// before any answer: the request is sent again on a new one, once, when it has no body
+	// that could have been read.
+	for attempt := 0; ; attempt++ {
+		pc, reused := run.pool.get()
+		if pc == nil {
+			var err error
+			if pc, err = handIn(run); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		ex := &exchange{w: w, r: r, pc: pc, bodySent: make(chan struct{})}
+		switch ex.serve(reused && attempt == 0) {
+		case kept:
+			run.pool.put(pc)
+			return
+		case retry:
+			continue
+		}
 		return
 	}
-	ex := &exchange{w: w, r: r, conn: conn, bodySent: make(chan struct{})}
-	ex.serve()
 }
 
 // handIn makes a socketpair, gives one end to the program's loops and returns the other.
-func handIn(run *run) (net.Conn, error) {
+func handIn(run *run) (*pairConn, error) {
 	loopEnd, ourEnd, err := poll.SocketPair()
 	if err != nil {
 		return nil, errors.New("cannot make a connection to the program: " + err.Error())
@@ -71,31 +88,105 @@ func handIn(run *run) (net.Conn, error) {
 		conn.Close()
 		return nil, errors.New("the program has ended")
 	}
-	return conn, nil
+	return &pairConn{conn: conn, br: bufio.NewReaderSize(conn, 16<<10), bw: bufio.NewWriterSize(conn, 4096)}, nil
+}
+
+// pairConn is the handler's end of a connection to the program, kept between requests as a
+// client keeps a keep-alive connection: a new socketpair, its registration with both pollers
+// and its buffers cost more than the request itself.
+type pairConn struct {
+	conn      net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	idleSince time.Time
+}
+
+// connPool holds a run's idle connections, the most recently used first.
+type connPool struct {
+	mu     sync.Mutex
+	idle   []*pairConn
+	closed bool
+	// maxIdleAge drops a connection idle that long, well before the loop's idle timeout
+	// closes it under us.
+	maxIdleAge time.Duration
+}
+
+// maxIdleConns bounds the connections a run keeps idle.
+const maxIdleConns = 256
+
+func (p *connPool) get() (pc *pairConn, reused bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.idle) > 0 {
+		pc = p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		if time.Since(pc.idleSince) < p.maxIdleAge {
+			return pc, true
+		}
+		pc.conn.Close()
+	}
+	return nil, false
+}
+
+func (p *connPool) put(pc *pairConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || len(p.idle) >= maxIdleConns {
+		pc.conn.Close()
+		return
+	}
+	pc.idleSince = time.Now()
+	p.idle = append(p.idle, pc)
+}
+
+// closeAll closes the idle connections and every one put back later: the run has ended.
+func (p *connPool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for _, pc := range p.idle {
+		pc.conn.Close()
+	}
+	p.idle = nil
 }
 
 // exchange is one request handed in and its answer.
 type exchange struct {
 	w        http.ResponseWriter
 	r        *http.Request
-	conn     net.Conn
+	pc       *pairConn
 	bodySent chan struct{} // closed when the request body has been written (or given up)
+	bodyErr  error         // why the body could not be written, once bodySent is closed
 }
 
-func (ex *exchange) serve() {
-	r := ex.r
+// outcome is what became of an exchange's connection.
+type outcome int
+
+const (
+	closed outcome = iota // done, and the connection closed
+	kept                  // done, and the connection can carry another request
+	retry                 // a kept connection had been closed: nothing was sent or answered
+)
+
+func (ex *exchange) serve(mayRetry bool) outcome {
+	r, conn := ex.r, ex.pc.conn
 	// The client leaving closes the connection under the program (on_close).
-	stop := context.AfterFunc(r.Context(), func() { ex.conn.Close() })
-	defer stop()
+	stop := context.AfterFunc(r.Context(), func() { conn.Close() })
 	upgrade := isWebSocketUpgrade(r)
-	bw := bufio.NewWriterSize(ex.conn, 4096)
+	bw, br := ex.pc.bw, ex.pc.br
+	bw.Reset(conn)
 	writeHead(bw, r, upgrade)
-	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || upgrade {
+	hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 && !upgrade
+	if !hasBody {
 		close(ex.bodySent)
 		if err := bw.Flush(); err != nil {
-			ex.conn.Close()
+			stop()
+			conn.Close()
+			if mayRetry {
+				return retry
+			}
 			http.Error(ex.w, "the program's connection failed", http.StatusBadGateway)
-			return
+			return closed
 		}
 	} else {
 		// The body goes in beside the answer coming out: the program may answer before it
@@ -103,33 +194,50 @@ func (ex *exchange) serve() {
 		// the body's end.
 		go ex.sendBody(bw)
 	}
+	result := closed
 	defer func() {
-		ex.conn.Close() // ends sendBody's writes if the program stopped reading
-		<-ex.bodySent   // r.Body must not be read once ServeHTTP has returned
+		if result != kept {
+			conn.Close() // ends sendBody's writes if the program stopped reading
+		}
+		<-ex.bodySent // r.Body must not be read once ServeHTTP has returned
 	}()
-	br := bufio.NewReaderSize(ex.conn, 16<<10)
 	resp, err := readResponse(ex.w, br, r)
 	if err != nil {
+		stop()
+		if mayRetry && !hasBody && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+			result = retry
+			return retry
+		}
 		if r.Context().Err() == nil {
 			http.Error(ex.w, "the program closed the request without an answer", http.StatusServiceUnavailable)
 		}
-		return
+		return closed
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusSwitchingProtocols {
+		stop()
 		ex.switchProtocols(resp, br)
-		return
+		return closed
 	}
 	header := ex.w.Header()
 	for k, v := range resp.Header {
 		header[k] = v
 	}
 	ex.w.WriteHeader(resp.StatusCode)
-	if err := copyFlushing(ex.w, resp.Body, br); err != nil && r.Context().Err() == nil {
+	err = copyFlushing(ex.w, resp.Body, br)
+	resp.Body.Close()
+	if !stop() { // the client left: the connection is closed
+		return closed
+	}
+	if err != nil {
 		// The answer was cut short (the program's instance trapped mid-stream): the client
 		// must not take what it got for the whole answer, so its connection is aborted.
 		panic(http.ErrAbortHandler)
 	}
+	<-ex.bodySent
+	if !resp.Close && ex.bodyErr == nil && br.Buffered() == 0 {
+		result = kept
+	}
+	return result
 }
 
 // readResponse reads the program's answer, passing 1xx interim answers (other than 101) on.
@@ -151,8 +259,11 @@ func readResponse(w http.ResponseWriter, br *bufio.Reader, r *http.Request) (*ht
 
 // sendBody writes the request body, chunked when its length is unknown.
 func (ex *exchange) sendBody(bw *bufio.Writer) {
-	defer close(ex.bodySent)
 	var err error
+	defer func() {
+		ex.bodyErr = err
+		close(ex.bodySent)
+	}()
 	if ex.r.ContentLength < 0 {
 		cw := httputil.NewChunkedWriter(bw)
 		if _, err = io.Copy(cw, ex.r.Body); err == nil {
@@ -169,7 +280,7 @@ func (ex *exchange) sendBody(bw *bufio.Writer) {
 	if err != nil {
 		// The client's body failed, or the program stopped reading: either way the request
 		// cannot go on, and closing tells the program (on_close).
-		ex.conn.Close()
+		ex.pc.conn.Close()
 	}
 }
 
@@ -224,12 +335,12 @@ func (ex *exchange) switchProtocols(resp *http.Response, br *bufio.Reader) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		io.Copy(ex.conn, crw.Reader)
-		ex.conn.(*net.UnixConn).CloseWrite()
+		io.Copy(ex.pc.conn, crw.Reader)
+		ex.pc.conn.(*net.UnixConn).CloseWrite()
 	}()
 	io.Copy(client, br)
 	client.Close()
-	ex.conn.Close()
+	ex.pc.conn.Close()
 	<-done
 }
 

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"math"
 	"os"
 	"runtime/debug"
 	"sync"
@@ -290,11 +291,16 @@ func (a *App) launch() (*run, error) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{g: g, cancel: cancel, done: make(chan struct{})}
+	r.pool.maxIdleAge = time.Duration(math.MaxInt64)
+	if cfg.IdleTimeout != Off {
+		r.pool.maxIdleAge = cfg.IdleTimeout / 2
+	}
 	a.running, a.last = r, r
 	go func() {
 		defer close(r.done)
 		r.code, r.err = g.Run(ctx)
 		cancel()
+		r.pool.closeAll()
 		flushOutput(stdout, stderr)
 		a.mu.Lock()
 		a.running = nil
@@ -311,6 +317,7 @@ type run struct {
 	g      *loop.Group
 	cancel context.CancelFunc // starts a graceful shutdown
 	done   chan struct{}      // closed when the program has ended; then code and err are set
+	pool   connPool           // App.Handler's idle connections to the loops (handler.go)
 	code   int
 	err    error
 }
