@@ -15,6 +15,8 @@ import (
 	"time"
 
 	extism "github.com/extism/go-sdk"
+
+	"github.com/wasmloop/wasmloop/host"
 )
 
 // buildTimeout bounds the build of a guest in TestMain.
@@ -25,6 +27,7 @@ var (
 	extismWasm   []byte // guests/extism-hello (EXTISM_WASM)
 	helloWasm    []byte // samples/hello, the wasmloop guest (HELLO_WASM)
 	httpwasmWasm []byte // guests/httpwasm-hello (HTTPWASM_WASM)
+	echoWasm     []byte // guests/wasmloop-echo (ECHO_WASM)
 )
 
 // TestMain builds the guests once (GOOS=wasip1 GOARCH=wasm, -buildmode=c-shared), each unless
@@ -45,6 +48,7 @@ func TestMain(m *testing.M) {
 			{&extismWasm, "EXTISM_WASM", "./guests/extism-hello", false},
 			{&helloWasm, "HELLO_WASM", "./samples/hello", true},
 			{&httpwasmWasm, "HTTPWASM_WASM", "./guests/httpwasm-hello", false},
+			{&echoWasm, "ECHO_WASM", "./guests/wasmloop-echo", false},
 		} {
 			if *g.dst, err = guest(dir, g.env, g.pkg, g.root); err != nil {
 				fmt.Fprintln(os.Stderr, err)
@@ -113,14 +117,39 @@ func BenchmarkExtismCall1KiB(b *testing.B) {
 	}
 }
 
-// TODO(app.Call): BenchmarkWasmloopCall1KiB goes here: the same round trip through wasmloop,
-// to compare with BenchmarkExtismCall1KiB. It needs host.App.Call and a guest that answers a
-// call by echoing its payload (the Go SDK's HandleCall). When this file was written App.Call
-// was still being built (it landed in commit 56b84b4 while this benchmark was being measured),
-// so nothing is measured here yet, and there is deliberately no placeholder that would report
-// a number. Measure it the same way: one App started (Workers: 1, NoPorts) with an echo guest
-// in guests/, a 1 KiB random payload, the first call out of the timer, every answer checked,
-// b.SetBytes(1024), b.ReportAllocs().
+// BenchmarkWasmloopCall1KiB is the same round trip through wasmloop: App.Call of the guest's
+// "echo" (guests/wasmloop-echo, HandleCall) with a 1 KiB input, on one worker, from one
+// goroutine. Unlike Extism's, the call crosses to the worker's event loop and back: the guest
+// instance belongs to the loop, which may be serving requests and timers meanwhile.
+//
+//	go test -run '^$' -bench 'Call1KiB' -benchtime 3s ./   # in tests/bench/embed
+func BenchmarkWasmloopCall1KiB(b *testing.B) {
+	ctx := context.Background()
+	app, err := host.Load(ctx, echoWasm, host.Config{Workers: 1, KeepAlive: true, Stdout: io.Discard})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer app.Close(ctx)
+	if err := app.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	in := make([]byte, 1024)
+	for i := range in {
+		in[i] = byte(rand.IntN(256))
+	}
+	if out, err := app.Call(ctx, "echo", in); err != nil || !bytes.Equal(out, in) {
+		b.Fatalf("echo: err %v, %d bytes back, equal %v", err, len(out), bytes.Equal(out, in))
+	}
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		out, err := app.Call(ctx, "echo", in)
+		if err != nil || len(out) != len(in) {
+			b.Fatalf("echo: err %v, %d bytes back", err, len(out))
+		}
+	}
+}
 
 // BenchmarkHandlerHello serves GET / through each mode's http.Handler in-process, one request
 // at a time from one goroutine, with no client socket: what the handler itself costs a request,
