@@ -28,6 +28,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"log/slog"
 	"math"
 	"os"
 	"runtime/debug"
@@ -54,7 +55,12 @@ type Config struct {
 	Env  []string
 	// Stdout and Stderr receive the guest's output; nil means os.Stdout and os.Stderr.
 	Stdout, Stderr io.Writer
-	// Log receives the host's own messages (traps, accept errors); nil means stderr.
+	// Logger receives the host's own messages (traps, budgets, restarts, accept errors) as
+	// structured records: the worker's number is the attribute "worker". It takes precedence
+	// over Log. Messages are rate-limited per worker (20 a second, then a count).
+	Logger *slog.Logger
+	// Log receives the same messages as plain lines ("worker 1: …") when Logger is nil; nil
+	// means stderr, through the same bounded buffer as the guest's output.
 	Log *log.Logger
 	// BodyLimit caps a request body, which the host buffers before the guest sees it;
 	// a larger one is answered 413. 0 means the default, 1 MiB.
@@ -249,6 +255,10 @@ func (a *App) launch() (*run, error) {
 	if cfg.Log == nil {
 		cfg.Log = log.New(stderr, "wasmloop: ", log.LstdFlags)
 	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(lineHandler{l: cfg.Log})
+	}
 	if len(cfg.Args) == 0 {
 		cfg.Args = []string{"app.wasm"}
 	}
@@ -283,7 +293,7 @@ func (a *App) launch() (*run, error) {
 		WSPingInterval:   cfg.WSPingInterval,
 		Instance: guest.InstanceConfig{Args: cfg.Args, Env: cfg.Env, Stdout: cfg.Stdout, Stderr: cfg.Stderr,
 			StartBudget: budget(cfg.StartBudget), CallBudget: budget(cfg.CallbackBudget)},
-		Log:       cfg.Log,
+		Log:       logger,
 		NoPorts:   cfg.NoPorts,
 		KeepAlive: cfg.KeepAlive,
 		Functions: loopFunctions(cfg.Functions),

@@ -3,7 +3,7 @@ package loop
 import (
 	"bytes"
 	"fmt"
-	"log"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -282,16 +282,16 @@ func TestTimerAndListenerCaps(t *testing.T) {
 func TestLogRateLimit(t *testing.T) {
 	l := bareLoop(t)
 	var out strings.Builder
-	l.cfg.Log = log.New(&out, "", 0)
+	l.cfg.Log = slog.New(slog.NewTextHandler(&out, nil))
 	l.epoch = time.Now() // a second that has just begun
 	for range 3 * logBurst {
-		l.logf("worker %d: the same complaint", l.id)
+		l.logf("the same complaint")
 	}
 	if n := strings.Count(out.String(), "the same complaint"); n != logBurst {
 		t.Fatalf("%d lines logged in a second, want %d", n, logBurst)
 	}
 	l.epoch = l.epoch.Add(-time.Second) // the next second
-	l.logf("worker %d: after", l.id)
+	l.logf("after")
 	if !strings.Contains(out.String(), fmt.Sprintf("%d log lines dropped", 2*logBurst)) {
 		t.Fatalf("the dropped lines were not counted:\n%s", out.String())
 	}

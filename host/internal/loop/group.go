@@ -13,8 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log"
+
+	"log/slog"
 	"math"
 	"net/netip"
 	"sync"
@@ -73,7 +73,7 @@ type Config struct {
 	// live peer's pong keeps it open. 0 means defaults.PingInterval(WSIdleTimeout).
 	WSPingInterval time.Duration
 	Instance       guest.InstanceConfig
-	Log            *log.Logger // host messages; nil means discard
+	Log            *slog.Logger // host messages; nil means discard
 	// HandoffAccept makes loop 0 accept for every loop and hand descriptors over, as on
 	// systems whose SO_REUSEPORT does not balance. It is forced there; tests set it on Linux.
 	HandoffAccept bool
@@ -184,7 +184,7 @@ func NewGroup(m *guest.Module, cfg Config) *Group {
 		}
 	}
 	if cfg.Log == nil {
-		cfg.Log = log.New(io.Discard, "", 0)
+		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if !poll.ReusePortBalances {
 		cfg.HandoffAccept = true
@@ -222,7 +222,7 @@ func (g *Group) Run(ctx context.Context) (int, error) {
 		select {
 		case <-g.done:
 		case <-time.After(g.cfg.ShutdownTimeout):
-			g.cfg.Log.Printf("%v", ErrShutdownTimeout)
+			g.cfg.Log.Error(ErrShutdownTimeout.Error())
 			g.setExit(1)
 			g.stopAll()
 			g.stopCalls() // a loop inside a guest call comes back at the call's next tick
@@ -233,7 +233,7 @@ func (g *Group) Run(ctx context.Context) (int, error) {
 				// A loop stuck in a guest callback cannot be stopped from outside without
 				// the budget checks: give up on it, and leave the runtime it runs in
 				// alone (Abandoned).
-				g.cfg.Log.Printf("a worker did not stop within %v; exiting anyway", stopGrace)
+				g.cfg.Log.Error(fmt.Sprintf("a worker did not stop within %v; exiting anyway", stopGrace))
 				g.abandoned.Store(true)
 			}
 		}
@@ -249,7 +249,7 @@ func (g *Group) Run(ctx context.Context) (int, error) {
 	if err := g.unservable(); err != nil && runErr == nil && ctx.Err() == nil && !g.exiting.Load() {
 		// It ended by itself, having nothing to serve because it could not listen: that is a
 		// failure, not the quiet end of a script.
-		g.cfg.Log.Printf("%v", err)
+		g.cfg.Log.Error(err.Error())
 		g.setExit(1)
 		runErr = err
 	}
@@ -269,7 +269,7 @@ func (g *Group) stopSpares() {
 	select {
 	case <-done:
 	case <-time.After(stopGrace):
-		g.cfg.Log.Printf("a spare instance did not stop within %v; exiting anyway", stopGrace)
+		g.cfg.Log.Error(fmt.Sprintf("a spare instance did not stop within %v; exiting anyway", stopGrace))
 		g.abandoned.Store(true)
 	}
 }
@@ -413,7 +413,7 @@ func (g *Group) setExit(code int32) {
 // 255, so that 256 cannot read as success.
 func (g *Group) exit(code int32) {
 	if code < 0 || code > 255 {
-		g.cfg.Log.Printf("the guest exited with code %d, outside 0–255; the process exits 255", code)
+		g.cfg.Log.Warn(fmt.Sprintf("the guest exited with code %d, outside 0–255; the process exits 255", code))
 		code = 255
 	}
 	g.setExit(code)

@@ -49,7 +49,7 @@ func (a *hostCalls) HostCall(name, in, out []byte) int64 {
 func (l *Loop) runHostFunc(name []byte, f func(context.Context, []byte) ([]byte, error), in []byte) (res []byte, failed bool) {
 	defer func() {
 		if p := recover(); p != nil {
-			l.logf("worker %d: host function %q panicked: %v", l.id, name, p)
+			l.logf("host function %q panicked: %v", name, p)
 			res, failed = []byte(fmt.Sprintf("host function %q panicked", name)), true
 		}
 	}()

@@ -111,15 +111,15 @@ func (l *Loop) guestFailed(in *instance, err error, ex *exchange) {
 	switch {
 	case errors.As(err, &stopped):
 		status = 503
-		l.logf("worker %d: %v", l.id, err)
+		l.logf("%v", err)
 	case exit != nil:
-		l.logf("worker %d: the guest died (proc_exit %d in a callback); replacing the instance", l.id, exit.Code)
+		l.logf("the guest died (proc_exit %d in a callback); replacing the instance", exit.Code)
 	case errors.As(err, &budget):
 		// What it was answering could be answered by a healthy instance: 503, not 500.
 		status = 503
-		l.logf("worker %d: %v; replacing the instance", l.id, err)
+		l.logf("%v; replacing the instance", err)
 	default:
-		l.logf("worker %d: %v", l.id, err)
+		l.logf("%v", err)
 	}
 	if in.retired {
 		l.dropInstance(in, ex, status)
@@ -142,13 +142,13 @@ func (l *Loop) guestFailed(in *instance, err error, ex *exchange) {
 func (l *Loop) replace() {
 	l.failures++
 	if l.failures > l.cfg.MaxRestarts {
-		l.logf("worker %d: the guest failed %d times in a row without serving anything; giving up", l.id, l.failures)
+		l.logf("the guest failed %d times in a row without serving anything; giving up", l.failures)
 		l.dropOrphans()
 		l.g.giveUp(fmt.Errorf("worker %d: the guest failed %d times in a row", l.id, l.failures))
 		return
 	}
 	if d := restartDelay(l.failures); d > 0 {
-		l.logf("worker %d: restarting the instance in %v (failure %d in a row)", l.id, d, l.failures)
+		l.logf("restarting the instance in %v (failure %d in a row)", d, l.failures)
 		l.restarting = true // keeps the loop alive with nothing referenced (alive)
 		l.addHostTimer(d, l.restart)
 		return
@@ -169,13 +169,13 @@ func (l *Loop) restart() {
 		err = l.startInstance(l.g.currentModule())
 	}
 	if err != nil {
-		l.logf("worker %d: the replacement instance failed to start: %v", l.id, err)
+		l.logf("the replacement instance failed to start: %v", err)
 		l.dropInstance(l.cur, nil, 503)
 		l.replace()
 		return
 	}
 	l.dropOrphans()
-	l.logf("worker %d: the instance was replaced", l.id)
+	l.infof("the instance was replaced")
 	l.afterCallback()
 	l.makeSpare() // for the next one: a worker whose guest failed once may fail again
 }
@@ -205,7 +205,7 @@ func (l *Loop) makeSpare() {
 			l.spareBusy = false
 			switch {
 			case err != nil:
-				l.logf("worker %d: a spare instance failed to start: %v", l.id, err)
+				l.logf("a spare instance failed to start: %v", err)
 			case l.stopped || l.draining || m != l.g.currentModule():
 				inst.Close()
 			default:

@@ -50,7 +50,7 @@ func (l *Loop) listen(addr netip.Addr, port int, stream bool) int64 {
 				return bound, err
 			})
 			if err != nil {
-				l.logf("worker %d: listen %s:%d: %v", l.id, addr, port, err)
+				l.logf("listen %s:%d: %v", addr, port, err)
 				l.g.listenFailed(fmt.Errorf("listen %s: %w", netip.AddrPortFrom(addr, uint16(port)), err))
 				return int64(abi.EADDR)
 			}
@@ -103,7 +103,7 @@ func (l *Loop) acceptAll(ln *listener) {
 			// ones we have, and try again later (gnet stops its whole engine here).
 			if ln.delay == 0 {
 				ln.delay = int64(5 * time.Millisecond)
-				l.logf("worker %d: accept: %v; backing off while open connections are served", l.id, err)
+				l.logf("accept: %v; backing off while open connections are served", err)
 			} else {
 				ln.delay = min(2*ln.delay, int64(time.Second))
 			}
@@ -114,7 +114,7 @@ func (l *Loop) acceptAll(ln *listener) {
 			})
 			return
 		default:
-			l.logf("worker %d: accept: %v", l.id, err)
+			l.logf("accept: %v", err)
 			return
 		}
 		if l.cfg.HandoffAccept && len(l.g.loops) > 1 {

@@ -1,6 +1,11 @@
 package loop
 
-import "time"
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+)
 
 // A guest can make the host log in a loop (a listen that fails, called again and again). The
 // loop's own log lines are therefore rate-limited per loop: at most logBurst lines a second,
@@ -14,8 +19,14 @@ type logLimit struct {
 	dropped int
 }
 
-// logf logs a host message for this loop, within the rate limit.
-func (l *Loop) logf(format string, args ...any) {
+// logf logs a host message for this loop, a warning with the worker's number as the
+// attribute "worker", within the rate limit.
+func (l *Loop) logf(format string, args ...any) { l.logAt(slog.LevelWarn, format, args...) }
+
+// infof logs what is worth knowing but is not a problem (a swap, a replacement).
+func (l *Loop) infof(format string, args ...any) { l.logAt(slog.LevelInfo, format, args...) }
+
+func (l *Loop) logAt(level slog.Level, format string, args ...any) {
 	lim := &l.logLimit
 	if s := int64(time.Since(l.epoch) / time.Second); s != lim.second {
 		lim.second, lim.lines = s, 0
@@ -26,8 +37,8 @@ func (l *Loop) logf(format string, args ...any) {
 	}
 	lim.lines++
 	if lim.dropped > 0 {
-		l.cfg.Log.Printf("worker %d: %d log lines dropped (more than %d a second)", l.id, lim.dropped, logBurst)
+		l.cfg.Log.Warn(fmt.Sprintf("%d log lines dropped (more than %d a second)", lim.dropped, logBurst), "worker", l.id)
 		lim.dropped = 0
 	}
-	l.cfg.Log.Printf(format, args...)
+	l.cfg.Log.Log(context.Background(), level, fmt.Sprintf(format, args...), "worker", l.id)
 }

@@ -206,7 +206,7 @@ func (l *Loop) run() {
 		}
 		n, err := l.wait(timeout)
 		if err != nil {
-			l.logf("worker %d: poll: %v", l.id, err)
+			l.logf("poll: %v", err)
 			return
 		}
 		l.now = time.Now()

@@ -99,7 +99,7 @@ func (l *Loop) aboveMark(c *Conn, needDrain *bool) int32 {
 // not read must not make the host grow without bound.
 func (l *Loop) checkOutput(c *Conn) int32 {
 	if c.outLen() > l.cfg.MaxOutput {
-		l.logf("worker %d: closing a connection with %d bytes unsent (cap %d)", l.id, c.outLen(), l.cfg.MaxOutput)
+		l.logf("closing a connection with %d bytes unsent (cap %d)", c.outLen(), l.cfg.MaxOutput)
 		l.closeConn(c, abi.CloseHost)
 		return errno(abi.ECLOSED)
 	}

@@ -112,7 +112,7 @@ func (l *Loop) swap(m *guest.Module) error {
 		l.dropInstance(failed, nil, 503)
 		l.rollBackHandover()
 		l.afterCallback()
-		l.logf("worker %d: the new module failed to start (%v); the old one keeps serving", l.id, err)
+		l.logf("the new module failed to start (%v); the old one keeps serving", err)
 		return fmt.Errorf("worker %d: %w", l.id, err)
 	}
 	l.commitHandover()
@@ -125,7 +125,7 @@ func (l *Loop) swap(m *guest.Module) error {
 		}
 		l.collectRetired()
 	}
-	l.logf("worker %d: swapped to the new module", l.id)
+	l.infof("swapped to the new module")
 	l.afterCallback()
 	return nil
 }

@@ -255,7 +255,7 @@ func (w *wsConn) open() {
 	if err != nil {
 		l.guestFailed(w.in, err, nil)
 	} else if rc != 0 {
-		l.logf("worker %d: on_ws_open returned %d", l.id, rc)
+		l.logf("on_ws_open returned %d", rc)
 	}
 	l.afterCallback()
 }
@@ -285,7 +285,7 @@ func (w *wsConn) deliver(ev *websocket.Event) {
 		return
 	}
 	if rc != 0 {
-		l.logf("worker %d: on_ws_message returned %d", l.id, rc)
+		l.logf("on_ws_message returned %d", rc)
 		w.fail(ws.StatusInternalServerError, "the application failed")
 	}
 	l.afterCallback()
@@ -302,7 +302,7 @@ const statusTryAgainLater ws.StatusCode = 1013
 func (w *wsConn) send(op ws.OpCode, data []byte) int32 {
 	l, c := w.l, w.conn
 	if c.outLen()+len(data) > l.cfg.MaxOutput {
-		l.logf("worker %d: closing a WebSocket: a %d-byte message with %d bytes unsent passes the output cap (%d)", l.id, len(data), c.outLen(), l.cfg.MaxOutput)
+		l.logf("closing a WebSocket: a %d-byte message with %d bytes unsent passes the output cap (%d)", len(data), c.outLen(), l.cfg.MaxOutput)
 		l.closeConn(c, abi.CloseHost)
 		return errno(abi.ECLOSED)
 	}
@@ -367,7 +367,7 @@ func (l *Loop) deliverWSClose(n closeNote) {
 	if err != nil {
 		l.guestFailed(n.in, err, nil)
 	} else if rc != 0 {
-		l.logf("worker %d: on_ws_close returned %d", l.id, rc)
+		l.logf("on_ws_close returned %d", rc)
 	}
 }
 
