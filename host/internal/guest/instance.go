@@ -105,7 +105,7 @@ func (m *Module) Instantiate(ctx context.Context, cfg InstanceConfig, host Host)
 		return nil, err
 	}
 	mc := wazero.NewModuleConfig().WithName("").WithStartFunctions().
-		WithSysNanotime().WithSysWalltime().WithSysNanosleep().WithRandSource(rand.Reader).
+		WithSysNanotime().WithSysWalltime().WithNanosleep(inst.sleep).WithRandSource(rand.Reader).
 		WithArgs(cfg.Args...)
 	if cfg.Stdout != nil {
 		mc = mc.WithStdout(cfg.Stdout)

@@ -128,7 +128,12 @@ const ticksPerCheck = 4096
 // errStopped is the panic tick ends a call with; the call's error is then a BudgetError.
 var errStopped = errors.New("stopped by the watchdog")
 
-// tick is the host function the meter's checks call (wasmbin.Meter).
+// maxDebt bounds the debt tick carries (what a bulk operation's charge overdrew), so that the
+// countdown stays far from overflow.
+const maxDebt = 1 << 20
+
+// tick is the host function the meter's checks call (wasmbin.Meter), with the countdown they
+// left: zero, or less when a charge overdrew it. It returns the next count, less that debt.
 func tick(ctx context.Context, _ api.Module, stack []uint64) {
 	i := ctx.Value(instanceKey{}).(*Instance)
 	if s := i.stopAt.Load(); s != 0 && s == i.seq.Load() {
@@ -141,12 +146,39 @@ func tick(ctx context.Context, _ api.Module, stack []uint64) {
 		default:
 		}
 	}
-	stack[0] = ticksPerCheck
+	debt := min(0, max(int32(uint32(stack[0])), -maxDebt))
+	stack[0] = uint64(uint32(ticksPerCheck + debt))
 }
+
+// sleep is the instance's WASI nanosleep (poll_oneoff with a clock): a guest asleep is still
+// inside its call, so the sleep ends, as a tick would end the call, when the watchdog stops
+// the call or the instance's context ends. A plain time.Sleep let a 3 s poll_oneoff run past
+// a 100 ms budget and past cancellation, and return as if nothing had happened.
+func (i *Instance) sleep(ns int64) {
+	t := time.NewTimer(time.Duration(ns))
+	defer t.Stop()
+	check := time.NewTicker(sleepCheck)
+	defer check.Stop()
+	for {
+		select {
+		case <-t.C:
+			return
+		case <-i.done:
+			panic(context.Canceled)
+		case <-check.C:
+			if s := i.stopAt.Load(); s != 0 && s == i.seq.Load() {
+				panic(errStopped)
+			}
+		}
+	}
+}
+
+// sleepCheck is how often a sleeping guest looks for the watchdog's verdict.
+const sleepCheck = 5 * time.Millisecond
 
 func instantiateMeterModule(ctx context.Context, r wazero.Runtime) error {
 	_, err := r.NewHostModuleBuilder(wasmbin.MeterModule).NewFunctionBuilder().
-		WithGoModuleFunction(api.GoModuleFunc(tick), nil, []api.ValueType{api.ValueTypeI32}).
+		WithGoModuleFunction(api.GoModuleFunc(tick), []api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).
 		Export(wasmbin.MeterFunc).Instantiate(ctx)
 	return err
 }

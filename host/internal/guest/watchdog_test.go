@@ -76,3 +76,28 @@ func compiledWithStart(t *testing.T, start []byte) *Module {
 	}
 	return mod
 }
+
+// A guest asleep in WASI's poll_oneoff is inside its call: the budget ends the sleep too.
+func TestSleepIsStopped(t *testing.T) {
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, RuntimeConfig{CacheDir: "-", Interruptible: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(ctx) })
+	m := validGuest()
+	m.imports = append(m.imports, wimport{"wasi_snapshot_preview1", "poll_oneoff", []byte{tI32, tI32, tI32, tI32}, []byte{tI32}})
+	// One clock subscription at 0 (monotonic clock, relative, 30 s), events at 64, the count at 128.
+	m.start = append([]byte{0x41, 16, 0x41, 1, 0x36, 2, 0}, // i32.store 16 <- 1 (clock id)
+		append(append([]byte{0x41, 24, 0x42}, sleb(30e9)...), 0x37, 3, 0)...) // i64.store 24 <- 30e9 ns
+	m.start = append(m.start, 0x41, 0, 0x41, 0xc0, 0x00, 0x41, 1, 0x41, 0x80, 0x01, 0x10, 1, 0x1a, 0x0b)
+	mod, err := rt.Compile(ctx, m.encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = mod.Instantiate(ctx, InstanceConfig{StartBudget: 50 * time.Millisecond}, nil)
+	var be *BudgetError
+	if !errors.As(err, &be) {
+		t.Fatalf("Instantiate = %v, want the budget to end the 30 s sleep", err)
+	}
+}

@@ -6,9 +6,16 @@ type rewriter struct {
 	funcs      uint32 // the module's own functions, imported and defined
 	globals    uint32 // the module's own globals, imported and defined: the countdown is next
 	types      uint32 // the module's own types: the tick's type is next
-	check      []byte // the instructions added at function entry and at each loop header
+	// countdown and tick are the added global and import the checks use (checkCode).
+	countdown, tick uint32
 	// the instructions added before bulk memory and table operations (chargeCode)
 	chargeMemory, chargeTable []byte
+	// What the checks charge (cost.go): the leaves' sizes by defined-function index, the
+	// largest, and the charges of the loops of the function being rewritten, in order.
+	leaves      []uint32
+	largestLeaf uint32
+	loopCosts   []uint32
+	loops       int // loops of the function rewritten so far
 }
 
 // typeIndex refuses a type index past the module's own types, which the rewrite would make
@@ -59,7 +66,7 @@ const (
 	opI32Const   = 0x41
 	opI32Sub     = 0x6b
 	opI32ShrU    = 0x76
-	opI32LeS     = 0x4c
+	opI32LtS     = 0x48
 	opElse       = 0x05
 	prefixMisc   = 0xfc
 	prefixVector = 0xfd
@@ -91,7 +98,8 @@ func (rw *rewriter) expr(r *reader, out []byte, withChecks bool) ([]byte, error)
 			depth++
 			out = append(out, r.buf[start:r.pos]...)
 			if op == opLoop && withChecks {
-				out = append(out, rw.check...)
+				out = rw.checkCode(out, rw.loopCosts[rw.loops])
+				rw.loops++
 			}
 			continue
 		case op == opEnd:
@@ -116,6 +124,12 @@ func (rw *rewriter) expr(r *reader, out []byte, withChecks bool) ([]byte, error)
 			}
 			out = append(out, r.buf[start:r.pos]...)
 			continue
+		case op == opRefFunc && withChecks:
+			// wazero's compiler allocates a function reference on the Go heap at every
+			// ref.func it runs, kept until the instance closes: a loop of them grew the host's
+			// heap by 632 MiB in 5 s, outside the memory limit. Compilers use table indices for
+			// function pointers; ref.func stays allowed in initialisers, run once.
+			return nil, r.errorf("%w", ErrRefFuncInCode)
 		case op == opCall || op == opRefFunc:
 			i, err := r.u32()
 			if err != nil {
@@ -143,22 +157,25 @@ func (rw *rewriter) expr(r *reader, out []byte, withChecks bool) ([]byte, error)
 }
 
 // entryCheckNeeded reports whether a function body (r at its first instruction) needs the
-// check at its entry. It does not when it calls nothing (its running time is its loops',
-// which are checked, and its length), nor when every call of it reaches a loop header
-// before anything that could branch, call or end: that header's check runs first. Go's
-// compiler makes almost every function a loop (its resume points), entered at once.
-func entryCheckNeeded(r reader) (bool, error) {
-	straight, calls := true, false
+// check at its entry, and whether it calls anything. It does not need one when it calls
+// nothing (a leaf: its running time is its loops', which are checked, and its length, which
+// its callers' checks charge), nor when every call of it reaches a loop header before
+// anything that could branch, call or end: that header's check runs first, charging the whole
+// function. Go's compiler makes almost every function a loop (its resume points), entered at
+// once.
+func entryCheckNeeded(r reader) (need, calls bool, err error) {
+	straight, leadingLoop := true, false
 	for !r.done() {
 		op, err := r.byte()
 		if err != nil {
-			return false, err
+			return false, false, err
 		}
 		switch op {
 		case opLoop:
 			if straight {
-				return false, nil
+				leadingLoop = true
 			}
+			straight = false
 		case opBlock, opGlobalGet, opGlobalSet, opI32Const, 0x20, 0x21, 0x22, 0x01: // straight on
 		case opCall, opCallIndir:
 			calls = true
@@ -176,10 +193,10 @@ func entryCheckNeeded(r reader) (bool, error) {
 			err = skipImmediates(&r, op)
 		}
 		if err != nil {
-			return false, err
+			return false, false, err
 		}
 	}
-	return calls, nil
+	return calls && !leadingLoop, calls, nil
 }
 
 // skipImmediates passes over the immediates of op, which has been read.

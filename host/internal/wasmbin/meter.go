@@ -29,6 +29,10 @@ import (
 // not charged: memories and tables only grow, so all of an instance's growing is bounded by
 // its limits.
 
+// ErrRefFuncInCode refuses a module that runs ref.func in a function body (expr.go says why):
+// the one valid module the rewrite refuses.
+var ErrRefFuncInCode = errors.New("ref.func in a function body is not supported (each one run takes host memory until the instance ends)")
+
 // MeterModule.MeterFunc is the function a metered module imports, of type () -> i32.
 const (
 	MeterModule = "wasmloop.meter"
@@ -57,9 +61,16 @@ func Meter(wasm []byte) ([]byte, error) {
 	tick := m.funcImports                    // the import is the last function import
 	countdown := m.globalImports + m.globals // and the globals the last two
 	scratch := countdown + 1
-	rw.check = meterCode(countdown, tick)
-	rw.chargeMemory = chargeCode(countdown, scratch, tick, memoryChargeShift)
-	rw.chargeTable = chargeCode(countdown, scratch, tick, tableChargeShift)
+	rw.countdown, rw.tick = countdown, tick
+	rw.chargeMemory = rw.chargeCode(scratch, memoryChargeShift)
+	rw.chargeTable = rw.chargeCode(scratch, tableChargeShift)
+	for _, s := range secs {
+		if s.id == secCode {
+			if rw.leaves, rw.largestLeaf, err = leafSizes(s.body); err != nil {
+				return nil, fmt.Errorf("section %d: %w", s.id, err)
+			}
+		}
+	}
 
 	out := append(make([]byte, 0, len(wasm)+len(wasm)/8), magic...)
 	for _, s := range secs {
@@ -84,25 +95,30 @@ func appendSized(out, b []byte) ([]byte, error) {
 	return append(appendU32(out, uint32(len(b))), b...), nil
 }
 
-// meterCode is the check: count down, or call tick for the next count when it is zero.
+// checkCode appends the check, charging cost (cost.go): count down by cost, and call tick,
+// with what is left (a debt when it is below zero), for the next count when that leaves none.
+// Carrying the debt into tick keeps a large charge from being forgiven.
 //
-//	global.get $countdown
+//	global.get $countdown  i32.const cost  i32.sub  global.set $countdown
+//	global.get $countdown  i32.const 1  i32.lt_s
 //	if
-//	  global.get $countdown  i32.const 1  i32.sub  global.set $countdown
-//	else
-//	  call $tick  global.set $countdown
+//	  global.get $countdown  call $tick  global.set $countdown
 //	end
-func meterCode(countdown, tick uint32) []byte {
-	c := appendU32([]byte{opGlobalGet}, countdown)
-	c = append(c, opIf, blockEmpty, opGlobalGet)
-	c = appendU32(c, countdown)
-	c = append(c, opI32Const, 1, opI32Sub, opGlobalSet)
-	c = appendU32(c, countdown)
-	c = append(c, opElse, opCall)
-	c = appendU32(c, tick)
-	c = append(c, opGlobalSet)
-	c = appendU32(c, countdown)
-	return append(c, opEnd)
+func (rw *rewriter) checkCode(out []byte, cost uint32) []byte {
+	out = appendU32(append(out, opGlobalGet), rw.countdown)
+	out = appendS32(append(out, opI32Const), int32(cost))
+	out = appendU32(append(out, opI32Sub, opGlobalSet), rw.countdown)
+	return rw.tickIfSpent(out)
+}
+
+// tickIfSpent appends the call of tick when the countdown has run out.
+func (rw *rewriter) tickIfSpent(out []byte) []byte {
+	out = appendU32(append(out, opGlobalGet), rw.countdown)
+	out = append(out, opI32Const, 1, opI32LtS, opIf, blockEmpty, opGlobalGet)
+	out = appendU32(out, rw.countdown)
+	out = appendU32(append(out, opCall), rw.tick)
+	out = appendU32(append(out, opGlobalSet), rw.countdown)
+	return append(out, opEnd)
 }
 
 // The charge for a bulk operation is one count, and one more per 1<<shift bytes or elements.
@@ -112,30 +128,24 @@ const (
 )
 
 // chargeCode is the charge before a bulk operation, whose length (an i32) is on the stack:
-// it takes the length off, lowers the countdown by 1 + length>>shift, calls tick for a new
-// count when that leaves none, and puts the length back. The countdown cannot overflow: it
-// is at most what tick returns, and length>>shift less than 2^23.
+// it takes the length off, lowers the countdown by 1 + length>>shift, calls tick when that
+// leaves none (as checkCode does), and puts the length back. The countdown cannot overflow: it
+// is at most what tick returns, tick bounds the debt it is given, and length>>shift is less
+// than 2^23.
 //
 //	global.set $scratch
 //	global.get $countdown  global.get $scratch  i32.const shift  i32.shr_u  i32.sub
 //	i32.const 1  i32.sub  global.set $countdown
-//	global.get $countdown  i32.const 0  i32.le_s
-//	if
-//	  call $tick  global.set $countdown
-//	end
+//	(tickIfSpent)
 //	global.get $scratch
-func chargeCode(countdown, scratch, tick uint32, shift byte) []byte {
+func (rw *rewriter) chargeCode(scratch uint32, shift byte) []byte {
 	c := appendU32([]byte{opGlobalSet}, scratch)
-	c = appendU32(append(c, opGlobalGet), countdown)
+	c = appendU32(append(c, opGlobalGet), rw.countdown)
 	c = appendU32(append(c, opGlobalGet), scratch)
 	c = append(c, opI32Const, shift, opI32ShrU, opI32Sub, opI32Const, 1, opI32Sub, opGlobalSet)
-	c = appendU32(c, countdown)
-	c = appendU32(append(c, opGlobalGet), countdown)
-	c = append(c, opI32Const, 0, opI32LeS, opIf, blockEmpty, opCall)
-	c = appendU32(c, tick)
-	c = appendU32(append(c, opGlobalSet), countdown)
-	c = append(c, opEnd, opGlobalGet)
-	return appendU32(c, scratch)
+	c = appendU32(c, rw.countdown)
+	c = rw.tickIfSpent(c)
+	return appendU32(append(c, opGlobalGet), scratch)
 }
 
 // module is what the rewrite must know of the module before it rewrites any section.
@@ -221,13 +231,13 @@ func skipLimits(r *reader) error {
 func (m *module) rewrite(rw *rewriter, s section) (body []byte, keep bool, err error) {
 	r := &reader{buf: s.body}
 	switch s.id {
-	case secType: // one more type: () -> i32
+	case secType: // one more type: (i32) -> i32
 		if _, err := r.u32(); err != nil {
 			return nil, false, err
 		}
 		body = appendU32(nil, m.types+1)
 		body = append(body, s.body[r.pos:]...)
-		body = append(body, 0x60, 0, 1, 0x7f)
+		body = append(body, 0x60, 1, 0x7f, 1, 0x7f)
 		r.pos = len(r.buf)
 	case secImport: // one more import, the last function import
 		n, err := r.u32()
@@ -399,25 +409,24 @@ func rewriteCode(rw *rewriter, r *reader) ([]byte, error) {
 			return nil, err
 		}
 		br := &reader{buf: body}
-		groups, err := br.u32()
-		if err != nil {
+		if err := skipLocals(br); err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)
-		}
-		for g := uint32(0); g < groups; g++ {
-			if err := br.skipLEB(5); err != nil {
-				return nil, fmt.Errorf("function %d: %w", i, err)
-			}
-			if _, err := br.byte(); err != nil {
-				return nil, fmt.Errorf("function %d: %w", i, err)
-			}
 		}
 		fn = append(fn[:0], body[:br.pos]...)
-		entry, err := entryCheckNeeded(*br)
+		need, calls, err := entryCheckNeeded(*br)
 		if err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
-		if entry {
-			fn = append(fn, rw.check...)
+		entry, loops, err := rw.segmentCosts(*br)
+		if err != nil {
+			return nil, fmt.Errorf("function %d: %w", i, err)
+		}
+		if calls && !need && len(loops) > 0 {
+			loops[0] = max(loops[0], entry) // the leading loop's check stands for the entry's
+		}
+		rw.loopCosts, rw.loops = loops, 0
+		if need {
+			fn = rw.checkCode(fn, entry)
 		}
 		if fn, err = rw.expr(br, fn, true); err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)

@@ -13,14 +13,14 @@ import (
 )
 
 // The test module, encoded by hand so the package needs no toolchain. It uses what the
-// rewrite renumbers: calls, call_indirect through an element segment, ref.func in code and in
-// a global's initialiser, exports, a start function and the name section.
+// rewrite renumbers: calls, call_indirect through an element segment, ref.func in a global's
+// initialiser, exports, a start function and the name section.
 //
 //	(import "env" "add1" (func $add1 (param i32) (result i32)))       ;; 0
 //	(func $count (param i32) (result i32) (local i32)                  ;; 1: add1 n times, in a loop
 //	(func $fib (param i32) (result i32)                                ;; 2: recursive, no loop
 //	(func $indirect (param i32) (result i32)                           ;; 3: table[0](n), table[0] = $fib
-//	(func $viaref (result i32)                                         ;; 4: table[1] = ref.func $count; table[1](7)
+//	(func $viaref (result i32)                                         ;; 4: table[1](7), table[1] = $count
 //	(func $start)                                                      ;; 5: $started = 42
 //	(func $gref (result i32)                                           ;; 6: table[1] = $fibref; table[1](10)
 //	(global $started (mut i32) (i32.const 0))
@@ -50,7 +50,7 @@ func testModule() []byte {
 			appendName(nil, "indirect"), []byte{0, 3}, appendName(nil, "viaref"), []byte{0, 4},
 			appendName(nil, "gref"), []byte{0, 6}, appendName(nil, "started"), []byte{3, 0})...),
 		sec(secStart, 5),
-		sec(secElement, 1, 0, 0x41, 0, 0x0b, 1, 2), // table[0] = $fib
+		sec(secElement, 1, 0, 0x41, 0, 0x0b, 2, 2, 1), // table[0] = $fib, table[1] = $count
 		sec(secCode, cat([]byte{6},
 			code([]byte{1, 1, 0x7f}, 0x02, 0x40, 0x03, 0x40, 0x20, 0, 0x45, 0x0d, 1,
 				0x20, 0, 0x41, 1, 0x6b, 0x21, 0, 0x20, 1, 0x10, 0, 0x21, 1, 0x0c, 0, 0x0b, 0x0b,
@@ -58,7 +58,7 @@ func testModule() []byte {
 			code([]byte{0}, 0x20, 0, 0x41, 2, 0x49, 0x04, 0x7f, 0x20, 0, 0x05, 0x20, 0, 0x41, 1,
 				0x6b, 0x10, 2, 0x20, 0, 0x41, 2, 0x6b, 0x10, 2, 0x6a, 0x0b, 0x0b),
 			code([]byte{0}, 0x20, 0, 0x41, 0, 0x11, 0, 0, 0x0b),
-			code([]byte{0}, 0x41, 1, 0xd2, 1, 0x26, 0, 0x41, 7, 0x41, 1, 0x11, 0, 0, 0x0b),
+			code([]byte{0}, 0x41, 7, 0x41, 1, 0x11, 0, 0, 0x0b),
 			code([]byte{0}, 0x41, 42, 0x24, 0, 0x0b),
 			code([]byte{0}, 0x41, 1, 0x23, 1, 0x26, 0, 0x41, 10, 0x41, 1, 0x11, 0, 0, 0x0b),
 		)...),
@@ -80,7 +80,7 @@ func run(t *testing.T, wasm []byte, fuel int32, maxTicks int64) (api.Module, *at
 		t.Fatal(err)
 	}
 	ticks := new(atomic.Int64)
-	_, err = r.NewHostModuleBuilder(MeterModule).NewFunctionBuilder().WithFunc(func() int32 {
+	_, err = r.NewHostModuleBuilder(MeterModule).NewFunctionBuilder().WithFunc(func(int32) int32 {
 		if ticks.Add(1) > maxTicks {
 			panic(errors.New("out of ticks"))
 		}
@@ -183,6 +183,8 @@ func TestInstrumentRefuses(t *testing.T) {
 	setsCountdown := bytes.Replace(m, []byte{0x41, 42, 0x24, 0, 0x0b}, []byte{0x41, 42, 0x24, 2, 0x0b}, 1)
 	// $indirect's call_indirect names type 3, which does not exist, but would be tick's.
 	tickType := bytes.Replace(m, []byte{0x41, 0, 0x11, 0, 0, 0x0b}, []byte{0x41, 0, 0x11, 3, 0, 0x0b}, 1)
+	// $start's i32.const 42 made ref.func $count, dropped: a function reference per run.
+	refFunc := bytes.Replace(m, []byte{0x41, 42, 0x24, 0, 0x0b}, []byte{0xd2, 1, 0x1a, 0x01, 0x0b}, 1)
 	for _, c := range []struct {
 		name string
 		wasm []byte
@@ -194,6 +196,7 @@ func TestInstrumentRefuses(t *testing.T) {
 		{"truncated", m[:len(m)/2], "unexpected end"},
 		{"imports the meter", withImport, "only the host may add"},
 		{"threads", threads, "not in WebAssembly 2.0"},
+		{"ref.func in code", refFunc, "ref.func in a function body"},
 		{"section out of order", append(bytes.Clone(m), 1, 1, 0), "out of order"},
 	} {
 		if _, err := Meter(c.wasm); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -230,6 +233,7 @@ func FuzzMeter(f *testing.F) {
 			}
 		}
 		switch {
+		case orig == nil && errors.Is(err, ErrRefFuncInCode):
 		case orig == nil && err != nil:
 			t.Fatalf("the runtime accepts the module, the rewrite refuses it: %v", err)
 		case orig == nil:
@@ -294,5 +298,46 @@ func TestBulkOperationsAreCharged(t *testing.T) {
 	}
 	if n := ticks.Load(); n != 6 {
 		t.Errorf("%d ticks, want 6", n)
+	}
+}
+
+// A loop whose body calls a leaf (a function that calls nothing, so it has no check of its
+// own) pays for the leaf's code: an adversarial review ran 1,000 calls of a 2,000-instruction
+// leaf per loop iteration, a minute between two ticks. Here each iteration calls a 3 KiB leaf
+// ten times: about 30 counts an iteration, so 1,000 iterations at 1,000 counts a tick are some
+// 30 ticks, where counting iterations alone made it one.
+func TestLeafCallsAreCharged(t *testing.T) {
+	sec := func(id byte, body []byte) []byte {
+		return append(append([]byte{id}, appendU32(nil, uint32(len(body)))...), body...)
+	}
+	leaf := []byte{0}
+	for range 1000 {
+		leaf = append(leaf, opI32Const, 0, 0x1a) // i32.const 0, drop
+	}
+	leaf = append(leaf, opEnd)
+	spin := []byte{0, opBlock, blockEmpty, opLoop, blockEmpty, 0x20, 0, 0x45, 0x0d, 1} // until n == 0:
+	for range 10 {
+		spin = append(spin, opCall, 0)
+	}
+	spin = append(spin, 0x20, 0, opI32Const, 1, opI32Sub, 0x21, 0, 0x0c, 0, opEnd, opEnd, 0x20, 0, opEnd)
+	code := appendU32(nil, 2)
+	code = append(appendU32(code, uint32(len(leaf))), leaf...)
+	code = append(appendU32(code, uint32(len(spin))), spin...)
+	m := bytes.Join([][]byte{magic,
+		sec(secType, []byte{2, 0x60, 0, 0, 0x60, 1, 0x7f, 1, 0x7f}),
+		sec(secFunction, []byte{2, 0, 1}),
+		sec(secExport, append(appendName([]byte{1}, "spin"), 0, 1)),
+		sec(secCode, code),
+	}, nil)
+	inst, err := Meter(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, ticks := run(t, inst, 1000, 1<<40)
+	if got, err := call(t, mod, "spin", 1000); err != nil || got != 0 {
+		t.Fatalf("spin(1000) = %d, %v", got, err)
+	}
+	if n := ticks.Load(); n < 25 {
+		t.Errorf("%d ticks for 10,000 calls of a 3 KiB leaf, want about 30: the leaf's code is not charged", n)
 	}
 }

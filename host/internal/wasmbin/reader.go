@@ -176,3 +176,15 @@ func appendU32(out []byte, v uint32) []byte {
 func appendName(out []byte, s string) []byte {
 	return append(appendU32(out, uint32(len(s))), s...)
 }
+
+// appendS32 appends v as a signed LEB128 (an i32.const immediate).
+func appendS32(out []byte, v int32) []byte {
+	for {
+		b := byte(v & 0x7f)
+		v >>= 7
+		if v == 0 && b&0x40 == 0 || v == -1 && b&0x40 != 0 {
+			return append(out, b)
+		}
+		out = append(out, b|0x80)
+	}
+}

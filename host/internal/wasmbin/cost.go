@@ -1,0 +1,130 @@
+package wasmbin
+
+// What a check charges. Counting loop iterations and function entries alone bounds neither
+// the straight-line code between two checks nor the calls to functions that have no check of
+// their own (leaves, which call nothing): an adversarial review ran a loop whose body called a
+// 2,000-instruction leaf 1,000 times, a minute between two ticks, and the process froze at the
+// next garbage collection. So each check charges the code it guards: one count, and one more
+// per 1 KiB of the loop body (or function body, at an entry) and of every leaf it calls
+// directly (call_indirect: the largest leaf). Between two ticks a guest then runs at most
+// about tick's count × 1 KiB of code, loops and all, however it is arranged.
+
+// costShift: one count per 1<<costShift bytes of code.
+const costShift = 10
+
+// maxCost keeps a charge far from the countdown's limits.
+const maxCost = 1 << 20
+
+func cost(bytes uint64) uint32 { return uint32(min(1+bytes>>costShift, maxCost)) }
+
+// leafSizes finds, in the code section, the functions that get no check at entry because
+// they call nothing, and their sizes: a call to one costs its caller that much. It returns the
+// sizes by defined-function index (0 for a function that is not a leaf) and the largest.
+func leafSizes(code []byte) (sizes []uint32, largest uint32, err error) {
+	r := &reader{buf: code}
+	n, err := r.count() // bounded by the bytes there: the module has not been checked yet
+	if err != nil {
+		return nil, 0, err
+	}
+	sizes = make([]uint32, n)
+	for i := range sizes {
+		size, err := r.u32()
+		if err != nil {
+			return nil, 0, err
+		}
+		body, err := r.bytes(size)
+		if err != nil {
+			return nil, 0, err
+		}
+		br := &reader{buf: body}
+		if err := skipLocals(br); err != nil {
+			return nil, 0, err
+		}
+		if _, calls, err := entryCheckNeeded(*br); err != nil {
+			return nil, 0, err
+		} else if !calls {
+			sizes[i] = size
+			largest = max(largest, size)
+		}
+	}
+	return sizes, largest, nil
+}
+
+// skipLocals passes over a function body's local declarations.
+func skipLocals(r *reader) error {
+	groups, err := r.u32()
+	if err != nil {
+		return err
+	}
+	for g := uint32(0); g < groups; g++ {
+		if err := r.skipLEB(5); err != nil {
+			return err
+		}
+		if _, err := r.byte(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// segmentCosts walks a function's code (r after its locals) and returns the charge of its
+// entry check and of each loop's header check, in the order the loops start.
+func (rw *rewriter) segmentCosts(r reader) (entry uint32, loops []uint32, err error) {
+	type frame struct {
+		loop  int // index in loops, or -1 for a block, an if or the function
+		start int
+		calls uint64 // the sizes of the leaves called directly in it
+	}
+	start := r.pos
+	stack := []frame{{loop: -1, start: start}}
+	innermost := func() *frame { // the loop (or the function) a call is charged to
+		for i := len(stack) - 1; i > 0; i-- {
+			if stack[i].loop >= 0 {
+				return &stack[i]
+			}
+		}
+		return &stack[0]
+	}
+	for {
+		op, err := r.byte()
+		if err != nil {
+			return 0, nil, err
+		}
+		switch op {
+		case opBlock, opIf:
+			stack = append(stack, frame{loop: -1})
+		case opLoop:
+			stack = append(stack, frame{loop: len(loops), start: r.pos - 1})
+			loops = append(loops, 0)
+		case opEnd:
+			f := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if f.loop >= 0 {
+				loops[f.loop] = cost(uint64(r.pos-f.start) + f.calls)
+			}
+			if len(stack) == 0 {
+				return cost(uint64(r.pos-start) + f.calls), loops, nil
+			}
+			continue
+		case opCall:
+			f, err := r.u32()
+			if err != nil {
+				return 0, nil, err
+			}
+			if f >= rw.firstMoved && f-rw.firstMoved < uint32(len(rw.leaves)) {
+				innermost().calls += uint64(rw.leaves[f-rw.firstMoved])
+			}
+			continue
+		case opCallIndir:
+			innermost().calls += uint64(rw.largestLeaf)
+		}
+		if op == opBlock || op == opLoop || op == opIf {
+			_, err = r.blockType()
+		} else {
+			err = skipImmediates(&r, op)
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+	}
+}
