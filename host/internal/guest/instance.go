@@ -105,13 +105,14 @@ func (m *Module) Instantiate(ctx context.Context, cfg InstanceConfig, host Host)
 		return nil, err
 	}
 	mc := wazero.NewModuleConfig().WithName("").WithStartFunctions().
-		WithSysNanotime().WithSysWalltime().WithNanosleep(inst.sleep).WithRandSource(rand.Reader).
+		WithSysNanotime().WithSysWalltime().WithNanosleep(inst.sleep).
+		WithRandSource(stoppableReader{rand.Reader, inst}).
 		WithArgs(cfg.Args...)
 	if cfg.Stdout != nil {
-		mc = mc.WithStdout(cfg.Stdout)
+		mc = mc.WithStdout(stoppableWriter{cfg.Stdout, inst})
 	}
 	if cfg.Stderr != nil {
-		mc = mc.WithStderr(cfg.Stderr)
+		mc = mc.WithStderr(stoppableWriter{cfg.Stderr, inst})
 	}
 	for _, kv := range cfg.Env {
 		for i := 0; i < len(kv); i++ {

@@ -3,6 +3,7 @@ package guest
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"time"
 
@@ -136,18 +137,62 @@ const maxDebt = 1 << 20
 // left: zero, or less when a charge overdrew it. It returns the next count, less that debt.
 func tick(ctx context.Context, _ api.Module, stack []uint64) {
 	i := ctx.Value(instanceKey{}).(*Instance)
+	i.stopIfMarked()
+	debt := min(0, max(int32(uint32(stack[0])), -maxDebt))
+	stack[0] = uint64(uint32(ticksPerCheck + debt))
+}
+
+// stopIfMarked ends the call in progress, from inside a host function, when the watchdog has
+// marked it or the instance's context has ended: what tick does, for host functions that can
+// take long on the guest's say-so.
+func (i *Instance) stopIfMarked() {
 	if s := i.stopAt.Load(); s != 0 && s == i.seq.Load() {
 		panic(errStopped)
 	}
 	if i.done != nil {
 		select {
-		case <-i.done: // the context Instantiate was given ends its calls
-			panic(context.Cause(ctx))
+		case <-i.done:
+			panic(context.Canceled)
 		default:
 		}
 	}
-	debt := min(0, max(int32(uint32(stack[0])), -maxDebt))
-	stack[0] = uint64(uint32(ticksPerCheck + debt))
+}
+
+// ioChunk is how much a WASI read or write moves between two looks at the watchdog's verdict.
+const ioChunk = 1 << 20
+
+// stoppableReader is the instance's random source: random_get of its whole memory (256 MiB
+// took 700 ms) is filled a chunk at a time, and a call past its budget ends between chunks.
+type stoppableReader struct {
+	r io.Reader
+	i *Instance
+}
+
+func (s stoppableReader) Read(p []byte) (int, error) {
+	s.i.stopIfMarked()
+	return s.r.Read(p[:min(len(p), ioChunk)])
+}
+
+// stoppableWriter is the instance's stdout or stderr: fd_write hands it one iovec at a time,
+// and thousands of iovecs can name the same large buffer (2,000 of 32 MiB took 3.2 s), so it
+// looks at the watchdog's verdict before each, and writes a large one a chunk at a time.
+type stoppableWriter struct {
+	w io.Writer
+	i *Instance
+}
+
+func (s stoppableWriter) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		s.i.stopIfMarked()
+		n, err := s.w.Write(p[:min(len(p), ioChunk)])
+		written += n
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	return written, nil
 }
 
 // sleep is the instance's WASI nanosleep (poll_oneoff with a clock): a guest asleep is still
@@ -166,9 +211,7 @@ func (i *Instance) sleep(ns int64) {
 		case <-i.done:
 			panic(context.Canceled)
 		case <-check.C:
-			if s := i.stopAt.Load(); s != 0 && s == i.seq.Load() {
-				panic(errStopped)
-			}
+			i.stopIfMarked()
 		}
 	}
 }

@@ -101,3 +101,33 @@ func TestSleepIsStopped(t *testing.T) {
 		t.Fatalf("Instantiate = %v, want the budget to end the 30 s sleep", err)
 	}
 }
+
+// random_get of a large memory is filled a chunk at a time, and the budget ends it between
+// chunks (256 MiB took 700 ms in one host call).
+func TestRandomGetIsStopped(t *testing.T) {
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, RuntimeConfig{CacheDir: "-", Interruptible: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(ctx) })
+	m := validGuest()
+	m.imports = append(m.imports, wimport{"wasi_snapshot_preview1", "random_get", []byte{tI32, tI32}, []byte{tI32}})
+	// memory.grow to 256 MiB, then random_get of 255 MiB from 0, eight times over.
+	m.start = append([]byte{0x41}, sleb(4095)...)
+	m.start = append(m.start, 0x40, 0, 0x1a)
+	for range 8 {
+		m.start = append(append(m.start, 0x41, 0, 0x41), sleb(255<<20)...)
+		m.start = append(m.start, 0x10, 1, 0x1a)
+	}
+	m.start = append(m.start, 0x0b)
+	mod, err := rt.Compile(ctx, m.encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = mod.Instantiate(ctx, InstanceConfig{StartBudget: 20 * time.Millisecond}, nil)
+	var be *BudgetError
+	if !errors.As(err, &be) {
+		t.Fatalf("Instantiate = %v, want the budget to end random_get", err)
+	}
+}

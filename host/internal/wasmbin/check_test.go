@@ -55,3 +55,27 @@ func TestCheckLocalsLimit(t *testing.T) {
 		t.Errorf("%d locals: %v, want refused", MaxLocals+1, err)
 	}
 }
+
+// Globals and element entries cost the host's heap per instance beyond their bytes: their
+// numbers are capped.
+func TestCheckAmounts(t *testing.T) {
+	sec := func(id byte, body []byte) []byte {
+		return append(append([]byte{id}, appendU32(nil, uint32(len(body)))...), body...)
+	}
+	globals := appendU32(nil, MaxGlobals+1)
+	for range MaxGlobals + 1 {
+		globals = append(globals, 0x7f, 0, opI32Const, 0, opEnd)
+	}
+	elems := append([]byte{1, 1, 0}, appendU32(nil, MaxElementEntries+1)...) // one passive segment
+	elems = append(elems, make([]byte, MaxElementEntries+1)...)              // of function 0
+	fn := bytes.Join([][]byte{sec(secType, []byte{1, 0x60, 0, 0}), sec(secFunction, []byte{1, 0})}, nil)
+	code := sec(secCode, []byte{1, 2, 0, opEnd})
+	for name, m := range map[string][]byte{
+		"globals":  bytes.Join([][]byte{magic, sec(secGlobal, globals)}, nil),
+		"elements": bytes.Join([][]byte{magic, fn, sec(secElement, elems), code}, nil),
+	} {
+		if err := Check(m); err == nil || !strings.Contains(err.Error(), "the limit is") {
+			t.Errorf("%s past the limit: %v", name, err)
+		}
+	}
+}
