@@ -10,6 +10,8 @@ type rewriter struct {
 	countdown, tick uint32
 	// the instructions added before bulk memory and table operations (chargeCode)
 	chargeMemory, chargeTable []byte
+	// The bulk helpers' function indices (bulk.go), or 0 when the module has none.
+	fillFunc, copyFunc uint32
 	// What the checks charge (cost.go): the leaves' sizes by defined-function index, the
 	// largest, and the charges of the loops of the function being rewritten, in order.
 	leaves      []uint32
@@ -142,6 +144,20 @@ func (rw *rewriter) expr(r *reader, out []byte, withChecks bool) ([]byte, error)
 			if err != nil {
 				return nil, err
 			}
+			if helper := rw.bulkHelper(sub); helper != 0 {
+				// memory.copy and memory.fill name memory 0, the only one WebAssembly 2.0 has.
+				indices := 1 // fill: one memory index; copy: two
+				if sub == 10 {
+					indices = 2
+				}
+				for range indices {
+					if b, err := r.byte(); err != nil || b != 0 {
+						return nil, r.errorf("a bulk memory instruction names a memory other than 0")
+					}
+				}
+				out = appendU32(append(out, opCall), helper)
+				continue
+			}
 			if err := skipMisc(r, sub); err != nil {
 				return nil, err
 			}
@@ -264,6 +280,19 @@ func skipImmediates(r *reader, op byte) error {
 		return skipVector(r)
 	}
 	return r.errorf("instruction 0x%02x is not in WebAssembly 2.0", op)
+}
+
+// bulkHelper is the function that does the 0xfc instruction sub in chunks (bulk.go), or 0.
+func (rw *rewriter) bulkHelper(sub uint32) uint32 {
+	switch {
+	case rw.fillFunc == 0:
+		return 0
+	case sub == 11:
+		return rw.fillFunc
+	case sub == 10:
+		return rw.copyFunc
+	}
+	return 0
 }
 
 // bulkCharge is the charge (chargeCode) before the 0xfc instruction sub, if it has one.

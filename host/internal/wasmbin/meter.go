@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // The meter: a module rewritten so that its code calls the host at regular intervals,
@@ -64,6 +65,10 @@ func Meter(wasm []byte) ([]byte, error) {
 	rw.countdown, rw.tick = countdown, tick
 	rw.chargeMemory = rw.chargeCode(scratch, memoryChargeShift)
 	rw.chargeTable = rw.chargeCode(scratch, tableChargeShift)
+	if m.bulkHelpers() { // after the module's own functions and the tick
+		rw.fillFunc = m.funcImports + 1 + m.defined
+		rw.copyFunc = rw.fillFunc + 1
+	}
 	for _, s := range secs {
 		if s.id == secCode {
 			if rw.leaves, rw.largestLeaf, err = leafSizes(s.body); err != nil {
@@ -151,7 +156,13 @@ func (rw *rewriter) chargeCode(scratch uint32, shift byte) []byte {
 // module is what the rewrite must know of the module before it rewrites any section.
 type module struct {
 	types, funcImports, globalImports, globals, defined uint32
+	memories                                            uint32
+	code                                                bool // it has a code section
 }
+
+// bulkHelpers reports whether the rewrite adds the bulk-operation functions (bulk.go): to a
+// module with a memory and code.
+func (m *module) bulkHelpers() bool { return m.memories > 0 && m.code }
 
 func (m *module) count(s section) error {
 	r := &reader{buf: s.body}
@@ -163,6 +174,12 @@ func (m *module) count(s section) error {
 		m.globals, err = r.u32()
 	case secFunction:
 		m.defined, err = r.u32()
+	case secMemory:
+		var n uint32
+		n, err = r.u32()
+		m.memories += n
+	case secCode:
+		m.code = true
 	case secImport:
 		err = m.countImports(r)
 	}
@@ -202,6 +219,7 @@ func (m *module) countImports(r *reader) error {
 				err = skipLimits(r)
 			}
 		case 2: // memory: limits
+			m.memories++
 			err = skipLimits(r)
 		case 3: // global: value type, mutability
 			m.globalImports++
@@ -235,9 +253,16 @@ func (m *module) rewrite(rw *rewriter, s section) (body []byte, keep bool, err e
 		if _, err := r.u32(); err != nil {
 			return nil, false, err
 		}
-		body = appendU32(nil, m.types+1)
+		added := uint32(1)
+		if m.bulkHelpers() {
+			added++
+		}
+		body = appendU32(nil, m.types+added)
 		body = append(body, s.body[r.pos:]...)
 		body = append(body, 0x60, 1, 0x7f, 1, 0x7f)
+		if m.bulkHelpers() { // (i32, i32, i32) -> (), the bulk helpers'
+			body = append(body, bulkType...)
+		}
 		r.pos = len(r.buf)
 	case secImport: // one more import, the last function import
 		n, err := r.u32()
@@ -252,14 +277,19 @@ func (m *module) rewrite(rw *rewriter, s section) (body []byte, keep bool, err e
 		body = appendU32(append(body, 0), m.types)
 	case secGlobal: // init expressions may name functions; two more globals, countdown and scratch
 		body, err = m.rewriteGlobals(rw, r)
-	case secFunction: // copied; read only to check its type indices
+	case secFunction: // read only to check its type indices; the bulk helpers added
 		var n uint32
-		if n, err = r.u32(); err == nil {
-			for i := uint32(0); i < n && err == nil; i++ {
-				err = rw.typeIndex(r)
-			}
+		n, err = r.u32()
+		entries := r.pos
+		for i := uint32(0); i < n && err == nil; i++ {
+			err = rw.typeIndex(r)
 		}
 		body = s.body
+		if m.bulkHelpers() {
+			body = appendU32(nil, n+2)
+			body = append(body, s.body[entries:]...)
+			body = appendU32(appendU32(body, m.types+1), m.types+1)
+		}
 	case secExport:
 		body, err = rewriteExports(rw, r)
 	case secStart:
@@ -397,7 +427,11 @@ func rewriteCode(rw *rewriter, r *reader) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := appendU32(make([]byte, 0, len(r.buf)+len(r.buf)/8), n)
+	count := n
+	if rw.fillFunc != 0 {
+		count += 2
+	}
+	out := appendU32(make([]byte, 0, len(r.buf)+len(r.buf)/8), count)
 	var fn []byte
 	for i := uint32(0); i < n; i++ {
 		size, err := r.u32()
@@ -438,6 +472,13 @@ func rewriteCode(rw *rewriter, r *reader) ([]byte, error) {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
 	}
+	if rw.fillFunc != 0 {
+		for _, helper := range [][]byte{rw.fillBody(), rw.copyBody()} {
+			if out, err = appendSized(out, helper); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return out, nil
 }
 
@@ -450,6 +491,8 @@ func rewriteCustom(rw *rewriter, b []byte) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	switch {
+	case !utf8.ValidString(name): // the runtime refuses it; dropping it would make it valid
+		return nil, false, fmt.Errorf("custom section name %q is not valid UTF-8", name)
 	case strings.HasPrefix(name, ".debug_"):
 		return nil, false, nil
 	case name == "name":

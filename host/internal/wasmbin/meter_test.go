@@ -341,3 +341,62 @@ func TestLeafCallsAreCharged(t *testing.T) {
 		t.Errorf("%d ticks for 10,000 calls of a 3 KiB leaf, want about 30: the leaf's code is not charged", n)
 	}
 }
+
+// memory.fill and memory.copy become calls of the bulk helpers: the same results, overlapping
+// copies in both directions included, the same trap before any write out of bounds, and a
+// large one ends between chunks.
+func TestBulkHelpers(t *testing.T) {
+	sec := func(id byte, body []byte) []byte {
+		return append(append([]byte{id}, appendU32(nil, uint32(len(body)))...), body...)
+	}
+	i32 := func(v int32) []byte { return appendS32([]byte{opI32Const}, v) }
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	// f: fill [0, 32 MiB) with 7; store 1..200 at 1000..1199; copy [1000,1200) to 1010
+	// (backwards) and [1010,1210) to 1005 (forwards); return the byte at 1000+arg.
+	var stores []byte
+	for i := range int32(200) {
+		stores = cat(stores, i32(1000+i), i32(i+1), []byte{0x3a, 0, 0}) // i32.store8
+	}
+	f := cat([]byte{0}, i32(0), i32(7), i32(32<<20), []byte{prefixMisc, 11, 0}, stores,
+		i32(1010), i32(1000), i32(200), []byte{prefixMisc, 10, 0, 0},
+		i32(1005), i32(1010), i32(200), []byte{prefixMisc, 10, 0, 0},
+		[]byte{0x20, 0}, i32(1000), []byte{0x6a, 0x2d, 0, 0, opEnd})
+	// oob(): fill 20 bytes from 10 below the end: traps, writing nothing.
+	oob := cat([]byte{0}, i32(32<<20-10), i32(9), i32(20), []byte{prefixMisc, 11, 0, opEnd})
+	code := cat(appendU32(nil, 2), appendU32(nil, uint32(len(f))), f, appendU32(nil, uint32(len(oob))), oob)
+	m := cat(magic,
+		sec(secType, []byte{2, 0x60, 1, 0x7f, 1, 0x7f, 0x60, 0, 0}),
+		sec(secFunction, []byte{2, 0, 1}),
+		sec(secMemory, []byte{1, 0, 0x80, 0x04}), // 512 pages: 32 MiB
+		sec(secExport, cat(appendName([]byte{2}, "f"), []byte{0, 0}, appendName(nil, "oob"), []byte{0, 1})),
+		sec(secCode, code))
+	inst, err := Meter(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := run(t, m, 0, 0)
+	b, _ := run(t, inst, 4096, 1<<40)
+	for _, off := range []uint64{0, 4, 5, 9, 10, 11, 100, 199, 204, 205, 209, 210, 250} {
+		want, err1 := call(t, a, "f", off)
+		got, err2 := call(t, b, "f", off)
+		if err1 != nil || err2 != nil || got != want {
+			t.Errorf("byte %d: %d, %v rewritten; %d, %v as it came", 1000+off, got, err2, want, err1)
+		}
+	}
+	for _, mod := range []api.Module{a, b} {
+		if _, err := call(t, mod, "oob"); err == nil {
+			t.Error("a fill past the end did not trap")
+		}
+		if v, _ := mod.Memory().ReadByte(32<<20 - 10); v != 7 {
+			t.Errorf("the fill that trapped wrote %d at its first byte", v)
+		}
+	}
+	// 32 MiB at 100 counts a tick is some 80 ticks inside the one fill: it ends there.
+	c, ticks := run(t, inst, 100, 3)
+	if _, err := call(t, c, "f", 0); err == nil || !strings.Contains(err.Error(), "out of ticks") {
+		t.Errorf("f = %v, want the fill ended between chunks", err)
+	}
+	if n := ticks.Load(); n != 4 {
+		t.Errorf("%d ticks, want 4", n)
+	}
+}
