@@ -18,6 +18,7 @@ type rewriter struct {
 	largestLeaf uint32
 	loopCosts   []uint32
 	loops       int // loops of the function rewritten so far
+	charges     int // bulk charges added to it so far
 }
 
 // typeIndex refuses a type index past the module's own types, which the rewrite would make
@@ -161,7 +162,10 @@ func (rw *rewriter) expr(r *reader, out []byte, withChecks bool) ([]byte, error)
 			if err := skipMisc(r, sub); err != nil {
 				return nil, err
 			}
-			out = append(out, rw.bulkCharge(sub)...)
+			if charge := rw.bulkCharge(sub); charge != nil {
+				out = append(out, charge...)
+				rw.charges++
+			}
 			out = append(out, r.buf[start:r.pos]...)
 			continue
 		}

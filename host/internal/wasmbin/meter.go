@@ -34,6 +34,9 @@ import (
 // the one valid module the rewrite refuses.
 var ErrRefFuncInCode = errors.New("ref.func in a function body is not supported (each one run takes host memory until the instance ends)")
 
+// ErrTooManyChecks refuses a function that would need more than MaxChecksPerFunction checks.
+var ErrTooManyChecks = fmt.Errorf("with the budget checks, a function may have at most %d loops and bulk table or segment operations", MaxChecksPerFunction)
+
 // MeterModule.MeterFunc is the function a metered module imports, of type () -> i32.
 const (
 	MeterModule = "wasmloop.meter"
@@ -458,7 +461,7 @@ func rewriteCode(rw *rewriter, r *reader) ([]byte, error) {
 		if calls && !need && len(loops) > 0 {
 			loops[0] = max(loops[0], entry) // the leading loop's check stands for the entry's
 		}
-		rw.loopCosts, rw.loops = loops, 0
+		rw.loopCosts, rw.loops, rw.charges = loops, 0, 0
 		if need {
 			fn = rw.checkCode(fn, entry)
 		}
@@ -467,6 +470,9 @@ func rewriteCode(rw *rewriter, r *reader) ([]byte, error) {
 		}
 		if !br.done() {
 			return nil, fmt.Errorf("function %d: %d bytes after its end", i, len(body)-br.pos)
+		}
+		if checks := rw.loops + rw.charges; checks > MaxChecksPerFunction {
+			return nil, fmt.Errorf("function %d: %w (it would have %d)", i, ErrTooManyChecks, checks)
 		}
 		if out, err = appendSized(out, fn); err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)

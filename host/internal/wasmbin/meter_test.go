@@ -233,7 +233,7 @@ func FuzzMeter(f *testing.F) {
 			}
 		}
 		switch {
-		case orig == nil && errors.Is(err, ErrRefFuncInCode):
+		case orig == nil && (errors.Is(err, ErrRefFuncInCode) || errors.Is(err, ErrTooManyChecks)):
 		case orig == nil && err != nil:
 			t.Fatalf("the runtime accepts the module, the rewrite refuses it: %v", err)
 		case orig == nil:
@@ -398,5 +398,23 @@ func TestBulkHelpers(t *testing.T) {
 	}
 	if n := ticks.Load(); n != 4 {
 		t.Errorf("%d ticks, want 4", n)
+	}
+}
+
+// A function with more loops than MaxChecksPerFunction is refused: metered, its compile time
+// would grow with the square of its branches.
+func TestTooManyChecks(t *testing.T) {
+	sec := func(id byte, body []byte) []byte {
+		return append(append([]byte{id}, appendU32(nil, uint32(len(body)))...), body...)
+	}
+	body := []byte{0}
+	for range MaxChecksPerFunction + 1 {
+		body = append(body, opLoop, blockEmpty, opEnd)
+	}
+	body = append(body, opEnd)
+	code := append(appendU32(appendU32(nil, 1), uint32(len(body))), body...)
+	m := bytes.Join([][]byte{magic, sec(secType, []byte{1, 0x60, 0, 0}), sec(secFunction, []byte{1, 0}), sec(secCode, code)}, nil)
+	if _, err := Meter(m); !errors.Is(err, ErrTooManyChecks) {
+		t.Errorf("%d loops in a function: %v, want ErrTooManyChecks", MaxChecksPerFunction+1, err)
 	}
 }
