@@ -53,8 +53,15 @@ type Config struct {
 	// Args and Env are what the guest sees through WASI; Env entries are "KEY=value".
 	Args []string
 	Env  []string
-	// Stdout and Stderr receive the guest's output; nil means os.Stdout and os.Stderr.
+	// Stdout and Stderr receive the guest's output; nil means os.Stdout and os.Stderr. The
+	// host writes to each from one goroutine of its own, whole lines at a time, through a
+	// bounded buffer: a writer need not be safe for concurrent use, and a slow one loses
+	// lines (counted in the output) rather than stalling a worker.
 	Stdout, Stderr io.Writer
+	// WorkerOutput, if set, gives each worker its own destinations for the guest's output,
+	// instead of Stdout and Stderr (a nil one falls back to them), as above: one goroutine
+	// writes to each.
+	WorkerOutput func(worker int) (stdout, stderr io.Writer)
 	// Logger receives the host's own messages (traps, budgets, restarts, accept errors) as
 	// structured records: the worker's number is the attribute "worker". It takes precedence
 	// over Log. Messages are rate-limited per worker (20 a second, then a count).
@@ -251,7 +258,25 @@ func (a *App) launch() (*run, error) {
 	// bounded buffer that one goroutine per destination drains; what a reader too slow to
 	// keep up misses is dropped by whole lines and counted in the output itself (guestout).
 	stdout, stderr := guestout.New(cfg.Stdout, 0), guestout.New(cfg.Stderr, 0)
+	outputs := []*guestout.Writer{stdout, stderr}
 	cfg.Stdout, cfg.Stderr = stdout, stderr
+	var perWorker []loop.Output
+	if cfg.WorkerOutput != nil {
+		for w := range cfg.Workers {
+			out := loop.Output{Stdout: stdout, Stderr: stderr}
+			if so, se := cfg.WorkerOutput(w); so != nil || se != nil {
+				if so != nil {
+					out.Stdout = guestout.New(so, 0)
+					outputs = append(outputs, out.Stdout.(*guestout.Writer))
+				}
+				if se != nil {
+					out.Stderr = guestout.New(se, 0)
+					outputs = append(outputs, out.Stderr.(*guestout.Writer))
+				}
+			}
+			perWorker = append(perWorker, out)
+		}
+	}
 	if cfg.Log == nil {
 		cfg.Log = log.New(stderr, "wasmloop: ", log.LstdFlags)
 	}
@@ -265,6 +290,7 @@ func (a *App) launch() (*run, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.running != nil {
+		flushOutput(outputs...)
 		return nil, ErrRunning
 	}
 	g := loop.NewGroup(a.mod, loop.Config{
@@ -298,6 +324,7 @@ func (a *App) launch() (*run, error) {
 		KeepAlive: cfg.KeepAlive,
 		Functions: loopFunctions(cfg.Functions),
 		OnMessage: cfg.OnMessage,
+		Output:    perWorker,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{g: g, cancel: cancel, done: make(chan struct{})}
@@ -311,7 +338,7 @@ func (a *App) launch() (*run, error) {
 		r.code, r.err = g.Run(ctx)
 		cancel()
 		r.pool.closeAll()
-		flushOutput(stdout, stderr)
+		flushOutput(outputs...)
 		a.mu.Lock()
 		a.running = nil
 		a.mu.Unlock()

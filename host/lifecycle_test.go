@@ -165,3 +165,35 @@ func TestCloseWhileServing(t *testing.T) {
 		t.Errorf("the request in flight at Close got %q, want its answer", got)
 	}
 }
+
+// Each worker's output can go to a destination of its own.
+func TestWorkerOutput(t *testing.T) {
+	ctx := context.Background()
+	var lines [2]*bufio.Scanner
+	var writers [2]*io.PipeWriter
+	for w := range 2 {
+		r, wr := io.Pipe()
+		lines[w], writers[w] = bufio.NewScanner(r), wr
+	}
+	app := load(t, greetWasm, host.Config{Workers: 2, KeepAlive: true, Env: []string{"NAME=worker"},
+		WorkerOutput: func(worker int) (io.Writer, io.Writer) { return writers[worker], nil }})
+	if err := app.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Every worker runs the program (KeepAlive), whose timer greets on its own output.
+	for w := range 2 {
+		if !lines[w].Scan() || lines[w].Text() != "hello, worker" {
+			t.Errorf("worker %d's output: %q, %v", w, lines[w].Text(), lines[w].Err())
+		}
+	}
+	for w := range 2 { // Close flushes the output: keep reading what may follow
+		go func() {
+			for lines[w].Scan() {
+			}
+		}()
+	}
+	app.Close(ctx)
+	for _, w := range writers {
+		w.Close()
+	}
+}

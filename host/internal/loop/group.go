@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 
+	"io"
 	"log/slog"
 	"math"
 	"net/netip"
@@ -84,12 +85,18 @@ type Config struct {
 	// every worker after worker 0's start-up, listening or not: the embedder may call in at
 	// any time (Call, PostFromHost).
 	KeepAlive bool
+	// Output, if not empty, is each worker's own destination for the guest's output, in place
+	// of Instance.Stdout and Instance.Stderr.
+	Output []Output
 	// Functions are the host functions the embedder defines, by name (hostfuncs.go).
 	Functions map[string]HostFunc
 	// OnMessage receives what the guest posts to the host (post to abi.PostHost), on the
 	// loop: it must not block. nil refuses such posts (ENOTSUP).
 	OnMessage func(worker int, data []byte)
 }
+
+// Output is where one worker's guest output goes.
+type Output struct{ Stdout, Stderr io.Writer }
 
 // Group runs the loops of one process.
 type Group struct {

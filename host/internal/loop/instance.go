@@ -40,6 +40,16 @@ func (in *instance) inbox() ([]byte, bool) {
 	return in.g.Memory().Read(in.inboxPtr, in.inboxLen)
 }
 
+// instanceConfig is what this worker's instances are made with: the group's, with the
+// worker's own output if it has one.
+func (l *Loop) instanceConfig() guest.InstanceConfig {
+	cfg := l.cfg.Instance
+	if l.id < len(l.cfg.Output) {
+		cfg.Stdout, cfg.Stderr = l.cfg.Output[l.id].Stdout, l.cfg.Output[l.id].Stderr
+	}
+	return cfg
+}
+
 // startInstance instantiates m, makes it the current instance and runs the program's
 // top-level code. A proc_exit there ends the process with its code (Node's process.exit in
 // a script's top level), unless the start is a swap's, which only fails.
@@ -51,7 +61,7 @@ func (l *Loop) startInstanceFor(m *guest.Module, swap bool) error {
 	in := &instance{module: m}
 	in.calls = hostCalls{l: l, in: in}
 	l.cur = in // host calls made during _initialize find no instance and get ESTATE
-	inst, err := m.Instantiate(l.g.callCtx, l.cfg.Instance, &in.calls)
+	inst, err := m.Instantiate(l.g.callCtx, l.instanceConfig(), &in.calls)
 	if exit, ok := err.(*guest.ExitError); ok && !swap {
 		l.g.exit(exit.Code) // proc_exit in initialisation ends the process with its code
 		return nil
@@ -196,7 +206,7 @@ func (l *Loop) makeSpare() {
 	in := &instance{module: m}
 	in.calls = hostCalls{l: l, in: in}
 	l.spareBusy = true
-	cfg := l.cfg.Instance
+	cfg := l.instanceConfig()
 	l.g.spares.Add(1)
 	go func() {
 		defer l.g.spares.Done()
