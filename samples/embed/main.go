@@ -1,3 +1,5 @@
+//go:build !wasip1
+
 // Command embed is a Go net/http service that embeds a wasmloop program as a plugin: it mounts
 // the program's HTTP server at /plugin/, calls the program's render function from its own
 // /render handler, and gives the program two functions of its own, lookup_user (sync: a map
