@@ -237,3 +237,42 @@ func TestHandlerWhileNotRunning(t *testing.T) {
 		t.Errorf("after Shutdown: %d, want 503", rec.Code)
 	}
 }
+
+// Two programs in one process, each with its own workers, mounted side by side and called at
+// once.
+func TestTwoApps(t *testing.T) {
+	_, whoami := mounted(t, whoamiWasm, host.Config{Workers: 2})
+	_, greet := mounted(t, greetWasm, host.Config{Workers: 1, Env: []string{"NAME=second"}})
+	done := make(chan string, 20)
+	for i := range 20 {
+		go func() {
+			url := whoami + "/"
+			if i%2 == 1 {
+				url = greet + "/"
+			}
+			resp, err := http.Get(url)
+			if err != nil {
+				done <- err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			done <- string(b)
+		}()
+	}
+	counts := map[string]int{}
+	for range 20 {
+		got := <-done
+		switch {
+		case strings.Contains(got, " of 2, request "):
+			counts["whoami"]++
+		case got == "hello, second\n":
+			counts["greet"]++
+		default:
+			t.Errorf("an answer: %q", got)
+		}
+	}
+	if counts["whoami"] != 10 || counts["greet"] != 10 {
+		t.Errorf("answers: %v, want 10 from each program", counts)
+	}
+}
