@@ -55,6 +55,18 @@ func rawWSSend(ws int64, data, size uint32, flags int32) int32
 //go:wasmimport wasmloop_v1 ws_close
 func rawWSClose(ws int64, code int32, reason, reasonLen uint32) int32
 
+//go:wasmimport wasmloop_v1 call_return
+func rawCallReturn(call int64, status int32, data, size uint32) int32
+
+//go:wasmimport wasmloop_v1 host_call
+func rawHostCall(name, nameLen, in, inLen, out, outCap uint32) int64
+
+//go:wasmimport wasmloop_v1 host_call_async
+func rawHostCallAsync(name, nameLen, in, inLen uint32, tag int64) int32
+
+//go:wasmimport wasmloop_v1 host_result
+func rawHostResult(dst, size uint32) int32
+
 const (
 	pastMemory = 0xffff_fff0      // a pointer no guest memory reaches (the limit is far below 4 GiB)
 	hugeLength = 0xffff_f000      // a length that runs past the end of memory from anywhere
@@ -103,7 +115,7 @@ func abuse() string {
 	r("ref/stale", int64(rawRef(stale, 0)))
 	r("pause/wrong-kind", int64(rawPause(timer, 1)))
 	r("post/no-such-worker", int64(rawPost(99, p, 1)))
-	r("post/negative-worker", int64(rawPost(-2, p, 1))) // -1 is every other worker
+	r("post/negative-worker", int64(rawPost(-3, p, 1))) // -1 is every other worker, -2 the host
 	r("post/pointer-past-memory", int64(rawPost(0, pastMemory, 10)))
 	r("post/length-past-memory", int64(rawPost(0, p, hugeLength)))
 	r("ws_accept/wrong-kind", rawWSAccept(timer, 0, 0, 0, 0, 0))
@@ -112,6 +124,12 @@ func abuse() string {
 	r("ws_send/forged-past-memory", int64(rawWSSend(forged, pastMemory, 10, 0)))
 	r("ws_close/wrong-kind", int64(rawWSClose(timer, 1000, 0, 0)))
 	r("ws_close/forged-past-memory", int64(rawWSClose(forged, 1000, pastMemory, 5)))
+	r("call_return/wrong-kind", int64(rawCallReturn(timer, 0, p, 1)))
+	r("call_return/forged-past-memory", int64(rawCallReturn(forged, 0, pastMemory, 10)))
+	r("host_call/name-past-memory", rawHostCall(pastMemory, 5, p, 1, p, 1))
+	r("host_call/out-past-memory", rawHostCall(p, 1, p, 1, p, hugeLength))
+	r("host_call_async/input-past-memory", int64(rawHostCallAsync(p, 1, p, hugeLength, 1)))
+	r("host_result/past-memory", int64(rawHostResult(pastMemory, 10)))
 	rawClose(timer)
 	return out.String()
 }
