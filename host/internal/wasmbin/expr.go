@@ -17,8 +17,10 @@ type rewriter struct {
 	leaves      []uint32
 	largestLeaf uint32
 	loopCosts   []uint32
-	loops       int // loops of the function rewritten so far
-	charges     int // bulk charges added to it so far
+	loops       int    // loops of the function rewritten so far
+	charges     int    // bulk charges added to it so far
+	splits      int    // checks added to it to split long stretches
+	since       uint64 // the weight of the code copied since its last check (cost.go)
 }
 
 // typeIndex refuses a type index past the module's own types, which the rewrite would make
@@ -83,7 +85,17 @@ const (
 // hide a loop from the rewrite.
 func (rw *rewriter) expr(r *reader, out []byte, withChecks bool) ([]byte, error) {
 	depth := 0
+	last, extra := r.pos, uint64(0) // where the instruction just copied began; its leaf's size
 	for {
+		if withChecks {
+			rw.since += uint64(r.pos-last) + extra
+			if rw.since > splitWeight {
+				// A long stretch with no loop header or checked call in it (cost.go).
+				out = rw.checkCode(out, cost(rw.since))
+				rw.since, rw.splits = 0, rw.splits+1
+			}
+		}
+		last, extra = r.pos, 0
 		start := r.pos
 		op, err := r.byte()
 		if err != nil {
@@ -103,6 +115,7 @@ func (rw *rewriter) expr(r *reader, out []byte, withChecks bool) ([]byte, error)
 			if op == opLoop && withChecks {
 				out = rw.checkCode(out, rw.loopCosts[rw.loops])
 				rw.loops++
+				rw.since, last = 0, r.pos
 			}
 			continue
 		case op == opEnd:
@@ -126,6 +139,7 @@ func (rw *rewriter) expr(r *reader, out []byte, withChecks bool) ([]byte, error)
 				return nil, err
 			}
 			out = append(out, r.buf[start:r.pos]...)
+			extra = uint64(rw.largestLeaf)
 			continue
 		case op == opRefFunc && withChecks:
 			// wazero's compiler allocates a function reference on the Go heap at every
@@ -139,6 +153,9 @@ func (rw *rewriter) expr(r *reader, out []byte, withChecks bool) ([]byte, error)
 				return nil, err
 			}
 			out = appendU32(append(out, op), rw.funcIndex(i))
+			if op == opCall {
+				extra = uint64(rw.leafSize(i))
+			}
 			continue
 		case op == prefixMisc && withChecks:
 			sub, err := r.u32()

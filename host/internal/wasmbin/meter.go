@@ -35,7 +35,7 @@ import (
 var ErrRefFuncInCode = errors.New("ref.func in a function body is not supported (each one run takes host memory until the instance ends)")
 
 // ErrTooManyChecks refuses a function that would need more than MaxChecksPerFunction checks.
-var ErrTooManyChecks = fmt.Errorf("with the budget checks, a function may have at most %d loops and bulk table or segment operations", MaxChecksPerFunction)
+var ErrTooManyChecks = fmt.Errorf("with the budget checks, a function may need at most %d (one per loop, per bulk table or segment operation, and per 64 KiB of straight-line code and the leaves it calls)", MaxChecksPerFunction)
 
 // MeterModule.MeterFunc is the function a metered module imports, of type () -> i32.
 const (
@@ -60,6 +60,9 @@ func Meter(wasm []byte) ([]byte, error) {
 		if err := m.count(s); err != nil {
 			return nil, fmt.Errorf("section %d: %w", s.id, err)
 		}
+	}
+	if m.bulkHelpers() { // the helpers need a function section, even if the module has none
+		secs = ensure(secs, secFunction)
 	}
 	rw := &rewriter{firstMoved: m.funcImports, funcs: m.funcImports + m.defined, globals: m.globalImports + m.globals, types: m.types}
 	tick := m.funcImports                    // the import is the last function import
@@ -461,7 +464,7 @@ func rewriteCode(rw *rewriter, r *reader) ([]byte, error) {
 		if calls && !need && len(loops) > 0 {
 			loops[0] = max(loops[0], entry) // the leading loop's check stands for the entry's
 		}
-		rw.loopCosts, rw.loops, rw.charges = loops, 0, 0
+		rw.loopCosts, rw.loops, rw.charges, rw.splits, rw.since = loops, 0, 0, 0, 0
 		if need {
 			fn = rw.checkCode(fn, entry)
 		}
@@ -471,7 +474,7 @@ func rewriteCode(rw *rewriter, r *reader) ([]byte, error) {
 		if !br.done() {
 			return nil, fmt.Errorf("function %d: %d bytes after its end", i, len(body)-br.pos)
 		}
-		if checks := rw.loops + rw.charges; checks > MaxChecksPerFunction {
+		if checks := rw.loops + rw.charges + rw.splits; checks > MaxChecksPerFunction {
 			return nil, fmt.Errorf("function %d: %w (it would have %d)", i, ErrTooManyChecks, checks)
 		}
 		if out, err = appendSized(out, fn); err != nil {
@@ -512,9 +515,11 @@ func rewriteCustom(rw *rewriter, b []byte) ([]byte, bool, error) {
 }
 
 // rewriteNames renumbers the subsections of the name section that are keyed by function:
-// function names (1), local names (2) and label names (3). wazero reads only subsections 0
-// to 2 and passes over the others however they are formed, so a label-name map that does not
-// parse, and whatever follows a subsection header that does not, are kept as they came.
+// function names (1), local names (2) and label names (3). wazero reads its subsections its
+// own way (a name map as a stream, whatever the subsection's length says; the others passed
+// over however they are formed), so from the first subsection that does not parse as the
+// format says, the rest is kept as it came: names are for debuggers, and wazero's verdict on
+// them must stay its own.
 func rewriteNames(rw *rewriter, r *reader) ([]byte, error) {
 	var out []byte
 	for !r.done() {
@@ -525,12 +530,10 @@ func rewriteNames(rw *rewriter, r *reader) ([]byte, error) {
 		}
 		if id >= 1 && id <= 3 {
 			renumbered, err := renumberNameMap(rw, sub, id != 1)
-			switch {
-			case err == nil:
-				sub = renumbered
-			case id != 3:
-				return nil, err
+			if err != nil {
+				return append(out, r.buf[at:]...), nil
 			}
+			sub = renumbered
 		}
 		out = appendU32(append(out, id), uint32(len(sub)))
 		out = append(out, sub...)

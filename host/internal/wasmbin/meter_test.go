@@ -418,3 +418,57 @@ func TestTooManyChecks(t *testing.T) {
 		t.Errorf("%d loops in a function: %v, want ErrTooManyChecks", MaxChecksPerFunction+1, err)
 	}
 }
+
+// A long straight stretch gets checks of its own: a third review called a 64 KiB leaf 30,000
+// times in one stretch (9 s between two ticks). Here 200 calls of a 64 KiB leaf, at 1,000
+// counts a tick, end at the fifth tick inside the stretch.
+func TestLongStretchIsSplit(t *testing.T) {
+	sec := func(id byte, body []byte) []byte {
+		return append(append([]byte{id}, appendU32(nil, uint32(len(body)))...), body...)
+	}
+	leaf := []byte{0}
+	for range 64 << 10 / 3 {
+		leaf = append(leaf, opI32Const, 0, 0x1a) // i32.const 0, drop
+	}
+	leaf = append(leaf, opEnd)
+	stretch := []byte{0}
+	for range 200 {
+		stretch = append(stretch, opCall, 0)
+	}
+	stretch = append(stretch, opI32Const, 0, opEnd)
+	code := appendU32(nil, 2)
+	code = append(appendU32(code, uint32(len(leaf))), leaf...)
+	code = append(appendU32(code, uint32(len(stretch))), stretch...)
+	m := bytes.Join([][]byte{magic,
+		sec(secType, []byte{2, 0x60, 0, 0, 0x60, 0, 1, 0x7f}),
+		sec(secFunction, []byte{2, 0, 1}),
+		sec(secExport, append(appendName([]byte{1}, "f"), 0, 1)),
+		sec(secCode, code),
+	}, nil)
+	inst, err := Meter(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, ticks := run(t, inst, 1000, 5)
+	if _, err := call(t, mod, "f"); err == nil || !strings.Contains(err.Error(), "out of ticks") {
+		t.Errorf("f() = %v, want it ended inside the stretch", err)
+	}
+	if n := ticks.Load(); n != 6 {
+		t.Errorf("%d ticks, want 6", n)
+	}
+}
+
+// A module with a memory and an empty code section but no function section stays valid with
+// the bulk helpers added (a third review: "inconsistent lengths").
+func TestHelpersWithoutFunctionSection(t *testing.T) {
+	m := []byte{0, 'a', 's', 'm', 1, 0, 0, 0, 5, 3, 1, 0, 1, 10, 1, 0}
+	out, err := Meter(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := wazero.NewRuntime(context.Background())
+	defer r.Close(context.Background())
+	if _, err := r.CompileModule(context.Background(), out); err != nil {
+		t.Errorf("the rewritten module is refused: %v", err)
+	}
+}
