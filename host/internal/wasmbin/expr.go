@@ -139,7 +139,7 @@ func (rw *rewriter) expr(r *reader, out []byte, withChecks bool) ([]byte, error)
 				return nil, err
 			}
 			out = append(out, r.buf[start:r.pos]...)
-			extra = uint64(rw.largestLeaf)
+			extra = uint64(max(rw.largestLeaf, exitWeight))
 			continue
 		case op == opRefFunc && withChecks:
 			// wazero's compiler allocates a function reference on the Go heap at every
@@ -188,6 +188,9 @@ func (rw *rewriter) expr(r *reader, out []byte, withChecks bool) ([]byte, error)
 		}
 		if err := skipImmediates(r, op); err != nil {
 			return nil, err
+		}
+		if op == 0x40 { // memory.grow
+			extra = exitWeight
 		}
 		out = append(out, r.buf[start:r.pos]...)
 	}

@@ -472,3 +472,33 @@ func TestHelpersWithoutFunctionSection(t *testing.T) {
 		t.Errorf("the rewritten module is refused: %v", err)
 	}
 }
+
+// A call of an import weighs more than its bytes: a chain of them reaches tick.
+func TestImportCallsWeigh(t *testing.T) {
+	sec := func(id byte, body []byte) []byte {
+		return append(append([]byte{id}, appendU32(nil, uint32(len(body)))...), body...)
+	}
+	chain := []byte{0, opI32Const, 0}
+	for range 2000 {
+		chain = append(chain, opCall, 0) // add1(add1(…))
+	}
+	chain = append(chain, opEnd)
+	m := bytes.Join([][]byte{magic,
+		sec(secType, []byte{2, 0x60, 1, 0x7f, 1, 0x7f, 0x60, 0, 1, 0x7f}),
+		sec(secImport, append(appendName(appendName([]byte{1}, "env"), "add1"), 0, 0)),
+		sec(secFunction, []byte{1, 1}),
+		sec(secExport, append(appendName([]byte{1}, "f"), 0, 1)),
+		sec(secCode, append(appendU32(appendU32(nil, 1), uint32(len(chain))), chain...)),
+	}, nil)
+	inst, err := Meter(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, ticks := run(t, inst, 50, 1<<40)
+	if got, err := call(t, mod, "f"); err != nil || got != 2000 {
+		t.Fatalf("f() = %d, %v", got, err)
+	}
+	if n := ticks.Load(); n < 3 {
+		t.Errorf("%d ticks for 2,000 host calls at 50 counts a tick, want 3 or more", n)
+	}
+}
