@@ -102,6 +102,20 @@ func TestCallAndHostFunctions(t *testing.T) {
 	}
 }
 
+// A guest that sleeps in the Go runtime (WASI poll_oneoff, which the host provides itself)
+// sleeps, and goes on.
+func TestGuestSleeps(t *testing.T) {
+	app := startPlugin(t, host.Config{Workers: 1})
+	start := time.Now()
+	got, err := app.Call(context.Background(), "sleep", nil)
+	if err != nil || string(got) != "slept" {
+		t.Fatalf("sleep = %q, %v", got, err)
+	}
+	if d := time.Since(start); d < 20*time.Millisecond {
+		t.Errorf("the guest's 20 ms sleep returned after %v", d)
+	}
+}
+
 // A call the service gives up on is withdrawn: the guest hears of it.
 func TestCallWithdrawn(t *testing.T) {
 	logs, stdout := io.Pipe()

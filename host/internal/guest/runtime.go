@@ -83,7 +83,7 @@ func NewRuntime(ctx context.Context, cfg RuntimeConfig) (*Runtime, error) {
 		// A cache that cannot be created only costs start-up time: run without it.
 	}
 	rt.r = wazero.NewRuntimeWithConfig(ctx, rc)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt.r); err != nil {
+	if err := instantiateWASI(ctx, rt.r); err != nil {
 		rt.Close(ctx)
 		return nil, err
 	}

@@ -131,3 +131,34 @@ func TestRandomGetIsStopped(t *testing.T) {
 		t.Fatalf("Instantiate = %v, want the budget to end random_get", err)
 	}
 }
+
+// poll_oneoff takes at most maxSubscriptions: wazero's did Go work and allocated for each of
+// millions, past the budget.
+func TestPollOneoffBounded(t *testing.T) {
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, RuntimeConfig{CacheDir: "-", Interruptible: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(ctx) })
+	m := validGuest()
+	m.imports = append(m.imports, wimport{"wasi_snapshot_preview1", "poll_oneoff", []byte{tI32, tI32, tI32, tI32}, []byte{tI32}})
+	// memory.grow 3; store at 200000 the errno of poll_oneoff(0, 100000, 2000, 200004).
+	m.start = []byte{0x41, 3, 0x40, 0, 0x1a}
+	for _, v := range []int64{200000, 0, 100000, 2000, 200004} {
+		m.start = append(append(m.start, 0x41), sleb(v)...)
+	}
+	m.start = append(m.start, 0x10, 1, 0x36, 2, 0, 0x0b)
+	mod, err := rt.Compile(ctx, m.encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := mod.Instantiate(ctx, InstanceConfig{StartBudget: time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close()
+	if errno, _ := inst.mod.Memory().ReadUint32Le(200000); errno != wasiEINVAL {
+		t.Errorf("poll_oneoff of 2,000 subscriptions = %d, want EINVAL (%d)", errno, wasiEINVAL)
+	}
+}

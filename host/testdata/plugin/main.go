@@ -10,6 +10,7 @@
 //	hold     never answers; logs "cancelled <payload>" when the service gives up
 //	probe    "absent" if the service has no optional_fn, else its result
 //	hosterr  the error message of the service's failing function
+//	sleep    sleeps 20 ms in the Go runtime (WASI poll_oneoff), then answers "slept"
 //	spin     calls the service's sync function noop as many times as the payload says (a
 //	         decimal count), for measuring what a host function call costs
 //
@@ -19,6 +20,7 @@ package main
 import (
 	"errors"
 	"strconv"
+	"time"
 
 	"github.com/wasmloop/wasmloop/guest-sdk/go"
 )
@@ -56,6 +58,10 @@ func main() {
 	wasmloop.HandleCall("hosterr", func(c *wasmloop.CallRequest) {
 		_, err := wasmloop.CallSync("failing", nil)
 		c.Return([]byte(err.Error()))
+	})
+	wasmloop.HandleCall("sleep", func(c *wasmloop.CallRequest) {
+		time.Sleep(20 * time.Millisecond)
+		c.Return([]byte("slept"))
 	})
 	wasmloop.HandleCall("spin", func(c *wasmloop.CallRequest) {
 		n, _ := strconv.Atoi(string(c.Payload()))
