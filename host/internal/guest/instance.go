@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +52,8 @@ type Instance struct {
 	onRequest, onTimer, onClose, onBody, onDrain, onMessage, start api.Function
 	onWSOpen, onWSMessage, onWSClose                               api.Function
 	onCall, onHostResult                                           api.Function
+	// ticks counts the meter's calls of tick during the call in progress (watchdog.go).
+	ticks int
 }
 
 // ExitError reports that the guest called WASI proc_exit. In the program's top-level code
@@ -241,9 +244,13 @@ func (i *Instance) call(name string, f api.Function) (int32, error) {
 	if f == nil {
 		return 0, fmt.Errorf("guest: the module does not export %s", name)
 	}
+	i.ticks = 0
 	seq := i.seq.Add(1)
 	err := f.CallWithStack(i.ctx, i.stack)
 	i.seq.Add(1)
+	if i.ticks >= refreshAfterTicks {
+		i.refresh(name)
+	}
 	if err != nil {
 		i.dead = true
 		if i.stopAt.Load() == seq {
@@ -262,6 +269,30 @@ func (i *Instance) call(name string, f api.Function) (int32, error) {
 		i.served++
 	}
 	return int32(uint32(i.stack[0])), nil
+}
+
+// refreshAfterTicks: after a call that ticked this often, its export is looked up afresh.
+// wazero grows a call's stack as deep recursion needs, up to 400 MB, and keeps it with the
+// export's api.Function, outside the memory limit: a review held 81 MiB per export this way,
+// ~800 MiB an instance. A fresh api.Function starts with 10 KiB. The meter charges a function
+// entry for its frame (wasmbin), so a stack of S bytes took at least S/1 KiB counts: after a
+// call of fewer than refreshAfterTicks ticks (4,096 counts each) the stack kept is at most a
+// few MiB, and a call of more was long enough that a lookup costs it nothing.
+const refreshAfterTicks = 2
+
+// refresh looks the export name up again, leaving the old api.Function, and its stack, to the
+// garbage collector.
+func (i *Instance) refresh(name string) {
+	if i.mod == nil {
+		return // _initialize and the start function run before the lookups
+	}
+	f := i.mod.ExportedFunction(name)
+	for _, p := range []*api.Function{&i.start, &i.onRequest, &i.onTimer, &i.onClose, &i.onBody, &i.onDrain,
+		&i.onMessage, &i.onWSOpen, &i.onWSMessage, &i.onWSClose, &i.onCall, &i.onHostResult} {
+		if *p != nil && slices.Contains((*p).Definition().ExportNames(), name) {
+			*p = f
+		}
+	}
 }
 
 // Served is the number of event calls (after wasmloop_on_start) that returned without error.

@@ -17,7 +17,8 @@ type module struct {
 	imports []wimport
 	exports []wexport // function exports; each gets its own function of type sig
 	memory  bool
-	start   []byte // the body (no locals) of a start function, ()->(), if not nil
+	start   []byte            // the body (no locals) of a start function, ()->(), if not nil
+	bodies  map[string][]byte // export bodies (locals included) other than the default
 }
 
 type wimport struct {
@@ -74,7 +75,9 @@ func (m module) encode() []byte {
 		types = append(types, funcType(ex.params, ex.results))
 		funcs = append(funcs, leb(len(types)-1))
 		exps = append(exps, append(append(name(ex.name), 0x00), leb(len(m.imports)+i)...))
-		if len(ex.results) == 0 {
+		if b, ok := m.bodies[ex.name]; ok {
+			codes = append(codes, append(leb(len(b)), b...))
+		} else if len(ex.results) == 0 {
 			codes = append(codes, append(leb(2), 0x00, 0x0b)) // no locals, end: a no-op
 		} else {
 			codes = append(codes, append(leb(3), 0x00, 0x00, 0x0b)) // no locals, unreachable, end

@@ -138,6 +138,7 @@ const maxDebt = 1 << 20
 func tick(ctx context.Context, _ api.Module, stack []uint64) {
 	i := ctx.Value(instanceKey{}).(*Instance)
 	i.stopIfMarked()
+	i.ticks++
 	debt := min(0, max(int32(uint32(stack[0])), -maxDebt))
 	stack[0] = uint64(uint32(ticksPerCheck + debt))
 }

@@ -3,6 +3,7 @@ package guest
 import (
 	"context"
 	"errors"
+	"github.com/wasmloop/wasmloop/abi"
 	"testing"
 	"time"
 )
@@ -160,5 +161,45 @@ func TestPollOneoffBounded(t *testing.T) {
 	defer inst.Close()
 	if errno, _ := inst.mod.Memory().ReadUint32Le(200000); errno != wasiEINVAL {
 		t.Errorf("poll_oneoff of 2,000 subscriptions = %d, want EINVAL (%d)", errno, wasiEINVAL)
+	}
+}
+
+// An export whose call ran long (deep recursion here) is looked up afresh afterwards, so that
+// the stack wazero grew for it is not kept outside the memory limit.
+func TestLongCallRefreshesItsExport(t *testing.T) {
+	ctx := context.Background()
+	rt, err := NewRuntime(ctx, RuntimeConfig{CacheDir: "-", Interruptible: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rt.Close(ctx) })
+	m := validGuest()
+	self := len(m.imports) + len(m.exports) // the index wasmloop_on_timer gets
+	m.exports = append(m.exports, wexport{abi.ExportOnTimer, []byte{tI64}, []byte{tI32}})
+	// on_timer(n): 1,000 i64 locals (an 8 KB frame); n == 0 ? 0 : on_timer(n-1)
+	body := []byte{1, 0xe8, 0x07, tI64, 0x20, 0, 0x50, 0x04, tI32, 0x41, 0, 0x05, 0x20, 0, 0x42, 1, 0x7d, 0x10}
+	body = append(append(body, leb(self)...), 0x0b, 0x0b)
+	m.bodies = map[string][]byte{abi.ExportOnTimer: body}
+	mod, err := rt.Compile(ctx, m.encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := mod.Instantiate(ctx, InstanceConfig{CallBudget: time.Minute}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Close()
+	before := inst.onTimer
+	if _, err := inst.OnTimer(3); err != nil { // shallow: kept
+		t.Fatal(err)
+	}
+	if inst.onTimer != before {
+		t.Error("a short call's export was looked up again")
+	}
+	if _, err := inst.OnTimer(10_000); err != nil { // 10,000 frames of 8 KB: 80 MB of stack
+		t.Fatal(err)
+	}
+	if inst.onTimer == before {
+		t.Error("after 80 MB of recursion the export, and its stack, were kept")
 	}
 }

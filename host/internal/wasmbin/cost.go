@@ -81,19 +81,29 @@ func leafSizes(code []byte) (sizes []uint32, largest uint32, err error) {
 
 // skipLocals passes over a function body's local declarations.
 func skipLocals(r *reader) error {
+	_, err := readLocals(r)
+	return err
+}
+
+// readLocals passes over a function body's local declarations and returns how many locals
+// they declare.
+func readLocals(r *reader) (uint64, error) {
 	groups, err := r.u32()
 	if err != nil {
-		return err
+		return 0, err
 	}
+	var n uint64
 	for g := uint32(0); g < groups; g++ {
-		if err := r.skipLEB(5); err != nil {
-			return err
+		count, err := r.u32()
+		if err != nil {
+			return 0, err
 		}
 		if _, err := r.byte(); err != nil {
-			return err
+			return 0, err
 		}
+		n += uint64(count)
 	}
-	return nil
+	return n, nil
 }
 
 // segmentCosts walks a function's code (r after its locals) and returns the charge of its

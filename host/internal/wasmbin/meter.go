@@ -449,7 +449,8 @@ func rewriteCode(rw *rewriter, r *reader) ([]byte, error) {
 			return nil, err
 		}
 		br := &reader{buf: body}
-		if err := skipLocals(br); err != nil {
+		locals, err := readLocals(br)
+		if err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
 		fn = append(fn[:0], body[:br.pos]...)
@@ -461,6 +462,10 @@ func rewriteCode(rw *rewriter, r *reader) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
+		// An entry also charges the frame it pushes (8 bytes a local), so that a deep stack
+		// costs counts in proportion to its size: the guest package refreshes an export whose
+		// call ran long, and with it the stack wazero grew for it (guest/instance.go).
+		entry = min(entry+uint32(min(locals*8>>costShift, maxCost)), maxCost)
 		if calls && !need && len(loops) > 0 {
 			loops[0] = max(loops[0], entry) // the leading loop's check stands for the entry's
 		}
