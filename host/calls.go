@@ -12,6 +12,7 @@ type CallError struct {
 	Message string
 }
 
+// Error returns the message with the function's name.
 func (e *CallError) Error() string { return "host: " + e.Name + ": " + e.Message }
 
 // Call calls the guest's function name with payload and returns its answer. The call is

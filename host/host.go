@@ -12,7 +12,9 @@
 //
 // A service that embeds a program starts it and goes on instead: Start returns once the
 // program has started, Addrs lists what it listens on, Shutdown ends it gracefully and Wait
-// gives its exit status.
+// gives its exit status. Handler mounts the program's HTTP server in the service's own
+// net/http server, Call calls the program's functions, Config.Functions gives the program
+// the service's, and Post and Config.OnMessage carry messages both ways (abi/ABI.md §8).
 //
 // Swap replaces the running program with a new module without failing a request. Every
 // call into the guest runs under a budget (Config.CallbackBudget, StartBudget) and each
