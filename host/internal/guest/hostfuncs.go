@@ -41,6 +41,23 @@ type instanceKey struct{}
 
 func hostOf(ctx context.Context) Host { return ctx.Value(instanceKey{}).(*Instance).host }
 
+// whole returns all of guest memory, for span.
+func whole(m api.Module) []byte {
+	mem := m.Memory()
+	b, _ := mem.Read(0, mem.Size())
+	return b
+}
+
+// span returns mem[ptr:ptr+size], the guest's i32 pointer and length, or false when it is out
+// of bounds.
+func span(mem []byte, ptr, size uint64) ([]byte, bool) {
+	p, n := uint64(uint32(ptr)), uint64(uint32(size))
+	if p+n > uint64(len(mem)) {
+		return nil, false
+	}
+	return mem[p : p+n : p+n], true
+}
+
 // view returns guest memory [ptr, ptr+size) or false when it is out of bounds.
 func view(m api.Module, ptr, size uint64) ([]byte, bool) {
 	return m.Memory().Read(uint32(ptr), uint32(size))
@@ -193,9 +210,12 @@ var callFuncs = []hostFunc{
 		s[0] = i32Result(hostOf(ctx).CallReturn(abi.Handle(s[0]), int32(s[1]), data))
 	}},
 	{abi.FnHostCall, []api.ValueType{i32, i32, i32, i32, i32, i32}, []api.ValueType{i64}, func(ctx context.Context, m api.Module, s []uint64) {
-		name, ok1 := view(m, s[0], s[1])
-		in, ok2 := view(m, s[2], s[3])
-		out, ok3 := view(m, s[4], s[5])
+		// One look at the memory for the three views: this is the cheapest call a guest
+		// makes into the embedder, and each look is two interface calls.
+		mem := whole(m)
+		name, ok1 := span(mem, s[0], s[1])
+		in, ok2 := span(mem, s[2], s[3])
+		out, ok3 := span(mem, s[4], s[5])
 		if !ok1 || !ok2 || !ok3 {
 			s[0] = errFault64
 			return

@@ -27,7 +27,7 @@ const maxPendingAsync = 4096
 // held, and host_result copies it, until the next host call or the end of the callback.
 func (a *hostCalls) HostCall(name, in, out []byte) int64 {
 	a.in.held = nil
-	f, ok := a.l.cfg.Functions[string(name)]
+	f, ok := a.l.hostFunc(name)
 	if !ok || f.Sync == nil {
 		return int64(abi.ENOTSUP)
 	}
@@ -42,6 +42,19 @@ func (a *hostCalls) HostCall(name, in, out []byte) int64 {
 		a.in.held = res
 	}
 	return r
+}
+
+// hostFunc finds the embedder's function name. A guest tends to call one function again and
+// again, so the last one found is compared first, which spares hashing the name.
+func (l *Loop) hostFunc(name []byte) (HostFunc, bool) {
+	if last := &l.lastHostFunc; last.name != "" && last.name == string(name) {
+		return last.f, true
+	}
+	f, ok := l.cfg.Functions[string(name)]
+	if ok {
+		l.lastHostFunc.name, l.lastHostFunc.f = string(name), f
+	}
+	return f, ok
 }
 
 // runHostFunc runs an embedder's function, turning an error, or a panic, into a failed

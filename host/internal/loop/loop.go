@@ -45,9 +45,13 @@ type Loop struct {
 	// async host function calls whose results have not come back (hostfuncs.go)
 	pendingAsync int
 	readied      bool // a goroutine outside the loops was readied this turn (see run)
-	heap         timerHeap
-	refs         int // referenced listeners and timers
-	ordinal      int // port-0 listens so far, see Group.portFor
+	lastHostFunc struct {
+		name string
+		f    HostFunc
+	} // the embedder's function found last (hostFunc)
+	heap    timerHeap
+	refs    int // referenced listeners and timers
+	ordinal int // port-0 listens so far, see Group.portFor
 
 	queue    deferred // work waiting for the end of the callback or the top of the turn
 	logLimit logLimit // logf's rate limit
