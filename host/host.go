@@ -33,6 +33,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -196,9 +197,33 @@ type App struct {
 	old     []*guest.Module // swapped out; instances may still run them until Close
 	running *run            // the run in progress, which Swap swaps
 	last    *run            // the latest run, in progress or ended (Wait, Shutdown)
-	// stuck says a Run returned with a worker still inside a guest call (budgets off):
-	// Close must not release what that call runs on.
-	stuck atomic.Bool
+	res     *resources
+}
+
+// resources is what an App holds outside the Go heap — the runtime, its compiled code and
+// memory reservations. Close releases them; so does the garbage collector for an App dropped
+// without Close (released), since nothing else refers to them.
+type resources struct {
+	rt *guest.Runtime
+	// stuck says a run returned with a worker still inside a guest call (budgets off): what
+	// that call runs on must never be released.
+	stuck  atomic.Bool
+	closed atomic.Bool
+}
+
+// forgottenHook, if set, runs after the collector released a forgotten App (tests).
+var forgottenHook func()
+
+// released releases the resources of an App that became unreachable without Close. A running
+// program keeps its App reachable, so this happens only once it has ended.
+func (r *resources) released() {
+	if r.closed.Load() || r.stuck.Load() {
+		return
+	}
+	r.rt.Close(context.Background())
+	if forgottenHook != nil {
+		forgottenHook()
+	}
 }
 
 // Load checks cfg (see Config.WithDefaults), compiles wasm and checks that it is a wasmloop
@@ -225,7 +250,9 @@ func Load(ctx context.Context, wasm []byte, cfg Config) (*App, error) {
 	// Go runtime would keep mapped for minutes: hand it back now, once, so the server's
 	// resident memory is what serving needs (38 MiB rather than 72 MiB for samples/stream).
 	debug.FreeOSMemory()
-	return &App{cfg: cfg, rt: rt, mod: mod}, nil
+	a := &App{cfg: cfg, rt: rt, mod: mod, res: &resources{rt: rt}}
+	runtime.AddCleanup(a, (*resources).released, a.res)
+	return a, nil
 }
 
 // Run runs the program and returns its exit status: 0 when it finished by itself or shut
@@ -345,7 +372,7 @@ func (a *App) launch() (*run, error) {
 		a.running = nil
 		a.mu.Unlock()
 		if g.Abandoned() {
-			a.stuck.Store(true)
+			a.res.stuck.Store(true)
 		}
 	}()
 	return r, nil
@@ -417,7 +444,8 @@ func budget(d time.Duration) time.Duration {
 }
 
 // Close shuts down the program if it is running (Shutdown with ctx), then releases the
-// compiled module and the runtime. After a run that had to abandon a worker stuck in a guest
+// compiled module and the runtime. An App dropped without Close, once its program has ended,
+// is released by the garbage collector: it leaks nothing but itself. After a run that had to abandon a worker stuck in a guest
 // call (possible only with both budgets Off), it releases nothing: the call still runs on
 // them, and only the process's exit ends it.
 func (a *App) Close(ctx context.Context) error {
@@ -427,7 +455,7 @@ func (a *App) Close(ctx context.Context) error {
 	if running {
 		a.Shutdown(ctx)
 	}
-	if a.stuck.Load() {
+	if a.res.stuck.Load() || !a.res.closed.CompareAndSwap(false, true) {
 		return nil
 	}
 	for _, m := range a.old {

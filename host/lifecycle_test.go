@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -196,4 +197,28 @@ func TestWorkerOutput(t *testing.T) {
 	for _, w := range writers {
 		w.Close()
 	}
+}
+
+// An App dropped without Close, its program ended, leaks nothing but itself: the collector
+// releases its runtime.
+func TestForgottenAppIsReleased(t *testing.T) {
+	released := make(chan struct{}, 1)
+	host.OnForgottenRelease(func() { released <- struct{}{} })
+	defer host.OnForgottenRelease(nil)
+	func() {
+		app := load(t, greetWasm, host.Config{Workers: 1, Env: []string{"NAME=forgotten"}, Stdout: io.Discard})
+		code, err := app.Run(context.Background())
+		if code != 0 || err != nil {
+			t.Fatalf("Run = %d, %v", code, err)
+		}
+	}()
+	for range 100 { // each collection may find it; the cleanup runs after one has
+		runtime.GC()
+		select {
+		case <-released:
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatal("the collector never released the forgotten App's runtime")
 }
