@@ -66,8 +66,9 @@ type Config struct {
 	// writes to each.
 	WorkerOutput func(worker int) (stdout, stderr io.Writer)
 	// Logger receives the host's own messages (traps, budgets, restarts, accept errors) as
-	// structured records: the worker's number is the attribute "worker". It takes precedence
-	// over Log. Messages are rate-limited per worker (20 a second, then a count).
+	// structured records: the worker's number is the attribute "worker", and a message about a
+	// request has its handle, as the guest knows it, as "request". It takes precedence over
+	// Log. Messages are rate-limited per worker (20 a second, then a count).
 	Logger *slog.Logger
 	// Log receives the same messages as plain lines ("worker 1: …") when Logger is nil; nil
 	// means stderr, through the same bounded buffer as the guest's output.

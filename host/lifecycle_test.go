@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -221,4 +222,50 @@ func TestForgottenAppIsReleased(t *testing.T) {
 		}
 	}
 	t.Fatal("the collector never released the forgotten App's runtime")
+}
+
+// recordHandler hands every record's attributes to a channel.
+type recordHandler struct{ records chan map[string]string }
+
+func (h recordHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h recordHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h recordHandler) WithGroup(string) slog.Handler            { return h }
+func (h recordHandler) Handle(_ context.Context, r slog.Record) error {
+	attrs := map[string]string{"msg": r.Message}
+	r.Attrs(func(a slog.Attr) bool { attrs[a.Key] = a.Value.String(); return true })
+	select {
+	case h.records <- attrs:
+	default:
+	}
+	return nil
+}
+
+// Config.Logger gets the host's messages as records: a guest that crashes while answering a
+// request is logged with the worker and the request.
+func TestLoggerRecords(t *testing.T) {
+	records := make(chan map[string]string, 16)
+	_, url := mounted(t, whoamiWasm, host.Config{Workers: 1, Logger: slog.New(recordHandler{records})})
+	resp, err := http.Get(url + "/panic")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 500 {
+		t.Fatalf("GET /panic = %d, want 500", resp.StatusCode)
+	}
+	deadline := time.After(30 * time.Second) // a bound on a failure, not a synchronisation
+	for {
+		select {
+		case rec := <-records:
+			if rec["request"] == "" {
+				continue
+			}
+			if rec["worker"] != "0" || !strings.Contains(rec["msg"], "panic") && !strings.Contains(rec["msg"], "died") {
+				t.Errorf("the crash's record: %v", rec)
+			}
+			return
+		case <-deadline:
+			t.Fatal("no record of the crash with its request")
+		}
+	}
 }

@@ -121,15 +121,15 @@ func (l *Loop) guestFailed(in *instance, err error, ex *exchange) {
 	switch {
 	case errors.As(err, &stopped):
 		status = 503
-		l.logf("%v", err)
+		l.logfFor(ex, "%v", err)
 	case exit != nil:
-		l.logf("the guest died (proc_exit %d in a callback); replacing the instance", exit.Code)
+		l.logfFor(ex, "the guest died (proc_exit %d in a callback); replacing the instance", exit.Code)
 	case errors.As(err, &budget):
 		// What it was answering could be answered by a healthy instance: 503, not 500.
 		status = 503
-		l.logf("%v; replacing the instance", err)
+		l.logfFor(ex, "%v; replacing the instance", err)
 	default:
-		l.logf("%v", err)
+		l.logfFor(ex, "%v", err)
 	}
 	if in.retired {
 		l.dropInstance(in, ex, status)
