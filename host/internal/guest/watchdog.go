@@ -186,8 +186,12 @@ func (s stoppableWriter) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
 		s.i.stopIfMarked()
-		n, err := s.w.Write(p[:min(len(p), ioChunk)])
+		chunk := p[:min(len(p), ioChunk)]
+		n, err := s.w.Write(chunk)
 		written += n
+		if err == nil && n < len(chunk) {
+			err = io.ErrShortWrite // a writer that breaks io.Writer's contract must not loop us
+		}
 		if err != nil {
 			return written, err
 		}
