@@ -369,12 +369,12 @@ func (a *App) launch() (*run, error) {
 		cancel()
 		r.pool.closeAll()
 		flushOutput(outputs...)
+		if g.Abandoned() { // before running is cleared: a Close then must see it
+			a.res.stuck.Store(true)
+		}
 		a.mu.Lock()
 		a.running = nil
 		a.mu.Unlock()
-		if g.Abandoned() {
-			a.res.stuck.Store(true)
-		}
 	}()
 	return r, nil
 }

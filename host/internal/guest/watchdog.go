@@ -188,9 +188,12 @@ func (s stoppableWriter) Write(p []byte) (int, error) {
 		s.i.stopIfMarked()
 		chunk := p[:min(len(p), ioChunk)]
 		n, err := s.w.Write(chunk)
+		if n < 0 || n > len(chunk) {
+			return written, io.ErrShortWrite // a writer that breaks io.Writer's contract
+		}
 		written += n
 		if err == nil && n < len(chunk) {
-			err = io.ErrShortWrite // a writer that breaks io.Writer's contract must not loop us
+			err = io.ErrShortWrite // the same: it must not loop us
 		}
 		if err != nil {
 			return written, err

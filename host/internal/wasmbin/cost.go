@@ -85,8 +85,8 @@ func skipLocals(r *reader) error {
 	return err
 }
 
-// readLocals passes over a function body's local declarations and returns how many locals
-// they declare.
+// readLocals passes over a function body's local declarations and returns the bytes they take
+// on wazero's stack: 8 a local, 16 a v128.
 func readLocals(r *reader) (uint64, error) {
 	groups, err := r.u32()
 	if err != nil {
@@ -98,12 +98,68 @@ func readLocals(r *reader) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		if _, err := r.byte(); err != nil {
+		t, err := r.byte()
+		if err != nil {
 			return 0, err
 		}
-		n += uint64(count)
+		n += uint64(count) * slotBytes(t)
 	}
 	return n, nil
+}
+
+func slotBytes(valType byte) uint64 {
+	if valType == 0x7b { // v128
+		return 16
+	}
+	return 8
+}
+
+// typeParamBytes reads the type section and returns, by type, the bytes its parameters take.
+func typeParamBytes(r *reader) ([]uint32, error) {
+	n, err := r.count()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]uint32, n)
+	for i := range out {
+		if form, err := r.byte(); err != nil || form != 0x60 {
+			return nil, r.errorf("not a function type")
+		}
+		for results := 0; results < 2; results++ {
+			count, err := r.count()
+			if err != nil {
+				return nil, err
+			}
+			for j := uint32(0); j < count; j++ {
+				t, err := r.byte()
+				if err != nil {
+					return nil, err
+				}
+				if results == 0 {
+					out[i] += uint32(slotBytes(t))
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// paramBytes is what the arguments of a call of function f (an index of the module as it
+// came) take on the stack.
+func (rw *rewriter) paramBytes(f uint32) uint32 {
+	m, t := rw.m, uint32(0)
+	switch {
+	case f < uint32(len(m.importTypes)):
+		t = m.importTypes[f]
+	case f-m.funcImports < uint32(len(m.fnTypes)):
+		t = m.fnTypes[f-m.funcImports]
+	default:
+		return 0
+	}
+	if t < uint32(len(m.paramBytes)) {
+		return m.paramBytes[t]
+	}
+	return 0
 }
 
 // segmentCosts walks a function's code (r after its locals) and returns the charge of its
@@ -150,7 +206,7 @@ func (rw *rewriter) segmentCosts(r reader) (entry uint32, loops []uint32, err er
 			if err != nil {
 				return 0, nil, err
 			}
-			innermost().calls += uint64(rw.leafSize(f))
+			innermost().calls += uint64(rw.leafSize(f)) + uint64(rw.paramBytes(f))
 			continue
 		case opCallIndir:
 			innermost().calls += uint64(max(rw.largestLeaf, exitWeight))

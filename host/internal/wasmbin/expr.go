@@ -6,6 +6,7 @@ type rewriter struct {
 	funcs      uint32 // the module's own functions, imported and defined
 	globals    uint32 // the module's own globals, imported and defined: the countdown is next
 	types      uint32 // the module's own types: the tick's type is next
+	m *module // what the rewrite knows of the module
 	// countdown and tick are the added global and import the checks use (checkCode).
 	countdown, tick uint32
 	// the instructions added before bulk memory and table operations (chargeCode)
@@ -154,7 +155,7 @@ func (rw *rewriter) expr(r *reader, out []byte, withChecks bool) ([]byte, error)
 			}
 			out = appendU32(append(out, op), rw.funcIndex(i))
 			if op == opCall {
-				extra = uint64(rw.leafSize(i))
+				extra = uint64(rw.leafSize(i)) + uint64(rw.paramBytes(i))
 			}
 			continue
 		case op == prefixMisc && withChecks:

@@ -64,7 +64,7 @@ func Meter(wasm []byte) ([]byte, error) {
 	if m.bulkHelpers() { // the helpers need a function section, even if the module has none
 		secs = ensure(secs, secFunction)
 	}
-	rw := &rewriter{firstMoved: m.funcImports, funcs: m.funcImports + m.defined, globals: m.globalImports + m.globals, types: m.types}
+	rw := &rewriter{firstMoved: m.funcImports, funcs: m.funcImports + m.defined, globals: m.globalImports + m.globals, types: m.types, m: m}
 	tick := m.funcImports                    // the import is the last function import
 	countdown := m.globalImports + m.globals // and the globals the last two
 	scratch := countdown + 1
@@ -164,6 +164,10 @@ type module struct {
 	types, funcImports, globalImports, globals, defined uint32
 	memories                                            uint32
 	code                                                bool // it has a code section
+	// What a call's arguments take on the stack (8 bytes a value, 16 a v128), by type, and
+	// the types of the imported and the defined functions (cost.go).
+	paramBytes           []uint32
+	importTypes, fnTypes []uint32
 }
 
 // bulkHelpers reports whether the rewrite adds the bulk-operation functions (bulk.go): to a
@@ -175,11 +179,19 @@ func (m *module) count(s section) error {
 	var err error
 	switch s.id {
 	case secType:
-		m.types, err = r.u32()
+		m.paramBytes, err = typeParamBytes(r)
+		m.types = uint32(len(m.paramBytes))
 	case secGlobal:
 		m.globals, err = r.u32()
 	case secFunction:
-		m.defined, err = r.u32()
+		if m.defined, err = r.count(); err == nil {
+			m.fnTypes = make([]uint32, m.defined)
+			for i := range m.fnTypes {
+				if m.fnTypes[i], err = r.u32(); err != nil {
+					break
+				}
+			}
+		}
 	case secMemory:
 		var n uint32
 		n, err = r.u32()
@@ -220,6 +232,7 @@ func (m *module) countImports(r *reader) error {
 			if t, err = r.u32(); err == nil && t >= m.types {
 				err = r.errorf("import %s.%s has type %d, which does not exist", mod, field, t)
 			}
+			m.importTypes = append(m.importTypes, t)
 		case 1: // table: reference type, limits
 			if _, err = r.byte(); err == nil {
 				err = skipLimits(r)
@@ -449,7 +462,7 @@ func rewriteCode(rw *rewriter, r *reader) ([]byte, error) {
 			return nil, err
 		}
 		br := &reader{buf: body}
-		locals, err := readLocals(br)
+		localBytes, err := readLocals(br)
 		if err != nil {
 			return nil, fmt.Errorf("function %d: %w", i, err)
 		}
@@ -465,7 +478,8 @@ func rewriteCode(rw *rewriter, r *reader) ([]byte, error) {
 		// An entry also charges the frame it pushes (8 bytes a local), so that a deep stack
 		// costs counts in proportion to its size: the guest package refreshes an export whose
 		// call ran long, and with it the stack wazero grew for it (guest/instance.go).
-		entry = min(entry+uint32(min(locals*8>>costShift, maxCost)), maxCost)
+		frame := localBytes + uint64(rw.paramBytes(rw.m.funcImports+i))
+		entry = min(entry+uint32(min(frame>>costShift, maxCost)), maxCost)
 		if calls && !need && len(loops) > 0 {
 			loops[0] = max(loops[0], entry) // the leading loop's check stands for the entry's
 		}

@@ -502,3 +502,46 @@ func TestImportCallsWeigh(t *testing.T) {
 		t.Errorf("%d ticks for 2,000 host calls at 50 counts a tick, want 3 or more", n)
 	}
 }
+
+// A function's entry charges its frame, parameters included: a review kept 26-76 MiB of
+// wazero stack with calls passing 1,000 arguments each, which their code's bytes undercharged.
+func TestFrameIsCharged(t *testing.T) {
+	sec := func(id byte, body []byte) []byte {
+		return append(append([]byte{id}, appendU32(nil, uint32(len(body)))...), body...)
+	}
+	const nargs = 1000
+	params := appendU32(nil, nargs+1)
+	for range nargs + 1 {
+		params = append(params, 0x7e) // i64
+	}
+	typ := append(append([]byte{2, 0x60}, params...), 0, 0x60, 1, 0x7e, 1, 0x7f)
+	// rec(n, a1..a1000): n == 0 ? return : rec(n-1, a1 x 1000)
+	rec := []byte{0, 0x20, 0, 0x50, opIf, blockEmpty, 0x0f, opEnd, 0x20, 0, 0x42, 1, 0x7d}
+	for range nargs {
+		rec = append(rec, 0x20, 1)
+	}
+	rec = append(rec, opCall, 0, opEnd)
+	// f(n): rec(n, 0 x 1000); 0
+	f := []byte{0, 0x20, 0}
+	for range nargs {
+		f = append(f, 0x42, 0)
+	}
+	f = append(f, opCall, 0, opI32Const, 0, opEnd)
+	code := appendU32(nil, 2)
+	code = append(appendU32(code, uint32(len(rec))), rec...)
+	code = append(appendU32(code, uint32(len(f))), f...)
+	m := bytes.Join([][]byte{magic, sec(secType, typ), sec(secFunction, []byte{2, 0, 1}),
+		sec(secExport, append(appendName([]byte{1}, "f"), 0, 1)), sec(secCode, code)}, nil)
+	inst, err := Meter(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, ticks := run(t, inst, 1000, 1<<40)
+	if _, err := call(t, mod, "f", 1000); err != nil {
+		t.Fatal(err)
+	}
+	// 1,000 frames of 8 KB of arguments: 8 MB, some 8,000 counts, 8 ticks or more.
+	if n := ticks.Load(); n < 8 {
+		t.Errorf("%d ticks for 8 MB of frames, want 8 or more", n)
+	}
+}
