@@ -2,11 +2,11 @@ package wasmbin
 
 // rewriter copies instruction sequences, renumbering function indices and adding the check.
 type rewriter struct {
-	firstMoved uint32 // function indices from here on move up by one (the added import)
-	funcs      uint32 // the module's own functions, imported and defined
-	globals    uint32 // the module's own globals, imported and defined: the countdown is next
-	types      uint32 // the module's own types: the tick's type is next
-	m *module // what the rewrite knows of the module
+	firstMoved uint32  // function indices from here on move up by one (the added import)
+	funcs      uint32  // the module's own functions, imported and defined
+	globals    uint32  // the module's own globals, imported and defined: the countdown is next
+	types      uint32  // the module's own types: the tick's type is next
+	m          *module // what the rewrite knows of the module
 	// countdown and tick are the added global and import the checks use (checkCode).
 	countdown, tick uint32
 	// the instructions added before bulk memory and table operations (chargeCode)
