@@ -63,14 +63,20 @@ func loopingStart(t *testing.T) *Module {
 // whose start function has the given body.
 func compiledWithStart(t *testing.T, start []byte) *Module {
 	t.Helper()
+	m := validGuest()
+	m.start = start
+	return compiledInterruptible(t, m)
+}
+
+// compiledInterruptible compiles m in an interruptible runtime closed when the test ends.
+func compiledInterruptible(t *testing.T, m module) *Module {
+	t.Helper()
 	ctx := context.Background()
 	rt, err := NewRuntime(ctx, RuntimeConfig{CacheDir: "-", Interruptible: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rt.Close(ctx) })
-	m := validGuest()
-	m.start = start
 	mod, err := rt.Compile(ctx, m.encode())
 	if err != nil {
 		t.Fatal(err)
@@ -81,22 +87,14 @@ func compiledWithStart(t *testing.T, start []byte) *Module {
 // A guest asleep in WASI's poll_oneoff is inside its call: the budget ends the sleep too.
 func TestSleepIsStopped(t *testing.T) {
 	ctx := context.Background()
-	rt, err := NewRuntime(ctx, RuntimeConfig{CacheDir: "-", Interruptible: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close(ctx) })
 	m := validGuest()
 	m.imports = append(m.imports, wimport{"wasi_snapshot_preview1", "poll_oneoff", []byte{tI32, tI32, tI32, tI32}, []byte{tI32}})
 	// One clock subscription at 0 (monotonic clock, relative, 30 s), events at 64, the count at 128.
 	m.start = append([]byte{0x41, 16, 0x41, 1, 0x36, 2, 0}, // i32.store 16 <- 1 (clock id)
 		append(append([]byte{0x41, 24, 0x42}, sleb(30e9)...), 0x37, 3, 0)...) // i64.store 24 <- 30e9 ns
 	m.start = append(m.start, 0x41, 0, 0x41, 0xc0, 0x00, 0x41, 1, 0x41, 0x80, 0x01, 0x10, 1, 0x1a, 0x0b)
-	mod, err := rt.Compile(ctx, m.encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = mod.Instantiate(ctx, InstanceConfig{StartBudget: 50 * time.Millisecond}, nil)
+	mod := compiledInterruptible(t, m)
+	_, err := mod.Instantiate(ctx, InstanceConfig{StartBudget: 50 * time.Millisecond}, nil)
 	var be *BudgetError
 	if !errors.As(err, &be) {
 		t.Fatalf("Instantiate = %v, want the budget to end the 30 s sleep", err)
@@ -107,11 +105,6 @@ func TestSleepIsStopped(t *testing.T) {
 // chunks (256 MiB took 700 ms in one host call).
 func TestRandomGetIsStopped(t *testing.T) {
 	ctx := context.Background()
-	rt, err := NewRuntime(ctx, RuntimeConfig{CacheDir: "-", Interruptible: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close(ctx) })
 	m := validGuest()
 	m.imports = append(m.imports, wimport{"wasi_snapshot_preview1", "random_get", []byte{tI32, tI32}, []byte{tI32}})
 	// memory.grow to 256 MiB, then random_get of 255 MiB from 0, eight times over.
@@ -122,11 +115,8 @@ func TestRandomGetIsStopped(t *testing.T) {
 		m.start = append(m.start, 0x10, 1, 0x1a)
 	}
 	m.start = append(m.start, 0x0b)
-	mod, err := rt.Compile(ctx, m.encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = mod.Instantiate(ctx, InstanceConfig{StartBudget: 20 * time.Millisecond}, nil)
+	mod := compiledInterruptible(t, m)
+	_, err := mod.Instantiate(ctx, InstanceConfig{StartBudget: 20 * time.Millisecond}, nil)
 	var be *BudgetError
 	if !errors.As(err, &be) {
 		t.Fatalf("Instantiate = %v, want the budget to end random_get", err)
@@ -137,11 +127,6 @@ func TestRandomGetIsStopped(t *testing.T) {
 // millions, past the budget.
 func TestPollOneoffBounded(t *testing.T) {
 	ctx := context.Background()
-	rt, err := NewRuntime(ctx, RuntimeConfig{CacheDir: "-", Interruptible: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close(ctx) })
 	m := validGuest()
 	m.imports = append(m.imports, wimport{"wasi_snapshot_preview1", "poll_oneoff", []byte{tI32, tI32, tI32, tI32}, []byte{tI32}})
 	// memory.grow 3; store at 200000 the errno of poll_oneoff(0, 100000, 2000, 200004).
@@ -150,10 +135,7 @@ func TestPollOneoffBounded(t *testing.T) {
 		m.start = append(append(m.start, 0x41), sleb(v)...)
 	}
 	m.start = append(m.start, 0x10, 1, 0x36, 2, 0, 0x0b)
-	mod, err := rt.Compile(ctx, m.encode())
-	if err != nil {
-		t.Fatal(err)
-	}
+	mod := compiledInterruptible(t, m)
 	inst, err := mod.Instantiate(ctx, InstanceConfig{StartBudget: time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -168,11 +150,6 @@ func TestPollOneoffBounded(t *testing.T) {
 // the stack wazero grew for it is not kept outside the memory limit.
 func TestLongCallRefreshesItsExport(t *testing.T) {
 	ctx := context.Background()
-	rt, err := NewRuntime(ctx, RuntimeConfig{CacheDir: "-", Interruptible: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rt.Close(ctx) })
 	m := validGuest()
 	self := len(m.imports) + len(m.exports) // the index wasmloop_on_timer gets
 	m.exports = append(m.exports, wexport{abi.ExportOnTimer, []byte{tI64}, []byte{tI32}})
@@ -180,10 +157,7 @@ func TestLongCallRefreshesItsExport(t *testing.T) {
 	body := []byte{1, 0xe8, 0x07, tI64, 0x20, 0, 0x50, 0x04, tI32, 0x41, 0, 0x05, 0x20, 0, 0x42, 1, 0x7d, 0x10}
 	body = append(append(body, leb(self)...), 0x0b, 0x0b)
 	m.bodies = map[string][]byte{abi.ExportOnTimer: body}
-	mod, err := rt.Compile(ctx, m.encode())
-	if err != nil {
-		t.Fatal(err)
-	}
+	mod := compiledInterruptible(t, m)
 	inst, err := mod.Instantiate(ctx, InstanceConfig{CallBudget: time.Minute}, nil)
 	if err != nil {
 		t.Fatal(err)
