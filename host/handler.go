@@ -5,19 +5,15 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httputil"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/wasmloop/wasmloop/host/internal/poll"
+	"github.com/wasmloop/wasmloop/host/internal/loop"
 )
 
 // Handler returns an http.Handler that serves requests with the running program's HTTP
@@ -71,31 +67,20 @@ func (h appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// handIn makes a socketpair, gives one end to the program's loops and returns the other.
+// handIn opens an in-memory connection to the next worker in turn.
 func handIn(run *run) (*pairConn, error) {
-	loopEnd, ourEnd, err := poll.SocketPair()
-	if err != nil {
-		return nil, errors.New("cannot make a connection to the program: " + err.Error())
-	}
-	f := os.NewFile(uintptr(ourEnd), "wasmloop")
-	conn, err := net.FileConn(f) // a duplicate, in Go's netpoller
-	f.Close()
-	if err != nil {
-		unix.Close(loopEnd)
-		return nil, errors.New("cannot make a connection to the program: " + err.Error())
-	}
-	if !run.g.ServeConn(loopEnd) {
-		conn.Close()
+	p := run.g.ServePipe()
+	if p == nil {
 		return nil, errors.New("the program has ended")
 	}
-	return &pairConn{conn: conn, br: bufio.NewReaderSize(conn, 16<<10), bw: bufio.NewWriterSize(conn, 4096)}, nil
+	return &pairConn{conn: p, br: bufio.NewReaderSize(p, 16<<10), bw: bufio.NewWriterSize(p, 4096)}, nil
 }
 
 // pairConn is the handler's end of a connection to the program, kept between requests as a
-// client keeps a keep-alive connection: a new socketpair, its registration with both pollers
-// and its buffers cost more than the request itself.
+// client keeps a keep-alive connection: a new connection and its buffers cost more than the
+// request itself.
 type pairConn struct {
-	conn      net.Conn
+	conn      *loop.Pipe
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
@@ -336,7 +321,7 @@ func (ex *exchange) switchProtocols(resp *http.Response, br *bufio.Reader) {
 	go func() {
 		defer close(done)
 		io.Copy(ex.pc.conn, crw.Reader)
-		ex.pc.conn.(*net.UnixConn).CloseWrite()
+		ex.pc.conn.CloseWrite()
 	}()
 	io.Copy(client, br)
 	client.Close()

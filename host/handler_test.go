@@ -279,3 +279,44 @@ func TestTwoApps(t *testing.T) {
 		t.Errorf("answers: %v, want 10 from each program", counts)
 	}
 }
+
+// Many requests at once, from many goroutines, with and without bodies, straight into the
+// Handler (no client socket): every one is answered whole, by the worker it was handed to, and
+// none waits for a wake-up that was lost between a loop going to sleep and a request arriving.
+func TestHandlerManyAtOnce(t *testing.T) {
+	app, _ := mounted(t, whoamiWasm, host.Config{Workers: 2})
+	h := app.Handler()
+	const goroutines, each = 16, 40
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
+		go func() {
+			for i := range each {
+				body := strings.Repeat(fmt.Sprintf("%d/%d ", g, i), 1+(g*i)%3000)
+				req := httptest.NewRequest("POST", "/echo", strings.NewReader(body))
+				if i%2 == 0 {
+					req = httptest.NewRequest("GET", "/", nil)
+					body = ""
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req.WithContext(ctx))
+				cancel()
+				got := rec.Body.String()
+				switch {
+				case rec.Code != 200:
+					errs <- fmt.Errorf("request %d/%d: %d %q", g, i, rec.Code, got)
+					return
+				case body != "" && got != body, body == "" && !strings.Contains(got, " of 2, request "):
+					errs <- fmt.Errorf("request %d/%d: answered %.60q", g, i, got)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range goroutines {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

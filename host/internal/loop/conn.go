@@ -19,12 +19,14 @@ const (
 	connClosed                     // the descriptor is closed
 )
 
-// Conn is one connection, as the reactor sees it: a socket, its unconsumed input and unsent
-// output, and the protocol that runs on it. An idle keep-alive connection holds no buffers:
-// bytes are read into the loop's shared buffer and only a partial message is copied into the
-// connection's own.
+// Conn is one connection, as the reactor sees it: a socket (or a pipe handed in by an
+// embedder: pipe.go), its unconsumed input and unsent output, and the protocol that runs on
+// it. An idle keep-alive connection holds no buffers: bytes are read into the loop's shared
+// buffer and only a partial message is copied into the connection's own.
 type Conn struct {
-	fd    int
+	fd    int   // the socket; -1 for a pipe
+	pipe  *Pipe // the pipe in place of a socket, or nil
+	slot  int   // a pipe's index in Loop.pipes
 	phase connPhase
 	proto protocol // HTTP/1.1 until a WebSocket is accepted (protocol.go)
 	// ln is the listener the connection came from; its handle is current even after an
@@ -54,19 +56,82 @@ func (c *Conn) outLen() int { return len(c.out) - c.outOff }
 // closed reports whether the descriptor is gone.
 func (c *Conn) closed() bool { return c.phase == connClosed }
 
+// addConn serves an accepted socket.
 func (l *Loop) addConn(fd int, ln *listener) {
-	poll.SetNoDelay(fd)
 	if err := l.poll.Add(fd); err != nil {
 		unix.Close(fd)
 		return
 	}
+	poll.SetNoDelay(fd)
 	for fd >= len(l.conns) {
 		l.conns = append(l.conns, make([]*Conn, len(l.conns)+64)...)
 	}
+	l.conns[fd] = l.newConn(fd, ln)
+}
+
+// newConn makes the connection every protocol starts on: HTTP/1.1, for ln's server.
+func (l *Loop) newConn(fd int, ln *listener) *Conn {
 	c := &Conn{fd: fd, ln: ln, since: l.clock()}
 	c.proto = l.newHTTPConn(c, ln.stream)
-	l.conns[fd] = c
 	l.nconns++
+	return c
+}
+
+// eachConn calls f for every open connection, sockets and pipes.
+func (l *Loop) eachConn(f func(*Conn)) {
+	for _, c := range l.conns {
+		if c != nil {
+			f(c)
+		}
+	}
+	for i := 0; i < len(l.pipes); i++ {
+		c := l.pipes[i]
+		f(c)
+		if i < len(l.pipes) && l.pipes[i] != c {
+			i-- // f closed it, and the last pipe took its slot
+		}
+	}
+}
+
+// The few calls that touch the descriptor, which a pipe answers in its place.
+
+func (c *Conn) read(b []byte) (int, error) {
+	if c.pipe != nil {
+		return c.pipe.read(b)
+	}
+	return unix.Read(c.fd, b)
+}
+
+func (c *Conn) write(b []byte) (int, error) {
+	if c.pipe != nil {
+		return c.pipe.write(b)
+	}
+	return unix.Write(c.fd, b)
+}
+
+func (c *Conn) writev(iov [][]byte) (int, error) {
+	if c.pipe != nil {
+		return c.pipe.writev(iov)
+	}
+	return poll.Writev(c.fd, iov)
+}
+
+func (c *Conn) shutdownWrite() error {
+	if c.pipe != nil {
+		c.pipe.shutdownWrite()
+		return nil
+	}
+	return unix.Shutdown(c.fd, unix.SHUT_WR)
+}
+
+// peekEOF reports, without consuming anything, whether the next read would return EOF.
+func (c *Conn) peekEOF() bool {
+	if c.pipe != nil {
+		return c.pipe.peekEOF()
+	}
+	var b [1]byte
+	n, _, err := unix.Recvfrom(c.fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	return n == 0 && err == nil
 }
 
 // readConn reads until EAGAIN, this connection's share of the wake-up, or a message that
@@ -97,7 +162,7 @@ func (l *Loop) readConn(c *Conn) {
 			}
 			buf = c.in[len(c.in):cap(c.in)]
 		}
-		n, err := unix.Read(c.fd, buf)
+		n, err := c.read(buf)
 		if n > 0 && c.phase == connLingering {
 			budget -= n // discarded: the connection is closing
 			continue
@@ -145,20 +210,13 @@ func (l *Loop) readConn(c *Conn) {
 	}
 	if c.phase == connOpen && !c.eof {
 		c.unread = true // reading resumes when the protocol takes input again
-		if c.hangup && len(c.in) == 0 && peekEOF(c.fd) {
+		if c.hangup && len(c.in) == 0 && c.peekEOF() {
 			// The peer hung up while the protocol takes no input (the guest holds a
 			// request), and its EOF is all the kernel holds: it asked for nothing more.
 			c.eof, c.unread = true, false
 			c.proto.peerEOF()
 		}
 	}
-}
-
-// peekEOF reports, without consuming anything, whether the next read would return EOF.
-func peekEOF(fd int) bool {
-	var b [1]byte
-	n, _, err := unix.Recvfrom(fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	return n == 0 && err == nil
 }
 
 // reading reports whether the loop should read the connection now: not once it is closing,
@@ -249,7 +307,7 @@ func (l *Loop) lingerClose(c *Conn) {
 		l.putBuf(c.in)
 		c.in = nil
 	}
-	if unix.Shutdown(c.fd, unix.SHUT_WR) != nil {
+	if c.shutdownWrite() != nil {
 		l.closeConn(c, abi.CloseHost)
 		return
 	}
@@ -263,8 +321,17 @@ func (l *Loop) closeConn(c *Conn, reason int32) {
 		return
 	}
 	c.phase = connClosed
-	unix.Close(c.fd)
-	l.conns[c.fd] = nil
+	if p := c.pipe; p != nil {
+		p.close()
+		last := l.pipes[len(l.pipes)-1]
+		last.slot = c.slot
+		l.pipes[c.slot] = last
+		l.pipes[len(l.pipes)-1] = nil
+		l.pipes = l.pipes[:len(l.pipes)-1]
+	} else {
+		unix.Close(c.fd)
+		l.conns[c.fd] = nil
+	}
 	l.nconns--
 	if l.cfg.MaxConns > 0 {
 		l.listeners.each(func(_ abi.Handle, ln *listener) {

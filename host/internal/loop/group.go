@@ -4,8 +4,9 @@
 //
 // Nothing in a loop blocks except the poller's wait, and a loop calls its guest one callback at
 // a time and never from inside a host function (ABI.md §1), so neither the loop nor the guest
-// needs a lock. Other goroutines reach a loop only through post, which queues a function and
-// wakes the poller.
+// needs a lock. Other goroutines reach a loop only through post, which queues a function, and
+// through the notices of the pipes an embedder's Handler hands in (pipe.go); either wakes the
+// poller if the loop sleeps.
 package loop
 
 import (
@@ -79,7 +80,7 @@ type Config struct {
 	// systems whose SO_REUSEPORT does not balance. It is forced there; tests set it on Linux.
 	HandoffAccept bool
 	// NoPorts makes the program's listens open no socket: its servers get only the requests
-	// an embedder hands in (ServeConn).
+	// an embedder hands in (ServePipe).
 	NoPorts bool
 	// KeepAlive keeps the loops running with nothing referenced, until a shutdown, and starts
 	// every worker after worker 0's start-up, listening or not: the embedder may call in at
@@ -136,7 +137,7 @@ type Group struct {
 	starting  atomic.Int32
 	ready     chan struct{}
 	readyOnce sync.Once
-	// Connections handed in (ServeConn): round robin, over worker 0 alone until the others
+	// Connections handed in (ServePipe): round robin, over worker 0 alone until the others
 	// have started.
 	othersStarted atomic.Bool
 	nextConn      atomic.Uint64

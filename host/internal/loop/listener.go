@@ -231,9 +231,9 @@ func (l *Loop) closeSocket(ln *listener) {
 // since v19: what that means is the protocol's (listenerClosed); a connection already
 // lingering keeps protecting the response still in flight to its client.
 func (l *Loop) retireConns(ln *listener) {
-	for _, c := range l.conns {
-		if c != nil && c.ln == ln && c.phase != connLingering {
+	l.eachConn(func(c *Conn) {
+		if c.ln == ln && c.phase != connLingering {
 			c.proto.listenerClosed()
 		}
-	}
+	})
 }

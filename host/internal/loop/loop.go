@@ -33,8 +33,9 @@ type Loop struct {
 	spare     *instance   // instantiated ahead of a replacement (instance.go)
 	spareBusy bool        // a goroutine is making the spare
 
-	conns     []*Conn // by descriptor
-	nconns    int
+	conns     []*Conn // sockets, by descriptor
+	pipes     []*Conn // in-memory connections handed in (pipe.go), by Conn.slot
+	nconns    int     // sockets and pipes
 	listeners table[*listener]
 	orphans   []*listener // kept across an instance replacement until the new one listens again
 	handovers []handover  // the current instance's listeners, during a swap (swap.go)
@@ -67,9 +68,12 @@ type Loop struct {
 
 	mu        sync.Mutex
 	dead      bool    // the loop has ended: its poller is closed, posts are refused
+	sleeping  bool    // the loop is in (or about to enter) the poller's wait: wake it
 	in        inbound // messages from other workers
 	tasks     []func(*Loop)
 	doneTasks []func(*Loop) // the other task slice, reused
+	pipeNotes []*Pipe       // pipes to attach or serve (pipe.go)
+	donePipes []*Pipe       // the other notice slice, reused
 
 	draining   bool
 	stopped    bool
@@ -114,20 +118,53 @@ func (l *Loop) post(f func(*Loop)) bool {
 		return false
 	}
 	l.tasks = append(l.tasks, f)
-	l.poll.Wake()
+	l.wakeLocked()
 	return true
 }
 
+// wakeLocked wakes the loop if it sleeps in the poller's wait. A busy loop finds what was
+// queued at the top of its next turn, so the wake-up (a write to the poller's eventfd, and a
+// wait that returns for it) is paid only by a loop that sleeps: under load, posts batch.
+// l.mu is held.
+func (l *Loop) wakeLocked() {
+	if l.sleeping {
+		l.sleeping = false
+		l.poll.Wake()
+	}
+}
+
+// runTasks runs what other goroutines queued: posted tasks, then pipe notices.
 func (l *Loop) runTasks() {
 	l.mu.Lock()
-	tasks := l.tasks
-	l.tasks = l.doneTasks[:0]
+	tasks, notes := l.tasks, l.pipeNotes
+	l.tasks, l.pipeNotes = l.doneTasks[:0], l.donePipes[:0]
 	l.mu.Unlock()
 	for i, f := range tasks {
 		f(l)
 		tasks[i] = nil
 	}
 	l.doneTasks = tasks
+	l.runPipeNotes(notes)
+	l.donePipes = notes[:0]
+}
+
+// sleep tells posters that the loop is about to wait, unless something was queued since the
+// turn began: then it reports false and the loop must not block.
+func (l *Loop) sleep() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.tasks) > 0 || len(l.pipeNotes) > 0 {
+		return false
+	}
+	l.sleeping = true
+	return true
+}
+
+// awake undoes sleep once the wait has returned.
+func (l *Loop) awake() {
+	l.mu.Lock()
+	l.sleeping = false
+	l.mu.Unlock()
 }
 
 // retire marks a loop with nothing left to do as ended, unless a task (a message from another
@@ -136,7 +173,7 @@ func (l *Loop) runTasks() {
 func (l *Loop) retire() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.tasks) > 0 {
+	if len(l.tasks) > 0 || len(l.pipeNotes) > 0 {
 		return false
 	}
 	l.dead = true
@@ -208,7 +245,13 @@ func (l *Loop) run() {
 			l.readied = false
 			runtime.Gosched()
 		}
+		if timeout != 0 && !l.sleep() {
+			timeout = 0 // posted to since the turn began: look, but do not block
+		}
 		n, err := l.wait(timeout)
+		if timeout != 0 {
+			l.awake()
+		}
 		if err != nil {
 			l.logf("poll: %v", err)
 			return
@@ -253,11 +296,11 @@ func (l *Loop) drain() {
 	}
 	l.draining = true
 	l.listeners.each(func(h abi.Handle, ln *listener) { l.closeListener(h, ln) })
-	for _, c := range l.conns { // what outlives its listener (WebSockets), or had none left
-		if c != nil && c.phase == connOpen {
+	l.eachConn(func(c *Conn) { // what outlives its listener (WebSockets), or had none left
+		if c.phase == connOpen {
 			c.proto.shutdown()
 		}
-	}
+	})
 }
 
 // stop ends the loop at once, closing everything.
@@ -265,11 +308,7 @@ func (l *Loop) stop() { l.stopped = true }
 
 func (l *Loop) teardown() {
 	l.stopped = true
-	for _, c := range l.conns {
-		if c != nil {
-			l.closeConn(c, abi.CloseHost)
-		}
-	}
+	l.eachConn(func(c *Conn) { l.closeConn(c, abi.CloseHost) })
 	l.listeners.each(func(h abi.Handle, ln *listener) { l.closeListener(h, ln) })
 	l.dropOrphans()
 	l.failCalls(nil, ErrProgramEnded)
@@ -281,8 +320,13 @@ func (l *Loop) teardown() {
 	l.mu.Lock()
 	l.dead = true
 	l.tasks = nil
+	notes := l.pipeNotes
+	l.pipeNotes = nil
 	l.poll.Close()
 	l.mu.Unlock()
+	for _, p := range notes { // handed in as the loop ended: never attached
+		p.close()
+	}
 }
 
 const (

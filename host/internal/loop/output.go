@@ -4,7 +4,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wasmloop/wasmloop/abi"
-	"github.com/wasmloop/wasmloop/host/internal/poll"
 )
 
 // The reactor's output path: protocols append to a connection's output buffer (outBuf) or
@@ -25,7 +24,7 @@ func (l *Loop) outBuf(c *Conn) []byte {
 // brings the loop back for the rest.
 func (l *Loop) flush(c *Conn) {
 	for c.outLen() > 0 {
-		n, err := unix.Write(c.fd, c.out[c.outOff:])
+		n, err := c.write(c.out[c.outOff:])
 		if n > 0 {
 			c.outOff += n
 			c.wrote = l.clock()
@@ -155,7 +154,7 @@ func (l *Loop) writeThrough(c *Conn, pre, data, post []byte) {
 	if c.out == nil {
 		c.wrote = l.clock() // output starts: the stall clock starts with it
 	}
-	n, err := poll.Writev(c.fd, iov)
+	n, err := c.writev(iov)
 	if n > 0 {
 		c.wrote = l.clock()
 	}

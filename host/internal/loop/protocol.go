@@ -19,10 +19,10 @@ package loop
 //     strict parser in response mode and delivers head and body events with the same
 //     pause/drain back-pressure; sweep applies the fetch's timeout, shutdown lets the
 //     request in flight finish, and closed fails it with an error completion.
-//   - A request handed in by an embedder's http.Handler: the handler's goroutine keeps one
-//     end of a socketpair(2) and the reactor the other, so the request is served by the same
-//     httpConn as one from a listener, with the kernel's buffers as the back-pressure
-//     between the ResponseWriter and the loop; closed tells the handler's goroutine.
+//
+// A request handed in by an embedder's http.Handler is not a new protocol but a new transport
+// under the same one: a Pipe (pipe.go) stands in for the socket, and the request is served by
+// the same httpConn as one from a listener.
 type protocol interface {
 	// serve takes received bytes, turns them into guest events, and returns how many it
 	// used. It stops early when it cannot take more now (the guest holds a request, the

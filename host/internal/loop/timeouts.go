@@ -34,9 +34,9 @@ func (l *Loop) sweep() {
 		l.collectRetired()
 	}
 	now := l.clock()
-	for _, c := range l.conns {
+	l.eachConn(func(c *Conn) {
 		switch {
-		case c == nil || c.closed():
+		case c.closed():
 		case c.phase == connLingering:
 			if time.Duration(now-c.since) > lingerTime {
 				l.closeConn(c, abi.CloseHost)
@@ -44,5 +44,5 @@ func (l *Loop) sweep() {
 		default:
 			c.proto.sweep(now)
 		}
-	}
+	})
 }

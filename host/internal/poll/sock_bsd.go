@@ -36,24 +36,3 @@ func prepare(fd int, err error) (int, error) {
 	}
 	return fd, nil
 }
-
-// SocketPair makes a connected pair of Unix stream sockets, both non-blocking and
-// close-on-exec: the loop serves one end like an accepted connection, and an embedder's
-// http.Handler holds the other.
-func SocketPair() (loopEnd, otherEnd int, err error) {
-	syscall.ForkLock.RLock()
-	defer syscall.ForkLock.RUnlock()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
-	if err != nil {
-		return -1, -1, err
-	}
-	if _, err := prepare(fds[0], nil); err != nil {
-		unix.Close(fds[1])
-		return -1, -1, err
-	}
-	if _, err := prepare(fds[1], nil); err != nil {
-		unix.Close(fds[0])
-		return -1, -1, err
-	}
-	return fds[0], fds[1], nil
-}

@@ -1,5 +1,6 @@
 // Command embed is the server of the embedding benchmark (run.sh): one Go net/http server on
-// 127.0.0.1 whose handler runs a WebAssembly hello world in one of three ways.
+// 127.0.0.1 whose handler runs a WebAssembly hello world in one of three ways, or answers in
+// Go for reference.
 //
 //	-mode=wasmloop  wasmloop's host.App.Handler() in front of samples/hello, loaded with
 //	                host.Load(Config{Workers: -workers, NoPorts: true, Env: PORT=0})
@@ -8,6 +9,8 @@
 //	                calls its "hello" function and writes the output
 //	-mode=httpwasm  http-wasm-host-go's net/http middleware (guests/httpwasm-hello), which keeps
 //	                its own sync.Pool of guest instances
+//	-mode=native    no WebAssembly: a Go handler writes the answer itself (-wasm is not read).
+//	                The ceiling: what net/http and wrk leave for any guest on this machine
 //
 // Every mode answers every request with 200, Content-Type text/plain and "Hello World\n".
 // The server listens on -addr, which must be 127.0.0.1:PORT (loopback only). SIGTERM or
@@ -48,7 +51,7 @@ import (
 const shutdownTimeout = 5 * time.Second
 
 func main() {
-	mode := flag.String("mode", "", "wasmloop, extism or httpwasm")
+	mode := flag.String("mode", "", "wasmloop, extism, httpwasm or native")
 	addr := flag.String("addr", "127.0.0.1:1337", "where to listen: 127.0.0.1:PORT only")
 	wasmPath := flag.String("wasm", "", "the guest: samples/hello (wasmloop), guests/extism-hello (extism), guests/httpwasm-hello (httpwasm)")
 	workers := flag.Int("workers", 2, "wasmloop: event loops (host.Config.Workers)")
@@ -61,9 +64,12 @@ func main() {
 	if err := loopbackOnly(*addr); err != nil {
 		log.Fatal(err)
 	}
-	wasm, err := os.ReadFile(*wasmPath)
-	if err != nil {
-		log.Fatalf("-wasm: %v", err)
+	var wasm []byte
+	var err error
+	if *mode != "native" {
+		if wasm, err = os.ReadFile(*wasmPath); err != nil {
+			log.Fatalf("-wasm: %v", err)
+		}
 	}
 	ctx := context.Background()
 	var s *server
@@ -74,8 +80,10 @@ func main() {
 		s, err = newExtism(ctx, wasm)
 	case "httpwasm":
 		s, err = newHTTPWasm(ctx, wasm)
+	case "native":
+		s = newNative()
 	default:
-		log.Fatalf("-mode must be wasmloop, extism or httpwasm, not %q", *mode)
+		log.Fatalf("-mode must be wasmloop, extism, httpwasm or native, not %q", *mode)
 	}
 	if err != nil {
 		log.Fatalf("%s: %v", *mode, err)
@@ -288,4 +296,16 @@ func newHTTPWasm(ctx context.Context, wasm []byte) (*server, error) {
 			mw.Close(c)
 		},
 	}, nil
+}
+
+// newNative answers as the guests do, in Go: the server's ceiling on this machine.
+func newNative() *server {
+	hello := []byte("Hello World\n")
+	return &server{
+		handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.Write(hello)
+		}),
+		close: func() {},
+	}
 }

@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # Embedding benchmark: one Go net/http server on 127.0.0.1 whose handler runs a
-# WebAssembly hello world three ways, measured interleaved in one run:
+# WebAssembly hello world three ways (and, for reference, answers in Go),
+# measured interleaved in one run:
 #
 #   wasmloop  host.App.Handler() in front of samples/hello (NoPorts)
 #   extism    an Extism plug-in (guests/extism-hello) from a sync.Pool of instances
 #   httpwasm  http-wasm-host-go's net/http middleware (guests/httpwasm-hello)
+#   native    no WebAssembly: a Go handler answers (the ceiling net/http and wrk leave)
 #
 #   bash tests/bench/embed/run.sh                               # from anywhere
 #   ROUNDS=6 DURATION=5s OUT=results.md bash tests/bench/embed/run.sh
 #
 # Environment (all optional):
 #   ROUNDS    rounds (default 6); each round runs every mode once, in an order
-#             that changes from round to round (6 rounds give each of the 6
-#             orders of 3 modes once)
+#             that changes from round to round (rotated, and reversed in every
+#             other block of as many rounds as there are modes)
 #   DURATION  measured wrk run per mode and round (default 5s; N, Ns, Nm or Nh)
 #   WARMUP    wrk warm-up before each measured run, not counted (default 2s)
 #   CONNS     wrk connections (default 64)
 #   WORKERS   wasmloop's host.Config.Workers (default 2)
-#   MODES     modes to run, space or comma separated (default "wasmloop extism httpwasm")
+#   MODES     modes to run, space or comma separated (default "wasmloop extism httpwasm native")
 #   PORT      the server's port on 127.0.0.1 (default 1337)
 #   OUT       also write the Markdown report to this file
 #   LOGDIR    keep server logs, raw wrk output and results.tsv here
@@ -41,7 +43,7 @@ DURATION=${DURATION:-5s}
 WARMUP=${WARMUP:-2s}
 CONNS=${CONNS:-64}
 WORKERS=${WORKERS:-2}
-MODES=${MODES:-wasmloop extism httpwasm}
+MODES=${MODES:-wasmloop extism httpwasm native}
 OUT=${OUT:-}
 LOGDIR=${LOGDIR:-}
 # One wrk thread: on 2 shared cores it leaves the server as much CPU as it can
@@ -70,8 +72,8 @@ done
 ((ROUNDS <= 100)) || die "ROUNDS must be at most 100"
 ((CONNS >= WRK_THREADS)) || die "CONNS ($CONNS) must be at least the wrk thread count ($WRK_THREADS)"
 
-ALL_SERVERS=(wasmloop extism httpwasm)
-declare -A LABEL=([wasmloop]="wasmloop Handler" [extism]="Extism (pool)" [httpwasm]="http-wasm middleware")
+ALL_SERVERS=(wasmloop extism httpwasm native)
+declare -A LABEL=([wasmloop]="wasmloop Handler" [extism]="Extism (pool)" [httpwasm]="http-wasm middleware" [native]="Go handler, no wasm (ceiling)")
 declare -A GUEST=()
 modes=()
 for m in ${MODES//,/ }; do
@@ -101,7 +103,7 @@ log "building the guests (GOOS=wasip1 GOARCH=wasm, -buildmode=c-shared, standard
 (cd "$root" && wasip1 -o "$tmp/hello.wasm" ./samples/hello) || die "building samples/hello failed"
 (cd "$here" && wasip1 -o "$tmp/extism-hello.wasm" ./guests/extism-hello) || die "building guests/extism-hello failed"
 (cd "$here" && wasip1 -o "$tmp/httpwasm-hello.wasm" ./guests/httpwasm-hello) || die "building guests/httpwasm-hello failed"
-GUEST=([wasmloop]=$tmp/hello.wasm [extism]=$tmp/extism-hello.wasm [httpwasm]=$tmp/httpwasm-hello.wasm)
+GUEST=([wasmloop]=$tmp/hello.wasm [extism]=$tmp/extism-hello.wasm [httpwasm]=$tmp/httpwasm-hello.wasm [native]=none)
 
 # The http-wasm guest SDK (TinyGo) built with the standard compiler, as a reactor and as a
 # command: does http-wasm-host-go accept it? The answer goes into the report.
