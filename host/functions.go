@@ -3,7 +3,11 @@ package host
 import (
 	"context"
 	"fmt"
+	"strings"
 
+	"github.com/wasmloop/wasmloop/abi"
+	"github.com/wasmloop/wasmloop/host/internal/files"
+	"github.com/wasmloop/wasmloop/host/internal/guest"
 	"github.com/wasmloop/wasmloop/host/internal/loop"
 )
 
@@ -25,12 +29,15 @@ type Function struct {
 	Async func(ctx context.Context, in []byte) ([]byte, error)
 }
 
-// checkFunctions is the rule for Config.Functions: a name and exactly one of Sync and Async.
+// checkFunctions is the rule for Config.Functions: a name that is not the host's own, and
+// exactly one of Sync and Async.
 func checkFunctions(fs map[string]Function) error {
 	for name, f := range fs {
 		switch {
 		case name == "":
 			return fmt.Errorf("host: Config.Functions has a function with an empty name")
+		case strings.HasPrefix(name, abi.FilesPrefix):
+			return fmt.Errorf("host: Config.Functions[%q]: names that begin with %q are the host's own", name, abi.FilesPrefix)
 		case (f.Sync == nil) == (f.Async == nil):
 			return fmt.Errorf("host: Config.Functions[%q] must set exactly one of Sync and Async", name)
 		}
@@ -38,11 +45,25 @@ func checkFunctions(fs map[string]Function) error {
 	return nil
 }
 
-// loopFunctions converts Config.Functions for the loops.
-func loopFunctions(fs map[string]Function) map[string]loop.HostFunc {
-	out := make(map[string]loop.HostFunc, len(fs))
+// loopFunctions converts Config.Functions for the loops, and adds the host's own file
+// functions (async) over the granted directories.
+func loopFunctions(fs map[string]Function, dirs *files.Mounts) map[string]loop.HostFunc {
+	ops := dirs.Ops()
+	out := make(map[string]loop.HostFunc, len(fs)+len(ops))
 	for name, f := range fs {
 		out[name] = loop.HostFunc{Sync: f.Sync, Async: f.Async}
+	}
+	for name, op := range ops {
+		out[name] = loop.HostFunc{Async: op}
+	}
+	return out
+}
+
+// preopens are the granted directories as read-only WASI preopens.
+func preopens(dirs *files.Mounts) []guest.Preopen {
+	var out []guest.Preopen
+	for _, mt := range dirs.List() {
+		out = append(out, guest.Preopen{FS: mt.FS(), GuestPath: mt.GuestPath})
 	}
 	return out
 }

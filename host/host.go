@@ -28,6 +28,7 @@ package host
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -39,6 +40,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wasmloop/wasmloop/host/internal/files"
 	"github.com/wasmloop/wasmloop/host/internal/guest"
 	"github.com/wasmloop/wasmloop/host/internal/guestout"
 	"github.com/wasmloop/wasmloop/host/internal/http1"
@@ -167,6 +169,9 @@ type Config struct {
 	// of its own. Without it, a program with nothing left ends, as a Node program does, and
 	// the workers other than 0 start when it first listens.
 	KeepAlive bool
+	// Dirs are the host directories the program may read and write (see Dir); none by
+	// default.
+	Dirs []Dir
 	// Functions are the functions the program may call, by name (see Function). A name not
 	// here is an error the guest can test for, so a plugin can probe for optional ones.
 	Functions map[string]Function
@@ -205,7 +210,8 @@ type App struct {
 // memory reservations. Close releases them; so does the garbage collector for an App dropped
 // without Close (released), since nothing else refers to them.
 type resources struct {
-	rt *guest.Runtime
+	rt   *guest.Runtime
+	dirs *files.Mounts // the granted directories, open
 	// stuck says a run returned with a worker still inside a guest call (budgets off): what
 	// that call runs on must never be released.
 	stuck  atomic.Bool
@@ -222,6 +228,7 @@ func (r *resources) released() {
 		return
 	}
 	r.rt.Close(context.Background())
+	r.dirs.Close()
 	if forgottenHook != nil {
 		forgottenHook()
 	}
@@ -234,24 +241,30 @@ func Load(ctx context.Context, wasm []byte, cfg Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	dirs, err := openDirs(cfg.Dirs)
+	if err != nil {
+		return nil, fmt.Errorf("host: Config.Dirs: %w", err)
+	}
 	rt, err := guest.NewRuntime(ctx, guest.RuntimeConfig{
 		CacheDir:      cfg.CacheDir,
 		Interruptible: cfg.CallbackBudget != Off || cfg.StartBudget != Off,
 		MemoryLimit:   cfg.MemoryLimit,
 	})
 	if err != nil {
+		dirs.Close()
 		return nil, err
 	}
 	mod, err := rt.Compile(ctx, wasm)
 	if err != nil {
 		rt.Close(ctx)
+		dirs.Close()
 		return nil, err
 	}
 	// Compiling a guest without a warm cache leaves tens of MiB of compiler garbage that the
 	// Go runtime would keep mapped for minutes: hand it back now, once, so the server's
 	// resident memory is what serving needs (38 MiB rather than 72 MiB for samples/stream).
 	debug.FreeOSMemory()
-	a := &App{cfg: cfg, rt: rt, mod: mod, res: &resources{rt: rt}}
+	a := &App{cfg: cfg, rt: rt, mod: mod, res: &resources{rt: rt, dirs: dirs}}
 	runtime.AddCleanup(a, (*resources).released, a.res)
 	return a, nil
 }
@@ -314,6 +327,7 @@ func (a *App) launch() (*run, error) {
 	if logger == nil {
 		logger = slog.New(lineHandler{l: cfg.Log})
 	}
+	a.res.dirs.SetLogger(logger)
 	if len(cfg.Args) == 0 {
 		cfg.Args = []string{"app.wasm"}
 	}
@@ -348,11 +362,12 @@ func (a *App) launch() (*run, error) {
 		WSIdleTimeout:    cfg.WSIdleTimeout,
 		WSPingInterval:   cfg.WSPingInterval,
 		Instance: guest.InstanceConfig{Args: cfg.Args, Env: cfg.Env, Stdout: cfg.Stdout, Stderr: cfg.Stderr,
-			StartBudget: budget(cfg.StartBudget), CallBudget: budget(cfg.CallbackBudget)},
+			StartBudget: budget(cfg.StartBudget), CallBudget: budget(cfg.CallbackBudget),
+			Preopens: preopens(a.res.dirs)},
 		Log:       logger,
 		NoPorts:   cfg.NoPorts,
 		KeepAlive: cfg.KeepAlive,
-		Functions: loopFunctions(cfg.Functions),
+		Functions: loopFunctions(cfg.Functions, a.res.dirs),
 		OnMessage: cfg.OnMessage,
 		Output:    perWorker,
 	})
@@ -463,5 +478,6 @@ func (a *App) Close(ctx context.Context) error {
 		m.Close(ctx)
 	}
 	a.mod.Close(ctx)
+	a.res.dirs.Close()
 	return a.rt.Close(ctx)
 }

@@ -55,6 +55,8 @@ var guestBuilds = []guestBuild{
 	{"plain", "./tests/testdata/guests/plain", true},
 	{"hostile", "./tests/testdata/guests/hostile", true},
 	{"badexport", "./tests/testdata/guests/badexport", true},
+	{"files", "./tests/testdata/guests/files", true},
+	{"static", "./samples/static", true},
 	// samples/hello as a WASI command (the default buildmode): it exports _start and no
 	// _initialize, which the host must refuse.
 	{"hello-command", "./samples/hello", false},

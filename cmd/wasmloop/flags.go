@@ -30,6 +30,33 @@ func (e *envFlag) Set(v string) error {
 	return nil
 }
 
+// dirFlag collects directory grants, HOST_PATH[:GUEST_PATH][:ro].
+type dirFlag []host.Dir
+
+func (d *dirFlag) String() string {
+	var parts []string
+	for _, g := range *d {
+		s := g.HostPath
+		if g.GuestPath != "" {
+			s += ":" + g.GuestPath
+		}
+		if g.ReadOnly {
+			s += ":ro"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (d *dirFlag) Set(v string) error {
+	g, err := host.ParseDir(v)
+	if err != nil {
+		return err
+	}
+	*d = append(*d, g)
+	return nil
+}
+
 // sizeUnits are the suffixes a size may carry, largest first.
 var sizeUnits = []struct {
 	suffix string

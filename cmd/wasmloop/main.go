@@ -111,6 +111,7 @@ func runFlags(o *runOptions, output io.Writer) *flag.FlagSet {
 	fs.SetOutput(output)
 	fs.Var(countValue{p: &c.Workers}, "workers", "`number` of event loops, one guest instance each")
 	fs.Var((*envFlag)(&c.Env), "env", "set an environment variable for the guest, `KEY=value` (repeatable)")
+	fs.Var((*dirFlag)(&c.Dirs), "dir", "grant the guest a host directory, `HOST_PATH[:GUEST_PATH][:ro]`: it appears at GUEST_PATH (default: its absolute path), read-only with :ro (repeatable)")
 	fs.Var(sizeValue[int64]{&c.BodyLimit}, "body-limit", "`size` of the largest request body accepted; 413 beyond")
 	fs.Var(sizeValue[int]{&c.MaxHeaderBytes}, "header-limit", "`size` of the largest request line and headers; 431 beyond")
 	fs.Var(countValue{p: &c.MaxHeaderCount}, "max-headers", "largest `number` of header fields in a request; 431 beyond")

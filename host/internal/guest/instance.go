@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,14 @@ type InstanceConfig struct {
 	// every later one; a call past its budget is stopped and fails with a BudgetError. 0 means
 	// no bound. They take effect only in a Runtime made with Interruptible.
 	StartBudget, CallBudget time.Duration
+	// Preopens are directories the guest sees through WASI, read-only.
+	Preopens []Preopen
+}
+
+// Preopen is one directory in the guest's WASI view: FS at GuestPath.
+type Preopen struct {
+	FS        fs.FS
+	GuestPath string
 }
 
 // Instance is one running copy of a guest module, owned by one loop. It is not safe for
@@ -116,6 +125,13 @@ func (m *Module) Instantiate(ctx context.Context, cfg InstanceConfig, host Host)
 	}
 	if cfg.Stderr != nil {
 		mc = mc.WithStderr(stoppableWriter{cfg.Stderr, inst})
+	}
+	if len(cfg.Preopens) > 0 {
+		fsc := wazero.NewFSConfig()
+		for _, p := range cfg.Preopens {
+			fsc = fsc.WithFSMount(p.FS, p.GuestPath)
+		}
+		mc = mc.WithFSConfig(fsc)
 	}
 	for _, kv := range cfg.Env {
 		for i := 0; i < len(kv); i++ {

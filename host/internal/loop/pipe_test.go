@@ -159,7 +159,7 @@ func TestPipeFromLoop(t *testing.T) {
 // Either end's close: the other reads what was written, then the end, and its writes fail;
 // a goroutine waiting in Read returns.
 func TestPipeClose(t *testing.T) {
-	p, l := newTestPipe()
+	p, _ := newTestPipe()
 	p.write([]byte("last words"))
 	p.close()
 	got, err := io.ReadAll(p)
@@ -170,7 +170,7 @@ func TestPipeClose(t *testing.T) {
 		t.Errorf("write after the loop closed: %v, want EPIPE", err)
 	}
 
-	p, l = newTestPipe()
+	p, l := newTestPipe()
 	read := make(chan error, 1)
 	go func() {
 		_, err := p.Read(make([]byte, 10))

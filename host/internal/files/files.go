@@ -1,0 +1,180 @@
+// Package files is what a guest may reach of the host's file system: the directories the
+// command line (--dir) or host.Config.Dirs granted, each opened once as an os.Root, so that no
+// path — "..", an absolute symbolic link, a link that climbs out — resolves outside its grant.
+// The guest reaches them two ways: the host's async file functions (ops.go, ABI.md §9), run on
+// a bounded number of goroutines and answered as events, and WASI preopens (FS), read-only,
+// for a program's blocking reads at start-up (Node's readFileSync).
+package files
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Grant is one directory given to the guest: HostPath on the host appears at GuestPath in
+// the guest's view, writable unless ReadOnly.
+type Grant struct {
+	HostPath  string
+	GuestPath string
+	ReadOnly  bool
+}
+
+// ParseGrant reads the command line's form, HOST_PATH[:GUEST_PATH][:ro]; without a guest
+// path the directory appears at its own absolute path.
+func ParseGrant(s string) (Grant, error) {
+	var g Grant
+	parts := strings.Split(s, ":")
+	if n := len(parts); n > 1 && parts[n-1] == "ro" {
+		g.ReadOnly = true
+		parts = parts[:n-1]
+	}
+	switch len(parts) {
+	case 1:
+		g.HostPath = parts[0]
+	case 2:
+		g.HostPath, g.GuestPath = parts[0], parts[1]
+	default:
+		return g, fmt.Errorf("%q: want HOST_PATH[:GUEST_PATH][:ro]", s)
+	}
+	if g.HostPath == "" {
+		return g, fmt.Errorf("%q: the host path is empty", s)
+	}
+	return g, nil
+}
+
+// Mount is a grant opened: its root and its place in the guest's view.
+type Mount struct {
+	Grant
+	root *os.Root
+}
+
+// Mounts are the grants of one program, opened. Safe for concurrent use.
+type Mounts struct {
+	list []*Mount // longest guest path first, so the deepest grant wins
+
+	slots chan struct{} // one per file operation running (ops.go)
+
+	refusedOnce sync.Map // kinds of refusal already logged
+	log         atomic.Pointer[slog.Logger]
+}
+
+// Open checks and opens grants. A guest path must be absolute and clean and may appear once;
+// a host path must be a directory.
+func Open(grants []Grant) (*Mounts, error) {
+	m := &Mounts{slots: make(chan struct{}, maxConcurrent)}
+	seen := map[string]bool{}
+	for _, g := range grants {
+		abs, err := filepath.Abs(g.HostPath)
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("dir %s: %v", g.HostPath, err)
+		}
+		if g.GuestPath == "" {
+			g.GuestPath = filepath.ToSlash(abs)
+		}
+		if !path.IsAbs(g.GuestPath) || path.Clean(g.GuestPath) != g.GuestPath {
+			m.Close()
+			return nil, fmt.Errorf("dir %s: the guest path %q must be absolute and clean, such as /www", g.HostPath, g.GuestPath)
+		}
+		if seen[g.GuestPath] {
+			m.Close()
+			return nil, fmt.Errorf("dir %s: the guest path %s is granted twice", g.HostPath, g.GuestPath)
+		}
+		seen[g.GuestPath] = true
+		root, err := os.OpenRoot(abs)
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("dir %s: %v", g.HostPath, err)
+		}
+		g.HostPath = abs
+		m.list = append(m.list, &Mount{Grant: g, root: root})
+	}
+	// Deepest first: /www/private granted apart from /www is found before it.
+	for i := 1; i < len(m.list); i++ {
+		for j := i; j > 0 && len(m.list[j].GuestPath) > len(m.list[j-1].GuestPath); j-- {
+			m.list[j], m.list[j-1] = m.list[j-1], m.list[j]
+		}
+	}
+	return m, nil
+}
+
+// Close closes every root. Operations still running fail.
+func (m *Mounts) Close() error {
+	if m == nil {
+		return nil
+	}
+	for _, mt := range m.list {
+		mt.root.Close()
+	}
+	return nil
+}
+
+// List is the mounts, deepest guest path first.
+func (m *Mounts) List() []*Mount {
+	if m == nil {
+		return nil
+	}
+	return m.list
+}
+
+// FS is the mount's directory as a read-only fs.FS confined to it, for a WASI preopen.
+func (mt *Mount) FS() fs.FS { return mt.root.FS() }
+
+// errNotGranted is the refusal of a path outside every grant.
+type errNotGranted struct{ path string }
+
+func (e errNotGranted) Error() string {
+	dir := path.Dir(e.path)
+	if dir == "/" {
+		dir = e.path
+	}
+	return fmt.Sprintf("%s is not in a granted directory; add --dir HOST_PATH:%s", e.path, dir)
+}
+
+// resolve finds the mount that holds the guest path p and p's name inside it ("." for the
+// mount itself). p must be absolute; it is cleaned first, so ".." cannot climb above "/",
+// and the os.Root refuses what would resolve outside the mount from there.
+func (m *Mounts) resolve(p string) (*Mount, string, error) {
+	if !path.IsAbs(p) || strings.IndexByte(p, 0) >= 0 {
+		return nil, "", fmt.Errorf("%q: want an absolute path, such as /www/index.html", p)
+	}
+	p = path.Clean(p)
+	for _, mt := range m.List() {
+		g := mt.GuestPath
+		switch {
+		case p == g:
+			return mt, ".", nil
+		case g == "/":
+			return mt, p[1:], nil
+		case strings.HasPrefix(p, g) && p[len(g)] == '/':
+			return mt, p[len(g)+1:], nil
+		}
+	}
+	m.refused("path", "%v", errNotGranted{p})
+	return nil, "", errNotGranted{p}
+}
+
+// SetLogger sets where the first refusal of each kind is logged (nil: nowhere).
+func (m *Mounts) SetLogger(l *slog.Logger) { m.log.Store(l) }
+
+// refused logs the first refusal of each kind, so that an operator learns what the program
+// wanted without a log line per request.
+func (m *Mounts) refused(kind, format string, args ...any) {
+	l := m.log.Load()
+	if l == nil {
+		return
+	}
+	if _, logged := m.refusedOnce.LoadOrStore(kind, true); !logged {
+		l.Warn("refused a file operation (the first of its kind; others are not logged): " + fmt.Sprintf(format, args...))
+	}
+}
+
+var errReadOnly = errors.New("the grant is read-only")

@@ -1,0 +1,270 @@
+//go:build wasip1
+
+// Command static serves the directory granted at /www, as a static file server would:
+//
+//	wasmloop run --dir ./public:/www:ro ./samples/static
+//
+// GET and HEAD only. A path names a file under /www ("/" and any directory serve their
+// index.html; a directory without the final slash is redirected to it). Answers carry
+// Content-Type by extension, Content-Length, Last-Modified, ETag and Accept-Ranges;
+// If-None-Match and If-Modified-Since answer 304, a single Range answers 206 (416 when it
+// lies past the end), and anything missing — or outside /www: the host resolves every path
+// inside the grant — answers 404. Files are read off the event loop (wasmloop.Stat, ReadAt),
+// and a large one is sent in pieces as the client takes them (Response.Full/OnDrain).
+package main
+
+import (
+	"errors"
+	"io/fs"
+	"mime"
+	"net/url"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wasmloop/wasmloop/guest-sdk/go"
+)
+
+// root is where the host shows the granted directory.
+const root = "/www"
+
+// piece is the most read and written at a time: a large file is never held whole.
+const piece = 256 << 10
+
+// httpTime is the date format of HTTP (RFC 9110 §5.6.7).
+const httpTime = "Mon, 02 Jan 2006 15:04:05 GMT"
+
+func main() {
+	port := 1337
+	if p, err := strconv.Atoi(os.Getenv("PORT")); err == nil {
+		port = p
+	}
+	wasmloop.CreateServer(serve).Listen(port, "127.0.0.1")
+	if wasmloop.WorkerID() == 0 {
+		wasmloop.Log("Server running at http://127.0.0.1:" + strconv.Itoa(port) + "/")
+	}
+}
+
+func serve(req wasmloop.Request, res wasmloop.Response) {
+	if m := req.Method(); m != "GET" && m != "HEAD" {
+		res.WriteHead(405, "Allow", "GET, HEAD", "Content-Type", "text/plain")
+		res.End("method not allowed\n")
+		return
+	}
+	rawPath, _, _ := strings.Cut(req.URL(), "?")
+	p, err := url.PathUnescape(rawPath)
+	if err != nil || !strings.HasPrefix(p, "/") || strings.IndexByte(p, 0) >= 0 {
+		fail(res, 400, "bad path")
+		return
+	}
+	// Cleaning a rooted path cannot climb above the root: "/../../etc/passwd" is
+	// "/etc/passwd", looked for under /www. (The host refuses links out of the grant too.)
+	name := path.Join(root, p)
+	wantDir := strings.HasSuffix(p, "/")
+	if wantDir {
+		name = path.Join(name, "index.html")
+	}
+	stat(name, res, func(info fs.FileInfo) {
+		switch {
+		case info.IsDir() && !wantDir:
+			// As net/http's FileServer: a directory is served with the final slash, so
+			// that its index's relative links resolve.
+			res.WriteHead(301, "Location", rawPath+"/", "Content-Type", "text/plain")
+			res.End("moved\n")
+		case info.IsDir():
+			fail(res, 404, "not found")
+		default:
+			send(req, res, name, info)
+		}
+	})
+}
+
+// stat stats name and calls found with it, or answers 404 (or 500).
+func stat(name string, res wasmloop.Response, found func(fs.FileInfo)) {
+	err := wasmloop.Stat(name, func(info fs.FileInfo, err error) {
+		switch {
+		case err == nil:
+			found(info)
+		case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission), notDir(err):
+			fail(res, 404, "not found")
+		default:
+			wasmloop.Log("stat " + name + ": " + err.Error())
+			fail(res, 500, "cannot read the file")
+		}
+	})
+	if err != nil {
+		fail(res, 503, "busy")
+	}
+}
+
+func notDir(err error) bool {
+	var fe *wasmloop.FileError
+	return errors.As(err, &fe) && fe.Code == "ENOTDIR"
+}
+
+// send answers with the file, or the part of it the request asked for.
+func send(req wasmloop.Request, res wasmloop.Response, name string, info fs.FileInfo) {
+	size, mtime := info.Size(), info.ModTime().UTC()
+	etag := `"` + strconv.FormatInt(size, 16) + "-" + strconv.FormatInt(mtime.UnixNano(), 16) + `"`
+	lastMod := mtime.Format(httpTime)
+	res.SetHeader("ETag", etag)
+	res.SetHeader("Last-Modified", lastMod)
+	res.SetHeader("Accept-Ranges", "bytes")
+	if notModified(req, etag, mtime) {
+		res.WriteHead(304)
+		res.End("")
+		return
+	}
+	res.SetHeader("Content-Type", contentType(name))
+	start, n, status := int64(0), size, 200
+	if r := req.Header("Range"); r != "" && ifRange(req, etag, lastMod) {
+		s, length, ok := parseRange(r, size)
+		switch {
+		case ok && length < 0:
+			res.WriteHead(416, "Content-Range", "bytes */"+strconv.FormatInt(size, 10), "Content-Type", "text/plain")
+			res.End("range not satisfiable\n")
+			return
+		case ok:
+			start, n, status = s, length, 206
+			res.SetHeader("Content-Range", "bytes "+strconv.FormatInt(s, 10)+"-"+strconv.FormatInt(s+length-1, 10)+"/"+strconv.FormatInt(size, 10))
+		}
+	}
+	res.WriteHead(status, "Content-Length", strconv.FormatInt(n, 10))
+	if req.Method() == "HEAD" || n == 0 {
+		res.End("")
+		return
+	}
+	stream(res, name, start, n)
+}
+
+// stream sends n bytes of the file from start, a piece at a time, waiting for the client
+// whenever the connection is full.
+func stream(res wasmloop.Response, name string, start, n int64) {
+	closed := false
+	res.OnClose(func() { closed = true })
+	var next func()
+	next = func() {
+		want := int(min(n, piece))
+		err := wasmloop.ReadAt(name, start, want, func(data []byte, err error) {
+			if closed {
+				return
+			}
+			if err == nil && len(data) < want {
+				err = errors.New("the file shrank while it was sent")
+			}
+			if err != nil {
+				// The head is out: only closing the connection short of Content-Length
+				// tells the client.
+				wasmloop.Log("read " + name + ": " + err.Error())
+				res.End("")
+				return
+			}
+			start, n = start+int64(want), n-int64(want)
+			if n == 0 {
+				res.End(string(data))
+				return
+			}
+			if _, err := res.Write(data); err != nil {
+				return
+			}
+			res.OnDrain(next) // at once, unless the connection is full
+		})
+		if err != nil {
+			res.End("")
+		}
+	}
+	next()
+}
+
+// notModified applies If-None-Match, or else If-Modified-Since (RFC 9110 §13.2.2).
+func notModified(req wasmloop.Request, etag string, mtime time.Time) bool {
+	if inm := req.Header("If-None-Match"); inm != "" {
+		for _, t := range strings.Split(inm, ",") {
+			t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+			if t == "*" || t == etag {
+				return true
+			}
+		}
+		return false
+	}
+	if ims := req.Header("If-Modified-Since"); ims != "" {
+		if t, err := time.Parse(httpTime, ims); err == nil {
+			return !mtime.Truncate(time.Second).After(t)
+		}
+	}
+	return false
+}
+
+// ifRange says whether a Range applies: without If-Range, or when it names the current
+// version.
+func ifRange(req wasmloop.Request, etag, lastMod string) bool {
+	ir := req.Header("If-Range")
+	return ir == "" || ir == etag || ir == lastMod
+}
+
+// parseRange reads a single byte range against size. ok is false for anything this server
+// does not take (several ranges, another unit, bad syntax): the whole file is sent then, as
+// RFC 9110 allows. A range past the end gives ok with length -1 (416).
+func parseRange(h string, size int64) (start, length int64, ok bool) {
+	spec, found := strings.CutPrefix(h, "bytes=")
+	if !found || strings.Contains(spec, ",") {
+		return 0, 0, false
+	}
+	first, last, found := strings.Cut(strings.TrimSpace(spec), "-")
+	if !found {
+		return 0, 0, false
+	}
+	if first == "" { // the last N bytes
+		n, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || n < 0 {
+			return 0, 0, false
+		}
+		if n == 0 || size == 0 {
+			return 0, -1, true
+		}
+		n = min(n, size)
+		return size - n, n, true
+	}
+	s, err := strconv.ParseInt(first, 10, 64)
+	if err != nil || s < 0 {
+		return 0, 0, false
+	}
+	e := size - 1
+	if last != "" {
+		if e, err = strconv.ParseInt(last, 10, 64); err != nil || e < s {
+			return 0, 0, false
+		}
+		e = min(e, size-1)
+	}
+	if s >= size {
+		return 0, -1, true
+	}
+	return s, e - s + 1, true
+}
+
+// extraTypes are what Go's built-in table lacks (it has .html, .css, .js, .json, .png,
+// .jpg, .gif, .svg, .webp, .avif, .wasm, .pdf, .xml and a few more).
+var extraTypes = map[string]string{
+	".txt": "text/plain; charset=utf-8", ".md": "text/markdown; charset=utf-8",
+	".ico": "image/x-icon", ".woff2": "font/woff2", ".woff": "font/woff",
+	".mp4": "video/mp4", ".webm": "video/webm", ".mp3": "audio/mpeg", ".csv": "text/csv; charset=utf-8",
+}
+
+func contentType(name string) string {
+	ext := strings.ToLower(path.Ext(name))
+	if t, ok := extraTypes[ext]; ok {
+		return t
+	}
+	if t := mime.TypeByExtension(ext); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}
+
+// fail answers a short plain-text error.
+func fail(res wasmloop.Response, status int, msg string) {
+	res.WriteHead(status, "Content-Type", "text/plain; charset=utf-8")
+	res.End(msg + "\n")
+}

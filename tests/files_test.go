@@ -1,0 +1,254 @@
+package tests
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fetch fetches path with the given request header fields (name, value pairs) and returns the
+// answer with its body read.
+func fetch(t *testing.T, s *server, method, path string, fields ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.URL(path), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(fields); i += 2 {
+		req.Header.Set(fields[i], fields[i+1])
+	}
+	resp, err := client(nil).Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the body: %v", method, path, err)
+	}
+	return resp, body
+}
+
+// The host's file functions on a writable grant, a read-only one and paths outside both, and
+// the grants as WASI preopens.
+func TestFiles(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	data, ro, scratch := filepath.Join(base, "data"), filepath.Join(base, "ro"), filepath.Join(base, "scratch")
+	for _, d := range []string{data, ro, scratch} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(t, filepath.Join(data, "config.txt"), "answer=42")
+	write(t, filepath.Join(ro, "readme.txt"), "read me")
+	write(t, filepath.Join(base, "outside.txt"), "SECRET outside the grant")
+	if err := os.Symlink("../outside.txt", filepath.Join(data, "escape")); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, serverOpts{Module: "files", Flags: []string{"--dir", data + ":/data", "--dir", ro + ":/ro:ro", "--dir", scratch + ":/scratch"}})
+	if !strings.Contains(s.stdout.String(), "config: answer=42") {
+		t.Errorf("os.ReadFile through WASI at start-up: %q", s.stdout.String())
+	}
+
+	_, body := fetch(t, s, "GET", "/run")
+	want := []string{
+		"1: ok ",                  // remove what a run before left (nothing: RemoveAll)
+		"2: ok ",                  // mkdir -p
+		"3: mkdir /data/work/a: ", // exists
+		"4: ok ",                  // write
+		"5: ok ",                  // append
+		"6: ok hello, world",      // read it whole
+		"7: ok world",             // a range past the end is short
+		"8: ok note.txt 12 dir=false",
+		"9: ok ",                               // rename
+		"10: ok b/",                            // list
+		"11: readFile /data/work/a/note.txt: ", // moved away
+		"12: remove /data/work/a: ",            // not empty
+		"13: ok ",                              // rm -r
+		"14: stat /data/work: ",
+		"15: readFile /data/../../etc/passwd: ", // ".." is cleaned away: /etc/passwd is not granted
+		"16: readFile /data/escape: ",           // a link out of the grant
+		"17: rename /data/config.txt: ",         // into a read-only grant
+		"18: rename /data/config.txt: ",         // into another grant
+	}
+	lines := strings.Split(strings.TrimSuffix(string(body), "\n"), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("GET /run: %d lines, want %d:\n%s", len(lines), len(want), body)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("step %d: %q, want it to begin %q", i+1, lines[i], w)
+		}
+	}
+	for i, kind := range map[int]string{2: "[exist]", 10: "[notexist]", 13: "[notexist]", 14: "[permission]", 15: "[permission]", 16: "[permission]"} {
+		if !strings.Contains(lines[i], kind) {
+			t.Errorf("step %d: %q, want %s", i+1, lines[i], kind)
+		}
+	}
+	for _, secret := range []string{"SECRET", "root:"} {
+		if strings.Contains(string(body), secret) {
+			t.Errorf("a path outside the grants was read:\n%s", body)
+		}
+	}
+	if !strings.Contains(lines[14], "add --dir HOST_PATH:/etc") {
+		t.Errorf("the refusal does not say what to do: %q", lines[14])
+	}
+	if !strings.Contains(lines[16], "read-only") {
+		t.Errorf("a rename into a read-only grant: %q", lines[16])
+	}
+	if !strings.Contains(lines[17], "different granted directories") {
+		t.Errorf("a rename between grants: %q", lines[17])
+	}
+	if _, err := os.Stat(filepath.Join(data, "work")); !os.IsNotExist(err) {
+		t.Errorf("/data/work is still there on the host: %v", err)
+	}
+
+	_, body = fetch(t, s, "GET", "/ro")
+	lines = strings.Split(strings.TrimSuffix(string(body), "\n"), "\n")
+	if len(lines) != 4 || !strings.Contains(lines[0], "read-only") || !strings.Contains(lines[0], "[permission]") ||
+		lines[1] != "2: ok read me" || !strings.Contains(lines[2], "[permission]") || !strings.Contains(lines[3], "absolute path") {
+		t.Errorf("GET /ro:\n%s", body)
+	}
+	if _, err := os.Stat(filepath.Join(ro, "x.txt")); !os.IsNotExist(err) {
+		t.Errorf("a file was written in the read-only grant: %v", err)
+	}
+	_, body = fetch(t, s, "GET", "/wasi")
+	if !strings.HasPrefix(string(body), "wasi write: ") || strings.Contains(string(body), "<nil>") {
+		t.Errorf("os.WriteFile through WASI: %q, want an error (the preopens are read-only)", body)
+	}
+	// The host logged the first refusal of each kind, once.
+	if n := strings.Count(s.stderr.String(), "refused a file operation"); n < 1 || n > 3 {
+		t.Errorf("refusals logged %d times:\n%s", n, s.stderr.String())
+	}
+}
+
+func write(t *testing.T, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// samples/static against net/http's client and curl: types, validators, 304, ranges, 404
+// for what is missing or outside the grant, and a large file streamed whole.
+func TestStatic(t *testing.T) {
+	t.Parallel()
+	base := t.TempDir()
+	www := filepath.Join(base, "public")
+	if err := os.MkdirAll(filepath.Join(www, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(www, "index.html"), "<h1>home</h1>\n")
+	write(t, filepath.Join(www, "sub", "index.html"), "<h1>sub</h1>\n")
+	write(t, filepath.Join(www, "hello.txt"), "0123456789abcdefghij")
+	write(t, filepath.Join(base, "secret.txt"), "SECRET")
+	big := make([]byte, 3<<20+12345)
+	rand.Read(big)
+	if err := os.WriteFile(filepath.Join(www, "big.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{"abs": filepath.Join(base, "secret.txt"), "rel": "../secret.txt", "passwd": "/etc/passwd"} {
+		if err := os.Symlink(target, filepath.Join(www, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := startServer(t, serverOpts{Module: "static", Workers: 2, Flags: []string{"--dir", www + ":/www:ro"}})
+
+	resp, body := fetch(t, s, "GET", "/")
+	if resp.StatusCode != 200 || string(body) != "<h1>home</h1>\n" || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+		t.Errorf("GET /: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	resp, body = fetch(t, s, "GET", "/hello.txt")
+	etag, lastMod := resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+	if resp.StatusCode != 200 || string(body) != "0123456789abcdefghij" || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" ||
+		resp.ContentLength != 20 || etag == "" || lastMod == "" || resp.Header.Get("Accept-Ranges") != "bytes" {
+		t.Errorf("GET /hello.txt: %d %v %q", resp.StatusCode, resp.Header, body)
+	}
+	if _, err := time.Parse(http.TimeFormat, lastMod); err != nil {
+		t.Errorf("Last-Modified %q: %v", lastMod, err)
+	}
+	for _, c := range []struct {
+		fields []string
+		status int
+		body   string
+		crange string
+	}{
+		{[]string{"If-None-Match", etag}, 304, "", ""},
+		{[]string{"If-None-Match", `"other", ` + etag}, 304, "", ""},
+		{[]string{"If-None-Match", `"other"`}, 200, "0123456789abcdefghij", ""},
+		{[]string{"If-Modified-Since", lastMod}, 304, "", ""},
+		{[]string{"If-Modified-Since", "Mon, 02 Jan 2006 15:04:05 GMT"}, 200, "0123456789abcdefghij", ""},
+		{[]string{"Range", "bytes=0-9"}, 206, "0123456789", "bytes 0-9/20"},
+		{[]string{"Range", "bytes=15-"}, 206, "fghij", "bytes 15-19/20"},
+		{[]string{"Range", "bytes=-3"}, 206, "hij", "bytes 17-19/20"},
+		{[]string{"Range", "bytes=5-1000"}, 206, "56789abcdefghij", "bytes 5-19/20"},
+		{[]string{"Range", "bytes=20-"}, 416, "range not satisfiable\n", "bytes */20"},
+		{[]string{"Range", "bytes=0-1,5-6"}, 200, "0123456789abcdefghij", ""},
+		{[]string{"Range", "bytes=0-4", "If-Range", etag}, 206, "01234", "bytes 0-4/20"},
+		{[]string{"Range", "bytes=0-4", "If-Range", `"old"`}, 200, "0123456789abcdefghij", ""},
+	} {
+		resp, body := fetch(t, s, "GET", "/hello.txt", c.fields...)
+		if resp.StatusCode != c.status || string(body) != c.body || resp.Header.Get("Content-Range") != c.crange {
+			t.Errorf("GET /hello.txt with %q: %d %q, Content-Range %q; want %d %q %q",
+				c.fields, resp.StatusCode, body, resp.Header.Get("Content-Range"), c.status, c.body, c.crange)
+		}
+	}
+	resp, body = fetch(t, s, "HEAD", "/hello.txt")
+	if resp.StatusCode != 200 || len(body) != 0 || resp.ContentLength != 20 {
+		t.Errorf("HEAD /hello.txt: %d, Content-Length %d, %d body bytes", resp.StatusCode, resp.ContentLength, len(body))
+	}
+	resp, body = fetch(t, s, "GET", "/big.bin")
+	if resp.StatusCode != 200 || sha256.Sum256(body) != sha256.Sum256(big) || resp.Header.Get("Content-Type") != "application/octet-stream" {
+		t.Errorf("GET /big.bin: %d, %d of %d bytes, %q", resp.StatusCode, len(body), len(big), resp.Header.Get("Content-Type"))
+	}
+	resp, body = fetch(t, s, "GET", "/big.bin", "Range", "bytes=1000000-2999999")
+	if resp.StatusCode != 206 || !bytes.Equal(body, big[1000000:3000000]) {
+		t.Errorf("GET /big.bin, 2 MB from 1 MB: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	client := client(nil)
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if resp, err := client.Get(s.URL("/sub")); err != nil || resp.StatusCode != 301 || resp.Header.Get("Location") != "/sub/" {
+		t.Errorf("GET /sub: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if resp, body := fetch(t, s, "GET", "/sub/"); resp.StatusCode != 200 || string(body) != "<h1>sub</h1>\n" {
+		t.Errorf("GET /sub/: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ := fetch(t, s, "POST", "/hello.txt"); resp.StatusCode != 405 {
+		t.Errorf("POST: %d, want 405", resp.StatusCode)
+	}
+
+	// Missing, and outside the grant in every spelling: 404, and never the secret.
+	curl := requireTool(t, "curl", "curl")
+	for _, p := range []string{"/missing.txt", "/../secret.txt", "/../../../../etc/passwd", "/%2e%2e/secret.txt",
+		"/%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/..%2fsecret.txt", "/sub/../../secret.txt", "/abs", "/rel", "/passwd", "/hello.txt/x"} {
+		out, err := exec.Command(curl, "-s", "--path-as-is", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}", s.URL(p)).Output()
+		if err != nil {
+			t.Errorf("curl %s: %v", p, err)
+			continue
+		}
+		got := string(out)
+		if !strings.HasSuffix(got, "\n404") || strings.Contains(got, "SECRET") || strings.Contains(got, "root:") {
+			t.Errorf("GET %s: %q, want 404", p, got)
+		}
+	}
+	// curl's own range and validator handling agree.
+	out, err := exec.Command(curl, "-s", "--max-time", "10", "-r", "2-4", s.URL("/hello.txt")).Output()
+	if err != nil || string(out) != "234" {
+		t.Errorf("curl -r 2-4: %q %v", out, err)
+	}
+	out, err = exec.Command(curl, "-s", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}", "-H", "If-None-Match: "+etag, s.URL("/hello.txt")).Output()
+	if err != nil || string(out) != "304" {
+		t.Errorf("curl with If-None-Match: %q %v", out, err)
+	}
+}
