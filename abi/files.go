@@ -70,5 +70,6 @@ const (
 	FileEINVAL    = "EINVAL"    // a malformed request or path
 	FileEFBIG     = "EFBIG"     // past MaxReadFile or MaxRead
 	FileEXDEV     = "EXDEV"     // a rename between two grants
+	FileELOOP     = "ELOOP"     // too many symbolic links (a loop) on the way
 	FileEIO       = "EIO"       // anything else the system reported
 )

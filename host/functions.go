@@ -54,7 +54,7 @@ func loopFunctions(fs map[string]Function, dirs *files.Mounts) map[string]loop.H
 		out[name] = loop.HostFunc{Sync: f.Sync, Async: f.Async}
 	}
 	for name, op := range ops {
-		out[name] = loop.HostFunc{Async: op}
+		out[name] = loop.HostFunc{Async: op, Done: dirs.Release}
 	}
 	return out
 }

@@ -328,6 +328,9 @@ func (a *App) launch() (*run, error) {
 		logger = slog.New(lineHandler{l: cfg.Log})
 	}
 	a.res.dirs.SetLogger(logger)
+	for _, w := range a.res.dirs.Overlaps() {
+		logger.Warn(w)
+	}
 	if len(cfg.Args) == 0 {
 		cfg.Args = []string{"app.wasm"}
 	}

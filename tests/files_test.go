@@ -131,6 +131,17 @@ func TestFiles(t *testing.T) {
 	}
 }
 
+// rfc850 and asctime spell an IMF-fixdate in HTTP's two obsolete date formats.
+func rfc850(imf string) string {
+	d, _ := time.Parse(http.TimeFormat, imf)
+	return d.Format(time.RFC850)
+}
+
+func asctime(imf string) string {
+	d, _ := time.Parse(http.TimeFormat, imf)
+	return d.Format(time.ANSIC)
+}
+
 func write(t *testing.T, name, content string) {
 	t.Helper()
 	if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
@@ -195,6 +206,12 @@ func TestStatic(t *testing.T) {
 		{[]string{"Range", "bytes=0-1,5-6"}, 200, "0123456789abcdefghij", ""},
 		{[]string{"Range", "bytes=0-4", "If-Range", etag}, 206, "01234", "bytes 0-4/20"},
 		{[]string{"Range", "bytes=0-4", "If-Range", `"old"`}, 200, "0123456789abcdefghij", ""},
+		{[]string{"Range", "bytes=5-99999999999999999999999"}, 206, "56789abcdefghij", "bytes 5-19/20"},
+		{[]string{"Range", "bytes=-99999999999999999999999"}, 206, "0123456789abcdefghij", "bytes 0-19/20"},
+		{[]string{"Range", "bytes=+5-9"}, 200, "0123456789abcdefghij", ""},
+		{[]string{"Range", "bytes=5-+9"}, 200, "0123456789abcdefghij", ""},
+		{[]string{"If-Modified-Since", rfc850(lastMod)}, 304, "", ""},
+		{[]string{"If-Modified-Since", asctime(lastMod)}, 304, "", ""},
 	} {
 		resp, body := fetch(t, s, "GET", "/hello.txt", c.fields...)
 		if resp.StatusCode != c.status || string(body) != c.body || resp.Header.Get("Content-Range") != c.crange {
@@ -216,10 +233,26 @@ func TestStatic(t *testing.T) {
 	}
 	client := client(nil)
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	if resp, err := client.Get(s.URL("/sub")); err != nil || resp.StatusCode != 301 || resp.Header.Get("Location") != "/sub/" {
+	if resp, err := client.Get(s.URL("/sub")); err != nil || resp.StatusCode != 301 || resp.Header.Get("Location") != "./sub/" {
 		t.Errorf("GET /sub: %v %v", resp, err)
 	} else {
 		resp.Body.Close()
+	}
+	if resp, err := client.Get(s.URL("/sub?a=1")); err != nil || resp.StatusCode != 301 || resp.Header.Get("Location") != "./sub/?a=1" {
+		t.Errorf("GET /sub?a=1: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	// A redirect never leaves the host, however the path is spelt.
+	for _, p := range []string{"//evil.example/..", "/\\evil.example/..", "//evil.example/%2e%2e", "/.//evil.example/.."} {
+		_, resp, _ := rawRequest(t, s.Addr, "GET "+p+" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode != 301 || !strings.HasPrefix(loc, "./") || strings.Contains(loc, "evil") {
+			t.Errorf("GET %s: %d, Location %q; want 301 to a relative ./ path", p, resp.StatusCode, loc)
+		}
+	}
+	if resp, _ := fetch(t, s, "GET", "/hello.txt", "Range", "bytes=20-"); len(resp.Header.Values("Content-Type")) != 1 {
+		t.Errorf("416: Content-Type %q, want one", resp.Header.Values("Content-Type"))
 	}
 	if resp, body := fetch(t, s, "GET", "/sub/"); resp.StatusCode != 200 || string(body) != "<h1>sub</h1>\n" {
 		t.Errorf("GET /sub/: %d %q", resp.StatusCode, body)

@@ -16,6 +16,7 @@ package main
 import (
 	"errors"
 	"io/fs"
+	"math"
 	"mime"
 	"net/url"
 	"os"
@@ -53,7 +54,7 @@ func serve(req wasmloop.Request, res wasmloop.Response) {
 		res.End("method not allowed\n")
 		return
 	}
-	rawPath, _, _ := strings.Cut(req.URL(), "?")
+	rawPath, query, hasQuery := strings.Cut(req.URL(), "?")
 	p, err := url.PathUnescape(rawPath)
 	if err != nil || !strings.HasPrefix(p, "/") || strings.IndexByte(p, 0) >= 0 {
 		fail(res, 400, "bad path")
@@ -70,8 +71,15 @@ func serve(req wasmloop.Request, res wasmloop.Response) {
 		switch {
 		case info.IsDir() && !wantDir:
 			// As net/http's FileServer: a directory is served with the final slash, so
-			// that its index's relative links resolve.
-			res.WriteHead(301, "Location", rawPath+"/", "Content-Type", "text/plain")
+			// that its index's relative links resolve. The Location is relative to the
+			// request's own path — its last segment and a slash — so that no spelling of
+			// the path ("//evil.example/..", "/\\evil.example") can send the client to
+			// another host.
+			loc := "./" + rawPath[strings.LastIndexByte(rawPath, '/')+1:] + "/"
+			if hasQuery {
+				loc += "?" + query
+			}
+			res.WriteHead(301, "Location", loc, "Content-Type", "text/plain")
 			res.End("moved\n")
 		case info.IsDir():
 			fail(res, 404, "not found")
@@ -117,7 +125,6 @@ func send(req wasmloop.Request, res wasmloop.Response, name string, info fs.File
 		res.End("")
 		return
 	}
-	res.SetHeader("Content-Type", contentType(name))
 	start, n, status := int64(0), size, 200
 	if r := req.Header("Range"); r != "" && ifRange(req, etag, lastMod) {
 		s, length, ok := parseRange(r, size)
@@ -131,7 +138,7 @@ func send(req wasmloop.Request, res wasmloop.Response, name string, info fs.File
 			res.SetHeader("Content-Range", "bytes "+strconv.FormatInt(s, 10)+"-"+strconv.FormatInt(s+length-1, 10)+"/"+strconv.FormatInt(size, 10))
 		}
 	}
-	res.WriteHead(status, "Content-Length", strconv.FormatInt(n, 10))
+	res.WriteHead(status, "Content-Type", contentType(name), "Content-Length", strconv.FormatInt(n, 10))
 	if req.Method() == "HEAD" || n == 0 {
 		res.End("")
 		return
@@ -189,12 +196,24 @@ func notModified(req wasmloop.Request, etag string, mtime time.Time) bool {
 		}
 		return false
 	}
-	if ims := req.Header("If-Modified-Since"); ims != "" {
-		if t, err := time.Parse(httpTime, ims); err == nil {
-			return !mtime.Truncate(time.Second).After(t)
-		}
+	if t, ok := parseHTTPTime(req.Header("If-Modified-Since")); ok {
+		return !mtime.Truncate(time.Second).After(t)
 	}
 	return false
+}
+
+// parseHTTPTime reads a date in any of the three formats a recipient must accept (RFC 9110
+// §5.6.7): IMF-fixdate, and the obsolete RFC 850 and asctime forms.
+func parseHTTPTime(s string) (time.Time, bool) {
+	if s == "" {
+		return time.Time{}, false
+	}
+	for _, layout := range []string{httpTime, time.RFC850, time.ANSIC} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // ifRange says whether a Range applies: without If-Range, or when it names the current
@@ -217,8 +236,8 @@ func parseRange(h string, size int64) (start, length int64, ok bool) {
 		return 0, 0, false
 	}
 	if first == "" { // the last N bytes
-		n, err := strconv.ParseInt(last, 10, 64)
-		if err != nil || n < 0 {
+		n, ok := digits(last)
+		if !ok {
 			return 0, 0, false
 		}
 		if n == 0 || size == 0 {
@@ -227,13 +246,13 @@ func parseRange(h string, size int64) (start, length int64, ok bool) {
 		n = min(n, size)
 		return size - n, n, true
 	}
-	s, err := strconv.ParseInt(first, 10, 64)
-	if err != nil || s < 0 {
+	s, ok := digits(first)
+	if !ok {
 		return 0, 0, false
 	}
 	e := size - 1
 	if last != "" {
-		if e, err = strconv.ParseInt(last, 10, 64); err != nil || e < s {
+		if e, ok = digits(last); !ok || e < s {
 			return 0, 0, false
 		}
 		e = min(e, size-1)
@@ -242,6 +261,27 @@ func parseRange(h string, size int64) (start, length int64, ok bool) {
 		return 0, -1, true
 	}
 	return s, e - s + 1, true
+}
+
+// digits reads a range's 1*DIGIT: no sign, no space; a number too large for int64 is the
+// largest, since a range end past the file's end means "to the end" (RFC 9110 §14.1.2).
+func digits(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if n > (math.MaxInt64-9)/10 {
+			n = math.MaxInt64
+			continue
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // extraTypes are what Go's built-in table lacks (it has .html, .css, .js, .json, .png,

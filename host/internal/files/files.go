@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"golang.org/x/sync/semaphore"
 )
 
 // Grant is one directory given to the guest: HostPath on the host appears at GuestPath in
@@ -60,7 +62,9 @@ type Mount struct {
 type Mounts struct {
 	list []*Mount // longest guest path first, so the deepest grant wins
 
-	slots chan struct{} // one per file operation running (ops.go)
+	slots   chan struct{}       // one per file operation running (ops.go)
+	held    *semaphore.Weighted // bytes of results not yet delivered (ops.go)
+	heldMax int64               // its size: maxHeld
 
 	refusedOnce sync.Map // kinds of refusal already logged
 	log         atomic.Pointer[slog.Logger]
@@ -69,7 +73,7 @@ type Mounts struct {
 // Open checks and opens grants. A guest path must be absolute and clean and may appear once;
 // a host path must be a directory.
 func Open(grants []Grant) (*Mounts, error) {
-	m := &Mounts{slots: make(chan struct{}, maxConcurrent)}
+	m := &Mounts{slots: make(chan struct{}, maxConcurrent), held: semaphore.NewWeighted(maxHeld), heldMax: maxHeld}
 	seen := map[string]bool{}
 	for _, g := range grants {
 		abs, err := filepath.Abs(g.HostPath)
@@ -104,6 +108,29 @@ func Open(grants []Grant) (*Mounts, error) {
 		}
 	}
 	return m, nil
+}
+
+// Overlaps says where a read-only grant's host directory lies inside a writable grant's: it
+// is writable through the other's guest path, which is seldom what was meant. Load logs each
+// line as a warning.
+func (m *Mounts) Overlaps() []string {
+	var out []string
+	for _, a := range m.List() {
+		for _, b := range m.List() {
+			if !a.ReadOnly || b.ReadOnly || !within(a.HostPath, b.HostPath) {
+				continue
+			}
+			out = append(out, fmt.Sprintf("dir %s is granted read-only at %s, but it is writable through %s (granted from %s)",
+				a.HostPath, a.GuestPath, path.Join(b.GuestPath, filepath.ToSlash(strings.TrimPrefix(a.HostPath, b.HostPath))), b.HostPath))
+		}
+	}
+	return out
+}
+
+// within says whether host directory dir is parent or lies under it.
+func within(dir, parent string) bool {
+	rel, err := filepath.Rel(parent, dir)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 // Close closes every root. Operations still running fail.

@@ -77,9 +77,12 @@ func TestResolve(t *testing.T) {
 	}
 }
 
-// opOn runs the file function name on m with in.
+// opOn runs the file function name on m with in, and releases its result as the loop would
+// once delivered.
 func opOn(m *Mounts, name string, in []byte) ([]byte, error) {
-	return m.Ops()[name](context.Background(), in)
+	out, err := m.Ops()[name](context.Background(), in)
+	m.Release(out, err != nil)
+	return out, err
 }
 
 func withLen(p string, rest string) []byte {
@@ -146,6 +149,9 @@ func FuzzOps(f *testing.F) {
 		}
 		if len(out) > abi.MaxReadFile {
 			t.Errorf("a result of %d bytes", len(out))
+		}
+		if !m.Idle() {
+			t.Errorf("bytes are still reserved after the result was released")
 		}
 		entries, _ := os.ReadDir(base)
 		if len(entries) != 2 {

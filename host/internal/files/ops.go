@@ -12,6 +12,8 @@ import (
 	"slices"
 	"syscall"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/wasmloop/wasmloop/abi"
 )
 
@@ -23,16 +25,24 @@ import (
 // maxConcurrent bounds the file operations running at once, across a program's workers.
 const maxConcurrent = 16
 
+// maxHeld bounds the bytes of results read but not yet handed to the guest, across a
+// program's workers: a result waits for its worker's loop to take it, and a guest that asks
+// for thousands of large reads at once must not make the host hold them all. An operation
+// reserves what it will read before it reads; the reservation is released when the loop has
+// copied the result into the guest, or dropped it (Release).
+const maxHeld = 4 * abi.MaxReadFile
+
 // Op is one file function: what loop.HostFunc.Async runs.
 type Op func(ctx context.Context, in []byte) ([]byte, error)
 
-// Ops returns the file functions by name. With no grants they refuse every path.
+// Ops returns the file functions by name. With no grants they refuse every path. Every
+// result must be given back to Release once delivered or dropped.
 func (m *Mounts) Ops() map[string]Op {
 	return map[string]Op{
 		abi.FnReadFile:   m.bounded(m.readFile),
 		abi.FnRead:       m.bounded(m.read),
-		abi.FnWriteFile:  m.bounded(func(in []byte) ([]byte, error) { return m.write(in, false) }),
-		abi.FnAppendFile: m.bounded(func(in []byte) ([]byte, error) { return m.write(in, true) }),
+		abi.FnWriteFile:  m.bounded(func(_ *call, in []byte) ([]byte, error) { return m.write(in, false) }),
+		abi.FnAppendFile: m.bounded(func(_ *call, in []byte) ([]byte, error) { return m.write(in, true) }),
 		abi.FnStat:       m.bounded(m.stat),
 		abi.FnReadDir:    m.bounded(m.readDir),
 		abi.FnMkdir:      m.bounded(m.mkdir),
@@ -41,18 +51,103 @@ func (m *Mounts) Ops() map[string]Op {
 	}
 }
 
+// Release gives back what a result of Ops held (loop.HostFunc.Done).
+func (m *Mounts) Release(res []byte, failed bool) {
+	if !failed && len(res) > 0 {
+		m.held.Release(int64(len(res)))
+	}
+}
+
+// Idle says whether no result is held: every one read has been released.
+func (m *Mounts) Idle() bool {
+	if !m.held.TryAcquire(m.heldMax) {
+		return false
+	}
+	m.held.Release(m.heldMax)
+	return true
+}
+
+// call is one operation under way: what it has reserved of maxHeld.
+type call struct {
+	ctx      context.Context
+	held     *semaphore.Weighted
+	reserved int64
+}
+
+// reserve waits until n more bytes of results may be held.
+func (c *call) reserve(n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	if err := c.held.Acquire(c.ctx, n); err != nil {
+		return coded(abi.FileEIO, err)
+	}
+	c.reserved += n
+	return nil
+}
+
 // bounded runs op when one of the slots is free, or fails when ctx ends first (the program
-// stopped).
-func (m *Mounts) bounded(op func(in []byte) ([]byte, error)) Op {
-	return func(ctx context.Context, in []byte) ([]byte, error) {
+// stopped). A successful result leaves exactly its length reserved, for Release.
+func (m *Mounts) bounded(op func(c *call, in []byte) ([]byte, error)) Op {
+	return func(ctx context.Context, in []byte) (res []byte, err error) {
 		select {
 		case m.slots <- struct{}{}:
 		case <-ctx.Done():
 			return nil, coded(abi.FileEIO, ctx.Err())
 		}
 		defer func() { <-m.slots }()
-		return op(in)
+		c := &call{ctx: ctx, held: m.held}
+		defer func() {
+			if err != nil || recover() != nil {
+				m.held.Release(c.reserved)
+				if err == nil {
+					err = coded(abi.FileEIO, errors.New("the operation failed"))
+				}
+			}
+		}()
+		res, err = op(c, in)
+		if err != nil {
+			return nil, err
+		}
+		switch extra := c.reserved - int64(len(res)); {
+		case extra > 0:
+			m.held.Release(extra)
+			c.reserved -= extra
+		case extra < 0:
+			if err := c.reserve(-extra); err != nil {
+				return nil, err
+			}
+		}
+		return res, nil
 	}
+}
+
+// openRegular opens a file to read or write its bytes. It never waits: a FIFO or a device
+// in a granted directory would block an open or a read for ever, and take a slot with it,
+// so the open does not block (O_NONBLOCK) and anything but a regular file is refused before
+// a byte moves.
+func openRegular(mt *Mount, name, p string, flag int) (*os.File, os.FileInfo, error) {
+	f, err := mt.root.OpenFile(name, flag|syscall.O_NONBLOCK, 0o644)
+	if err != nil {
+		if errors.Is(err, syscall.ENXIO) { // a FIFO opened to write, with no reader
+			return nil, nil, coded(abi.FileEINVAL, fmt.Errorf("%s is not a regular file", p))
+		}
+		return nil, nil, classify(err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, classify(err)
+	}
+	switch {
+	case st.IsDir():
+		f.Close()
+		return nil, nil, coded(abi.FileEISDIR, fmt.Errorf("%s is a directory", p))
+	case !st.Mode().IsRegular():
+		f.Close()
+		return nil, nil, coded(abi.FileEINVAL, fmt.Errorf("%s is not a regular file", p))
+	}
+	return f, st, nil
 }
 
 // fileError is a failed operation's result: "CODE message" (abi.File*).
@@ -82,19 +177,27 @@ func classify(err error) error {
 		code = abi.FileENOTEMPTY
 	case errors.Is(err, syscall.EXDEV):
 		code = abi.FileEXDEV
-	case errors.Is(err, fs.ErrPermission):
+	case errors.Is(err, syscall.ELOOP):
+		code = abi.FileELOOP
+	case errors.Is(err, fs.ErrPermission), escapes(err):
 		code = abi.FileEACCES
 	default:
-		// os.Root's refusal of a path that escapes ("path escapes from parent") has no
-		// errno: it is a path the guest may not use.
-		var pe *fs.PathError
-		if errors.As(err, &pe) && pe.Err != nil && pe.Err.Error() == "path escapes from parent" {
-			code = abi.FileEACCES
-		} else {
-			code = abi.FileEIO
-		}
+		code = abi.FileEIO
 	}
 	return coded(code, err)
+}
+
+// escapes says whether err is os.Root's refusal of a path that resolves outside the root
+// ("path escapes from parent", inside an *fs.PathError or, from Rename, an *os.LinkError).
+// It has no errno and no exported value, so its text is what identifies it: a path the
+// guest may not use.
+func escapes(err error) bool {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if errors.Unwrap(e) == nil && e.Error() == "path escapes from parent" {
+			return true
+		}
+	}
+	return false
 }
 
 // lookup resolves a guest path for an operation; write says it changes something.
@@ -116,38 +219,45 @@ func (m *Mounts) lookup(p string, write bool) (*Mount, string, error) {
 var errShort = coded(abi.FileEINVAL, errors.New("the request is shorter than its fields"))
 
 // readFile: in = path.
-func (m *Mounts) readFile(in []byte) ([]byte, error) {
+func (m *Mounts) readFile(c *call, in []byte) ([]byte, error) {
 	mt, name, err := m.lookup(string(in), false)
 	if err != nil {
 		return nil, err
 	}
-	f, err := mt.root.Open(name)
+	f, st, err := openRegular(mt, name, string(in), os.O_RDONLY)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, classify(err)
+	size := st.Size()
+	if size > abi.MaxReadFile {
+		return nil, coded(abi.FileEFBIG, fmt.Errorf("%s has %d bytes, more than a whole read takes (%d); read it in ranges", in, size, abi.MaxReadFile))
 	}
-	if st.IsDir() {
-		return nil, coded(abi.FileEISDIR, fmt.Errorf("%s is a directory", in))
+	// One byte more than the size, to see the end of the file in the same read.
+	if err := c.reserve(size + 1); err != nil {
+		return nil, err
 	}
-	if st.Size() > abi.MaxReadFile {
-		return nil, coded(abi.FileEFBIG, fmt.Errorf("%s has %d bytes, more than a whole read takes (%d); read it in ranges", in, st.Size(), abi.MaxReadFile))
+	data := make([]byte, size+1)
+	n, err := io.ReadFull(f, data)
+	switch err {
+	case io.EOF, io.ErrUnexpectedEOF: // the end, at the size or before it (the file shrank)
+		return data[:n], nil
+	case nil: // the file grew since the stat: read the rest, up to the limit
+		rest, err := io.ReadAll(io.LimitReader(f, abi.MaxReadFile+1-int64(n)))
+		if err != nil {
+			return nil, classify(err)
+		}
+		data = append(data, rest...)
+		if len(data) > abi.MaxReadFile {
+			return nil, coded(abi.FileEFBIG, fmt.Errorf("%s grew past %d bytes", in, abi.MaxReadFile))
+		}
+		return data, nil
 	}
-	data, err := io.ReadAll(io.LimitReader(f, abi.MaxReadFile+1))
-	if err != nil {
-		return nil, classify(err)
-	}
-	if len(data) > abi.MaxReadFile { // it grew while read
-		return nil, coded(abi.FileEFBIG, fmt.Errorf("%s grew past %d bytes", in, abi.MaxReadFile))
-	}
-	return data, nil
+	return nil, classify(err)
 }
 
 // read: in = offset u64, length u32, path.
-func (m *Mounts) read(in []byte) ([]byte, error) {
+func (m *Mounts) read(c *call, in []byte) ([]byte, error) {
 	if len(in) < 12 {
 		return nil, errShort
 	}
@@ -163,12 +273,21 @@ func (m *Mounts) read(in []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := mt.root.Open(name)
+	f, st, err := openRegular(mt, name, p, os.O_RDONLY)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	defer f.Close()
-	buf := make([]byte, n)
+	// What the file holds from off, not what was asked: a guest asking for 16 MiB of a
+	// small file reserves and allocates what is there.
+	want := min(int64(n), max(st.Size()-int64(off), 0))
+	if want == 0 {
+		return nil, nil
+	}
+	if err := c.reserve(want); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, want)
 	got, err := f.ReadAt(buf, int64(off))
 	if err != nil && err != io.EOF {
 		return nil, classify(err)
@@ -190,9 +309,9 @@ func (m *Mounts) write(in []byte, appending bool) ([]byte, error) {
 	if appending {
 		flags = os.O_WRONLY | os.O_CREATE | os.O_APPEND
 	}
-	f, err := mt.root.OpenFile(name, flags, 0o644)
+	f, _, err := openRegular(mt, name, p, flags)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
@@ -217,7 +336,7 @@ func twoParts(in []byte) (first string, rest []byte, err error) {
 }
 
 // stat: in = path; result = the stat record.
-func (m *Mounts) stat(in []byte) ([]byte, error) {
+func (m *Mounts) stat(_ *call, in []byte) ([]byte, error) {
 	mt, name, err := m.lookup(string(in), false)
 	if err != nil {
 		return nil, err
@@ -247,12 +366,12 @@ func kindOf(mode fs.FileMode) byte {
 }
 
 // readDir: in = path; result = entries (kind u8, name length u16, name), by name.
-func (m *Mounts) readDir(in []byte) ([]byte, error) {
+func (m *Mounts) readDir(_ *call, in []byte) ([]byte, error) {
 	mt, name, err := m.lookup(string(in), false)
 	if err != nil {
 		return nil, err
 	}
-	f, err := mt.root.Open(name)
+	f, err := mt.root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0) // a FIFO must not block it
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -297,7 +416,7 @@ func (m *Mounts) flagged(in []byte) (*Mount, string, bool, error) {
 }
 
 // mkdir: in = flags u8, path.
-func (m *Mounts) mkdir(in []byte) ([]byte, error) {
+func (m *Mounts) mkdir(_ *call, in []byte) ([]byte, error) {
 	mt, name, all, err := m.flagged(in)
 	if err != nil {
 		return nil, err
@@ -314,7 +433,7 @@ func (m *Mounts) mkdir(in []byte) ([]byte, error) {
 }
 
 // remove: in = flags u8, path. A grant's own directory cannot be removed.
-func (m *Mounts) remove(in []byte) ([]byte, error) {
+func (m *Mounts) remove(_ *call, in []byte) ([]byte, error) {
 	mt, name, all, err := m.flagged(in)
 	if err != nil {
 		return nil, err
@@ -334,7 +453,7 @@ func (m *Mounts) remove(in []byte) ([]byte, error) {
 }
 
 // rename: in = old path length u32, old path, new path; both in one grant.
-func (m *Mounts) rename(in []byte) ([]byte, error) {
+func (m *Mounts) rename(_ *call, in []byte) ([]byte, error) {
 	from, to, err := twoParts(in)
 	if err != nil {
 		return nil, err

@@ -15,9 +15,14 @@ import (
 // trap; a name the embedder did not define is ENOTSUP, so a guest can probe for a function.
 
 // HostFunc is one function the embedder defines: exactly one of Sync and Async is set.
+//
+// Done, when set, is called once an Async result has been handed to the guest or dropped (its
+// instance gone, the loop ended): until then the result is held in the host's memory, and a
+// function that budgets the memory its results hold (the file functions) releases it here.
 type HostFunc struct {
 	Sync  func(ctx context.Context, in []byte) ([]byte, error)
 	Async func(ctx context.Context, in []byte) ([]byte, error)
+	Done  func(res []byte, failed bool)
 }
 
 // maxPendingAsync bounds the async host calls a worker has in flight (ELIMIT beyond).
@@ -90,16 +95,23 @@ func (a *hostCalls) HostCallAsync(name, in []byte, tag int64) int32 {
 	fn, input := append([]byte(nil), name...), append([]byte(nil), in...)
 	go func() {
 		res, failed := l.runHostFunc(fn, f.Async, input)
-		if !l.post(func(l *Loop) { l.deliverHostResult(inst, tag, res, failed) }) {
-			return // the loop has ended: nobody is waiting
+		if !l.post(func(l *Loop) { l.deliverHostResult(inst, f, tag, res, failed) }) {
+			f.done(res, failed) // the loop has ended: nobody is waiting
 		}
 	}()
 	return 0
 }
 
+func (f HostFunc) done(res []byte, failed bool) {
+	if f.Done != nil {
+		f.Done(res, failed)
+	}
+}
+
 // deliverHostResult runs on the loop: the async call tagged tag has finished.
-func (l *Loop) deliverHostResult(in *instance, tag int64, res []byte, failed bool) {
+func (l *Loop) deliverHostResult(in *instance, f HostFunc, tag int64, res []byte, failed bool) {
 	l.pendingAsync--
+	defer f.done(res, failed)
 	if l.stopped || !in.live() {
 		return // the instance that asked is gone
 	}

@@ -13,6 +13,8 @@
 //	sleep    sleeps 20 ms in the Go runtime (WASI poll_oneoff), then answers "slept"
 //	spin     calls the service's sync function noop as many times as the payload says (a
 //	         decimal count), for measuring what a host function call costs
+//	readmany "N PATH": reads the granted file PATH N times at once (wasmloop.ReadFile) and
+//	         answers with the total of bytes read, or the first error
 //
 // A message from the service comes back to it prefixed with "echo:".
 package main
@@ -20,6 +22,7 @@ package main
 import (
 	"errors"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wasmloop/wasmloop/guest-sdk/go"
@@ -72,6 +75,28 @@ func main() {
 			}
 		}
 		c.Return(nil)
+	})
+	wasmloop.HandleCall("readmany", func(c *wasmloop.CallRequest) {
+		count, name, _ := strings.Cut(string(c.Payload()), " ")
+		n, _ := strconv.Atoi(count)
+		total, left, failed := 0, n, false
+		for range n {
+			err := wasmloop.ReadFile(name, func(data []byte, err error) {
+				left--
+				total += len(data)
+				if err != nil && !failed {
+					failed = true
+					c.Fail(err.Error())
+				}
+				if left == 0 && !failed {
+					c.Return([]byte(strconv.Itoa(total)))
+				}
+			})
+			if err != nil {
+				c.Fail(err.Error())
+				return
+			}
+		}
 	})
 	wasmloop.OnMessage(func(from int, data []byte) {
 		if from == wasmloop.FromHost {
