@@ -6,7 +6,7 @@ package abi
 // Version of the ABI this package describes. Minor versions only add.
 const (
 	Major = 1
-	Minor = 5
+	Minor = 6
 )
 
 // ModuleName is the import module of every host function. The major version is part of it,
@@ -123,9 +123,10 @@ const (
 	EADDR      Errno = -6
 	ENOTSUP    Errno = -7
 	ELIMIT     Errno = -8
+	EDENIED    Errno = -9 // not granted (since 1.6): listen on an address --allow-listen does not name
 )
 
-var errnoNames = [...]string{"", "EBADHANDLE", "EFAULT", "EINVAL", "ESTATE", "ECLOSED", "EADDR", "ENOTSUP", "ELIMIT"}
+var errnoNames = [...]string{"", "EBADHANDLE", "EFAULT", "EINVAL", "ESTATE", "ECLOSED", "EADDR", "ENOTSUP", "ELIMIT", "EDENIED"}
 
 // Error returns the code's name, so an Errno can be returned as an error.
 func (e Errno) Error() string {

@@ -9,6 +9,7 @@ import (
 	"github.com/wasmloop/wasmloop/host/internal/files"
 	"github.com/wasmloop/wasmloop/host/internal/guest"
 	"github.com/wasmloop/wasmloop/host/internal/loop"
+	"github.com/wasmloop/wasmloop/host/internal/reach"
 )
 
 // Function is a function the embedding program gives the guest, which calls it by name with
@@ -23,7 +24,8 @@ import (
 //
 // in is valid only until the function returns: copy what it keeps. An error reaches the
 // guest as a failed result carrying err.Error(), never as a trap; so does a panic, which is
-// logged. ctx is cancelled when the program stops.
+// logged. ctx is cancelled when the program stops, or when the guest instance that called is
+// replaced (a swap, a trap): what the function does for it is wanted no longer.
 type Function struct {
 	Sync  func(ctx context.Context, in []byte) ([]byte, error)
 	Async func(ctx context.Context, in []byte) ([]byte, error)
@@ -45,11 +47,14 @@ func checkFunctions(fs map[string]Function) error {
 	return nil
 }
 
-// loopFunctions converts Config.Functions for the loops, and adds the host's own file
-// functions (async) over the granted directories.
-func loopFunctions(fs map[string]Function, dirs *files.Mounts) map[string]loop.HostFunc {
+// loopFunctions converts Config.Functions for the loops, and adds the host's own: the file
+// functions (async) over the granted directories, and fetch and TCP (ABI.md §10).
+func loopFunctions(fs map[string]Function, dirs *files.Mounts, net *reach.Reach) map[string]loop.HostFunc {
 	ops := dirs.Ops()
 	out := make(map[string]loop.HostFunc, len(fs)+len(ops))
+	for name, f := range net.Functions() {
+		out[name] = f
+	}
 	for name, f := range fs {
 		out[name] = loop.HostFunc{Sync: f.Sync, Async: f.Async}
 	}

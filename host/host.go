@@ -33,6 +33,7 @@ import (
 	"log"
 	"log/slog"
 	"math"
+	"net/http"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -45,6 +46,7 @@ import (
 	"github.com/wasmloop/wasmloop/host/internal/guestout"
 	"github.com/wasmloop/wasmloop/host/internal/http1"
 	"github.com/wasmloop/wasmloop/host/internal/loop"
+	"github.com/wasmloop/wasmloop/host/internal/reach"
 )
 
 // Config configures an App. The zero value is usable: in every limit, timeout and count, 0
@@ -172,6 +174,21 @@ type Config struct {
 	// Dirs are the host directories the program may read and write (see Dir); none by
 	// default.
 	Dirs []Dir
+	// AllowConnect are the hosts the program may reach with fetch and TCP connect, as
+	// HOST[:PORT] patterns: "db:5432", "api.example.com" (any port), "*.example.com:443"
+	// (any name below it), "127.0.0.1:8080", "[::1]:8080", "*:443". A host is matched as the
+	// program names it, before it is resolved. None by default: the program reaches nothing.
+	AllowConnect []string
+	// AllowListen are the addresses the program may listen on, HTTP or TCP, as patterns
+	// of the same form (":8080" is every interface on port 8080). nil allows any, as before
+	// there were grants: the program's own port is its to choose.
+	AllowListen []string
+	// FetchTransport carries the program's fetches; nil means a clone of
+	// http.DefaultTransport (HTTP/2, TLS with the system's roots, proxies from the
+	// environment when AllowConnect grants them) whose dials reach only granted hosts. A
+	// transport given here is the embedder's: fetches to granted hosts only still, but its
+	// own dials and proxies are its business.
+	FetchTransport http.RoundTripper
 	// Functions are the functions the program may call, by name (see Function). A name not
 	// here is an error the guest can test for, so a plugin can probe for optional ones.
 	Functions map[string]Function
@@ -210,8 +227,9 @@ type App struct {
 // memory reservations. Close releases them; so does the garbage collector for an App dropped
 // without Close (released), since nothing else refers to them.
 type resources struct {
-	rt   *guest.Runtime
-	dirs *files.Mounts // the granted directories, open
+	rt    *guest.Runtime
+	dirs  *files.Mounts // the granted directories, open
+	reach *reach.Reach  // the network the program may reach, and its open streams
 	// stuck says a run returned with a worker still inside a guest call (budgets off): what
 	// that call runs on must never be released.
 	stuck  atomic.Bool
@@ -229,6 +247,7 @@ func (r *resources) released() {
 	}
 	r.rt.Close(context.Background())
 	r.dirs.Close()
+	r.reach.Close()
 	if forgottenHook != nil {
 		forgottenHook()
 	}
@@ -240,6 +259,17 @@ func Load(ctx context.Context, wasm []byte, cfg Config) (*App, error) {
 	cfg, err := cfg.WithDefaults()
 	if err != nil {
 		return nil, err
+	}
+	connect, err := reach.ParseGrants(cfg.AllowConnect)
+	if err != nil {
+		return nil, fmt.Errorf("host: Config.AllowConnect: %w", err)
+	}
+	listen, err := reach.ParseGrants(cfg.AllowListen)
+	if err != nil {
+		return nil, fmt.Errorf("host: Config.AllowListen: %w", err)
+	}
+	if cfg.AllowListen != nil && listen == nil {
+		listen = reach.Grants{} // given, and empty: no listen at all
 	}
 	dirs, err := openDirs(cfg.Dirs)
 	if err != nil {
@@ -264,7 +294,8 @@ func Load(ctx context.Context, wasm []byte, cfg Config) (*App, error) {
 	// Go runtime would keep mapped for minutes: hand it back now, once, so the server's
 	// resident memory is what serving needs (38 MiB rather than 72 MiB for samples/stream).
 	debug.FreeOSMemory()
-	a := &App{cfg: cfg, rt: rt, mod: mod, res: &resources{rt: rt, dirs: dirs}}
+	net := reach.New(reach.Config{Connect: connect, Listen: listen, Transport: cfg.FetchTransport})
+	a := &App{cfg: cfg, rt: rt, mod: mod, res: &resources{rt: rt, dirs: dirs, reach: net}}
 	runtime.AddCleanup(a, (*resources).released, a.res)
 	return a, nil
 }
@@ -328,6 +359,7 @@ func (a *App) launch() (*run, error) {
 		logger = slog.New(lineHandler{l: cfg.Log})
 	}
 	a.res.dirs.SetLogger(logger)
+	a.res.reach.SetLogger(logger)
 	for _, w := range a.res.dirs.Overlaps() {
 		logger.Warn(w)
 	}
@@ -367,12 +399,13 @@ func (a *App) launch() (*run, error) {
 		Instance: guest.InstanceConfig{Args: cfg.Args, Env: cfg.Env, Stdout: cfg.Stdout, Stderr: cfg.Stderr,
 			StartBudget: budget(cfg.StartBudget), CallBudget: budget(cfg.CallbackBudget),
 			Preopens: preopens(a.res.dirs)},
-		Log:       logger,
-		NoPorts:   cfg.NoPorts,
-		KeepAlive: cfg.KeepAlive,
-		Functions: loopFunctions(cfg.Functions, a.res.dirs),
-		OnMessage: cfg.OnMessage,
-		Output:    perWorker,
+		Log:         logger,
+		NoPorts:     cfg.NoPorts,
+		KeepAlive:   cfg.KeepAlive,
+		Functions:   loopFunctions(cfg.Functions, a.res.dirs, a.res.reach),
+		AllowListen: a.res.reach.AllowListen,
+		OnMessage:   cfg.OnMessage,
+		Output:      perWorker,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{g: g, cancel: cancel, done: make(chan struct{})}
@@ -482,5 +515,6 @@ func (a *App) Close(ctx context.Context) error {
 	}
 	a.mod.Close(ctx)
 	a.res.dirs.Close()
+	a.res.reach.Close()
 	return a.rt.Close(ctx)
 }

@@ -57,6 +57,9 @@ var guestBuilds = []guestBuild{
 	{"badexport", "./tests/testdata/guests/badexport", true},
 	{"files", "./tests/testdata/guests/files", true},
 	{"static", "./samples/static", true},
+	{"reach", "./tests/testdata/guests/reach", true},
+	{"proxy", "./samples/proxy", true},
+	{"tcpecho", "./samples/tcpecho", true},
 	// samples/hello as a WASI command (the default buildmode): it exports _start and no
 	// _initialize, which the host must refuse.
 	{"hello-command", "./samples/hello", false},

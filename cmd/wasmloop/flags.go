@@ -30,6 +30,48 @@ func (e *envFlag) Set(v string) error {
 	return nil
 }
 
+// listFlag collects values of a repeatable flag; a value may list several, comma-separated.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			return errors.New("an empty item")
+		}
+		*l = append(*l, item)
+	}
+	return nil
+}
+
+// inheritEnv returns the entries of environ whose names match a pattern of names (a name,
+// NAME_* for a prefix, * for every one), followed by explicit: an explicit KEY=value wins
+// over an inherited KEY.
+func inheritEnv(environ, names, explicit []string) []string {
+	if len(names) == 0 {
+		return explicit
+	}
+	set := map[string]bool{}
+	for _, kv := range explicit {
+		k, _, _ := strings.Cut(kv, "=")
+		set[k] = true
+	}
+	var out []string
+	for _, kv := range environ {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || set[k] {
+			continue
+		}
+		for _, p := range names {
+			if p == k || p == "*" || strings.HasSuffix(p, "*") && strings.HasPrefix(k, p[:len(p)-1]) {
+				out = append(out, kv)
+				break
+			}
+		}
+	}
+	return append(out, explicit...)
+}
+
 // dirFlag collects directory grants, HOST_PATH[:GUEST_PATH][:ro].
 type dirFlag []host.Dir
 

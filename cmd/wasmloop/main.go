@@ -100,6 +100,7 @@ type runOptions struct {
 	cfg        host.Config
 	cpuProfile string
 	watch      bool
+	envInherit listFlag // names (or NAME_* prefixes) of the host's environment the guest sees
 }
 
 // runFlags returns the flags of run, bound to o. o.cfg starts as host.DefaultConfig(), so the
@@ -111,6 +112,9 @@ func runFlags(o *runOptions, output io.Writer) *flag.FlagSet {
 	fs.SetOutput(output)
 	fs.Var(countValue{p: &c.Workers}, "workers", "`number` of event loops, one guest instance each")
 	fs.Var((*envFlag)(&c.Env), "env", "set an environment variable for the guest, `KEY=value` (repeatable)")
+	fs.Var(&o.envInherit, "env-inherit", "pass the host's environment variables `NAMES` to the guest: a comma-separated list of names, NAME_* for a prefix, * for all (repeatable; --env overrides)")
+	fs.Var((*listFlag)(&c.AllowConnect), "allow-connect", "let the guest reach `HOST[:PORT]` with fetch and TCP connect: db:5432, api.example.com (any port), *.example.com:443, 127.0.0.1:8080, [::1]:8080 (repeatable; none by default)")
+	fs.Var((*listFlag)(&c.AllowListen), "allow-listen", "let the guest listen only on `ADDR`, HTTP or TCP: 127.0.0.1:8080, :7000 (every interface), 127.0.0.1:* (repeatable; without it, any address)")
 	fs.Var((*dirFlag)(&c.Dirs), "dir", "grant the guest a host directory, `HOST_PATH[:GUEST_PATH][:ro]`: it appears at GUEST_PATH (default: its absolute path), read-only with :ro (repeatable)")
 	fs.Var(sizeValue[int64]{&c.BodyLimit}, "body-limit", "`size` of the largest request body accepted; 413 beyond")
 	fs.Var(sizeValue[int]{&c.MaxHeaderBytes}, "header-limit", "`size` of the largest request line and headers; 431 beyond")
@@ -181,6 +185,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	o.cfg.Args = []string{filepath.Base(target)}
+	o.cfg.Env = inheritEnv(os.Environ(), o.envInherit, o.cfg.Env)
 	o.cfg.Stdout, o.cfg.Stderr = stdout, stderr
 	app, err := host.Load(ctx, wasm, o.cfg)
 	if err != nil {

@@ -92,6 +92,12 @@ func HandleCall(name string, fn func(c *CallRequest)) { callHandlers[name] = fn 
 
 //go:wasmexport wasmloop_on_call
 func exportOnCall(h int64, nameLen, size int32) int32 {
+	rc := doOnCall(h, nameLen, size)
+	yieldToGoroutines()
+	return rc
+}
+
+func doOnCall(h int64, nameLen, size int32) int32 {
 	recycleRetired()
 	if nameLen < 0 || size < 0 || int(nameLen) > len(inbox) {
 		return int32(abi.EINVAL)
@@ -185,6 +191,12 @@ func Call(name string, in []byte, fn func(result []byte, err error)) error {
 
 //go:wasmexport wasmloop_on_host_result
 func exportOnHostResult(tag int64, status, size int32) int32 {
+	rc := doOnHostResult(tag, status, size)
+	yieldToGoroutines()
+	return rc
+}
+
+func doOnHostResult(tag int64, status, size int32) int32 {
 	recycleRetired()
 	fn := hostResults[tag]
 	delete(hostResults, tag)

@@ -29,6 +29,12 @@ func exportABIVersion() int32 { return abi.Minor }
 
 //go:wasmexport wasmloop_on_start
 func exportOnStart() int32 {
+	rc := doOnStart()
+	yieldToGoroutines()
+	return rc
+}
+
+func doOnStart() int32 {
 	if rc := hostInbox(bytesPtr(inbox[:])); rc < 0 {
 		return rc
 	}
@@ -38,6 +44,12 @@ func exportOnStart() int32 {
 
 //go:wasmexport wasmloop_on_request
 func exportOnRequest(listener, req int64, size int32) int32 {
+	rc := doOnRequest(listener, req, size)
+	yieldToGoroutines()
+	return rc
+}
+
+func doOnRequest(listener, req int64, size int32) int32 {
 	recycleRetired()
 	s := servers.get(listener)
 	if s == nil || size < 0 || int(size) > len(inbox) {
@@ -88,6 +100,12 @@ func exportOnRequest(listener, req int64, size int32) int32 {
 
 //go:wasmexport wasmloop_on_body
 func exportOnBody(req int64, size int32, end int32) int32 {
+	rc := doOnBody(req, size, end)
+	yieldToGoroutines()
+	return rc
+}
+
+func doOnBody(req int64, size int32, end int32) int32 {
 	recycleRetired()
 	x := open.get(req)
 	if x == nil || size < 0 || int(size) > len(inbox) {
@@ -107,6 +125,12 @@ func exportOnBody(req int64, size int32, end int32) int32 {
 
 //go:wasmexport wasmloop_on_drain
 func exportOnDrain(req int64) int32 {
+	rc := doOnDrain(req)
+	yieldToGoroutines()
+	return rc
+}
+
+func doOnDrain(req int64) int32 {
 	recycleRetired()
 	if abi.Handle(req).Kind() == abi.KindSocket {
 		socketDrained(req)
@@ -127,6 +151,12 @@ func exportOnDrain(req int64) int32 {
 
 //go:wasmexport wasmloop_on_timer
 func exportOnTimer(h int64) int32 {
+	rc := doOnTimer(h)
+	yieldToGoroutines()
+	return rc
+}
+
+func doOnTimer(h int64) int32 {
 	recycleRetired()
 	t := timers.get(h)
 	if t == nil {
@@ -142,6 +172,12 @@ func exportOnTimer(h int64) int32 {
 
 //go:wasmexport wasmloop_on_close
 func exportOnClose(h int64, reason int32) int32 {
+	rc := doOnClose(h, reason)
+	yieldToGoroutines()
+	return rc
+}
+
+func doOnClose(h int64, reason int32) int32 {
 	recycleRetired()
 	if abi.Handle(h).Kind() == abi.KindCall {
 		cancelCall(h)
@@ -195,6 +231,12 @@ func (r *registry[T]) del(h int64) {
 
 //go:wasmexport wasmloop_on_message
 func exportOnMessage(from int32, size int32) int32 {
+	rc := doOnMessage(from, size)
+	yieldToGoroutines()
+	return rc
+}
+
+func doOnMessage(from int32, size int32) int32 {
 	recycleRetired()
 	if onMessage != nil && size >= 0 && int(size) <= len(inbox) {
 		onMessage(int(from), inbox[:size])

@@ -227,6 +227,12 @@ var wsBuf []byte
 
 //go:wasmexport wasmloop_on_ws_open
 func exportOnWSOpen(h int64) int32 {
+	rc := doOnWSOpen(h)
+	yieldToGoroutines()
+	return rc
+}
+
+func doOnWSOpen(h int64) int32 {
 	recycleRetired()
 	if w := sockets.get(h); w != nil && w.onOpen != nil {
 		w.onOpen()
@@ -236,6 +242,12 @@ func exportOnWSOpen(h int64) int32 {
 
 //go:wasmexport wasmloop_on_ws_message
 func exportOnWSMessage(h int64, size int32, flags int32) int32 {
+	rc := doOnWSMessage(h, size, flags)
+	yieldToGoroutines()
+	return rc
+}
+
+func doOnWSMessage(h int64, size int32, flags int32) int32 {
 	recycleRetired()
 	w := sockets.get(h)
 	if w == nil || size < 0 {
@@ -267,6 +279,12 @@ func exportOnWSMessage(h int64, size int32, flags int32) int32 {
 
 //go:wasmexport wasmloop_on_ws_close
 func exportOnWSClose(h int64, code int32, size int32) int32 {
+	rc := doOnWSClose(h, code, size)
+	yieldToGoroutines()
+	return rc
+}
+
+func doOnWSClose(h int64, code int32, size int32) int32 {
 	recycleRetired()
 	w := sockets.get(h)
 	if w == nil {

@@ -33,6 +33,9 @@ func (a *hostCalls) Listen(addrBytes []byte, port, flags int32) int64 {
 	if l.draining || l.stopped {
 		return int64(abi.ESTATE)
 	}
+	if l.cfg.AllowListen != nil && l.cfg.AllowListen(string(addrBytes), int(port)) != nil {
+		return int64(abi.EDENIED) // the refusal is logged, once, by the check
+	}
 	if l.listeners.len() >= maxListeners {
 		return int64(abi.ELIMIT)
 	}

@@ -91,6 +91,8 @@ type Config struct {
 	Output []Output
 	// Functions are the host functions the embedder defines, by name (hostfuncs.go).
 	Functions map[string]HostFunc
+	// AllowListen checks a listen against the program's grants; nil allows every one.
+	AllowListen func(host string, port int) error
 	// OnMessage receives what the guest posts to the host (post to abi.PostHost), on the
 	// loop: it must not block. nil refuses such posts (ENOTSUP).
 	OnMessage func(worker int, data []byte)

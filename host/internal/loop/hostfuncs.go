@@ -36,7 +36,7 @@ func (a *hostCalls) HostCall(name, in, out []byte) int64 {
 	if !ok || f.Sync == nil {
 		return int64(abi.ENOTSUP)
 	}
-	res, failed := a.l.runHostFunc(name, f.Sync, in)
+	res, failed := a.l.runHostFunc(a.in.ctx, name, f.Sync, in)
 	r := int64(len(res))
 	if failed {
 		r |= abi.HostCallFailed
@@ -64,14 +64,14 @@ func (l *Loop) hostFunc(name []byte) (HostFunc, bool) {
 
 // runHostFunc runs an embedder's function, turning an error, or a panic, into a failed
 // result: the embedder's bug must not take the loop, and with it the process, down.
-func (l *Loop) runHostFunc(name []byte, f func(context.Context, []byte) ([]byte, error), in []byte) (res []byte, failed bool) {
+func (l *Loop) runHostFunc(ctx context.Context, name []byte, f func(context.Context, []byte) ([]byte, error), in []byte) (res []byte, failed bool) {
 	defer func() {
 		if p := recover(); p != nil {
 			l.logf("host function %q panicked: %v", name, p)
 			res, failed = []byte(fmt.Sprintf("host function %q panicked", name)), true
 		}
 	}()
-	res, err := f(l.g.callCtx, in)
+	res, err := f(ctx, in)
 	if err != nil {
 		return []byte(err.Error()), true
 	}
@@ -94,7 +94,7 @@ func (a *hostCalls) HostCallAsync(name, in []byte, tag int64) int32 {
 	l.pendingAsync++
 	fn, input := append([]byte(nil), name...), append([]byte(nil), in...)
 	go func() {
-		res, failed := l.runHostFunc(fn, f.Async, input)
+		res, failed := l.runHostFunc(inst.ctx, fn, f.Async, input)
 		if !l.post(func(l *Loop) { l.deliverHostResult(inst, f, tag, res, failed) }) {
 			f.done(res, failed) // the loop has ended: nobody is waiting
 		}

@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -27,6 +28,29 @@ type instance struct {
 	retired            bool
 	module             *guest.Module
 	held               []byte // a host function's result the guest has yet to copy (host_result)
+
+	// ctx is what host functions the instance calls run with: cancelled when the instance
+	// is closed, so that what they started for it (a fetch, a connection) ends with it.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// newInstance is an instance of m, not yet instantiated, whose host calls reach l.
+func (l *Loop) newInstance(m *guest.Module) *instance {
+	in := &instance{module: m}
+	in.calls = hostCalls{l: l, in: in}
+	in.ctx, in.cancel = context.WithCancel(l.g.callCtx)
+	return in
+}
+
+// close closes the instance's guest, if it has one, and ends what it started.
+func (in *instance) close() {
+	if in.g != nil {
+		in.g.Close()
+	}
+	if in.cancel != nil {
+		in.cancel()
+	}
 }
 
 // live reports whether the instance can be called.
@@ -58,8 +82,7 @@ func (l *Loop) startInstance(m *guest.Module) error {
 }
 
 func (l *Loop) startInstanceFor(m *guest.Module, swap bool) error {
-	in := &instance{module: m}
-	in.calls = hostCalls{l: l, in: in}
+	in := l.newInstance(m)
 	l.cur = in // host calls made during _initialize find no instance and get ESTATE
 	inst, err := m.Instantiate(l.g.callCtx, l.instanceConfig(), &in.calls)
 	if exit, ok := err.(*guest.ExitError); ok && !swap {
@@ -67,6 +90,7 @@ func (l *Loop) startInstanceFor(m *guest.Module, swap bool) error {
 		return nil
 	}
 	if err != nil {
+		in.cancel()
 		return err
 	}
 	in.g = inst
@@ -203,8 +227,7 @@ func (l *Loop) makeSpare() {
 		return
 	}
 	m := l.g.currentModule()
-	in := &instance{module: m}
-	in.calls = hostCalls{l: l, in: in}
+	in := l.newInstance(m)
 	l.spareBusy = true
 	cfg := l.instanceConfig()
 	l.g.spares.Add(1)
@@ -215,16 +238,21 @@ func (l *Loop) makeSpare() {
 			l.spareBusy = false
 			switch {
 			case err != nil:
+				in.cancel()
 				l.logf("a spare instance failed to start: %v", err)
 			case l.stopped || l.draining || m != l.g.currentModule():
 				inst.Close()
+				in.cancel()
 			default:
 				inst.SetHost(&in.calls) // on the loop from now on
 				in.g = inst
 				l.spare = in
 			}
-		}) && inst != nil {
-			inst.Close() // the loop has ended
+		}) {
+			if inst != nil {
+				inst.Close() // the loop has ended
+			}
+			in.cancel()
 		}
 	}()
 }
@@ -234,7 +262,7 @@ func (l *Loop) takeSpare() *instance {
 	in := l.spare
 	l.spare = nil
 	if in != nil && in.module != l.g.currentModule() {
-		in.g.Close()
+		in.close()
 		return nil
 	}
 	return in
@@ -279,9 +307,7 @@ func (l *Loop) dropInstance(in *instance, ex *exchange, status int) {
 	for _, t := range ts {
 		l.freeTimer(t)
 	}
-	if in.g != nil {
-		in.g.Close()
-	}
+	in.close()
 	in.inboxPtr, in.inboxLen = 0, 0
 	if in.retired {
 		l.retired = slices.DeleteFunc(l.retired, func(r *instance) bool { return r == in })

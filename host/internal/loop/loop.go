@@ -313,8 +313,8 @@ func (l *Loop) teardown() {
 	l.dropOrphans()
 	l.failCalls(nil, ErrProgramEnded)
 	for _, in := range append(l.retired, l.cur, l.spare) {
-		if in != nil && in.g != nil {
-			in.g.Close()
+		if in != nil {
+			in.close()
 		}
 	}
 	l.mu.Lock()

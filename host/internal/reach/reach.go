@@ -1,0 +1,207 @@
+// Package reach is what a program reaches beyond its own port: outbound HTTP (fetch, through
+// Go's net/http client), TCP connections out and in — only where its grants allow
+// (--allow-connect, --allow-listen; grants.go). Like the file functions, these are the host's
+// own functions (ABI.md §10): a call starts an operation on a goroutine and returns; the
+// result reaches the guest as an event, never inside the call that started it.
+//
+// A fetch's bodies and a TCP connection are streams, named by an id (streams.go): read one
+// piece at a time (the program asks for the next when it is ready: that is its
+// back-pressure, and the host never holds more than one piece per stream), written one piece
+// at a time (the answer comes once the peer took it), ended, closed. A stream belongs to the
+// instance that opened it: another instance cannot use its id, and it closes when its
+// instance ends (a swap, a trap).
+package reach
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/wasmloop/wasmloop/abi"
+)
+
+// maxStreams bounds the streams and listeners a program has open: each holds a descriptor or
+// a connection of the transport.
+const maxStreams = 8192
+
+// maxHeld bounds the bytes read and not yet handed to the guest, across the program, as the
+// file functions' budget does (files.maxHeld): a read reserves its buffer before it waits.
+const maxHeld = 256 << 20
+
+// Config is what a program may reach and how.
+type Config struct {
+	Connect Grants // hosts fetch and connect may reach; none: nothing
+	Listen  Grants // addresses listen may bind; nil: any (as the program's HTTP listen)
+	// Transport carries fetches; nil: a clone of http.DefaultTransport whose dials and
+	// proxies obey Connect.
+	Transport http.RoundTripper
+}
+
+// Reach is one program's grants and open streams. Safe for concurrent use.
+type Reach struct {
+	cfg    Config
+	client *http.Client
+
+	mu      sync.Mutex
+	streams map[uint64]*entry
+	nextID  uint64
+	ports   map[portKey]int // the port the kernel chose for each port-0 listen (tcp.go)
+
+	held        *semaphore.Weighted
+	refusedOnce sync.Map
+	log         atomic.Pointer[slog.Logger]
+}
+
+// entry is one open stream or listener and who may use it.
+type entry struct {
+	owner context.Context // the instance's: its end closes the entry
+	s     stream          // a fetch or a connection; nil for a listener
+	ln    net.Listener
+	zero  string      // a port-0 listener: the address asked for (tcp.go, portKey)
+	stop  func() bool // unregisters the close on owner's end
+
+	mu               sync.Mutex
+	reading, writing bool // an operation of that kind is pending (one at a time)
+}
+
+// stream is what a fetch and a TCP connection both are.
+type stream interface {
+	Read(p []byte) (int, error)
+	Write(p []byte) (int, error)
+	CloseWrite() error
+	Close() error
+}
+
+// New makes a program's Reach.
+func New(cfg Config) *Reach {
+	r := &Reach{cfg: cfg, streams: map[uint64]*entry{}, ports: map[portKey]int{}, held: semaphore.NewWeighted(maxHeld)}
+	r.client = r.newClient()
+	return r
+}
+
+// SetLogger sets where the first refusal of each kind is logged (nil: nowhere).
+func (r *Reach) SetLogger(l *slog.Logger) { r.log.Store(l) }
+
+// refused logs the first refusal of each kind once.
+func (r *Reach) refused(kind, msg string) {
+	l := r.log.Load()
+	if l == nil {
+		return
+	}
+	if _, logged := r.refusedOnce.LoadOrStore(kind, true); !logged {
+		l.Warn("refused (the first of its kind; others are not logged): " + msg)
+	}
+}
+
+// add registers an open stream or listener for owner and returns its id; it is closed when
+// owner ends.
+func (r *Reach) add(owner context.Context, s stream, ln net.Listener) (uint64, error) {
+	r.mu.Lock()
+	if len(r.streams) >= maxStreams {
+		r.mu.Unlock()
+		closeEither(s, ln)
+		return 0, coded(abi.ReachEMFILE, fmt.Errorf("the program has %d streams open, the most it may", maxStreams))
+	}
+	r.nextID++
+	id := r.nextID
+	e := &entry{owner: owner, s: s, ln: ln}
+	r.streams[id] = e
+	r.mu.Unlock()
+	e.stop = context.AfterFunc(owner, func() { r.close(id) })
+	return id, nil
+}
+
+// get finds the entry id for owner: another instance's id is as unknown as a closed one.
+func (r *Reach) get(owner context.Context, id uint64) (*entry, error) {
+	r.mu.Lock()
+	e := r.streams[id]
+	r.mu.Unlock()
+	if e == nil || e.owner != owner {
+		return nil, coded(abi.ReachEBADID, fmt.Errorf("no stream %d", id))
+	}
+	return e, nil
+}
+
+// close closes and forgets id; pending operations on it fail.
+func (r *Reach) close(id uint64) {
+	r.mu.Lock()
+	e := r.streams[id]
+	delete(r.streams, id)
+	r.mu.Unlock()
+	if e == nil {
+		return
+	}
+	if e.stop != nil {
+		e.stop()
+	}
+	closeEither(e.s, e.ln)
+}
+
+func closeEither(s stream, ln net.Listener) {
+	if s != nil {
+		s.Close()
+	}
+	if ln != nil {
+		ln.Close()
+	}
+}
+
+// Close closes every stream of every instance (the program ended).
+func (r *Reach) Close() {
+	r.mu.Lock()
+	ids := make([]uint64, 0, len(r.streams))
+	for id := range r.streams {
+		ids = append(ids, id)
+	}
+	r.mu.Unlock()
+	for _, id := range ids {
+		r.close(id)
+	}
+}
+
+// Open is the number of streams and listeners open (for tests and metrics).
+func (r *Reach) Open() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.streams)
+}
+
+// begin marks a read (or write) of e pending, or fails EBUSY when one is.
+func (e *entry) begin(write bool) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	flag := &e.reading
+	if write {
+		flag = &e.writing
+	}
+	if *flag {
+		return coded(abi.ReachEBUSY, fmt.Errorf("a %s of this stream is pending: wait for its answer", map[bool]string{false: "read", true: "write"}[write]))
+	}
+	*flag = true
+	return nil
+}
+
+func (e *entry) end(write bool) {
+	e.mu.Lock()
+	if write {
+		e.writing = false
+	} else {
+		e.reading = false
+	}
+	e.mu.Unlock()
+}
+
+// idOf decodes the id u64 that begins in.
+func idOf(in []byte) (uint64, []byte, error) {
+	if len(in) < 8 {
+		return 0, nil, errShort
+	}
+	return binary.LittleEndian.Uint64(in), in[8:], nil
+}

@@ -1,0 +1,175 @@
+//go:build wasip1
+
+// Command reach is the test guest of fetch and TCP (tests/reach_test.go). Each path tries one
+// thing and answers with what happened: a result, or "ERR CODE message".
+//
+//	/fetch?url=U[&follow=1][&timeout=MS][&method=M]  the status, then the body (StartFetch)
+//	/order?url=U        "after" if the fetch's answer came after StartFetch returned
+//	/client?url=U       net/http's Client over wasmhttp.Transport, from a goroutine
+//	/clientpost?url=U&n=N  a POST of N bytes through the Client, from a goroutine
+//	/blocking?url=U     the Client on the handler's own goroutine: the error it gives
+//	/connect?addr=A&send=S  connect, send S, end, answer with all that came back
+//	/listen?addr=A      a TCP listen: "ok ADDR" (then closed), or the error
+//	/env                the environment, a line per variable
+package main
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wasmloop/wasmloop/guest-sdk/go"
+	"github.com/wasmloop/wasmloop/guest-sdk/go/wasmhttp"
+)
+
+var client = &http.Client{Transport: wasmhttp.Transport{}}
+
+func main() {
+	port, _ := strconv.Atoi(os.Getenv("PORT"))
+	wasmloop.CreateServer(serve).Listen(port, "127.0.0.1")
+	if wasmloop.WorkerID() == 0 {
+		wasmloop.Log("Server running at http://127.0.0.1:" + strconv.Itoa(port) + "/")
+	}
+}
+
+func fail(res wasmloop.Response, err error) {
+	code := "ERR"
+	var ne *wasmloop.NetError
+	if errors.As(err, &ne) {
+		code = ne.Code
+	}
+	res.WriteHead(200, "Content-Type", "text/plain")
+	res.End("ERR " + code + " " + err.Error())
+}
+
+func serve(req wasmloop.Request, res wasmloop.Response) {
+	u, _ := url.Parse(req.URL())
+	q := u.Query()
+	switch u.Path {
+	case "/fetch":
+		ms, _ := strconv.Atoi(q.Get("timeout"))
+		_, err := wasmloop.StartFetch(wasmloop.FetchRequest{Method: q.Get("method"), URL: q.Get("url"),
+			FollowRedirects: q.Get("follow") != "", Timeout: time.Duration(ms) * time.Millisecond},
+			func(r *wasmloop.FetchResponse, err error) {
+				if err != nil {
+					fail(res, err)
+					return
+				}
+				r.ReadAll(0, func(body []byte, err error) {
+					if err != nil {
+						fail(res, err)
+						return
+					}
+					res.WriteHead(200, "X-Upstream-Location", r.Get("Location"))
+					res.End(strconv.Itoa(r.Status) + "\n" + string(body))
+				})
+			})
+		if err != nil {
+			fail(res, err)
+		}
+	case "/order":
+		returned := false
+		_, err := wasmloop.StartFetch(wasmloop.FetchRequest{URL: q.Get("url")}, func(r *wasmloop.FetchResponse, err error) {
+			if r != nil {
+				r.Close()
+			}
+			if returned {
+				res.End("after")
+			} else {
+				res.End("inside")
+			}
+		})
+		returned = true
+		if err != nil {
+			fail(res, err)
+		}
+	case "/client":
+		go func() {
+			resp, err := client.Get(q.Get("url"))
+			if err != nil {
+				fail(res, err)
+				return
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				fail(res, err)
+				return
+			}
+			res.End(strconv.Itoa(resp.StatusCode) + " " + string(body))
+		}()
+	case "/clientpost":
+		n, _ := strconv.Atoi(q.Get("n"))
+		go func() {
+			resp, err := client.Post(q.Get("url"), "application/octet-stream", io.LimitReader(pattern{}, int64(n)))
+			if err != nil {
+				fail(res, err)
+				return
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				fail(res, err)
+				return
+			}
+			res.End(strconv.Itoa(resp.StatusCode) + " " + string(body))
+		}()
+	case "/blocking":
+		_, err := client.Get(q.Get("url"))
+		fail(res, err)
+	case "/connect":
+		err := wasmloop.Connect(q.Get("addr"), func(so *wasmloop.Socket, err error) {
+			if err != nil {
+				fail(res, err)
+				return
+			}
+			var got []byte
+			so.OnData(func(data []byte) { got = append(got, data...) })
+			so.OnClose(func(err error) {
+				if err != nil {
+					fail(res, err)
+					return
+				}
+				res.End(string(got))
+			})
+			so.Write([]byte(q.Get("send")))
+			so.End()
+		})
+		if err != nil {
+			fail(res, err)
+		}
+	case "/listen":
+		srv, err := wasmloop.ListenTCP(q.Get("addr"), func(so *wasmloop.Socket) { so.Close() })
+		if err != nil {
+			fail(res, err)
+			return
+		}
+		addr := srv.Addr()
+		srv.Close()
+		res.End("ok " + addr)
+	case "/env":
+		res.End(strings.Join(os.Environ(), "\n"))
+	default:
+		res.WriteHead(404)
+		res.End(strings.TrimSpace("no such test"))
+	}
+}
+
+// pattern is an endless reader of the bytes 0, 1, …, 250, 0, 1, … (a period prime to
+// every power of two, so a piece out of place changes the checksum).
+type pattern struct{}
+
+func (pattern) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(patternPos % 251)
+		patternPos++
+	}
+	return len(p), nil
+}
+
+var patternPos int
