@@ -56,13 +56,13 @@ type stream struct {
 	id     uint64
 	closed bool
 
-	queue    []byte // written, not yet handed to the host
-	writing  bool   // a write (or the end) is pending
-	ending   bool   // End was called: end once the queue is out
-	ended    bool   // the end has been sent
-	onDrain  []func()
-	onWrote  func(err error) // the stream's owner hears of a failed write or end
-	endDone  func()          // after the end has gone out
+	queue   []byte // written, not yet handed to the host
+	writing bool   // a write (or the end) is pending
+	ending  bool   // End was called: end once the queue is out
+	ended   bool   // the end has been sent
+	onDrain []func()
+	onWrote func(err error) // the stream's owner hears of a failed write or end
+	endDone func()          // after the end has gone out
 }
 
 // idBytes is the id, as every stream function's input begins.
