@@ -39,6 +39,9 @@ const (
 	FnAccept = "wasmloop:net.accept"
 	// FnSetOption (sync): in = id u64, option u8 (Opt*), value u32.
 	FnSetOption = "wasmloop:net.option"
+	// FnLookup (async): in = a host name; result = its addresses, one per line. Only names
+	// a connect grant names (on any port) may be looked up.
+	FnLookup = "wasmloop:net.lookup"
 )
 
 // MaxStreamRead is the most one FnStreamRead returns.

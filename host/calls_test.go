@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -253,5 +255,37 @@ func TestFileResultsReleased(t *testing.T) {
 	}
 	if host.FileResultsHeld(app) {
 		t.Error("file results are still held after every one was delivered")
+	}
+}
+
+// A fetch belongs to the instance that started it: when the instance is replaced (here, it
+// crashes), the fetch is cancelled — the upstream sees its request end — and its result is
+// delivered to nobody, not to the successor, which serves on.
+func TestFetchEndsWithItsInstance(t *testing.T) {
+	arrived, cancelled := make(chan struct{}, 1), make(chan struct{}, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/quick" {
+			io.WriteString(w, "quick")
+			return
+		}
+		arrived <- struct{}{}
+		<-r.Context().Done()
+		cancelled <- struct{}{}
+	}))
+	defer up.Close()
+	app := startPlugin(t, host.Config{Workers: 1, AllowConnect: []string{strings.TrimPrefix(up.URL, "http://")}})
+	ctx := context.Background()
+	held := make(chan error, 1)
+	go func() { _, err := app.Call(ctx, "fetch", []byte(up.URL+"/hold")); held <- err }()
+	<-arrived
+	if _, err := app.Call(ctx, "crash", nil); err == nil {
+		t.Fatal("the crash call succeeded")
+	}
+	<-cancelled // the replaced instance's fetch was closed with it
+	if err := <-held; err == nil {
+		t.Error("the call waiting on the crashed instance's fetch succeeded")
+	}
+	if got, err := app.Call(ctx, "fetch", []byte(up.URL+"/quick")); err != nil || string(got) != "200 quick" {
+		t.Errorf("the successor's fetch: %q %v", got, err)
 	}
 }

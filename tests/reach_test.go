@@ -157,7 +157,7 @@ func TestTCPGrants(t *testing.T) {
 	free := freePort(t)
 	listenOK := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	s := startServer(t, serverOpts{Module: "reach", Flags: []string{"--allow-connect", echo.Addr().String(),
-		"--allow-connect", "127.0.0.1:" + strconv.Itoa(free), "--allow-connect", "nowhere.onion:80",
+		"--allow-connect", "127.0.0.1:" + strconv.Itoa(free), "--allow-connect", "nowhere.onion:80", "--allow-connect", "localhost:1",
 		"--allow-listen", "127.0.0.1:*", "--allow-listen", listenOK}})
 	for _, c := range []struct{ path, want string }{
 		{"/connect?send=ping&addr=" + q(echo.Addr().String()), "ping"},
@@ -169,6 +169,9 @@ func TestTCPGrants(t *testing.T) {
 		{"/listen?addr=" + q("127.0.0.1:0"), "ok 127.0.0.1:"},
 		{"/listen?addr=" + q("0.0.0.0:0"), "ERR EACCES wasmloop listen: listen on 0.0.0.0:0 not granted; add --allow-listen 0.0.0.0:0"},
 		{"/listen?addr=" + q("127.0.0.1"), "ERR EINVAL"},
+		{"/lookup?name=localhost", "127.0.0.1"}, // from /etc/hosts: no DNS query leaves the machine
+		{"/lookup?name=nowhere.onion", "ERR ENOTFOUND"},
+		{"/lookup?name=example.com", "ERR EACCES wasmloop lookup: lookup of example.com not granted; add --allow-connect example.com"},
 	} {
 		if got := guestGet(t, s, c.path); !strings.HasPrefix(got, c.want) {
 			t.Errorf("GET %s: %q, want it to begin %q", c.path, got, c.want)

@@ -5,6 +5,7 @@ package wasmloop
 import (
 	"encoding/binary"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/wasmloop/wasmloop/abi"
@@ -242,4 +243,18 @@ func (srv *TCPServer) Close() {
 	}
 	srv.closed = true
 	CallSync(abi.FnStreamClose, binary.LittleEndian.AppendUint64(nil, srv.id))
+}
+
+// LookupHost resolves name to its addresses on the host, off the event loop (Node's
+// dns.lookup with all: true); fn gets them in a later callback. Only names that an
+// --allow-connect grant names may be looked up.
+func LookupHost(name string, fn func(addrs []string, err error)) error {
+	err := Call(abi.FnLookup, []byte(name), func(res []byte, err error) {
+		if err != nil {
+			fn(nil, netError("lookup", err))
+			return
+		}
+		fn(strings.Split(string(res), "\n"), nil)
+	})
+	return netError("lookup", err)
 }

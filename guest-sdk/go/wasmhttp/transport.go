@@ -36,6 +36,11 @@ import (
 // Transport is an http.RoundTripper over the host's fetch.
 type Transport struct{}
 
+// Install makes Transport net/http's DefaultTransport, so that http.Get, http.Post and every
+// http.Client without a transport of its own go through the host (from a goroutine). Without
+// it they use Go's wasip1 network, an in-process fake that reaches nothing.
+func Install() { http.DefaultTransport = Transport{} }
+
 // head is what the fetch's response callback delivers.
 type head struct {
 	r   *wasmloop.FetchResponse

@@ -126,6 +126,16 @@ func (g Grants) Allows(host string, port int) bool {
 	return false
 }
 
+// AllowsHost says whether a pattern grants host on some port.
+func (g Grants) AllowsHost(host string) bool {
+	for _, p := range g {
+		if (Pattern{Host: p.Host}).matches(host, 0) {
+			return true
+		}
+	}
+	return false
+}
+
 // ParseGrants parses each pattern of list.
 func ParseGrants(list []string) (Grants, error) {
 	var g Grants

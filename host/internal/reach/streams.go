@@ -30,6 +30,7 @@ func (r *Reach) Functions() map[string]loop.HostFunc {
 		abi.FnNetListen:     sync(r.listen),
 		abi.FnAccept:        async(r.accept),
 		abi.FnSetOption:     sync(r.setOption),
+		abi.FnLookup:        async(r.lookup),
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -209,4 +210,26 @@ func (r *Reach) setOption(ctx context.Context, in []byte) ([]byte, error) {
 		return nil, classify(err)
 	}
 	return nil, nil
+}
+
+// lookup: in = a host name; result = its addresses, one per line. A name no connect grant
+// names is refused: a lookup is a message to the resolver, and what it asks tells.
+func (r *Reach) lookup(ctx context.Context, in []byte) ([]byte, error) {
+	name := string(in)
+	if name == "" || strings.ContainsAny(name, " \n\r\x00") {
+		return nil, coded(abi.FileEINVAL, fmt.Errorf("%q is not a host name", name))
+	}
+	if !r.cfg.Connect.AllowsHost(name) {
+		e := &notGranted{"lookup of", name, "--allow-connect"}
+		r.refused("lookup", e.Error())
+		return nil, coded(abi.FileEACCES, e)
+	}
+	addrs, err := net.DefaultResolver.LookupHost(ctx, name)
+	if err != nil {
+		return nil, classify(err)
+	}
+	if len(addrs) == 0 {
+		return nil, coded(abi.ReachENOTFOUND, fmt.Errorf("%s has no address", name))
+	}
+	return []byte(strings.Join(addrs, "\n")), nil
 }

@@ -13,6 +13,8 @@
 //	sleep    sleeps 20 ms in the Go runtime (WASI poll_oneoff), then answers "slept"
 //	spin     calls the service's sync function noop as many times as the payload says (a
 //	         decimal count), for measuring what a host function call costs
+//	fetch    fetches the payload (a URL) and answers "STATUS BODY" once the body is in
+//	crash    panics: the instance is replaced
 //	readmany "N PATH": reads the granted file PATH N times at once (wasmloop.ReadFile) and
 //	         answers with the total of bytes read, or the first error
 //
@@ -76,6 +78,19 @@ func main() {
 		}
 		c.Return(nil)
 	})
+	wasmloop.HandleCall("fetch", func(c *wasmloop.CallRequest) {
+		err := wasmloop.FetchAll(wasmloop.FetchRequest{URL: string(c.Payload())}, 0, func(status int, _ []wasmloop.Header, body []byte, err error) {
+			if err != nil {
+				c.Fail(err.Error())
+				return
+			}
+			c.Return([]byte(strconv.Itoa(status) + " " + string(body)))
+		})
+		if err != nil {
+			c.Fail(err.Error())
+		}
+	})
+	wasmloop.HandleCall("crash", func(c *wasmloop.CallRequest) { panic("asked to crash") })
 	wasmloop.HandleCall("readmany", func(c *wasmloop.CallRequest) {
 		count, name, _ := strings.Cut(string(c.Payload()), " ")
 		n, _ := strconv.Atoi(count)

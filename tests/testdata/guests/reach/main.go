@@ -11,6 +11,7 @@
 //	/connect?addr=A&send=S  connect, send S, end, answer with all that came back
 //	/listen?addr=A      a TCP listen: "ok ADDR" (then closed), or the error
 //	/env                the environment, a line per variable
+//	/lookup?name=N      the addresses of N, comma-separated
 package main
 
 import (
@@ -152,6 +153,17 @@ func serve(req wasmloop.Request, res wasmloop.Response) {
 		addr := srv.Addr()
 		srv.Close()
 		res.End("ok " + addr)
+	case "/lookup":
+		err := wasmloop.LookupHost(q.Get("name"), func(addrs []string, err error) {
+			if err != nil {
+				fail(res, err)
+				return
+			}
+			res.End(strings.Join(addrs, ","))
+		})
+		if err != nil {
+			fail(res, err)
+		}
 	case "/env":
 		res.End(strings.Join(os.Environ(), "\n"))
 	default:

@@ -1,0 +1,227 @@
+package reach
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wasmloop/wasmloop/abi"
+)
+
+func TestParsePattern(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want Pattern
+		bad  bool
+	}{
+		{in: "db:5432", want: Pattern{"db", 5432}},
+		{in: "API.example.com", want: Pattern{"api.example.com", 0}},
+		{in: "*.example.com:443", want: Pattern{"*.example.com", 443}},
+		{in: "127.0.0.1:*", want: Pattern{"127.0.0.1", 0}},
+		{in: "[::1]:8080", want: Pattern{"::1", 8080}},
+		{in: "[::1]", want: Pattern{"::1", 0}},
+		{in: ":7000", want: Pattern{"*", 7000}},
+		{in: "*", want: Pattern{"*", 0}},
+		{in: "", bad: true},
+		{in: "::1:80", bad: true},
+		{in: "db:0", bad: true},
+		{in: "db:65536", bad: true},
+		{in: "db:http", bad: true},
+		{in: "a*b.com", bad: true},
+		{in: "*.", bad: true},
+		{in: "bad host", bad: true},
+		{in: "-x.com", bad: true},
+	} {
+		p, err := ParsePattern(c.in)
+		if (err != nil) != c.bad || !c.bad && p != c.want {
+			t.Errorf("ParsePattern(%q) = %+v, %v", c.in, p, err)
+		}
+	}
+}
+
+func TestGrantsAllow(t *testing.T) {
+	g, err := ParseGrants([]string{"db:5432", "*.example.com:443", "127.0.0.1:8080", "[::1]", "cache"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		host string
+		port int
+		want bool
+	}{
+		{"db", 5432, true},
+		{"DB.", 5432, true},
+		{"db", 5433, false},
+		{"api.example.com", 443, true},
+		{"a.b.example.com", 443, true},
+		{"example.com", 443, false}, // *.example.com is what is below it
+		{"evil-example.com", 443, false},
+		{"api.example.com", 80, false},
+		{"127.0.0.1", 8080, true},
+		{"::ffff:127.0.0.1", 8080, true}, // the same address, mapped
+		{"127.0.0.2", 8080, false},
+		{"localhost", 8080, false}, // names are matched as written, not resolved
+		{"::1", 1, true},
+		{"0:0::1", 65535, true},
+		{"cache", 6379, true},
+		{"cache.evil.com", 6379, false},
+	} {
+		if got := g.Allows(c.host, c.port); got != c.want {
+			t.Errorf("Allows(%q, %d) = %v", c.host, c.port, got)
+		}
+	}
+	if (Grants{}).Allows("anything", 1) {
+		t.Error("no grants allowed something")
+	}
+}
+
+// fetchIn encodes a fetch request.
+func fetchIn(timeoutMs uint32, flags byte, method, url, block, body string) []byte {
+	in := binary.LittleEndian.AppendUint32(nil, timeoutMs)
+	in = append(in, flags, byte(len(method)))
+	in = append(in, method...)
+	in = binary.LittleEndian.AppendUint32(in, uint32(len(url)))
+	in = append(in, url...)
+	in = binary.LittleEndian.AppendUint32(in, uint32(len(block)))
+	return append(append(in, block...), body...)
+}
+
+func ownerCtx(t *testing.T) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return ctx, cancel
+}
+
+// A stream belongs to the instance that opened it: another's context cannot use its id, and
+// it closes when its owner's context ends.
+func TestStreamsBelongToTheirInstance(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	g, _ := ParseGrants([]string{ln.Addr().String()})
+	r := New(Config{Connect: g})
+	defer r.Close()
+	fns := r.Functions()
+	a, endA := ownerCtx(t)
+	b, _ := ownerCtx(t)
+	rec, err := fns[abi.FnConnect].Async(a, append(binary.LittleEndian.AppendUint32(nil, 0), ln.Addr().String()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := <-accepted
+	defer peer.Close()
+	id := rec[:8]
+	if _, err := fns[abi.FnStreamWrite].Async(b, append(append([]byte{}, id...), "x"...)); err == nil || !strings.HasPrefix(err.Error(), abi.ReachEBADID+" ") {
+		t.Errorf("another instance's write: %v, want EBADID", err)
+	}
+	if _, err := fns[abi.FnStreamWrite].Async(a, append(append([]byte{}, id...), "hi"...)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 2)
+	if _, err := io.ReadFull(peer, buf); err != nil || string(buf) != "hi" {
+		t.Fatalf("the peer read %q, %v", buf, err)
+	}
+	// A read pending when the owner ends fails; the peer sees the connection close.
+	done := make(chan error, 1)
+	go func() {
+		_, err := fns[abi.FnStreamRead].Async(a, binary.LittleEndian.AppendUint32(append([]byte{}, id...), 100))
+		done <- err
+	}()
+	endA()
+	peer.SetReadDeadline(time.Now().Add(time.Minute))
+	if n, err := peer.Read(buf); err != io.EOF {
+		t.Errorf("after the owner ended, the peer read %d, %v; want EOF", n, err)
+	}
+	if err := <-done; err == nil {
+		t.Error("a read pending when its owner ended succeeded")
+	}
+	if r.Open() != 0 {
+		t.Errorf("%d streams open after their owner ended", r.Open())
+	}
+	if !r.held.TryAcquire(maxHeld) {
+		t.Error("bytes of a read are still reserved")
+	}
+}
+
+// One read and one write at a time per stream; a second is EBUSY.
+func TestOneReadAtATime(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
+	defer up.Close()
+	g, _ := ParseGrants([]string{strings.TrimPrefix(up.URL, "http://")})
+	r := New(Config{Connect: g})
+	defer r.Close()
+	fns := r.Functions()
+	ctx, _ := ownerCtx(t)
+	id, err := fns[abi.FnFetch].Sync(ctx, fetchIn(0, 0, "GET", up.URL+"/", "", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readIn := binary.LittleEndian.AppendUint32(append([]byte{}, id...), 10)
+	e, err := r.get(ctx, binary.LittleEndian.Uint64(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.begin(false); err != nil { // as a read under way does
+		t.Fatal(err)
+	}
+	if _, err := fns[abi.FnStreamRead].Async(ctx, readIn); err == nil || !strings.HasPrefix(err.Error(), abi.ReachEBUSY+" ") {
+		t.Errorf("a second read: %v, want EBUSY", err)
+	}
+	e.end(false)
+	// A read waiting for a head that never comes ends when the stream is closed, whether the
+	// close finds it waiting (ECLOSED) or comes first (EBADID).
+	first := make(chan error, 1)
+	go func() { _, err := fns[abi.FnStreamRead].Async(ctx, readIn); first <- err }()
+	fns[abi.FnStreamClose].Sync(ctx, id)
+	if err := <-first; err == nil || !strings.HasPrefix(err.Error(), abi.ReachECLOSED+" ") && !strings.HasPrefix(err.Error(), abi.ReachEBADID+" ") {
+		t.Errorf("the read at close: %v, want ECLOSED or EBADID", err)
+	}
+}
+
+// Malformed requests to every function fail with a code, never a panic.
+func FuzzFunctions(f *testing.F) {
+	f.Add(uint8(0), fetchIn(0, 0, "GET", "http://127.0.0.1:1/", "Accept: */*\r\n", ""))
+	f.Add(uint8(0), fetchIn(100, 3, "POST", "http://127.0.0.1:1/x", "Content-Length: 3\r\n", ""))
+	f.Add(uint8(0), fetchIn(0, 0, "GET", "http://127.0.0.1:1/", "bad line\r\n", "body"))
+	f.Add(uint8(1), []byte{1, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff})
+	f.Add(uint8(2), append(binary.LittleEndian.AppendUint32(nil, 5), "127.0.0.2:9"...))
+	f.Add(uint8(3), []byte("127.0.0.1:99999"))
+	f.Add(uint8(4), []byte{1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, which uint8, in []byte) {
+		g, _ := ParseGrants([]string{"127.0.0.1:1"})
+		r := New(Config{Connect: g, Listen: Grants{}})
+		defer r.Close()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		fns := r.Functions()
+		names := []string{abi.FnFetch, abi.FnStreamRead, abi.FnConnect, abi.FnNetListen, abi.FnSetOption,
+			abi.FnStreamWrite, abi.FnStreamEnd, abi.FnStreamClose, abi.FnFetchResponse, abi.FnAccept}
+		f := fns[names[int(which)%len(names)]]
+		var err error
+		if f.Sync != nil {
+			_, err = f.Sync(ctx, in)
+		} else {
+			_, err = f.Async(ctx, in)
+		}
+		if err != nil {
+			if code, _, _ := strings.Cut(err.Error(), " "); !strings.HasPrefix(code, "E") {
+				t.Errorf("an error without a code: %v", err)
+			}
+		}
+	})
+}
