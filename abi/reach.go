@@ -44,8 +44,14 @@ const (
 	FnLookup = "wasmloop:net.lookup"
 )
 
-// MaxStreamRead is the most one FnStreamRead returns.
-const MaxStreamRead = 256 << 10
+// MaxStreamRead is the most one FnStreamRead returns; MaxStreamWrite the most one
+// FnStreamWrite takes; MaxFetchBody the most a fetch's body given whole may be (stream a
+// larger one).
+const (
+	MaxStreamRead  = 256 << 10
+	MaxStreamWrite = 1 << 20
+	MaxFetchBody   = 16 << 20
+)
 
 // The fetch request of FnFetch: timeout ms u32 (0: none), flags u8 (Fetch*), method length
 // u8, method, URL length u32, URL, header block length u32, header block ("Name: value\r\n"

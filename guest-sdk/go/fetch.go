@@ -31,8 +31,8 @@ type FetchRequest struct {
 	// only with StreamBody (the body then goes without chunks); the transport sets the rest
 	// of the framing.
 	Header []string
-	// Body is the whole request body. For a body sent as it comes, leave it nil, set
-	// StreamBody and write it with (*Fetch).Write and End.
+	// Body is the whole request body, at most 16 MiB. For a larger one, or one sent as it
+	// comes, leave it nil, set StreamBody and write it with (*Fetch).Write and End.
 	Body       []byte
 	StreamBody bool
 	// Timeout bounds the whole exchange, head and body; 0 means none.

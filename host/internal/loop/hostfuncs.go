@@ -25,8 +25,13 @@ type HostFunc struct {
 	Done  func(res []byte, failed bool)
 }
 
-// maxPendingAsync bounds the async host calls a worker has in flight (ELIMIT beyond).
-const maxPendingAsync = 4096
+// maxPendingAsync bounds the async host calls a worker has in flight (ELIMIT beyond), and
+// maxPendingAsyncBytes the copies of their inputs the host holds meanwhile: a guest could
+// otherwise make the host copy its whole memory 4096 times.
+const (
+	maxPendingAsync      = 4096
+	maxPendingAsyncBytes = 256 << 20
+)
 
 // HostCall runs a sync function. The result is written to out when it fits; otherwise it is
 // held, and host_result copies it, until the next host call or the end of the callback.
@@ -88,14 +93,16 @@ func (a *hostCalls) HostCallAsync(name, in []byte, tag int64) int32 {
 	if !inst.g.HasOnHostResult() {
 		return errno(abi.ESTATE) // the result could not be delivered
 	}
-	if l.pendingAsync >= maxPendingAsync {
+	if l.pendingAsync >= maxPendingAsync || l.pendingAsyncBytes+len(in) > maxPendingAsyncBytes {
 		return errno(abi.ELIMIT)
 	}
 	l.pendingAsync++
+	l.pendingAsyncBytes += len(in)
 	fn, input := append([]byte(nil), name...), append([]byte(nil), in...)
 	go func() {
 		res, failed := l.runHostFunc(inst.ctx, fn, f.Async, input)
-		if !l.post(func(l *Loop) { l.deliverHostResult(inst, f, tag, res, failed) }) {
+		n := len(input)
+		if !l.post(func(l *Loop) { l.pendingAsyncBytes -= n; l.deliverHostResult(inst, f, tag, res, failed) }) {
 			f.done(res, failed) // the loop has ended: nobody is waiting
 		}
 	}()

@@ -44,9 +44,10 @@ type Loop struct {
 	timers    table[*timer]
 	calls     table[*inboundCall] // calls from the embedder the guest holds (calls.go)
 	// async host function calls whose results have not come back (hostfuncs.go)
-	pendingAsync int
-	readied      bool // a goroutine outside the loops was readied this turn (see run)
-	lastHostFunc struct {
+	pendingAsync      int
+	pendingAsyncBytes int  // of their inputs (hostfuncs.go)
+	readied           bool // a goroutine outside the loops was readied this turn (see run)
+	lastHostFunc      struct {
 		name string
 		f    HostFunc
 	} // the embedder's function found last (hostFunc)

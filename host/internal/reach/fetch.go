@@ -192,6 +192,9 @@ func (r *Reach) fetchOf(ctx context.Context, in []byte) (*http.Request, *fetchSt
 		return bad("the request is shorter than its fields")
 	}
 	block, body := in[4:4+hlen], in[4+hlen:]
+	if len(body) > abi.MaxFetchBody {
+		return bad(fmt.Sprintf("a body of %d bytes given whole, more than %d: stream it (FetchStreamBody)", len(body), abi.MaxFetchBody))
+	}
 
 	if method == "" {
 		method = "GET"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/wasmloop/wasmloop/abi"
@@ -92,6 +93,9 @@ func (r *Reach) write(ctx context.Context, in []byte) ([]byte, error) {
 	id, data, err := idOf(in)
 	if err != nil {
 		return nil, err
+	}
+	if len(data) > abi.MaxStreamWrite {
+		return nil, coded(abi.FileEINVAL, fmt.Errorf("a write of %d bytes, more than %d", len(data), abi.MaxStreamWrite))
 	}
 	e, err := r.get(ctx, id)
 	if err != nil {
