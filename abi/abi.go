@@ -58,7 +58,12 @@ const (
 	FnHostCall      = "host_call"       // since 1.4
 	FnHostCallAsync = "host_call_async" // since 1.4
 	FnHostResult    = "host_result"     // since 1.4
+	FnBodyFile      = "body_file"       // since 1.6
 )
+
+// BodyFileAboveMark is the bit of body_file's result that says the output passed the
+// high-water mark: wait for on_drain before the next piece.
+const BodyFileAboveMark = 1 << 32
 
 // MinInbox is the smallest inbox the host accepts.
 const MinInbox = 4096

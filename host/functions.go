@@ -61,6 +61,11 @@ func loopFunctions(fs map[string]Function, dirs *files.Mounts, net *reach.Reach)
 	for name, op := range ops {
 		out[name] = loop.HostFunc{Async: op, Done: dirs.Release}
 	}
+	// stat may also be called sync (the SDK's StatSync): one stat(2) on the loop, for a
+	// static file server's every request.
+	st := out[abi.FnStat]
+	st.Sync = dirs.StatSync
+	out[abi.FnStat] = st
 	return out
 }
 

@@ -41,6 +41,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wasmloop/wasmloop/abi"
 	"github.com/wasmloop/wasmloop/host/internal/files"
 	"github.com/wasmloop/wasmloop/host/internal/guest"
 	"github.com/wasmloop/wasmloop/host/internal/guestout"
@@ -404,6 +405,7 @@ func (a *App) launch() (*run, error) {
 		KeepAlive:   cfg.KeepAlive,
 		Functions:   loopFunctions(cfg.Functions, a.res.dirs, a.res.reach),
 		AllowListen: a.res.reach.AllowListen,
+		OpenFile:    func(p string) (loop.FileBody, abi.Errno) { return a.res.dirs.OpenForBody(p) },
 		OnMessage:   cfg.OnMessage,
 		Output:      perWorker,
 	})

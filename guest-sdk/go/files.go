@@ -98,20 +98,41 @@ func pathThen(p string, rest []byte) []byte {
 // Stat describes the file, following symbolic links inside the grant.
 func Stat(name string, fn func(info fs.FileInfo, err error)) error {
 	return fileOp(abi.FnStat, "stat", name, []byte(name), func(res []byte, err error) {
-		if err == nil && len(res) < abi.StatSize {
-			err = &fs.PathError{Op: "stat", Path: name, Err: &FileError{Code: abi.FileEIO, Message: "a short stat record"}}
-		}
-		if err != nil {
-			fn(nil, err)
-			return
-		}
-		fn(&fileInfo{
-			name:  path.Base(name),
-			size:  int64(binary.LittleEndian.Uint64(res[abi.StatSizeAt:])),
-			mtime: time.Unix(0, int64(binary.LittleEndian.Uint64(res[abi.StatMtimeAt:]))),
-			mode:  fs.FileMode(binary.LittleEndian.Uint32(res[abi.StatModeAt:])) | kindMode(res[abi.StatKindAt]),
-		}, nil)
+		info, err := statInfo(name, res, err)
+		fn(info, err)
 	})
+}
+
+// StatSync describes the file at once: the host runs one stat(2) on the event loop while the
+// program waits (ABI 1.6). On a local disk that is microseconds — a static file server's
+// every request — but a slow disk or a network file system holds the worker meanwhile, as
+// Node's fs.statSync does; Stat does not.
+func StatSync(name string) (fs.FileInfo, error) {
+	res, err := CallSync(abi.FnStat, []byte(name))
+	if he, ok := err.(*HostError); ok {
+		code, msg, _ := strings.Cut(he.Message, " ")
+		err = &fs.PathError{Op: "stat", Path: name, Err: &FileError{Code: code, Message: msg}}
+	} else if err == ErrNoFunction {
+		err = &fs.PathError{Op: "stat", Path: name, Err: &FileError{Code: abi.FileEACCES,
+			Message: "the host has no sync stat (ABI 1.6, wasmloop run --dir)"}}
+	}
+	return statInfo(name, res, err)
+}
+
+// statInfo decodes a stat record.
+func statInfo(name string, res []byte, err error) (fs.FileInfo, error) {
+	if err == nil && len(res) < abi.StatSize {
+		err = &fs.PathError{Op: "stat", Path: name, Err: &FileError{Code: abi.FileEIO, Message: "a short stat record"}}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &fileInfo{
+		name:  path.Base(name),
+		size:  int64(binary.LittleEndian.Uint64(res[abi.StatSizeAt:])),
+		mtime: time.Unix(0, int64(binary.LittleEndian.Uint64(res[abi.StatMtimeAt:]))),
+		mode:  fs.FileMode(binary.LittleEndian.Uint32(res[abi.StatModeAt:])) | kindMode(res[abi.StatKindAt]),
+	}, nil
 }
 
 // ReadDir lists the directory, sorted by name.

@@ -27,6 +27,9 @@ func hostRespond(req int64, status int32, hdr unsafe.Pointer, hdrLen uint32, bod
 //go:wasmimport wasmloop_v1 write
 func hostWrite(req int64, data unsafe.Pointer, size uint32) int32
 
+//go:wasmimport wasmloop_v1 body_file
+func hostBodyFile(req int64, path unsafe.Pointer, pathLen uint32, offset, length int64) int64
+
 //go:wasmimport wasmloop_v1 end
 func hostEnd(req int64) int32
 

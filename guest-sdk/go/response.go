@@ -3,6 +3,8 @@
 package wasmloop
 
 import (
+	"errors"
+
 	"github.com/wasmloop/wasmloop/abi"
 )
 
@@ -151,3 +153,74 @@ func (r Response) OnClose(fn func()) {
 		x.onClose = append(x.onClose, fn)
 	}
 }
+
+// SendFile sends length bytes of the file at path (in a granted directory, --dir) from
+// offset as the response's body, and ends the response; done, if not nil, then gets nil, or
+// the error that cut it short (the file shrank, the client left). The host reads the file
+// into the connection itself (ABI 1.6, body_file): the bytes never pass through the
+// program's memory, and a large file goes out as the client takes it. Set the head first
+// (WriteHead with a Content-Length of length): without one the body is chunked. The reads run
+// on the event loop — microseconds for a file in the page cache (RATIONALE.md, "Files").
+func (r Response) SendFile(path string, offset, length int64, done func(err error)) {
+	finish := func(err error) {
+		if err != nil {
+			r.End("") // short of Content-Length: the client sees it cut
+		} else {
+			err = r.End("")
+		}
+		if done != nil {
+			done(err)
+		}
+	}
+	x := r.live()
+	switch {
+	case x == nil || x.ended:
+		if done != nil {
+			done(abi.ESTATE)
+		}
+		return
+	case x.closed:
+		finish(abi.ECLOSED)
+		return
+	}
+	if !x.sent {
+		hp, hn := bytesPtr(x.hdr)
+		if rc := hostRespond(x.h, int32(x.status), hp, hn, nil, 0, 0); rc < 0 {
+			finish(abi.Errno(rc))
+			return
+		}
+		x.sent = true
+	}
+	var next func()
+	next = func() {
+		if r.live() == nil || x.closed {
+			finish(abi.ECLOSED)
+			return
+		}
+		pp, pn := stringPtr(path)
+		rc := hostBodyFile(x.h, pp, pn, offset, length)
+		if rc < 0 {
+			finish(abi.Errno(rc))
+			return
+		}
+		n := rc &^ abi.BodyFileAboveMark
+		offset, length = offset+n, length-n
+		switch {
+		case length == 0:
+			finish(nil)
+		case rc&abi.BodyFileAboveMark != 0:
+			x.full = true
+			r.OnDrain(next)
+		case n == 0:
+			finish(errFileShrank)
+		default:
+			next() // the host stopped at its scratch buffer's size
+		}
+	}
+	next()
+}
+
+var errFileShrank = errors.New("wasmloop: the file ended before the length sent")
+
+// ErrClosed is what a response's methods return once its client has gone (abi.ECLOSED).
+var ErrClosed error = abi.ECLOSED

@@ -9,8 +9,9 @@
 // Content-Type by extension, Content-Length, Last-Modified, ETag and Accept-Ranges;
 // If-None-Match and If-Modified-Since answer 304, a single Range answers 206 (416 when it
 // lies past the end), and anything missing — or outside /www: the host resolves every path
-// inside the grant — answers 404. Files are read off the event loop (wasmloop.Stat, ReadAt),
-// and a large one is sent in pieces as the client takes them (Response.Full/OnDrain).
+// inside the grant — answers 404. The host reads the file into the connection itself
+// (Response.SendFile), a large one as the client takes it: its bytes never pass through
+// the program.
 package main
 
 import (
@@ -30,9 +31,6 @@ import (
 
 // root is where the host shows the granted directory.
 const root = "/www"
-
-// piece is the most read and written at a time: a large file is never held whole.
-const piece = 256 << 10
 
 // httpTime is the date format of HTTP (RFC 9110 §5.6.7).
 const httpTime = "Mon, 02 Jan 2006 15:04:05 GMT"
@@ -89,21 +87,19 @@ func serve(req wasmloop.Request, res wasmloop.Response) {
 	})
 }
 
-// stat stats name and calls found with it, or answers 404 (or 500).
+// stat stats name and calls found with it, or answers 404 (or 500). The stat is one
+// stat(2) on the event loop (StatSync): for files on a local disk, cheaper than a trip off
+// the loop and back.
 func stat(name string, res wasmloop.Response, found func(fs.FileInfo)) {
-	err := wasmloop.Stat(name, func(info fs.FileInfo, err error) {
-		switch {
-		case err == nil:
-			found(info)
-		case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission), notDir(err):
-			fail(res, 404, "not found")
-		default:
-			wasmloop.Log("stat " + name + ": " + err.Error())
-			fail(res, 500, "cannot read the file")
-		}
-	})
-	if err != nil {
-		fail(res, 503, "busy")
+	info, err := wasmloop.StatSync(name)
+	switch {
+	case err == nil:
+		found(info)
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission), notDir(err):
+		fail(res, 404, "not found")
+	default:
+		wasmloop.Log("stat " + name + ": " + err.Error())
+		fail(res, 500, "cannot read the file")
 	}
 }
 
@@ -143,46 +139,12 @@ func send(req wasmloop.Request, res wasmloop.Response, name string, info fs.File
 		res.End("")
 		return
 	}
-	stream(res, name, start, n)
-}
-
-// stream sends n bytes of the file from start, a piece at a time, waiting for the client
-// whenever the connection is full.
-func stream(res wasmloop.Response, name string, start, n int64) {
-	closed := false
-	res.OnClose(func() { closed = true })
-	var next func()
-	next = func() {
-		want := int(min(n, piece))
-		err := wasmloop.ReadAt(name, start, want, func(data []byte, err error) {
-			if closed {
-				return
-			}
-			if err == nil && len(data) < want {
-				err = errors.New("the file shrank while it was sent")
-			}
-			if err != nil {
-				// The head is out: only closing the connection short of Content-Length
-				// tells the client.
-				wasmloop.Log("read " + name + ": " + err.Error())
-				res.End("")
-				return
-			}
-			start, n = start+int64(want), n-int64(want)
-			if n == 0 {
-				res.End(string(data))
-				return
-			}
-			if _, err := res.Write(data); err != nil {
-				return
-			}
-			res.OnDrain(next) // at once, unless the connection is full
-		})
-		if err != nil {
-			res.End("")
+	// The host reads the file into the connection itself, as the client takes it.
+	res.SendFile(name, start, n, func(err error) {
+		if err != nil && !errors.Is(err, wasmloop.ErrClosed) {
+			wasmloop.Log("send " + name + ": " + err.Error())
 		}
-	}
-	next()
+	})
 }
 
 // notModified applies If-None-Match, or else If-Modified-Since (RFC 9110 §13.2.2).

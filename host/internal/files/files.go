@@ -55,7 +55,8 @@ func ParseGrant(s string) (Grant, error) {
 // Mount is a grant opened: its root and its place in the guest's view.
 type Mount struct {
 	Grant
-	root *os.Root
+	root  *os.Root
+	dirFD int // the directory for openat2 (body_linux.go), or -1
 }
 
 // Mounts are the grants of one program, opened. Safe for concurrent use.
@@ -99,7 +100,7 @@ func Open(grants []Grant) (*Mounts, error) {
 			return nil, fmt.Errorf("dir %s: %v", g.HostPath, err)
 		}
 		g.HostPath = abs
-		m.list = append(m.list, &Mount{Grant: g, root: root})
+		m.list = append(m.list, &Mount{Grant: g, root: root, dirFD: openDirFD(abs)})
 	}
 	// Deepest first: /www/private granted apart from /www is found before it.
 	for i := 1; i < len(m.list); i++ {
@@ -140,6 +141,7 @@ func (m *Mounts) Close() error {
 	}
 	for _, mt := range m.list {
 		mt.root.Close()
+		closeDirFD(mt.dirFD)
 	}
 	return nil
 }

@@ -58,6 +58,10 @@ func (m *Mounts) Release(res []byte, failed bool) {
 	}
 }
 
+// StatSync is the stat function run on the caller's goroutine (a sync host call, on the
+// loop): one stat(2), without waiting for a slot.
+func (m *Mounts) StatSync(_ context.Context, in []byte) ([]byte, error) { return m.stat(nil, in) }
+
 // Idle says whether no result is held: every one read has been released.
 func (m *Mounts) Idle() bool {
 	if !m.held.TryAcquire(m.heldMax) {

@@ -171,3 +171,41 @@ func TestOverlaps(t *testing.T) {
 		t.Errorf("a writable grant inside a read-only one: Overlaps = %q, want none", got)
 	}
 }
+
+// OpenForBody (body_file, on the loop) confines as the file functions do: links out of the
+// grant are EDENIED, a FIFO or a missing file EINVAL, and a regular file reads.
+func TestOpenForBody(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "g")
+	os.Mkdir(dir, 0o755)
+	os.WriteFile(filepath.Join(base, "secret"), []byte("SECRET"), 0o644)
+	os.WriteFile(filepath.Join(dir, "a.txt"), []byte("0123456789"), 0o644)
+	os.Mkdir(filepath.Join(dir, "sub"), 0o755)
+	os.Symlink("../a.txt", filepath.Join(dir, "sub", "in"))
+	os.Symlink(filepath.Join(base, "secret"), filepath.Join(dir, "abs"))
+	os.Symlink("../secret", filepath.Join(dir, "rel"))
+	os.Symlink("..", filepath.Join(dir, "up"))
+	syscall.Mkfifo(filepath.Join(dir, "fifo"), 0o644)
+	m := openGrant(t, dir)
+	f, errno := m.OpenForBody("/g/sub/in")
+	if errno != 0 {
+		t.Fatalf("a link inside the grant: %v", errno)
+	}
+	buf := make([]byte, 4)
+	if n, err := f.ReadAt(buf, 3); err != nil || string(buf[:n]) != "3456" {
+		t.Errorf("ReadAt: %q %v", buf[:n], err)
+	}
+	if n, err := f.ReadAt(buf, 10); n != 0 || err == nil {
+		t.Errorf("ReadAt at the end: %d %v, want 0 and EOF", n, err)
+	}
+	f.Close()
+	for p, want := range map[string]abi.Errno{"/g/abs": abi.EDENIED, "/g/rel": abi.EDENIED, "/g/up/secret": abi.EDENIED,
+		"/elsewhere/x": abi.EDENIED, "/g/missing": abi.EINVAL, "/g/fifo": abi.EINVAL, "/g/sub": abi.EINVAL, "g/a.txt": abi.EINVAL} {
+		if f, errno := m.OpenForBody(p); errno != want {
+			if f != nil {
+				f.Close()
+			}
+			t.Errorf("OpenForBody(%s) = %v, want %v", p, errno, want)
+		}
+	}
+}

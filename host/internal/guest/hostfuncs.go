@@ -35,6 +35,7 @@ type Host interface {
 	HostCall(name, in []byte, out []byte) int64
 	HostCallAsync(name, in []byte, tag int64) int32
 	HostResult(dst []byte) int32
+	BodyFile(req abi.Handle, path []byte, offset, length int64) int64
 }
 
 type instanceKey struct{}
@@ -238,6 +239,14 @@ var callFuncs = []hostFunc{
 			return
 		}
 		s[0] = i32Result(hostOf(ctx).HostResult(dst))
+	}},
+	{abi.FnBodyFile, []api.ValueType{i64, i32, i32, i64, i64}, []api.ValueType{i64}, func(ctx context.Context, m api.Module, s []uint64) {
+		path, ok := view(m, s[1], s[2])
+		if !ok {
+			s[0] = errFault64
+			return
+		}
+		s[0] = uint64(hostOf(ctx).BodyFile(abi.Handle(s[0]), path, int64(s[3]), int64(s[4])))
 	}},
 }
 

@@ -332,6 +332,10 @@ func (r *recorder) HostResult([]byte) int32 {
 	r.called = append(r.called, "host_result")
 	return 0
 }
+func (r *recorder) BodyFile(abi.Handle, []byte, int64, int64) int64 {
+	r.called = append(r.called, "body_file")
+	return 0
+}
 
 // Every host function that takes guest memory answers an out-of-bounds (pointer, length)
 // with EFAULT and never reaches the Host; in bounds, it does reach it.
@@ -343,7 +347,7 @@ func TestHostFunctionsCheckPointers(t *testing.T) {
 	}
 	defer rt.Close(ctx)
 	for _, fn := range []string{abi.FnInbox, abi.FnListen, abi.FnRespond, abi.FnWrite, abi.FnBodyRead, abi.FnPost, abi.FnWSAccept, abi.FnWSSend, abi.FnWSClose,
-		abi.FnCallReturn, abi.FnHostCall, abi.FnHostCallAsync, abi.FnHostResult} {
+		abi.FnCallReturn, abi.FnHostCall, abi.FnHostCallAsync, abi.FnHostResult, abi.FnBodyFile} {
 		for _, tc := range []struct {
 			arg     int64
 			reached bool

@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
 	"io"
 	"log/slog"
 	"math"
@@ -23,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wasmloop/wasmloop/abi"
 	"github.com/wasmloop/wasmloop/host/internal/defaults"
 	"github.com/wasmloop/wasmloop/host/internal/guest"
 	"github.com/wasmloop/wasmloop/host/internal/http1"
@@ -93,6 +93,9 @@ type Config struct {
 	Functions map[string]HostFunc
 	// AllowListen checks a listen against the program's grants; nil allows every one.
 	AllowListen func(host string, port int) error
+	// OpenFile opens a regular file of the granted directories for body_file (a guest
+	// path), or says why not (EDENIED: not granted; EINVAL: anything else); nil: none is.
+	OpenFile func(path string) (FileBody, abi.Errno)
 	// OnMessage receives what the guest posts to the host (post to abi.PostHost), on the
 	// loop: it must not block. nil refuses such posts (ENOTSUP).
 	OnMessage func(worker int, data []byte)

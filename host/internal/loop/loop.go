@@ -44,6 +44,7 @@ type Loop struct {
 	timers    table[*timer]
 	calls     table[*inboundCall] // calls from the embedder the guest holds (calls.go)
 	// async host function calls whose results have not come back (hostfuncs.go)
+	fileBuf           []byte // body_file's scratch (bodyfile.go)
 	pendingAsync      int
 	pendingAsyncBytes int  // of their inputs (hostfuncs.go)
 	readied           bool // a goroutine outside the loops was readied this turn (see run)

@@ -300,7 +300,7 @@ func (r *Reach) response(ctx context.Context, in []byte) ([]byte, error) {
 		return nil, f.err
 	}
 	out := binary.LittleEndian.AppendUint16(nil, uint16(f.resp.StatusCode))
-	if f.resp.ContentLength >= 0 && f.resp.Header.Get("Content-Length") == "" && f.resp.Uncompressed == false {
+	if f.resp.ContentLength >= 0 && f.resp.Header.Get("Content-Length") == "" && !f.resp.Uncompressed {
 		out = append(out, "Content-Length: "+strconv.FormatInt(f.resp.ContentLength, 10)+"\r\n"...)
 	}
 	for name, values := range f.resp.Header {
