@@ -215,3 +215,23 @@ func checksum(r io.Reader) (int64, []byte) {
 	n, _ := io.Copy(h, r)
 	return n, h.Sum(nil)
 }
+
+// A proxy from the host's environment (HTTP_PROXY) carries fetches when --allow-connect
+// grants it; one not granted is not used (the fetch goes direct, to a granted host only).
+func TestFetchProxy(t *testing.T) {
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "via proxy: "+r.Method+" "+r.URL.String())
+	}))
+	defer proxy.Close()
+	proxyAddr := strings.TrimPrefix(proxy.URL, "http://")
+	t.Setenv("HTTP_PROXY", proxy.URL)
+	t.Setenv("NO_PROXY", "")
+	s := startServer(t, serverOpts{Module: "reach", Flags: []string{"--allow-connect", "upstream.test:80", "--allow-connect", proxyAddr}})
+	if got := guestGet(t, s, "/fetch?url="+q("http://upstream.test/x")); got != "200\nvia proxy: GET http://upstream.test/x" {
+		t.Errorf("through a granted proxy: %q", got)
+	}
+	s2 := startServer(t, serverOpts{Module: "reach", Flags: []string{"--allow-connect", "nowhere.onion:80"}})
+	if got := guestGet(t, s2, "/fetch?url="+q("http://nowhere.onion/x")); !strings.HasPrefix(got, "ERR ENOTFOUND") {
+		t.Errorf("with the proxy not granted: %q, want a direct attempt (ENOTFOUND)", got)
+	}
+}
