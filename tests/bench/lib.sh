@@ -219,6 +219,36 @@ cpu_ticks() {
 	echo "$total"
 }
 
+# cpu_ticks_split PID: "user system" clock ticks (utime+cutime, stime+cstime), summed over
+# PID and all its live descendants, as cpu_ticks (which gives their sum) counts them.
+cpu_ticks_split() {
+	local root_pid=$1 line rest f p user=0 sys=0
+	local -A kids=()
+	for p in /proc/[0-9]*/stat; do
+		read -r line 2>/dev/null <"$p" || continue
+		rest=${line##*) }
+		read -r -a f <<<"$rest"
+		p=${p#/proc/}
+		kids[${f[1]}]+=" ${p%/stat}"
+	done
+	local -a queue=("$root_pid")
+	local i=0
+	while ((i < ${#queue[@]})); do
+		p=${queue[i]}
+		i=$((i + 1))
+		if read -r line 2>/dev/null <"/proc/$p/stat"; then
+			rest=${line##*) }
+			read -r -a f <<<"$rest"
+			user=$((user + f[11] + f[13]))
+			sys=$((sys + f[12] + f[14]))
+		fi
+		# shellcheck disable=SC2206 # word splitting of the pid list is intended
+		queue+=(${kids[$p]:-})
+		((i < 100000)) || break
+	done
+	echo "$user $sys"
+}
+
 # cpu_all: "busy idle" ticks of the whole machine, from /proc/stat.
 cpu_all() {
 	local _cpu user nice sys idle iowait irq softirq steal _rest
