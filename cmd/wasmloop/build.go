@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -33,6 +34,9 @@ func buildGuest(ctx context.Context, dir, cacheDir string, stderr io.Writer) (st
 		return "", &buildError{"building a directory needs the go command on PATH: " + err.Error()}
 	}
 	env := append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	if env, err = guestEnv(ctx, gobin, dir, cacheDir, env); err != nil {
+		return "", err
+	}
 	key, err := sourceKey(ctx, gobin, dir, env)
 	if err != nil {
 		return "", err
@@ -60,21 +64,13 @@ func buildGuest(ctx context.Context, dir, cacheDir string, stderr io.Writer) (st
 	return out, nil
 }
 
-func buildCacheDir(cacheDir string) string {
-	switch cacheDir {
-	case "-":
-		return filepath.Join(os.TempDir(), "wasmloop-build")
-	case "":
-		if d, err := os.UserCacheDir(); err == nil {
-			return filepath.Join(d, "wasmloop", "build")
-		}
-		return filepath.Join(os.TempDir(), "wasmloop-build")
-	}
-	return filepath.Join(cacheDir, "build")
-}
+func buildCacheDir(cacheDir string) string { return cacheSubdir(cacheDir, "build") }
 
 // sourceKey hashes what a build depends on: the go version, the build environment, and
 // every file of every non-standard package in the build (with the module's go.mod/go.sum).
+// A guest built in a workspace with the SDK this command carries (guestEnv) lists the SDK's
+// files under their cache directory, whose name is their content's hash: another SDK is
+// another key.
 func sourceKey(ctx context.Context, gobin, dir string, env []string) (string, error) {
 	cmd := exec.CommandContext(ctx, gobin, "list", "-deps", "-f",
 		`{{if not .Standard}}{{.Dir}}{{"\t"}}{{join .GoFiles "\t"}}{{"\t"}}{{join .EmbedFiles "\t"}}{{"\t"}}{{join .SFiles "\t"}}{{if .Module}}{{"\n"}}{{.Module.Dir}}{{"\t"}}go.mod{{"\t"}}go.sum{{end}}{{"\n"}}{{end}}`, ".")
@@ -86,7 +82,9 @@ func sourceKey(ctx context.Context, gobin, dir string, env []string) (string, er
 		return "", &buildError{fmt.Sprintf("%s is not a Go package that builds for wasip1: %s", dir, strings.TrimSpace(errb.String()))}
 	}
 	h := sha256.New()
-	ver, _ := exec.CommandContext(ctx, gobin, "env", "GOVERSION", "GOFLAGS").Output()
+	goenv := exec.CommandContext(ctx, gobin, "env", "GOVERSION", "GOFLAGS")
+	goenv.Env = env
+	ver, _ := goenv.Output()
 	h.Write(ver)
 	fmt.Fprintf(h, "%s\x00", buildRecipe)
 	seen := map[string]bool{}
@@ -113,4 +111,70 @@ func sourceKey(ctx context.Context, gobin, dir string, env []string) (string, er
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))[:32], nil
+}
+
+// buildFlags returns the flags of build.
+func buildFlags(out, cacheDir *string) *flag.FlagSet {
+	fs := flag.NewFlagSet("build", flag.ContinueOnError)
+	fs.StringVar(out, "o", "", "write the module to `file` (default: the directory's name with .wasm, in the current directory; into it if it is a directory)")
+	fs.StringVar(cacheDir, "cache-dir", "", "the build cache, shared with run (default: the user cache dir; - for none)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: wasmloop build [-o file] <Go package directory>
+
+Builds a Go guest into a WebAssembly module to deploy, exactly as 'wasmloop run' builds it
+(GOOS=wasip1 GOARCH=wasm -buildmode=c-shared, cached by content; a directory outside the
+wasmloop repository builds against the guest SDK this wasmloop carries, offline), and
+writes it to the -o file. 'wasmloop run file.wasm' runs it. Flags may come before or after
+the directory.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func cmdBuild(args []string, stdout, stderr io.Writer) int {
+	var out, cacheDir string
+	fs := buildFlags(&out, &cacheDir)
+	pos, rest, code, ok := parseCommand(fs, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 || len(rest) > 0 {
+		return usageError(stderr, "build", "want exactly one directory")
+	}
+	dir := pos[0]
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		if err == nil {
+			err = fmt.Errorf("%s is not a directory", dir)
+		}
+		fmt.Fprintf(stderr, "wasmloop build: %v\n", err)
+		return exitUsage
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "wasmloop build: %v\n", err)
+		return exitFailure
+	}
+	name := filepath.Base(abs) + ".wasm"
+	if out == "" {
+		out = name
+	} else if st, err := os.Stat(out); err == nil && st.IsDir() {
+		out = filepath.Join(out, name)
+	}
+	built, err := buildGuest(context.Background(), dir, cacheDir, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "wasmloop build: %v\n", err)
+		return exitFailure
+	}
+	wasm, err := os.ReadFile(built)
+	if err == nil {
+		err = os.WriteFile(out, wasm, 0o644)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "wasmloop build: %v\n", err)
+		return exitFailure
+	}
+	return 0
 }

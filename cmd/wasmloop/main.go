@@ -1,8 +1,15 @@
 // Command wasmloop runs WebAssembly guests that speak the wasmloop ABI.
 //
-//	wasmloop run [flags] <app.wasm | Go package directory>
+//	wasmloop run [flags] <app.wasm | Go package directory> [-- guest arguments]
+//	wasmloop build [-o file] <Go package directory>
+//	wasmloop init [--module path] [directory]
 //	wasmloop version
 //	wasmloop help [command]
+//
+// As with Go's tools, flags may come before or after the module or directory
+// ('wasmloop run ./app --workers 1'); "--" ends them. A mistyped flag is reported in one
+// line that names it, followed by where the usage is. A directory outside this repository
+// builds against the guest SDK that the binary carries, without the network (see sdk.go).
 package main
 
 import (
@@ -17,6 +24,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/wasmloop/wasmloop/abi"
@@ -36,11 +44,14 @@ func main() {
 const usage = `wasmloop runs WebAssembly programs in Node's event-driven model, on a Go host.
 
 Usage:
-  wasmloop run [flags] <app.wasm | Go package directory>
+  wasmloop run [flags] <app.wasm | Go package directory> [-- guest arguments]
+  wasmloop build [-o file] <Go package directory>
+  wasmloop init [--module path] [directory]
   wasmloop version
   wasmloop help [command]
 
-Run 'wasmloop help run' for the flags of run.
+Flags may come before or after the module or directory.
+Run 'wasmloop help <command>' for the flags of a command.
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -51,6 +62,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return cmdRun(args[1:], stdout, stderr)
+	case "build":
+		return cmdBuild(args[1:], stdout, stderr)
+	case "init":
+		return cmdInit(args[1:], stdout, stderr)
 	case "version":
 		return cmdVersion(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -58,6 +73,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			switch args[1] {
 			case "run":
 				return cmdRun([]string{"-h"}, stdout, stdout)
+			case "build":
+				return cmdBuild([]string{"-h"}, stdout, stdout)
+			case "init":
+				return cmdInit([]string{"-h"}, stdout, stdout)
 			case "version":
 				return cmdVersion([]string{"-h"}, stdout, stdout)
 			}
@@ -73,12 +92,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func cmdVersion(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("version", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: wasmloop version\n\nPrints the version of wasmloop, of its ABI and of Go.\n")
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagStatus(err)
+	pos, rest, code, ok := parseCommand(fs, args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	if len(pos) > 0 || len(rest) > 0 {
+		return usageError(stderr, "version", "takes no arguments")
 	}
 	version := "(devel)"
 	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
@@ -88,11 +110,72 @@ func cmdVersion(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func flagStatus(err error) int {
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
+// parseCommand parses a command's arguments with fs (see parseArgs). With -h it prints the
+// command's usage (fs.Usage) to stdout; a bad flag gets one line on stderr that names it,
+// and where the usage is, as Go's tools do. ok is false when the command should exit with
+// code.
+func parseCommand(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (positional, rest []string, code int, ok bool) {
+	usage := fs.Usage
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	positional, rest, err := parseArgs(fs, args)
+	fs.Usage = usage
+	switch {
+	case err == nil:
+		return positional, rest, 0, true
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return nil, nil, 0, false
 	}
+	return nil, nil, usageError(stderr, fs.Name(), err.Error()), false
+}
+
+// usageError reports bad usage of a command in one line and says where its usage is.
+func usageError(stderr io.Writer, command, msg string) int {
+	fmt.Fprintf(stderr, "wasmloop %s: %s\nRun 'wasmloop help %s' for usage.\n", command, msg, command)
 	return exitUsage
+}
+
+// parseArgs parses flags wherever they are among the positional arguments, as Go's tools
+// do, and returns those arguments in order; "--" ends the flags, and what follows it is
+// rest, unparsed. A "--" that is a flag's value (--cache-dir --) is that value.
+func parseArgs(fs *flag.FlagSet, args []string) (positional, rest []string, err error) {
+	head := args
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			head, rest = args[:i], args[i+1:]
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			continue
+		}
+		name := strings.TrimPrefix(a[1:], "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if f := fs.Lookup(name); f != nil && !isBoolFlag(f) {
+			i++ // its value, whatever it looks like
+		}
+	}
+	for {
+		if err := fs.Parse(head); err != nil {
+			return nil, nil, err
+		}
+		head = fs.Args()
+		if len(head) == 0 {
+			return positional, rest, nil
+		}
+		positional = append(positional, head[0])
+		head = head[1:]
+	}
+}
+
+// isBoolFlag reports whether f takes no value (-watch rather than -watch=true).
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 // runOptions is what the flags of run set: the host's Config and the command's own options.
@@ -143,12 +226,15 @@ func runFlags(o *runOptions, output io.Writer) *flag.FlagSet {
 	fs.Var(durationValue{&c.SwapDrainTimeout}, "swap-drain-timeout", "`duration` the old program may finish its requests and keep its WebSockets after a swap")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the host to `file` (guest code shows as external code)")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: wasmloop run [flags] <app.wasm | Go package directory>
+		fmt.Fprint(fs.Output(), `Usage: wasmloop run [flags] <app.wasm | Go package directory> [-- guest arguments]
 
 Runs a wasmloop guest until it has nothing left to do, exits, or receives SIGINT or
 SIGTERM (then it stops accepting, finishes in-flight responses and exits 0).
 A directory is built as a Go guest (GOOS=wasip1 GOARCH=wasm -buildmode=c-shared) with
-the go command on PATH; the build is cached by the content of its sources.
+the go command on PATH; the build is cached by the content of its sources. A directory
+outside the wasmloop repository builds against the guest SDK this wasmloop carries,
+offline (see 'wasmloop help init'). Flags may come before or after the module or
+directory; what follows "--" is the guest's os.Args[1:].
 
 A size is in bytes, with an optional k, m or g suffix (powers of 1024); a duration is
 written as in Go, such as 500ms, 10s or 2m. 0 means the default for every size, count
@@ -164,14 +250,14 @@ Flags:
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	var o runOptions
 	fs := runFlags(&o, stderr)
-	if err := fs.Parse(args); err != nil {
-		return flagStatus(err)
+	pos, guestArgs, code, ok := parseCommand(fs, args, stdout, stderr)
+	if !ok {
+		return code
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "wasmloop run: want exactly one module or directory (see 'wasmloop help run')")
-		return exitUsage
+	if len(pos) != 1 {
+		return usageError(stderr, "run", "want exactly one module or directory")
 	}
-	target := fs.Arg(0)
+	target := pos[0]
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -184,7 +270,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 		return exitUsage
 	}
-	o.cfg.Args = []string{filepath.Base(target)}
+	o.cfg.Args = guestArgv(target, guestArgs)
 	o.cfg.Env = inheritEnv(os.Environ(), o.envInherit, o.cfg.Env)
 	o.cfg.Stdout, o.cfg.Stderr = stdout, stderr
 	app, err := host.Load(ctx, wasm, o.cfg)
@@ -229,11 +315,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if o.watch {
 		r.watch()
 	}
-	code, err := app.Run(runCtx)
+	code, err = app.Run(runCtx)
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmloop: %v\n", err)
 	}
 	return code
+}
+
+// guestArgv is the guest's os.Args: the module's or directory's name, then the arguments
+// after "--".
+func guestArgv(target string, args []string) []string {
+	return append([]string{filepath.Base(target)}, args...)
 }
 
 // loadTarget reads a module, or builds a Go package directory into one.
