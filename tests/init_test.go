@@ -102,11 +102,22 @@ func TestInitBuildRun(t *testing.T) {
 	}
 	s.kill()
 
-	// run DIR, its flags after the directory, offline: the build is the one just made.
+	// run DIR, offline, its flags after the directory and the guest's arguments after "--".
+	// The program changed, to print its arguments: the build must see the edit.
+	mainGo := filepath.Join(proj, "main.go")
+	src, _ := os.ReadFile(mainGo)
+	edited := strings.Replace(string(src), "\t\"os\"\n", "\t\"os\"\n\t\"strings\"\n", 1)
+	edited = strings.Replace(edited, "\tif wasmloop.WorkerID() == 0 {", "\twasmloop.Log(\"args: \" + strings.Join(os.Args, \"|\"))\n\tif wasmloop.WorkerID() == 0 {", 1)
+	if err := os.WriteFile(mainGo, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	port := freePort(t)
-	p := startProc(t, offline, tmp, "run", proj, "--workers", "1", "--env", "PORT="+strconv.Itoa(port), "--cache-dir", cacheDir)
+	p := startProc(t, offline, tmp, "run", proj, "--workers", "1", "--env", "PORT="+strconv.Itoa(port), "--cache-dir", cacheDir, "--", "one", "--two")
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	p.awaitStdout(t, "Server running at http://"+addr+"/\n", initBuildTimeout)
+	if !strings.Contains(p.stdout.String(), "args: My App|one|--two\n") {
+		t.Errorf("the guest's os.Args are not the directory's name and the arguments after --:\n%s", p.stdout)
+	}
 	if _, resp, body := rawRequest(t, addr, get("/")); resp.StatusCode != 200 || string(body) != helloBody {
 		t.Errorf("wasmloop run DIR answers %d %q", resp.StatusCode, body)
 	}

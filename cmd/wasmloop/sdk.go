@@ -196,8 +196,11 @@ func guestEnv(ctx context.Context, gobin, dir, cacheDir string, env []string) ([
 		return nil, err
 	}
 	own := ge.GOWORK != "" && isOwnWorkFile(ge.GOWORK)
-	if ge.GOWORK != "" && ge.GOWORK != "off" && !own || ge.GOMOD == "" || ge.GOMOD == os.DevNull {
-		return env, nil // a user's workspace, or no module: the go command says what is wrong
+	if ge.GOMOD == os.DevNull {
+		return nil, &buildError{fmt.Sprintf("%s is in no Go module (no go.mod in it or above it): 'go mod init NAME' there makes one, and 'wasmloop init DIR' makes a whole guest project", dir)}
+	}
+	if ge.GOWORK != "" && ge.GOWORK != "off" && !own || ge.GOMOD == "" {
+		return env, nil // a user's workspace, or GOPATH mode: the go command decides
 	}
 	need, goVersion, err := needsSDK(ge.GOMOD)
 	if err != nil {

@@ -170,3 +170,17 @@ func TestWorkFileQuotes(t *testing.T) {
 		t.Errorf("workFile = %q, want %q", got, want)
 	}
 }
+
+// A directory in no module is refused with a message that says how to make one.
+func TestGuestEnvNoModule(t *testing.T) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command")
+	}
+	dir := t.TempDir()
+	env := append(os.Environ(), "GOWORK=", "GO111MODULE=on")
+	_, err = guestEnv(context.Background(), gobin, dir, t.TempDir(), env)
+	if err == nil || !strings.Contains(err.Error(), "is in no Go module") || !strings.Contains(err.Error(), "wasmloop init") {
+		t.Errorf("a directory without go.mod: %v", err)
+	}
+}
