@@ -23,7 +23,8 @@ const ModulePath = "github.com/wasmloop/wasmloop"
 // GoMod is the go.mod of the module Files makes: the SDK needs only the standard library.
 const GoMod = "module " + ModulePath + "\n\ngo 1.25\n"
 
-// go:embed cannot reach abi from here (no ..), so abi embeds its own files (abi.Source).
+// The embed directive cannot reach abi from here (no ..), so abi embeds its own files
+// (abi.Source).
 //
 //go:embed go/*.go go/wasmhttp/*.go
 var sdk embed.FS
