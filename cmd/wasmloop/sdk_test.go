@@ -47,7 +47,7 @@ func TestSDKFilesAreTheTree(t *testing.T) {
 	slices.Sort(got)
 	slices.Sort(want)
 	if !reflect.DeepEqual(got, want) {
-		t.Errorf("the embedded SDK holds\n%v\nthe tree has\n%v", got, want)
+		t.Errorf("the embedded SDK holds\n%v\nthe tree has\n%v\n(a new subpackage of guest-sdk/go goes on the go:embed line of guest-sdk/source.go)", got, want)
 	}
 	b, err := os.ReadFile(filepath.Join(root, "guest-sdk", "go", "doc.go"))
 	if err != nil || !bytes.Equal(files["guest-sdk/go/doc.go"], b) {
