@@ -6,7 +6,7 @@ package abi
 // Version of the ABI this package describes. Minor versions only add.
 const (
 	Major = 1
-	Minor = 6
+	Minor = 7
 )
 
 // ModuleName is the import module of every host function. The major version is part of it,
@@ -59,6 +59,8 @@ const (
 	FnHostCallAsync = "host_call_async" // since 1.4
 	FnHostResult    = "host_result"     // since 1.4
 	FnBodyFile      = "body_file"       // since 1.6
+	FnMessageRead   = "message_read"    // since 1.7
+	FnBroadcast     = "broadcast"       // since 1.7
 )
 
 // BodyFileAboveMark is the bit of body_file's result that says the output passed the
@@ -91,9 +93,18 @@ const (
 	CallFailed = 1 // the bytes are an error message
 )
 
-// MaxMessage is the largest message post takes (since 1.2); it fits the smallest inbox the
-// host accepts with room to spare, so every receiver can take it in one callback.
-const MaxMessage = MinInbox
+// MaxMessage is the largest message post and broadcast take (since 1.7) from a guest built
+// for 1.7 or later, and the largest the embedding program posts. A message longer than the
+// receiver's inbox arrives with the inbox full and the rest read with message_read.
+const MaxMessage = 1 << 20
+
+// MaxShortMessage is the largest message (since 1.2) a guest built for 1.2–1.6 may post, and
+// the largest such a guest is given: it fits the smallest inbox, so it arrives in one piece.
+const MaxShortMessage = MinInbox
+
+// LongMessages is the first minor version whose guests post and receive messages longer
+// than MaxShortMessage (message_read, broadcast).
+const LongMessages = 7
 
 // WSAcceptDeflate is the ws_accept flag (since 1.3) that turns on permessage-deflate when the
 // client offered it.

@@ -36,6 +36,8 @@ type Host interface {
 	HostCallAsync(name, in []byte, tag int64) int32
 	HostResult(dst []byte) int32
 	BodyFile(req abi.Handle, path []byte, offset, length int64) int64
+	MessageRead(dst []byte) int32
+	Broadcast(data, codes []byte) int32
 }
 
 type instanceKey struct{}
@@ -194,6 +196,28 @@ var hostFuncs = []hostFunc{
 	}},
 }
 
+// The functions of ABI 1.7: long messages between workers.
+var messageFuncs = []hostFunc{
+	{abi.FnMessageRead, []api.ValueType{i32, i32}, []api.ValueType{i32}, func(ctx context.Context, m api.Module, s []uint64) {
+		dst, ok := view(m, s[0], s[1])
+		if !ok {
+			s[0] = errFault
+			return
+		}
+		s[0] = i32Result(hostOf(ctx).MessageRead(dst))
+	}},
+	{abi.FnBroadcast, []api.ValueType{i32, i32, i32, i32}, []api.ValueType{i32}, func(ctx context.Context, m api.Module, s []uint64) {
+		mem := whole(m)
+		data, ok1 := span(mem, s[0], s[1])
+		codes, ok2 := span(mem, s[2], s[3])
+		if !ok1 || !ok2 {
+			s[0] = errFault
+			return
+		}
+		s[0] = i32Result(hostOf(ctx).Broadcast(data, codes))
+	}},
+}
+
 // FailError is a guest's own report that it is broken (the fail host function): a Go
 // guest's panic, recovered by the SDK and passed on with its stack.
 type FailError struct{ Message string }
@@ -251,7 +275,7 @@ var callFuncs = []hostFunc{
 }
 
 func init() {
-	hostFuncs = append(hostFuncs, callFuncs...)
+	hostFuncs = append(append(hostFuncs, callFuncs...), messageFuncs...)
 	for _, f := range hostFuncs {
 		hostSignatures[f.name] = signature{f.params, f.results}
 	}

@@ -63,6 +63,7 @@ type Instance struct {
 	onCall, onHostResult                                           api.Function
 	// ticks counts the meter's calls of tick during the call in progress (watchdog.go).
 	ticks int
+	minor int32 // what the guest's wasmloop_abi_v1 returned: the minor version it speaks
 }
 
 // ExitError reports that the guest called WASI proc_exit. In the program's top-level code
@@ -178,8 +179,18 @@ func (m *Module) Instantiate(ctx context.Context, cfg InstanceConfig, host Host)
 			return nil, err
 		}
 	}
+	// The minor version the guest speaks decides what it is given where versions differ
+	// (messages longer than abi.MaxShortMessage: 1.7). Asked once, after initialisation (a
+	// Go guest's exports need its runtime), under the start-up budget.
+	if inst.minor, err = inst.call(abi.ExportMarker, mod.ExportedFunction(abi.ExportMarker)); err != nil {
+		inst.Close()
+		return nil, err
+	}
 	return inst, nil
 }
+
+// Minor is the minor ABI version the guest was built against (its wasmloop_abi_v1).
+func (i *Instance) Minor() int32 { return i.minor }
 
 // SetHost makes h the Host the instance's host function calls reach: an instance made on one
 // goroutine and used on another changes hands this way. Only between calls, and with a

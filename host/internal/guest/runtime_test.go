@@ -130,6 +130,8 @@ func validGuest() module {
 			{abi.ExportInit, nil, nil},
 		},
 		imports: []wimport{{abi.ModuleName, abi.FnRespond, []byte{tI64, tI32, tI32, tI32, tI32, tI32, tI32}, []byte{tI32}}},
+		// The host asks the marker for the guest's minor version as it instantiates it.
+		bodies: map[string][]byte{abi.ExportMarker: {0x00, 0x41, abi.Minor, 0x0b}}, // i32.const Minor
 	}
 }
 
@@ -158,7 +160,10 @@ func TestCompileRefusals(t *testing.T) {
 			0x70, 0, 0x80, 0x80, 0x80, 0x40, 0x70, 0, 0x80, 0x80, 0x80, 0x40), "tables hold 536870912 elements"},
 		{"no marker", with(func(m *module) { m.exports = m.exports[1:] }), "does not export wasmloop_abi_v1"},
 		{"other major", with(func(m *module) { m.exports[0].name = "wasmloop_abi_v2" }), "another major version"},
-		{"marker signature", with(func(m *module) { m.exports[0].results = []byte{tI64} }), "wrong signature"},
+		{"marker signature", with(func(m *module) {
+			m.exports[0].results = []byte{tI64}
+			m.bodies[abi.ExportMarker] = []byte{0x00, 0x42, 0x07, 0x0b}
+		}), "wrong signature"},
 		{"no start", with(func(m *module) { m.exports = append(m.exports[:1], m.exports[2]) }), "does not export wasmloop_on_start"},
 		{"no memory", with(func(m *module) { m.memory = false }), "does not export its memory"},
 		{"command", with(func(m *module) { m.exports[2].name = "_start" }), "WASI command"},
@@ -336,6 +341,14 @@ func (r *recorder) BodyFile(abi.Handle, []byte, int64, int64) int64 {
 	r.called = append(r.called, "body_file")
 	return 0
 }
+func (r *recorder) MessageRead([]byte) int32 {
+	r.called = append(r.called, "message_read")
+	return 0
+}
+func (r *recorder) Broadcast(_, _ []byte) int32 {
+	r.called = append(r.called, "broadcast")
+	return 0
+}
 
 // Every host function that takes guest memory answers an out-of-bounds (pointer, length)
 // with EFAULT and never reaches the Host; in bounds, it does reach it.
@@ -347,7 +360,7 @@ func TestHostFunctionsCheckPointers(t *testing.T) {
 	}
 	defer rt.Close(ctx)
 	for _, fn := range []string{abi.FnInbox, abi.FnListen, abi.FnRespond, abi.FnWrite, abi.FnBodyRead, abi.FnPost, abi.FnWSAccept, abi.FnWSSend, abi.FnWSClose,
-		abi.FnCallReturn, abi.FnHostCall, abi.FnHostCallAsync, abi.FnHostResult, abi.FnBodyFile} {
+		abi.FnCallReturn, abi.FnHostCall, abi.FnHostCallAsync, abi.FnHostResult, abi.FnBodyFile, abi.FnMessageRead, abi.FnBroadcast} {
 		for _, tc := range []struct {
 			arg     int64
 			reached bool

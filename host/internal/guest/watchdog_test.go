@@ -156,7 +156,7 @@ func TestLongCallRefreshesItsExport(t *testing.T) {
 	// on_timer(n): 1,000 i64 locals (an 8 KB frame); n == 0 ? 0 : on_timer(n-1)
 	body := []byte{1, 0xe8, 0x07, tI64, 0x20, 0, 0x50, 0x04, tI32, 0x41, 0, 0x05, 0x20, 0, 0x42, 1, 0x7d, 0x10}
 	body = append(append(body, leb(self)...), 0x0b, 0x0b)
-	m.bodies = map[string][]byte{abi.ExportOnTimer: body}
+	m.bodies[abi.ExportOnTimer] = body
 	mod := compiledInterruptible(t, m)
 	inst, err := mod.Instantiate(ctx, InstanceConfig{CallBudget: time.Minute}, nil)
 	if err != nil {

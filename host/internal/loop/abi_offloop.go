@@ -32,4 +32,6 @@ func (offLoop) CallReturn(abi.Handle, int32, []byte) int32       { return errno(
 func (offLoop) HostCall([]byte, []byte, []byte) int64            { return int64(abi.ESTATE) }
 func (offLoop) HostCallAsync([]byte, []byte, int64) int32        { return errno(abi.ESTATE) }
 func (offLoop) HostResult([]byte) int32                          { return 0 }
+func (offLoop) MessageRead([]byte) int32                         { return 0 }
+func (offLoop) Broadcast([]byte, []byte) int32                   { return errno(abi.ESTATE) }
 func (offLoop) BodyFile(abi.Handle, []byte, int64, int64) int64  { return int64(abi.ESTATE) }

@@ -28,6 +28,8 @@ type instance struct {
 	retired            bool
 	module             *guest.Module
 	held               []byte // a host function's result the guest has yet to copy (host_result)
+	msgRest            []byte // the part of the message being delivered past the inbox (message_read)
+	minor              int32  // the minor ABI version the guest speaks, once instantiated
 
 	// ctx is what host functions the instance calls run with: cancelled when the instance
 	// is closed, so that what they started for it (a fetch, a connection) ends with it.
@@ -93,13 +95,14 @@ func (l *Loop) startInstanceFor(m *guest.Module, swap bool) error {
 		in.cancel()
 		return err
 	}
-	in.g = inst
+	in.g, in.minor = inst, inst.Minor()
 	return l.begin(in, swap)
 }
 
 // begin makes in, instantiated, the current instance and runs wasmloop_on_start.
 func (l *Loop) begin(in *instance, swap bool) error {
 	l.cur = in
+	l.noteCurrent()
 	rc, err := in.g.Start()
 	if err != nil {
 		if exit, ok := err.(*guest.ExitError); ok && !swap {
@@ -245,7 +248,7 @@ func (l *Loop) makeSpare() {
 				in.cancel()
 			default:
 				inst.SetHost(&in.calls) // on the loop from now on
-				in.g = inst
+				in.g, in.minor = inst, inst.Minor()
 				l.spare = in
 			}
 		}) {

@@ -1,21 +1,50 @@
 package loop
 
 import (
+	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/wasmloop/wasmloop/abi"
 )
 
-// Messages between workers (ABI 1.2), Node's process.send between cluster workers. A message
-// is copied out of the sender's memory and queued as a task on the receiver's loop, so it is
-// delivered on that loop's goroutine, in a later turn, never inside the sender's call; one
-// queue per receiver keeps each sender's messages in order. A receiver holds at most
-// maxQueuedMessages undelivered ones: beyond that the sender gets ELIMIT, not unbounded memory.
+// Messages between workers (ABI 1.2, long ones 1.7), Node's process.send between cluster
+// workers. A message is copied out of the sender's memory once (a broadcast shares that copy
+// between its receivers) and queued as a task on the receiver's loop, so it is delivered on
+// that loop's goroutine, in a later turn, never inside the sender's call; one queue per
+// receiver keeps each sender's messages in order. A receiver holds at most maxQueuedMessages
+// undelivered messages and maxQueuedBytes of them: beyond either the sender gets ELIMIT, not
+// unbounded memory. A message longer than the receiver's inbox arrives with the inbox full,
+// and the guest reads the rest with message_read during that callback (RATIONALE.md,
+// "Messages").
 
-const maxQueuedMessages = 4096
+const (
+	maxQueuedMessages = 4096
+	// maxQueuedBytes bounds the bytes a receiver holds undelivered: 16 MiB, what 4096
+	// messages of the 1.2–1.6 cap (4 KiB) could hold, so long messages raise no worst case.
+	maxQueuedBytes = 16 << 20
+)
 
 type inbound struct {
 	queued atomic.Int32 // messages posted to this loop and not yet delivered
+	bytes  atomic.Int64 // their bytes
+	// short: the loop's current instance speaks a minor version before abi.LongMessages, so
+	// a message longer than abi.MaxShortMessage is refused (ENOTSUP) rather than queued.
+	short atomic.Bool
+}
+
+// noteCurrent records what senders must know of the loop's current instance.
+func (l *Loop) noteCurrent() {
+	l.in.short.Store(l.cur != nil && l.cur.g != nil && l.cur.minor < abi.LongMessages)
+}
+
+// maxPost is the longest message in may post (before its version is known, during
+// _initialize, the 1.2 cap).
+func (in *instance) maxPost() int {
+	if in.minor < abi.LongMessages {
+		return abi.MaxShortMessage
+	}
+	return abi.MaxMessage
 }
 
 func (l *Loop) postTo(t *Loop, msg []byte) int32 {
@@ -24,12 +53,18 @@ func (l *Loop) postTo(t *Loop, msg []byte) int32 {
 
 // queueMessage queues msg, from a worker or abi.PostHost, for delivery on t.
 func (t *Loop) queueMessage(from int32, msg []byte) int32 {
-	if t.in.queued.Add(1) > maxQueuedMessages {
+	if len(msg) > abi.MaxShortMessage && t.in.short.Load() {
+		return errno(abi.ENOTSUP) // it could not read it: what it was given before 1.7
+	}
+	n := int64(len(msg))
+	if q, b := t.in.queued.Add(1), t.in.bytes.Add(n); q > maxQueuedMessages || b > maxQueuedBytes {
 		t.in.queued.Add(-1)
+		t.in.bytes.Add(-n)
 		return errno(abi.ELIMIT)
 	}
 	if !t.post(func(t *Loop) { t.deliverMessage(from, msg) }) {
 		t.in.queued.Add(-1)
+		t.in.bytes.Add(-n)
 		return errno(abi.ECLOSED) // that worker has ended
 	}
 	return 0
@@ -37,7 +72,9 @@ func (t *Loop) queueMessage(from int32, msg []byte) int32 {
 
 // PostFromHost sends data from the embedding program to worker, as a message from
 // abi.PostHost. It fails as the guest's post would: ELIMIT when the worker has too many
-// messages waiting, ECLOSED when it has ended, EINVAL for a bad worker or an oversized message.
+// messages or bytes waiting, ECLOSED when it has ended, EINVAL for a bad worker or a message
+// over abi.MaxMessage, ENOTSUP for one over abi.MaxShortMessage to a guest built for 1.6 or
+// earlier.
 func (g *Group) PostFromHost(worker int, data []byte) error {
 	if worker < 0 || worker >= len(g.loops) || len(data) > abi.MaxMessage {
 		return abi.EINVAL
@@ -51,17 +88,48 @@ func (g *Group) PostFromHost(worker int, data []byte) error {
 // deliverMessage runs on the receiver's loop, at the top of its turn.
 func (l *Loop) deliverMessage(from int32, msg []byte) {
 	l.in.queued.Add(-1)
+	l.in.bytes.Add(-int64(len(msg)))
 	in := l.cur
 	if l.stopped || !in.live() || !in.g.HasOnMessage() {
 		return // nobody to tell: a message is not a promise of delivery past the receiver's life
 	}
 	inbox, ok := in.inbox()
-	if !ok || len(inbox) < len(msg) {
+	if !ok {
+		return
+	}
+	if len(msg) > len(inbox) && in.minor < abi.LongMessages {
+		// Queued for a newer instance that a swap or a replacement has since put aside.
+		l.logf("a message of %d bytes from %s was dropped: this guest speaks ABI 1.%d, whose inbox takes at most %d", len(msg), sender(from), in.minor, len(inbox))
 		return
 	}
 	n := copy(inbox, msg)
+	in.msgRest = msg[n:]
 	if _, err := in.g.OnMessage(from, uint32(n)); err != nil {
 		l.guestFailed(in, err, nil)
 	}
+	in.msgRest = nil
 	l.afterCallback()
+}
+
+// sender names a message's sender for a log line.
+func sender(from int32) string {
+	if from == abi.PostHost {
+		return "the host"
+	}
+	return "worker " + strconv.Itoa(int(from))
+}
+
+// refusals describes the receivers of a broadcast that refused it, by worker, for a log line
+// and for the guest: "worker 1 (ELIMIT), worker 3 (ECLOSED)".
+func refusals(codes []int32) string {
+	var b strings.Builder
+	for w, c := range codes {
+		if c < 0 {
+			if b.Len() > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("worker " + strconv.Itoa(w) + " (" + abi.Errno(c).Error() + ")")
+		}
+	}
+	return b.String()
 }

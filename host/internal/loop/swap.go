@@ -108,6 +108,7 @@ func (l *Loop) swap(m *guest.Module) error {
 	if err != nil {
 		failed := l.cur
 		l.cur, l.ordinal = prev, ordinal
+		l.noteCurrent()
 		failed.retired = true // dropped without touching the listeners
 		l.dropInstance(failed, nil, 503)
 		l.rollBackHandover()
