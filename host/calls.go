@@ -57,9 +57,13 @@ func callResult(name string, res loop.CallResult) ([]byte, error) {
 	return res.Data, nil
 }
 
-// Post sends data (at most 4096 bytes) to worker as a message from the host: the guest's
-// OnMessage function receives it with from = -2 (wasmloop.FromHost). It returns at once.
-// The guest sends the other way with wasmloop.PostHost, which Config.OnMessage receives.
+// Post sends data (at most 1 MiB, abi.MaxMessage) to worker as a message from the host: the
+// guest's OnMessage function receives it with from = -2 (wasmloop.FromHost). It returns at
+// once, with a copy taken. The errors are abi.Errno values: EINVAL for a bad worker or a
+// message over 1 MiB, ELIMIT when the worker has 4096 messages or 16 MiB of them waiting,
+// ECLOSED when it has ended, ENOTSUP for more than 4096 bytes to a guest built for ABI 1.6 or
+// earlier. The guest sends the other way with wasmloop.PostHost, which Config.OnMessage
+// receives.
 func (a *App) Post(worker int, data []byte) error {
 	a.mu.Lock()
 	r := a.running
