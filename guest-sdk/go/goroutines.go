@@ -2,7 +2,10 @@
 
 package wasmloop
 
-import "runtime"
+import (
+	"runtime"
+	"time"
+)
 
 // Goroutines in a guest. The host runs Go code only inside its calls into the guest (the
 // callbacks): when a callback returns, every other goroutine stops where it is until the next
@@ -17,6 +20,11 @@ var (
 	baseGoroutines = runtime.NumGoroutine()
 	// woken counts goroutines an SDK completion made runnable that have not run since.
 	woken int
+	// awaiting counts goroutines parked in Await: an SDK completion wakes them, so they
+	// need no timer to run again.
+	awaiting int
+	// idleRunners are Go's goroutines waiting for work; parked ones need no timer either.
+	idleRunners []chan func()
 	// yielding is true while the callback's goroutine lets the others run: code that finds
 	// it false runs on the callback's goroutine itself, where blocking would stall the
 	// worker (Await refuses).
@@ -26,6 +34,7 @@ var (
 // yieldToGoroutines lets the program's other goroutines run before the callback returns.
 func yieldToGoroutines() {
 	if runtime.NumGoroutine() <= baseGoroutines {
+		wakeDelay = 0
 		return
 	}
 	yielding = true
@@ -37,7 +46,48 @@ func yieldToGoroutines() {
 		runtime.Gosched()
 	}
 	yielding = false
+	wakeForGoTimers()
 }
+
+// Go's own timers. A goroutine in time.Sleep, waiting on a time.After or a context deadline,
+// or blocked on a channel that such a goroutine will send on, can only run again inside a
+// callback, and the host does not see the Go runtime's timers. So while goroutines other than
+// those parked in Await are left after a callback, the SDK keeps an unreferenced host timer
+// that calls in and lets them run: first after wakeMin, doubling while nothing changes, up to
+// wakeMax — a Go timer in a goroutine fires up to wakeMax late, and a goroutine blocked for
+// good costs a call every wakeMax (a few microseconds). The wasmloop timers (SetTimeout)
+// fire on time and cost nothing while they wait.
+const (
+	wakeMin = 500 * time.Microsecond
+	wakeMax = 10 * time.Millisecond
+)
+
+var (
+	wakePending bool
+	wakeDelay   time.Duration
+)
+
+func wakeForGoTimers() {
+	if runtime.NumGoroutine()-baseGoroutines-awaiting-len(idleRunners) <= 0 {
+		wakeDelay = 0
+		return
+	}
+	if wakePending {
+		return
+	}
+	wakeDelay = min(max(2*wakeDelay, wakeMin), wakeMax)
+	h := hostTimerStart(int64(wakeDelay), 0)
+	if h < 0 {
+		return // too many timers: the next callback tries again
+	}
+	hostRef(h, 0)
+	wakePending = true
+	timers.put(h, &Timer{h: h, fn: goTimersWoken})
+}
+
+// goTimersWoken runs on the wake timer; the callback's yield then lets the goroutines run
+// and arms the next wake if some are still waiting.
+func goTimersWoken() { wakePending = false }
 
 // InGoroutine reports whether the calling code runs on a goroutine of the program's own,
 // where it may block on the host (Await), rather than on a callback's, where blocking would
@@ -76,7 +126,41 @@ func Await[T any](start func(done func(T)) error) (T, error) {
 	}); err != nil {
 		return zero, err
 	}
+	awaiting++
 	v := <-ch
+	awaiting--
 	woken--
 	return v, nil
+}
+
+// Go runs fn on a goroutine of its own, as go fn() does, reusing a goroutine that ran an
+// earlier fn when one is idle: in Go's wasm code a new goroutine's stack grows afresh on every
+// start (copied at each doubling), which made a net/http handler's request cost half as much
+// again. Like any goroutine a handler starts, fn runs before the callback returns, until it
+// blocks or ends. At most maxIdleRunners goroutines wait for work; they cost the program
+// nothing else and do not keep it alive.
+func Go(fn func()) {
+	if n := len(idleRunners); n > 0 {
+		ch := idleRunners[n-1]
+		idleRunners = idleRunners[:n-1]
+		ch <- fn
+		return
+	}
+	ch := make(chan func(), 1)
+	ch <- fn
+	go runner(ch)
+}
+
+const maxIdleRunners = 64
+
+func runner(ch chan func()) {
+	for fn := range ch {
+		fn()
+		if len(idleRunners) >= maxIdleRunners {
+			return
+		}
+		// The append and the receive that parks this goroutine run without a switch
+		// between them: Go's wasm code has one thread and no preemption.
+		idleRunners = append(idleRunners, ch)
+	}
 }

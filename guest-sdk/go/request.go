@@ -76,6 +76,17 @@ func (r Request) Headers() []Header {
 	return out
 }
 
+// VisitHeaders calls fn for every header field in the order received, names lower-case.
+// name and value are valid only during the call: copy what you keep. Unlike Headers it
+// allocates nothing, for code that builds its own view of the fields (wasmhttp).
+func (r Request) VisitHeaders(fn func(name, value []byte)) {
+	if h := r.head(); h != nil {
+		for _, f := range h.Headers {
+			fn(f.Name, f.Value)
+		}
+	}
+}
+
 // ContentLength is the body's length, or -1 when the client did not say in advance.
 func (r Request) ContentLength() int64 {
 	if h := r.head(); h != nil {

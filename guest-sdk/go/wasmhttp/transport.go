@@ -1,26 +1,31 @@
 //go:build wasip1
 
-// Package wasmhttp lets Go code written against net/http's client run in a wasmloop guest:
+// Package wasmhttp runs Go code written against net/http in a wasmloop guest.
+//
+// ListenAndServe and NewServer serve any http.Handler — an http.ServeMux with Go 1.22
+// patterns, a router, middleware — with the request and response bodies streamed, http.Flusher,
+// r.Context() cancelled when the client leaves, and WebSocket upgrades through Upgrade. Each
+// request runs on a goroutine of its own, so a handler may block as net/http code does.
+//
 // Transport is an http.RoundTripper over the host's fetch (wasmloop.StartFetch), so
 //
 //	client := &http.Client{Transport: wasmhttp.Transport{}}
-//	go func() {
-//		resp, err := client.Get("http://127.0.0.1:8080/users/1")
-//		...
-//		res.End(...)
-//	}()
+//	resp, err := client.Get("http://127.0.0.1:8080/users/1")
 //
-// works — from a goroutine. A round trip waits for the host, and the host can answer only
-// once the callback that is running returns: so the goroutine waits while the worker goes on
-// serving, and runs again (inside a later callback) when the response is in. Called on a
-// callback's own goroutine (in a handler, without go), RoundTrip fails at once with
-// wasmloop.ErrBlockingCallback instead of stopping the worker for ever.
+// works in a handler served by ListenAndServe, or in any goroutine. A round trip waits for
+// the host, and the host can answer only once the callback that is running returns: so the
+// goroutine waits while the worker goes on serving, and runs again (inside a later callback)
+// when the response is in. Called on a callback's own goroutine (in a wasmloop.Handler, without
+// go), RoundTrip fails at once with wasmloop.ErrBlockingCallback instead of stopping the
+// worker for ever.
 //
 // Hosts must be granted (wasmloop run --allow-connect HOST[:PORT]). The request's context
 // deadline becomes the fetch's timeout; cancelling the context otherwise takes effect when the
 // goroutine next runs. Redirects are the http.Client's to follow (each one a new fetch).
 //
-// Kept out of package wasmloop so that a guest that does not use net/http does not carry it.
+// Kept out of package wasmloop so that a guest that does not use net/http does not carry it
+// (net/http adds about 2.8 MB to a module: samples/hello is 2.7 MB, the same server through
+// ListenAndServe 5.6 MB).
 package wasmhttp
 
 import (

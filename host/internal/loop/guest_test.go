@@ -162,6 +162,9 @@ var guests = []struct {
 }{
 	{"go", func(t testing.TB) []byte { return buildSample(t, "hello") }},
 	{"c", func(t testing.TB) []byte { return buildC(t, "testdata/chello/hello.c") }},
+	// The same hello world as Go's net/http code (wasmhttp.ListenAndServe): what an
+	// http.Handler costs over the SDK's own handler.
+	{"go-nethttp", func(t testing.TB) []byte { return buildGuest(t, "testdata/nethello") }},
 }
 
 // dispatchOnce runs an already parsed request through the guest to response bytes: the path
