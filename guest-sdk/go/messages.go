@@ -93,6 +93,11 @@ func OnMessage(fn func(from int, data []byte)) {
 	}
 }
 
+// longMessage is where a message longer than the inbox is put together; OnMessage's data is
+// valid only during the call, so it is reused: at most MaxMessage, kept once a worker has
+// received a long message.
+var longMessage []byte
+
 // wholeMessage returns the message whose first part is data, the inbox's content: a message
 // longer than the inbox fills it (ABI.md §3, message_read) and the host holds the rest for
 // this callback. Below the smallest inbox nothing can be left over, and no host call is made.
@@ -104,7 +109,11 @@ func wholeMessage(data []byte) []byte {
 	if rest <= 0 {
 		return data
 	}
-	whole := make([]byte, len(data)+int(rest))
+	size := len(data) + int(rest)
+	if cap(longMessage) < size {
+		longMessage = make([]byte, size)
+	}
+	whole := longMessage[:size]
 	n := copy(whole, data)
 	for n < len(whole) {
 		p, size := bytesPtr(whole[n:])
