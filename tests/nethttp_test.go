@@ -39,6 +39,9 @@ func TestNetHTTPHandler(t *testing.T) {
 	nativePort := freePort(t)
 	s := startServer(t, serverOpts{Module: "nethttp", Flags: []string{"--env", "NATIVE_PORT=" + strconv.Itoa(nativePort)}})
 	c := client(nil)
+	if line := "wasmloop: 1 worker (--workers N for more; each has its own memory"; !strings.Contains(s.stderr.String(), line) {
+		t.Fatalf("want %q in stderr:\n%s", line, s.stderr)
+	}
 
 	t.Run("mux", func(t *testing.T) {
 		resp, body := httpGet(t, c, s.URL("/hello/gopher?q=x%20y"))
@@ -322,6 +325,10 @@ func TestNetHTTPClientInHandler(t *testing.T) {
 // every request sees the same list, whichever worker the kernel hands the connection to.
 func TestTodoSample(t *testing.T) {
 	s := startServer(t, serverOpts{Module: "todo", Workers: 2})
+	// run says at once that the workers do not share memory (README, "Workers and state").
+	if line := `wasmloop: 2 workers; each has its own memory — state one keeps is not seen by the others`; strings.Count(s.stderr.String(), line) != 1 {
+		t.Fatalf("want the workers line once in stderr:\n%s", s.stderr)
+	}
 	type todo struct {
 		ID    int    `json:"id"`
 		Title string `json:"title"`

@@ -13,6 +13,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -247,6 +248,15 @@ Flags:
 	return fs
 }
 
+// workersLine is what run prints as it starts: the worker model, made visible before any
+// in-memory state can surprise (README.md, "Workers and state").
+func workersLine(n int) string {
+	if n == 1 {
+		return "wasmloop: 1 worker (--workers N for more; each has its own memory — see README, \"Workers and state\")"
+	}
+	return fmt.Sprintf("wasmloop: %d workers; each has its own memory — state one keeps is not seen by the others (README, \"Workers and state\"; --workers 1 for one)", n)
+}
+
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	var o runOptions
 	fs := runFlags(&o, stderr)
@@ -282,6 +292,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	defer app.Close(context.Background())
+	fmt.Fprintln(stderr, workersLine(cmp.Or(o.cfg.Workers, host.DefaultConfig().Workers)))
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err != nil {
