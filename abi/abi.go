@@ -144,6 +144,9 @@ const (
 
 var errnoNames = [...]string{"", "EBADHANDLE", "EFAULT", "EINVAL", "ESTATE", "ECLOSED", "EADDR", "ENOTSUP", "ELIMIT", "EDENIED"}
 
+// Known reports whether e is one of the codes of ABI.md §1, which have names.
+func (e Errno) Known() bool { return e < 0 && int(-e) < len(errnoNames) }
+
 // Error returns the code's name, so an Errno can be returned as an error.
 func (e Errno) Error() string {
 	if e < 0 && int(-e) < len(errnoNames) {

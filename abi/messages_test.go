@@ -51,3 +51,17 @@ func FuzzBroadcastRefusals(f *testing.F) {
 		}
 	})
 }
+
+// Known tells the codes of ABI.md §1, which have names, from any other value.
+func TestErrnoKnown(t *testing.T) {
+	for e := EDENIED; e <= EBADHANDLE; e++ {
+		if !e.Known() {
+			t.Errorf("%d (%v) is not known", e, e)
+		}
+	}
+	for _, e := range []Errno{0, 1, EDENIED - 1, -100} {
+		if e.Known() {
+			t.Errorf("%d is known", e)
+		}
+	}
+}

@@ -109,7 +109,7 @@ func (l *Loop) deliverCall(c *inboundCall) {
 	if err != nil {
 		l.guestFailed(in, err, nil) // fails the call with the instance's others (dropInstance)
 	} else if rc != 0 {
-		l.endCall(c, CallResult{Err: fmt.Errorf("wasmloop_on_call returned %v", abi.Errno(rc))})
+		l.endCall(c, CallResult{Err: errors.New(callbackResult(abi.ExportOnCall, rc))})
 	}
 	l.afterCallback()
 }

@@ -130,7 +130,7 @@ func (hc *httpConn) dispatch(req *http1.Request, h *abi.Head, body []byte, strea
 	if err != nil {
 		l.guestFailed(in, err, ex)
 	} else if rc != 0 {
-		l.logfFor(ex, "on_request returned %d", rc)
+		l.logfFor(ex, "%s", callbackResult(abi.ExportOnRequest, rc))
 		if _, live := l.exchanges.get(ex.handle); live {
 			l.failExchange(ex, 500)
 		} else if !c.closed() {

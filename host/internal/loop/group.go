@@ -214,7 +214,8 @@ func NewGroup(m *guest.Module, cfg Config) *Group {
 
 // Run starts worker 0 and runs until the program is done: every loop has nothing referenced
 // left, the guest exits, or ctx is cancelled, which starts a graceful shutdown. It returns
-// the process exit status.
+// the process exit status, and why it failed (a start-up that failed, the shutdown deadline,
+// nothing to serve): that error is for the caller to report, and is not logged.
 //
 // Worker 0 runs the program's top-level code alone. The other workers start when it first
 // listens: a program that never serves (a script with timers) runs once, as under Node, and
@@ -235,7 +236,8 @@ func (g *Group) Run(ctx context.Context) (int, error) {
 		select {
 		case <-g.done:
 		case <-time.After(g.cfg.ShutdownTimeout):
-			g.cfg.Log.Error(ErrShutdownTimeout.Error())
+			// Not logged: Run returns it, and whoever called Run reports it (the command
+			// prints it; logging it too printed the line twice).
 			g.setExit(1)
 			g.stopAll()
 			g.stopCalls() // a loop inside a guest call comes back at the call's next tick
@@ -261,8 +263,7 @@ func (g *Group) Run(ctx context.Context) (int, error) {
 	}
 	if err := g.unservable(); err != nil && runErr == nil && ctx.Err() == nil && !g.exiting.Load() {
 		// It ended by itself, having nothing to serve because it could not listen: that is a
-		// failure, not the quiet end of a script.
-		g.cfg.Log.Error(err.Error())
+		// failure, not the quiet end of a script. Returned, not logged (as above).
 		g.setExit(1)
 		runErr = err
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/wasmloop/wasmloop/abi"
@@ -118,17 +117,22 @@ func (l *Loop) begin(in *instance, swap bool) error {
 }
 
 // startError is a non-zero result of wasmloop_on_start: the program's start-up failed
-// (ABI.md §2). The value is the program's own; it is named only when it is one of the ABI's
-// errnos, which the Go SDK returns when a host call it makes before main fails.
+// (ABI.md §2). The value is the program's own status; it is named when it is one of the ABI's
+// error codes, which the Go SDK returns when a host call it makes before main fails.
 type startError struct{ rc int32 }
 
 func (e *startError) Error() string {
-	msg := "wasmloop_on_start returned " + strconv.Itoa(int(e.rc))
-	// Errno.Error gives a known code's name (EBADHANDLE, …) and spells out any other value.
-	if name := abi.Errno(e.rc).Error(); e.rc < 0 && strings.HasPrefix(name, "E") {
-		msg += " = " + name
+	return callbackResult(abi.ExportStart, e.rc) + " (the program's start-up failed)"
+}
+
+// callbackResult says what a guest callback's non-zero result means, for a log line or an
+// error: one of the ABI's error codes by name (a host call failed and the guest passed its
+// code on), any other value as the program's own failure status — never "wasmloop errno 1".
+func callbackResult(export string, rc int32) string {
+	if e := abi.Errno(rc); e.Known() {
+		return export + " returned " + e.Error() + " (" + strconv.Itoa(int(rc)) + ")"
 	}
-	return msg + " (the program's start-up failed)"
+	return export + " failed with status " + strconv.Itoa(int(rc))
 }
 
 // guestFailed handles a callback of in that trapped, exited, or ran past its budget. The

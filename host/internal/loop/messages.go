@@ -104,8 +104,10 @@ func (l *Loop) deliverMessage(from int32, msg []byte) {
 	}
 	n := copy(inbox, msg)
 	in.msgRest = msg[n:]
-	if _, err := in.g.OnMessage(from, uint32(n)); err != nil {
+	if rc, err := in.g.OnMessage(from, uint32(n)); err != nil {
 		l.guestFailed(in, err, nil)
+	} else if rc != 0 {
+		l.logf("%s", callbackResult(abi.ExportOnMessage, rc)) // ABI.md §2: logged
 	}
 	in.msgRest = nil
 	l.afterCallback()

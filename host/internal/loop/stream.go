@@ -112,7 +112,7 @@ func (hc *httpConn) deliverBody(ex *exchange, piece []byte, fin bool) {
 			return
 		}
 		if rc != 0 {
-			l.logf("on_body returned %d", rc)
+			l.logfFor(ex, "%s", callbackResult(abi.ExportOnBody, rc))
 			l.failExchange(ex, 500)
 			return
 		}
@@ -157,7 +157,7 @@ func (hc *httpConn) readInto(n int) {
 	case err != nil:
 		l.guestFailed(ex.in, err, ex)
 	case rc != 0:
-		l.logf("on_body returned %d", rc)
+		l.logfFor(ex, "%s", callbackResult(abi.ExportOnBody, rc))
 		l.failExchange(ex, 500)
 	}
 }

@@ -255,7 +255,7 @@ func (w *wsConn) open() {
 	if err != nil {
 		l.guestFailed(w.in, err, nil)
 	} else if rc != 0 {
-		l.logf("on_ws_open returned %d", rc)
+		l.logf("%s", callbackResult(abi.ExportOnWSOpen, rc))
 	}
 	l.afterCallback()
 }
@@ -285,7 +285,7 @@ func (w *wsConn) deliver(ev *websocket.Event) {
 		return
 	}
 	if rc != 0 {
-		l.logf("on_ws_message returned %d", rc)
+		l.logf("%s", callbackResult(abi.ExportOnWSMessage, rc))
 		w.fail(ws.StatusInternalServerError, "the application failed")
 	}
 	l.afterCallback()
@@ -367,7 +367,7 @@ func (l *Loop) deliverWSClose(n closeNote) {
 	if err != nil {
 		l.guestFailed(n.in, err, nil)
 	} else if rc != 0 {
-		l.logf("on_ws_close returned %d", rc)
+		l.logf("%s", callbackResult(abi.ExportOnWSClose, rc))
 	}
 }
 
