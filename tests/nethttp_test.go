@@ -27,6 +27,7 @@ func init() {
 	guestBuilds = append(guestBuilds,
 		guestBuild{"nethttp", "./tests/testdata/guests/nethttp", true},
 		guestBuild{"todo", "./samples/todo", true},
+		guestBuild{"deadlock", "./tests/testdata/guests/deadlock", true},
 	)
 }
 
@@ -193,6 +194,25 @@ func TestNetHTTPHandler(t *testing.T) {
 		resp.Body.Close()
 		if string(body) != "late answer\n" {
 			t.Fatalf("a goroutine's answer after the handler returned: %q", body)
+		}
+	})
+
+	t.Run("forgotten response", func(t *testing.T) {
+		reported := s.stderr.appears("wasmloop: GET /forgot: the handler returned without ending the response, and nothing that could end it is pending")
+		conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(nativePort), ioTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		io.WriteString(conn, "GET /forgot HTTP/1.1\r\nHost: x\r\n\r\n")
+		select {
+		case <-reported:
+		case <-time.After(ioTimeout):
+			t.Fatalf("a response left with nothing pending was not reported\nstderr:\n%s", s.stderr)
+		}
+		// An answer that is on its way is not reported: /late answers from a goroutine.
+		if strings.Contains(s.stderr.String(), "GET /late") {
+			t.Fatalf("a response a goroutine will end was reported:\n%s", s.stderr)
 		}
 	})
 
@@ -383,4 +403,19 @@ func TestTodoSample(t *testing.T) {
 	do("POST", "/todos", `{"title":`, 400, nil)
 	do("GET", "/todos?done=maybe", "", 400, nil)
 	do("PUT", "/todos/1", "", 405, nil)
+}
+
+// TestBlockingMainExplained: a main written as an ordinary Go server (net/http's
+// ListenAndServe, select {}) blocks for ever, which the Go runtime reports as "all goroutines
+// are asleep - deadlock!" and the start fails (exit 1); the host says what to do instead.
+func TestBlockingMainExplained(t *testing.T) {
+	for _, mode := range []string{"listen", "select"} {
+		t.Run(mode, func(t *testing.T) {
+			r := runWasmloop(t, "", startTimeout, "run", "--cache-dir", cacheDir, "--workers", "1", "--env", "MODE="+mode, wasm["deadlock"])
+			if r.code != 1 || !strings.Contains(r.stderr, "all goroutines are asleep - deadlock!") ||
+				!strings.Contains(r.stderr, "main must return, since the host runs the event loop after it — serve with wasmloop.CreateServer(...).Listen or wasmhttp.ListenAndServe, not http.ListenAndServe") {
+				t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
+			}
+		})
+	}
 }

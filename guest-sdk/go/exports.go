@@ -46,6 +46,10 @@ func doOnStart() int32 {
 func exportOnRequest(listener, req int64, size int32) int32 {
 	rc := doOnRequest(listener, req, size)
 	yieldToGoroutines()
+	if left != 0 {
+		reportStranded(left)
+		left = 0
+	}
 	return rc
 }
 
@@ -94,6 +98,7 @@ func doOnRequest(listener, req int64, size int32) int32 {
 	default:
 		x.keep()
 		open.put(req, x) // answered later, from a timer or another event
+		left = req
 	}
 	return 0
 }
@@ -199,6 +204,7 @@ func doOnClose(h int64, reason int32) int32 {
 // checked: cheaper than a map in Go's wasm code, and a stale handle finds nothing.
 type registry[T any] struct {
 	slots []registryEntry[T]
+	live  int // entries held
 }
 
 type registryEntry[T any] struct {
@@ -210,6 +216,9 @@ func (r *registry[T]) put(h int64, v *T) {
 	i := int(abi.Handle(h).Index())
 	for i >= len(r.slots) {
 		r.slots = append(r.slots, registryEntry[T]{})
+	}
+	if r.slots[i].v == nil {
+		r.live++
 	}
 	r.slots[i] = registryEntry[T]{h, v}
 }
@@ -224,8 +233,9 @@ func (r *registry[T]) get(h int64) *T {
 
 func (r *registry[T]) del(h int64) {
 	i := int(abi.Handle(h).Index())
-	if i < len(r.slots) && r.slots[i].h == h {
+	if i < len(r.slots) && r.slots[i].h == h && r.slots[i].v != nil {
 		r.slots[i] = registryEntry[T]{}
+		r.live--
 	}
 }
 

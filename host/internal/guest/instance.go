@@ -64,7 +64,14 @@ type Instance struct {
 	// ticks counts the meter's calls of tick during the call in progress (watchdog.go).
 	ticks int
 	minor int32 // what the guest's wasmloop_abi_v1 returned: the minor version it speaks
+	// deadlocked: the guest's stderr carried the Go runtime's "all goroutines are asleep"
+	// report, so its exit is a program that blocked for ever (Deadlocked).
+	deadlocked bool
 }
+
+// Deadlocked reports that the guest's Go runtime reported every goroutine blocked — usually
+// a main that never returns (http.ListenAndServe, select {}) — before it exited.
+func (i *Instance) Deadlocked() bool { return i.deadlocked }
 
 // ExitError reports that the guest called WASI proc_exit. In the program's top-level code
 // that ends the process with Code; later, a non-zero code is how the Go runtime and wasi-libc
@@ -122,10 +129,10 @@ func (m *Module) Instantiate(ctx context.Context, cfg InstanceConfig, host Host)
 		WithRandSource(stoppableReader{rand.Reader, inst}).
 		WithArgs(cfg.Args...)
 	if cfg.Stdout != nil {
-		mc = mc.WithStdout(stoppableWriter{cfg.Stdout, inst})
+		mc = mc.WithStdout(stoppableWriter{cfg.Stdout, inst, false})
 	}
 	if cfg.Stderr != nil {
-		mc = mc.WithStderr(stoppableWriter{cfg.Stderr, inst})
+		mc = mc.WithStderr(stoppableWriter{cfg.Stderr, inst, true})
 	}
 	if len(cfg.Preopens) > 0 {
 		fsc := wazero.NewFSConfig()

@@ -1,6 +1,7 @@
 package guest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -178,11 +179,19 @@ func (s stoppableReader) Read(p []byte) (int, error) {
 // and thousands of iovecs can name the same large buffer (2,000 of 32 MiB took 3.2 s), so it
 // looks at the watchdog's verdict before each, and writes a large one a chunk at a time.
 type stoppableWriter struct {
-	w io.Writer
-	i *Instance
+	w      io.Writer
+	i      *Instance
+	stderr bool // watch for the Go runtime's deadlock report (Instance.Deadlocked)
 }
 
+// goDeadlock is what the Go runtime prints, in one write, before it exits 2 because every
+// goroutine is blocked.
+var goDeadlock = []byte("all goroutines are asleep - deadlock!")
+
 func (s stoppableWriter) Write(p []byte) (int, error) {
+	if s.stderr && !s.i.deadlocked && bytes.Contains(p, goDeadlock) {
+		s.i.deadlocked = true
+	}
 	written := 0
 	for len(p) > 0 {
 		s.i.stopIfMarked()

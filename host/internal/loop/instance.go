@@ -104,6 +104,9 @@ func (l *Loop) begin(in *instance, swap bool) error {
 	l.noteCurrent()
 	rc, err := in.g.Start()
 	if err != nil {
+		if in.g.Deadlocked() {
+			l.logf("%s", deadlockHint)
+		}
 		if exit, ok := err.(*guest.ExitError); ok && !swap {
 			l.g.exit(exit.Code)
 			return nil
@@ -115,6 +118,14 @@ func (l *Loop) begin(in *instance, swap bool) error {
 	}
 	return nil
 }
+
+// deadlockHint follows the Go runtime's "all goroutines are asleep - deadlock!": in a guest
+// that is a habit from ordinary Go programs that cannot work here, and the runtime's message
+// does not say what to do instead.
+const deadlockHint = "the program's Go code blocked for ever (the Go runtime found every goroutine asleep): " +
+	"main must return, since the host runs the event loop after it — serve with wasmloop.CreateServer(...).Listen " +
+	"or wasmhttp.ListenAndServe, not http.ListenAndServe, and do not end main with select {}; " +
+	"a wasmloop.Handler must not wait on a channel for what a later event delivers (start a goroutine)"
 
 // startError is a non-zero result of wasmloop_on_start: the program's start-up failed
 // (ABI.md §2). The value is the program's own status; it is named when it is one of the ABI's
@@ -155,6 +166,9 @@ func (l *Loop) guestFailed(in *instance, err error, ex *exchange) {
 		l.logfFor(ex, "%v", err)
 	case exit != nil:
 		l.logfFor(ex, "the guest died (proc_exit %d in a callback); replacing the instance", exit.Code)
+		if in.g.Deadlocked() {
+			l.logf("%s", deadlockHint)
+		}
 	case errors.As(err, &budget):
 		// What it was answering could be answered by a healthy instance: 503, not 500.
 		status = 503
