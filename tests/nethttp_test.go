@@ -418,4 +418,21 @@ func TestBlockingMainExplained(t *testing.T) {
 			}
 		})
 	}
+	t.Run("handler", func(t *testing.T) {
+		s := startServer(t, serverOpts{Module: "deadlock", Flags: []string{"--env", "MODE=handler"}})
+		hinted := s.stderr.appears("main must return, since the host runs the event loop after it")
+		resp, err := client(nil).Get(s.URL("/"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 500 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		select {
+		case <-hinted:
+		case <-time.After(ioTimeout):
+			t.Fatalf("no hint after a handler's deadlock\nstderr:\n%s", s.stderr)
+		}
+	})
 }

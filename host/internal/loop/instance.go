@@ -166,15 +166,15 @@ func (l *Loop) guestFailed(in *instance, err error, ex *exchange) {
 		l.logfFor(ex, "%v", err)
 	case exit != nil:
 		l.logfFor(ex, "the guest died (proc_exit %d in a callback); replacing the instance", exit.Code)
-		if in.g.Deadlocked() {
-			l.logf("%s", deadlockHint)
-		}
 	case errors.As(err, &budget):
 		// What it was answering could be answered by a healthy instance: 503, not 500.
 		status = 503
 		l.logfFor(ex, "%v; replacing the instance", err)
 	default:
 		l.logfFor(ex, "%v", err)
+	}
+	if in.g.Deadlocked() { // the Go runtime's fatal error reaches us as a trap or an exit
+		l.logf("%s", deadlockHint)
 	}
 	if in.retired {
 		l.dropInstance(in, ex, status)
