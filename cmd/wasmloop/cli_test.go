@@ -148,10 +148,14 @@ func TestInitWritesProject(t *testing.T) {
 		}
 	}
 	readme, _ := os.ReadFile(filepath.Join(dir, "README.md"))
-	for _, want := range []string{"# hello\n", "wasmloop run .", "wasmloop build . -o hello.wasm"} {
+	for _, want := range []string{"# hello\n", "wasmloop run .", "wasmloop build . -o hello.wasm", "its own\nmemory, so in-memory state is per worker"} {
 		if !strings.Contains(string(readme), want) {
 			t.Errorf("README.md lacks %q:\n%s", want, readme)
 		}
+	}
+	// The worker model is visible from the first file a newcomer opens.
+	if !strings.Contains(mainTemplate, "every worker runs its own copy of this program with its own\n// memory") {
+		t.Errorf("main.go does not say that workers do not share memory:\n%s", mainTemplate)
 	}
 
 	// Again: refused, and nothing is changed.

@@ -138,6 +138,13 @@ func writeProject(dir, modulePath, cacheDir string) error {
 const mainTemplate = `//go:build wasip1
 
 // A wasmloop guest: Node's hello world.
+//
+// main is the program's top-level code: it registers the server and returns, and the host
+// then calls the handler for every request, one at a time. wasmloop runs one worker per CPU
+// (--workers N to choose), and every worker runs its own copy of this program with its own
+// memory: a variable a handler changes is per worker. Keep state that every request must see
+// in one worker, in messages between workers, or outside (wasmloop's README, "Workers and
+// state").
 package main
 
 import (
@@ -173,4 +180,6 @@ const readmeTemplate = "# NAME\n\n" +
 	"Only Go and wasmloop are needed: the guest SDK (github.com/wasmloop/wasmloop/guest-sdk/go) comes\n" +
 	"with wasmloop, which builds with it offline. go.work (written by `wasmloop init`, not committed)\n" +
 	"shows the SDK to gopls and `go doc`; the program builds only for WebAssembly, so give your editor\n" +
-	"`GOOS=wasip1 GOARCH=wasm`. By hand: `GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o NAME.wasm .`\n"
+	"`GOOS=wasip1 GOARCH=wasm`. By hand: `GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o NAME.wasm .`\n\n" +
+	"Every worker (one per CPU by default; `--workers N`) runs its own copy of the program with its own\n" +
+	"memory, so in-memory state is per worker: run `--workers 1`, or see wasmloop's README, \"Workers and state\".\n"
