@@ -2,6 +2,7 @@
 //
 //	wasmloop run [flags] <app.wasm | Go package directory> [-- guest arguments]
 //	wasmloop build [-o file] <Go package directory>
+//	wasmloop inspect [--json] [flags] <app.wasm | Go package directory>
 //	wasmloop init [--module path] [directory]
 //	wasmloop version
 //	wasmloop help [command]
@@ -47,6 +48,7 @@ const usage = `wasmloop runs WebAssembly programs in Node's event-driven model, 
 Usage:
   wasmloop run [flags] <app.wasm | Go package directory> [-- guest arguments]
   wasmloop build [-o file] <Go package directory>
+  wasmloop inspect [--json] [flags] <app.wasm | Go package directory>
   wasmloop init [--module path] [directory]
   wasmloop version
   wasmloop help [command]
@@ -67,6 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdBuild(args[1:], stdout, stderr)
 	case "init":
 		return cmdInit(args[1:], stdout, stderr)
+	case "inspect":
+		return cmdInspect(args[1:], stdout, stderr)
 	case "version":
 		return cmdVersion(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
@@ -78,6 +82,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 				return cmdBuild([]string{"-h"}, stdout, stdout)
 			case "init":
 				return cmdInit([]string{"-h"}, stdout, stdout)
+			case "inspect":
+				return cmdInspect([]string{"-h"}, stdout, stdout)
 			case "version":
 				return cmdVersion([]string{"-h"}, stdout, stdout)
 			}
