@@ -99,7 +99,9 @@ func cmdInspect(args []string, stdout, stderr io.Writer) int {
 		writeInspectText(stdout, target, path, info)
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "wasmloop: %s: %v\n", target, err)
+		// One line: a trap's wasm stack trace is in the JSON's error.
+		msg, _, _ := strings.Cut(err.Error(), "\n")
+		fmt.Fprintf(stderr, "wasmloop: %s: %s\n", target, msg)
 		return exitFailure
 	}
 	return 0
