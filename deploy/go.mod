@@ -1,0 +1,3 @@
+module github.com/wasmloop/wasmloop/deploy
+
+go 1.26.0
