@@ -147,6 +147,23 @@ func (r Response) End(body string) error {
 	return errnoOrNil(rc)
 }
 
+// Abort closes the request's connection at once, without ending the response: a client
+// reading a response that has started sees it cut short (a chunked body without its last
+// chunk, or fewer bytes than its Content-Length), as Go's net/http does when a handler
+// panics. A response that has not started gets nothing. The response counts as ended.
+func (r Response) Abort() {
+	x := r.live()
+	if x == nil || x.ended {
+		return
+	}
+	if !x.closed {
+		hostClose(x.h)
+		x.closed = true
+	}
+	x.ended = true
+	x.finished()
+}
+
 // OnClose registers fn to run if the connection closes before the response ends.
 func (r Response) OnClose(fn func()) {
 	if x := r.live(); x != nil {

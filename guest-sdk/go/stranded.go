@@ -29,7 +29,7 @@ func reportStranded(req int64) {
 		return
 	}
 	if timers.live > 0 || len(hostResults) > 0 || sockets.live > 0 || onMessage != nil ||
-		x.onData != nil || x.onEnd != nil || runtime.NumGoroutine()-baseGoroutines-len(idleRunners) > 0 {
+		x.onData != nil || x.onEnd != nil || len(x.onDrain) > 0 || runtime.NumGoroutine()-baseGoroutines-len(idleRunners) > 0 {
 		return // something pending may end it
 	}
 	strandedReports++

@@ -123,8 +123,13 @@ type exchange struct {
 	paused     bool
 	needResume bool // Expect: 100-continue: the first Read asks for the body
 	gone       bool // the client left
+	served     bool // the handler returned: r.Body and w are closed
 
-	wake func() // the handler's goroutine waiting for a body piece, the end, a drain or the close
+	// The goroutines waiting on the exchange: one for a body piece or the end (r.Body.Read),
+	// one for a drain (w.Write). They may be different goroutines, waiting at the same time (a
+	// goroutine reads the body while the handler writes: wasmhttp.Transport's sendBody does),
+	// so each has its own slot; the close wakes both.
+	readWake, drainWake func()
 
 	w      responseWriter
 	reader requestBody
@@ -133,17 +138,20 @@ type exchange struct {
 	values [16]string // the header values' []string, for up to 16 fields
 }
 
-func (x *exchange) signal() {
-	if w := x.wake; w != nil {
-		x.wake = nil
+func wake(slot *func()) {
+	if w := *slot; w != nil {
+		*slot = nil
 		w()
 	}
 }
 
-// wait blocks the handler's goroutine until a callback signals.
-func (x *exchange) wait() error {
+func (x *exchange) signalRead()  { wake(&x.readWake) }
+func (x *exchange) signalDrain() { wake(&x.drainWake) }
+
+// wait blocks the calling goroutine until a callback wakes the slot.
+func (x *exchange) wait(slot *func()) error {
 	_, err := wasmloop.Await(func(done func(struct{})) error {
-		x.wake = func() { done(struct{}{}) }
+		*slot = func() { done(struct{}{}) }
 		return nil
 	})
 	return err
@@ -320,13 +328,14 @@ func (x *exchange) header() http.Header {
 
 func (x *exchange) onEnd() {
 	x.bodyEnded = true
-	x.signal()
+	x.signalRead()
 }
 
 func (x *exchange) onClose() {
 	x.gone = true
 	x.ctx.cancel()
-	x.signal()
+	x.signalRead()
+	x.signalDrain()
 }
 
 // requestContext is r.Context(): done when the client leaves or the handler returns, as
@@ -391,7 +400,16 @@ func (x *exchange) onData(chunk []byte) {
 		x.paused = true
 		x.req.Pause()
 	}
-	x.signal()
+	x.signalRead()
+}
+
+// closeBody runs when the handler returns: a goroutine it left reading r.Body (or waiting
+// for a drain) gets an error instead of waiting for ever on an exchange that has ended.
+func (x *exchange) closeBody() {
+	x.served = true
+	x.body = nil
+	x.signalRead()
+	x.signalDrain()
 }
 
 // requestBody is r.Body: the request's body as it arrives.
@@ -415,6 +433,8 @@ func (b *requestBody) Read(p []byte) (int, error) {
 		switch {
 		case x.bodyEnded:
 			return 0, io.EOF
+		case x.served:
+			return 0, http.ErrBodyReadAfterClose
 		case x.gone:
 			return 0, io.ErrUnexpectedEOF
 		}
@@ -422,7 +442,7 @@ func (b *requestBody) Read(p []byte) (int, error) {
 			x.needResume, x.paused = false, false
 			x.req.Resume()
 		}
-		if err := x.wait(); err != nil {
+		if err := x.wait(&x.readWake); err != nil {
 			return 0, err
 		}
 	}
@@ -513,8 +533,8 @@ func (w *responseWriter) commit(p []byte) error {
 		}
 	}
 	for res.Full() && !w.x.gone {
-		res.OnDrain(w.x.signal)
-		if err := w.x.wait(); err != nil {
+		res.OnDrain(w.x.signalDrain)
+		if err := w.x.wait(&w.x.drainWake); err != nil {
 			return err
 		}
 	}
@@ -532,11 +552,45 @@ func (w *responseWriter) sendHead(sample []byte) {
 		w.Header().Set("Content-Type", http.DetectContentType(sample))
 	}
 	for k, vs := range w.header {
+		if !sendable(k, w.status) {
+			continue
+		}
 		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n") {
+				v = newlineToSpace.Replace(v) // as net/http does: never a split header
+			}
 			res.SetHeader(k, v)
 		}
 	}
 	res.WriteHead(w.status)
+}
+
+var newlineToSpace = strings.NewReplacer("\n", " ", "\r", " ")
+
+// sendable reports whether the handler's field k goes into the head, as net/http decides:
+// invalid names are dropped (the host would refuse the whole head, a 500), and so are
+// Transfer-Encoding (the host frames the body), trailers (http.TrailerPrefix; the ABI has no
+// trailers) and, for 204 and 304, Content-Length (and for 304 Content-Type), which net/http
+// removes.
+func sendable(k string, status int) bool {
+	switch k {
+	case "Transfer-Encoding", "Trailer":
+		return false
+	case "Content-Length":
+		return status != 204 && status != 304
+	case "Content-Type":
+		return status != 304
+	}
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Flush sends the head and everything written so far (http.Flusher).
@@ -559,15 +613,25 @@ func (w *responseWriter) run(handler http.Handler) func() {
 
 func (w *responseWriter) serve(handler http.Handler) {
 	defer w.x.ctx.cancel()
+	defer w.x.closeBody()
 	defer func() {
 		if err := recover(); err != nil {
 			if err != http.ErrAbortHandler {
 				fmt.Fprintf(os.Stderr, "http: panic serving %s %s: %v\n%s", w.hr.Method, w.hr.RequestURI, err, debug.Stack())
 			}
-			if !w.committed && !w.upgraded {
-				w.header = http.Header{"Content-Type": {"text/plain; charset=utf-8"}}
-				w.status, w.buf = 500, append(w.buf[:0], "500 Internal Server Error\n"...)
+			if w.upgraded || w.ended {
+				return
 			}
+			if w.committed || err == http.ErrAbortHandler {
+				// Part of the response is out (or the handler asked for it to be cut): end it
+				// so that the client sees it incomplete, as net/http does, not as a whole one.
+				w.ended = true
+				w.buf = nil
+				w.x.res.Abort()
+				return
+			}
+			w.header = http.Header{"Content-Type": {"text/plain; charset=utf-8"}}
+			w.status, w.buf = 500, append(w.buf[:0], "500 Internal Server Error\n"...)
 			w.finish()
 		}
 	}()
