@@ -86,6 +86,9 @@ func (c Config) WithDefaults() (Config, error) {
 // check refuses the values a setting cannot take: a negative size or count, and a negative
 // timeout, interval or cap other than Off.
 func (c Config) check() error {
+	if c.LogFormat != "" && c.LogFormat != "text" && c.LogFormat != "json" {
+		return fmt.Errorf("host: Config.LogFormat is %q: want text or json", c.LogFormat)
+	}
 	for _, f := range []struct {
 		name string
 		v    any   // as the error shows it

@@ -41,6 +41,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wasmloop/wasmloop/abi"
 	"github.com/wasmloop/wasmloop/host/internal/files"
 	"github.com/wasmloop/wasmloop/host/internal/guest"
@@ -197,6 +199,24 @@ type Config struct {
 	// the worker that sent it. It runs on that worker's event loop and must not block; data
 	// is its to keep. nil refuses such posts.
 	OnMessage func(worker int, data []byte)
+	// Metrics, if set, gets the App's collector (Collector) registered by Load and
+	// unregistered by Close: requests by status class, request and callback durations, open
+	// connections and WebSockets, bytes, traps, budget breaches, replacements, swaps,
+	// messages, output queued, accept back-offs, per worker. Without it the workers keep no
+	// counters (each count is then one nil check). The metrics' names are fixed: for several
+	// Apps in one registry, give each its own label with
+	// prometheus.WrapRegistererWith(prometheus.Labels{"app": name}, reg).
+	Metrics prometheus.Registerer
+	// AccessLog logs one Info record ("request") per answered request — method, path,
+	// status, bytes, duration, worker, remote — to Logger (or the default log). Off, the
+	// default, it costs nothing.
+	AccessLog bool
+	// LogFormat is the default log's format when Logger is nil: "text" ("" too), lines as
+	// `wasmloop run` prints them, or "json", one JSON object per record — and then the
+	// guest's output too becomes records, a line each, with its worker and stream
+	// (unless WorkerOutput is set). LogLevel is the least severe level it writes.
+	LogFormat string
+	LogLevel  slog.Level
 	// CacheDir holds compiled guests across runs. "" means the user's cache directory,
 	// "-" turns the cache off.
 	CacheDir string
@@ -298,6 +318,12 @@ func Load(ctx context.Context, wasm []byte, cfg Config) (*App, error) {
 	net := reach.New(reach.Config{Connect: connect, Listen: listen, Transport: cfg.FetchTransport})
 	a := &App{cfg: cfg, rt: rt, mod: mod, res: &resources{rt: rt, dirs: dirs, reach: net}}
 	runtime.AddCleanup(a, (*resources).released, a.res)
+	if cfg.Metrics != nil {
+		if err := cfg.Metrics.Register(a.Collector()); err != nil {
+			a.Close(ctx)
+			return nil, fmt.Errorf("host: Config.Metrics: %w", err)
+		}
+	}
 	return a, nil
 }
 
@@ -356,8 +382,27 @@ func (a *App) launch() (*run, error) {
 		cfg.Log = log.New(stderr, "wasmloop: ", log.LstdFlags)
 	}
 	logger := cfg.Logger
-	if logger == nil {
-		logger = slog.New(lineHandler{l: cfg.Log})
+	switch {
+	case logger != nil:
+	case cfg.LogFormat == "json":
+		logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+		if cfg.WorkerOutput == nil {
+			// The guest's lines become records too, through the same bounded buffers.
+			out := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+			for w := range cfg.Workers {
+				perWorker = append(perWorker, loop.Output{
+					Stdout: guestout.New(recordLines{out, w, "stdout"}, 0),
+					Stderr: guestout.New(recordLines{logger, w, "stderr"}, 0),
+				})
+				outputs = append(outputs, perWorker[w].Stdout.(*guestout.Writer), perWorker[w].Stderr.(*guestout.Writer))
+			}
+		}
+	default:
+		logger = slog.New(lineHandler{l: cfg.Log, level: cfg.LogLevel})
+	}
+	var accessLog *slog.Logger
+	if cfg.AccessLog {
+		accessLog = logger
 	}
 	a.res.dirs.SetLogger(logger)
 	a.res.reach.SetLogger(logger)
@@ -408,6 +453,8 @@ func (a *App) launch() (*run, error) {
 		OpenFile:    func(p string) (loop.FileBody, abi.Errno) { return a.res.dirs.OpenForBody(p) },
 		OnMessage:   cfg.OnMessage,
 		Output:      perWorker,
+		Stats:       cfg.Metrics != nil,
+		AccessLog:   accessLog,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{g: g, cancel: cancel, done: make(chan struct{})}
@@ -511,6 +558,9 @@ func (a *App) Close(ctx context.Context) error {
 	}
 	if a.res.stuck.Load() || !a.res.closed.CompareAndSwap(false, true) {
 		return nil
+	}
+	if a.cfg.Metrics != nil {
+		a.cfg.Metrics.Unregister(a.Collector())
 	}
 	for _, m := range a.old {
 		m.Close(ctx)

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log"
@@ -13,10 +14,11 @@ import (
 // Config.Logger gets the records themselves, with their attributes.
 type lineHandler struct {
 	l     *log.Logger
+	level slog.Level // the least severe level written (Config.LogLevel)
 	attrs []slog.Attr
 }
 
-func (h lineHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h lineHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
 
 func (h lineHandler) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
@@ -42,7 +44,24 @@ func (h lineHandler) Handle(_ context.Context, r slog.Record) error {
 }
 
 func (h lineHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return lineHandler{h.l, append(append([]slog.Attr(nil), h.attrs...), as...)}
+	return lineHandler{h.l, h.level, append(append([]slog.Attr(nil), h.attrs...), as...)}
 }
 
 func (h lineHandler) WithGroup(string) slog.Handler { return h }
+
+// recordLines turns the guest's output, which guestout hands over in whole lines, into log
+// records (Config.LogFormat "json"): one per line, the line as the message, with the worker
+// and the stream.
+type recordLines struct {
+	l      *slog.Logger
+	worker int
+	stream string
+}
+
+func (r recordLines) Write(p []byte) (int, error) {
+	for line := range bytes.Lines(p) {
+		r.l.LogAttrs(context.Background(), slog.LevelInfo, string(bytes.TrimSuffix(line, []byte("\n"))),
+			slog.Int("worker", r.worker), slog.String("stream", r.stream))
+	}
+	return len(p), nil
+}

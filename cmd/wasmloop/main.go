@@ -29,6 +29,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/wasmloop/wasmloop/abi"
 	"github.com/wasmloop/wasmloop/host"
 )
@@ -190,6 +192,8 @@ type runOptions struct {
 	cfg        host.Config
 	cpuProfile string
 	watch      bool
+	admin      string   // --admin: where /metrics, /healthz and /readyz are served
+	pprof      bool     // --pprof: /debug/pprof/ on the admin listener too
 	envInherit listFlag // names (or NAME_* prefixes) of the host's environment the guest sees
 }
 
@@ -232,6 +236,11 @@ func runFlags(o *runOptions, output io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.watch, "watch", false, "swap to a fresh build of the module or directory whenever it changes, without failing a request (SIGHUP does it once)")
 	fs.Var(durationValue{&c.SwapDrainTimeout}, "swap-drain-timeout", "`duration` the old program may finish its requests and keep its WebSockets after a swap")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the host to `file` (guest code shows as external code)")
+	fs.StringVar(&o.admin, "admin", "", "serve /metrics (Prometheus), /healthz and /readyz on `ADDR`, e.g. 127.0.0.1:9090 (default: off)")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve Go's /debug/pprof/ on the --admin listener too")
+	fs.Var(formatValue{&c.LogFormat}, "log-format", "`format` of the host's log: text, or json (the guest's output lines become records too)")
+	fs.Var(levelValue{&c.LogLevel}, "log-level", "least severe `level` logged: debug, info, warn or error")
+	fs.BoolVar(&c.AccessLog, "access-log", false, "log every answered request: method, path, status, bytes, duration, worker, remote address")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: wasmloop run [flags] <app.wasm | Go package directory> [-- guest arguments]
 
@@ -289,6 +298,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	o.cfg.Args = guestArgv(target, guestArgs)
 	o.cfg.Env = inheritEnv(os.Environ(), o.envInherit, o.cfg.Env)
 	o.cfg.Stdout, o.cfg.Stderr = stdout, stderr
+	var reg *prometheus.Registry
+	if o.admin != "" {
+		reg = newRegistry()
+		o.cfg.Metrics = reg
+	} else if o.pprof {
+		return usageError(stderr, "run", "--pprof needs --admin")
+	}
 	app, err := host.Load(ctx, wasm, o.cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmloop: %s: %v\n", target, err)
@@ -298,7 +314,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	defer app.Close(context.Background())
-	fmt.Fprintln(stderr, workersLine(cmp.Or(o.cfg.Workers, host.DefaultConfig().Workers)))
+	say := notice(stderr, o.cfg.LogFormat)
+	say(workersLine(cmp.Or(o.cfg.Workers, host.DefaultConfig().Workers)))
+	if o.admin != "" {
+		admin, err := startAdmin(o.admin, app, reg, o.pprof, say)
+		if err != nil {
+			fmt.Fprintf(stderr, "wasmloop: %v\n", err)
+			return exitFailure
+		}
+		defer admin.close()
+	}
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err != nil {

@@ -31,6 +31,9 @@ type InstanceConfig struct {
 	StartBudget, CallBudget time.Duration
 	// Preopens are directories the guest sees through WASI, read-only.
 	Preopens []Preopen
+	// OnCall, if set, is told how long each call of an export took (the metrics' callback
+	// durations); it runs on the calling goroutine and must not block.
+	OnCall func(export string, took time.Duration)
 }
 
 // Preopen is one directory in the guest's WASI view: FS at GuestPath.
@@ -67,6 +70,7 @@ type Instance struct {
 	// deadlocked: the guest's stderr carried the Go runtime's "all goroutines are asleep"
 	// report, so its exit is a program that blocked for ever (Deadlocked).
 	deadlocked bool
+	observe    func(export string, took time.Duration) // InstanceConfig.OnCall
 }
 
 // Deadlocked reports that the guest's Go runtime reported every goroutine blocked — usually
@@ -113,7 +117,7 @@ func (e *StoppedError) Error() string {
 // Cancelling ctx ends any call of the instance in progress at its next tick (in a Runtime
 // made with Interruptible), with a StoppedError.
 func (m *Module) Instantiate(ctx context.Context, cfg InstanceConfig, host Host) (*Instance, error) {
-	inst := &Instance{host: host, stack: make([]uint64, 8)}
+	inst := &Instance{host: host, stack: make([]uint64, 8), observe: cfg.OnCall}
 	if m.rt.interruptible && (cfg.StartBudget > 0 || cfg.CallBudget > 0) {
 		inst.startBudget, inst.callBudget = cfg.StartBudget, cfg.CallBudget
 		inst.wd = &m.rt.wd
@@ -279,9 +283,16 @@ func (i *Instance) call(name string, f api.Function) (int32, error) {
 		return 0, fmt.Errorf("guest: the module does not export %s", name)
 	}
 	i.ticks = 0
+	var began time.Time
+	if i.observe != nil {
+		began = time.Now()
+	}
 	seq := i.seq.Add(1)
 	err := f.CallWithStack(i.ctx, i.stack)
 	i.seq.Add(1)
+	if i.observe != nil {
+		i.observe(name, time.Since(began))
+	}
 	if i.ticks >= refreshAfterTicks {
 		i.refresh(name)
 	}

@@ -66,6 +66,7 @@ func (a *hostCalls) Close(h abi.Handle) int32 {
 			return errno(abi.EBADHANDLE)
 		}
 		l.sockets.remove(h)
+		l.noteSockets()
 		w.ended = true
 		if c := w.conn; c != nil {
 			l.closeConn(c, abi.CloseHost)

@@ -43,6 +43,8 @@ type Conn struct {
 	since int64
 	wrote int64 // loop clock of the last write progress, while output is pending
 
+	sent int64 // bytes written to it, counted only for the access log (Config.AccessLog)
+
 	eof     bool // the peer shut its write side (read returned 0)
 	hangup  bool // the poller reported a hang-up: read on to EOF
 	unread  bool // bytes may wait in the kernel: reading stopped before EAGAIN
@@ -74,6 +76,9 @@ func (l *Loop) newConn(fd int, ln *listener) *Conn {
 	c := &Conn{fd: fd, ln: ln, since: l.clock()}
 	c.proto = l.newHTTPConn(c, ln.stream)
 	l.nconns++
+	if l.stats != nil {
+		l.stats.ConnsOpen.Add(1)
+	}
 	return c
 }
 
@@ -163,6 +168,9 @@ func (l *Loop) readConn(c *Conn) {
 			buf = c.in[len(c.in):cap(c.in)]
 		}
 		n, err := c.read(buf)
+		if n > 0 && l.stats != nil {
+			l.stats.BytesIn.Add(uint64(n))
+		}
 		if n > 0 && c.phase == connLingering {
 			budget -= n // discarded: the connection is closing
 			continue
@@ -333,6 +341,9 @@ func (l *Loop) closeConn(c *Conn, reason int32) {
 		l.conns[c.fd] = nil
 	}
 	l.nconns--
+	if l.stats != nil {
+		l.stats.ConnsOpen.Add(-1)
+	}
 	if l.cfg.MaxConns > 0 {
 		l.listeners.each(func(_ abi.Handle, ln *listener) {
 			if ln.full {

@@ -27,10 +27,15 @@ type exchange struct {
 	minor     uint8
 	keepAlive bool
 	started   bool
-	mode      framing
-	remaining int64
-	body      []byte // body bytes that did not fit the inbox (owned)
-	bodyOff   int
+	status    int // the response's, once started
+	// For the access log only (Config.AccessLog): the request line's parts, and how much
+	// the connection had produced (sent or queued) before the response.
+	method, target string
+	sentBefore     int64
+	mode           framing
+	remaining      int64
+	body           []byte // body bytes that did not fit the inbox (owned)
+	bodyOff        int
 
 	// A streamed request body (listener with abi.ListenStreamBody).
 	streaming bool   // the body is delivered through on_body
@@ -152,6 +157,9 @@ func (hc *httpConn) newExchange(req *http1.Request) *exchange {
 	*ex = exchange{in: l.cur, hc: hc, body: ex.body[:0], held: ex.held[:0],
 		isHead: len(req.Method) == 4 && string(req.Method) == "HEAD",
 		minor:  uint8(req.Minor), keepAlive: req.KeepAlive && !hc.last, at: l.clock()}
+	if l.cfg.AccessLog != nil {
+		ex.method, ex.target, ex.sentBefore = string(req.Method), string(req.Target), hc.c.produced()
+	}
 	ex.handle = l.exchanges.add(ex)
 	hc.ex, hc.phase = ex, httpAnswering
 	return ex
@@ -160,6 +168,9 @@ func (hc *httpConn) newExchange(req *http1.Request) *exchange {
 // finish ends an exchange whose response is complete: its handle goes stale and the
 // connection moves on to its next request, after the current callback.
 func (l *Loop) finish(ex *exchange) {
+	if ex.started {
+		l.answered(ex.status, ex.at, ex, ex.conn())
+	}
 	l.exchanges.remove(ex.handle)
 	hc := ex.hc
 	ex.hc = nil

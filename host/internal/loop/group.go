@@ -33,7 +33,10 @@ import (
 // host.Config's, resolved there; a zero one takes its default from package defaults here too,
 // and defaults.Off turns a timeout, the ping interval or MaxConns off, as in host.Config.
 type Config struct {
-	Workers   int          // loops
+	Workers int  // loops
+	Stats   bool // keep counters for the metrics (Loop.Stats)
+	// AccessLog, if set, gets a line for every answered request (stats.go, accessLog).
+	AccessLog *slog.Logger
 	Limits    http1.Limits // request limits; MaxBodyBytes is the buffered body cap
 	MaxOutput int          // pending output per connection before it is closed
 	// WriteHighWater is the pending output above which respond and write answer AboveMark
@@ -343,6 +346,12 @@ func (g *Group) started() {
 // finished, and, if it listened meanwhile, every other worker's too (each runs its own copy of
 // the program). A start-up that failed also ends it; StartErr then says why.
 func (g *Group) Ready() <-chan struct{} { return g.ready }
+
+// Draining reports that a graceful shutdown has begun.
+func (g *Group) Draining() bool { return g.draining.Load() }
+
+// Loops are the group's workers, by number (for their Stats and Heartbeat).
+func (g *Group) Loops() []*Loop { return g.loops }
 
 // StartErr is the first start-up failure of a worker, or nil.
 func (g *Group) StartErr() error {

@@ -428,6 +428,7 @@ func (hc *httpConn) reject(err error) {
 // replyError queues a short plain-text error response and closes the connection after it.
 func (hc *httpConn) replyError(status int, reason string) {
 	l, c := hc.l, hc.c
+	l.answered(status, c.since, hc.ex, c)
 	out := http1.AppendStatusLine(l.outBuf(c), 1, status)
 	out = l.httpScratch.date.Append(out, l.now)
 	msg := strconv.Itoa(status) + " " + reason + "\n"

@@ -72,6 +72,9 @@ func (l *Loop) instanceConfig() guest.InstanceConfig {
 	if l.id < len(l.cfg.Output) {
 		cfg.Stdout, cfg.Stderr = l.cfg.Output[l.id].Stdout, l.cfg.Output[l.id].Stderr
 	}
+	if l.stats != nil {
+		cfg.OnCall = l.stats.observeCallback
+	}
 	return cfg
 }
 
@@ -160,6 +163,13 @@ func (l *Loop) guestFailed(in *instance, err error, ex *exchange) {
 	status := 500
 	var budget *guest.BudgetError
 	var stopped *guest.StoppedError
+	if s := l.stats; s != nil {
+		if errors.As(err, new(*guest.BudgetError)) {
+			s.BudgetBreaches.Add(1)
+		} else if !errors.As(err, &stopped) {
+			s.Traps.Add(1)
+		}
+	}
 	switch {
 	case errors.As(err, &stopped):
 		status = 503
@@ -195,6 +205,9 @@ func (l *Loop) guestFailed(in *instance, err error, ex *exchange) {
 // that doubles with each consecutive failure (restartDelay), not in a hot loop, and after
 // MaxRestarts consecutive failures the process gives up and exits 1.
 func (l *Loop) replace() {
+	if l.stats != nil {
+		l.stats.Replacements.Add(1)
+	}
 	l.failures++
 	if l.failures > l.cfg.MaxRestarts {
 		l.logf("the guest failed %d times in a row without serving anything; giving up", l.failures)

@@ -101,6 +101,9 @@ func (l *Loop) acceptAll(ln *listener) {
 		case poll.IsTemporaryAcceptError(err):
 			// Out of descriptors: leave the connections in the backlog, keep serving the
 			// ones we have, and try again later (gnet stops its whole engine here).
+			if l.stats != nil {
+				l.stats.AcceptBackoffs.Add(1)
+			}
 			if ln.delay == 0 {
 				ln.delay = int64(5 * time.Millisecond)
 				l.logf("accept: %v; backing off while open connections are served", err)

@@ -59,6 +59,9 @@ type Loop struct {
 	queue    deferred // work waiting for the end of the callback or the top of the turn
 	logLimit logLimit // logf's rate limit
 
+	stats     *Stats    // counters for the metrics, nil unless Config.Stats (stats.go)
+	heartbeat Heartbeat // when the current turn began, for liveness (stats.go)
+
 	events  []poll.Event
 	readBuf []byte
 	bufs    [][]byte // free buffers of capacity pooledBuf
@@ -92,6 +95,9 @@ func newLoop(g *Group, id int) *Loop {
 		sockets:   newTable[*wsConn](abi.KindSocket),
 		timers:    newTable[*timer](abi.KindTimer),
 		calls:     newTable[*inboundCall](abi.KindCall),
+	}
+	if g.cfg.Stats {
+		l.stats = newStats()
 	}
 	return l
 }
@@ -205,6 +211,7 @@ func (l *Loop) run() {
 	defer runtime.UnlockOSThread()
 	defer l.teardown()
 
+	l.heartbeat.busySince.Store(time.Now().UnixNano()) // busy until the first wait
 	err := l.startInstance(l.g.currentModule())
 	if err != nil {
 		l.g.startFailed(l.id, err)
@@ -250,6 +257,7 @@ func (l *Loop) run() {
 		if timeout != 0 && !l.sleep() {
 			timeout = 0 // posted to since the turn began: look, but do not block
 		}
+		l.heartbeat.busySince.Store(0)
 		n, err := l.wait(timeout)
 		if timeout != 0 {
 			l.awake()
@@ -259,6 +267,7 @@ func (l *Loop) run() {
 			return
 		}
 		l.now = time.Now()
+		l.heartbeat.busySince.Store(l.now.UnixNano())
 		for i := 0; i < n; i++ {
 			l.handleEvent(&l.events[i])
 		}

@@ -48,7 +48,15 @@ func (in *instance) maxPost() int {
 }
 
 func (l *Loop) postTo(t *Loop, msg []byte) int32 {
-	return t.queueMessage(int32(l.id), msg)
+	rc := t.queueMessage(int32(l.id), msg)
+	if s := l.stats; s != nil {
+		if rc < 0 {
+			s.MessagesRefused.Add(1)
+		} else {
+			s.MessagesPosted.Add(1)
+		}
+	}
+	return rc
 }
 
 // queueMessage queues msg, from a worker or abi.PostHost, for delivery on t.

@@ -26,6 +26,9 @@ func (l *Loop) flush(c *Conn) {
 	for c.outLen() > 0 {
 		n, err := c.write(c.out[c.outOff:])
 		if n > 0 {
+			l.countSent(c, n)
+		}
+		if n > 0 {
 			c.outOff += n
 			c.wrote = l.clock()
 			continue
@@ -156,6 +159,7 @@ func (l *Loop) writeThrough(c *Conn, pre, data, post []byte) {
 	}
 	n, err := c.writev(iov)
 	if n > 0 {
+		l.countSent(c, n)
 		c.wrote = l.clock()
 	}
 	if err != nil && err != unix.EAGAIN && err != unix.EINTR {

@@ -67,7 +67,7 @@ func (l *Loop) respond(ex *exchange, status int, hdr []byte, info http1.BlockInf
 	}
 	out = append(out, "\r\n"...)
 	c.out = out
-	ex.started = true
+	ex.started, ex.status = true, status
 	if ex.mode == frameLength && !end {
 		ex.remaining -= int64(len(body))
 	}

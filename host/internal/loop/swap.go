@@ -126,6 +126,9 @@ func (l *Loop) swap(m *guest.Module) error {
 		}
 		l.collectRetired()
 	}
+	if l.stats != nil {
+		l.stats.Swaps.Add(1)
+	}
 	l.infof("swapped to the new module")
 	l.afterCallback()
 	return nil

@@ -34,7 +34,9 @@ func (l *Loop) sweep() {
 		l.collectRetired()
 	}
 	now := l.clock()
+	queued := 0
 	l.eachConn(func(c *Conn) {
+		queued += c.outLen()
 		switch {
 		case c.closed():
 		case c.phase == connLingering:
@@ -45,4 +47,8 @@ func (l *Loop) sweep() {
 			c.proto.sweep(now)
 		}
 	})
+	if l.stats != nil {
+		l.stats.OutputQueued.Store(int64(queued))
+		l.stats.WebSocketsOpen.Store(int64(l.sockets.len()))
+	}
 }

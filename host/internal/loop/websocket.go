@@ -110,6 +110,7 @@ func (l *Loop) acceptWS(ex *exchange, protocol string, hdr []byte, deflate bool)
 		w.rd.Inflater = l.wsScratch.inflater
 	}
 	w.handle = l.sockets.add(w)
+	l.noteSockets()
 	c.proto = w
 	c.since = l.clock()
 	l.queue.flush(c)
@@ -356,6 +357,7 @@ func (l *Loop) deliverWSClose(n closeNote) {
 	}
 	if !n.in.live() {
 		l.sockets.remove(n.h)
+		l.noteSockets()
 		return
 	}
 	size := 0
@@ -364,6 +366,7 @@ func (l *Loop) deliverWSClose(n closeNote) {
 	}
 	rc, err := n.in.g.OnWSClose(n.h, n.code, uint32(size))
 	l.sockets.remove(n.h)
+	l.noteSockets()
 	if err != nil {
 		l.guestFailed(n.in, err, nil)
 	} else if rc != 0 {
@@ -382,6 +385,7 @@ func (l *Loop) failSockets(in *instance) {
 	})
 	for _, w := range all {
 		l.sockets.remove(w.handle)
+		l.noteSockets()
 		w.ended = true
 		if c := w.conn; c != nil && !c.closed() {
 			if !w.closeSent {
