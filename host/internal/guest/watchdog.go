@@ -184,12 +184,17 @@ type stoppableWriter struct {
 	stderr bool // watch for the Go runtime's deadlock report (Instance.Deadlocked)
 }
 
-// goDeadlock is what the Go runtime prints, in one write, before it exits 2 because every
-// goroutine is blocked.
-var goDeadlock = []byte("all goroutines are asleep - deadlock!")
+// goDeadlock is what the Go runtime prints, as a write of its own (its print writes each
+// argument separately: "fatal error: ", this, "\n"), when every goroutine is blocked. Only a
+// write that is exactly that, or that whole line, counts: a program that merely logs the
+// words is not taken for a deadlocked one.
+var (
+	goDeadlock     = []byte("all goroutines are asleep - deadlock!")
+	goDeadlockLine = []byte("fatal error: all goroutines are asleep - deadlock!")
+)
 
 func (s stoppableWriter) Write(p []byte) (int, error) {
-	if s.stderr && !s.i.deadlocked && bytes.Contains(p, goDeadlock) {
+	if s.stderr && !s.i.deadlocked && (bytes.Equal(p, goDeadlock) || bytes.HasPrefix(p, goDeadlockLine)) {
 		s.i.deadlocked = true
 	}
 	written := 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"github.com/wasmloop/wasmloop/abi"
+	"io"
 	"testing"
 	"time"
 )
@@ -175,5 +176,28 @@ func TestLongCallRefreshesItsExport(t *testing.T) {
 	}
 	if inst.onTimer == before {
 		t.Error("after 80 MB of recursion the export, and its stack, were kept")
+	}
+}
+
+// Only the Go runtime's own deadlock report marks an instance deadlocked: a program that logs
+// the words does not.
+func TestDeadlockReportOnly(t *testing.T) {
+	for _, c := range []struct {
+		writes []string
+		want   bool
+	}{
+		{[]string{"fatal error: ", "all goroutines are asleep - deadlock!", "\n"}, true},
+		{[]string{"fatal error: all goroutines are asleep - deadlock!\n\ngoroutine 1 [select (no cases)]:\n"}, true},
+		{[]string{"log: the runtime says all goroutines are asleep - deadlock! when...\n"}, false},
+		{[]string{"all goroutines are asleep - deadlock!\n"}, false},
+	} {
+		i := &Instance{}
+		w := stoppableWriter{io.Discard, i, true}
+		for _, s := range c.writes {
+			w.Write([]byte(s))
+		}
+		if i.Deadlocked() != c.want {
+			t.Errorf("%q: deadlocked %v, want %v", c.writes, i.Deadlocked(), c.want)
+		}
 	}
 }
