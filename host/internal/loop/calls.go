@@ -132,9 +132,8 @@ func (l *Loop) withdrawCall(c *inboundCall) {
 	l.calls.remove(c.h)
 	c.done <- CallResult{Err: errors.New("withdrawn")}
 	if in := c.in; in.live() {
-		if _, err := in.g.OnClose(c.h, abi.CloseHost); err != nil {
-			l.guestFailed(in, err, nil)
-		}
+		rc, err := in.g.OnClose(c.h, abi.CloseHost)
+		l.checkResult(in, abi.ExportOnClose, rc, err)
 		l.afterCallback()
 	}
 }

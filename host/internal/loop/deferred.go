@@ -172,9 +172,8 @@ func (l *Loop) deliverDrains() {
 		if !in.live() {
 			continue
 		}
-		if _, err := in.g.OnDrain(h); err != nil {
-			l.guestFailed(in, err, nil)
-		}
+		rc, err := in.g.OnDrain(h)
+		l.checkResult(in, abi.ExportOnDrain, rc, err)
 		l.afterCallback()
 		l.flushQueued()
 	}

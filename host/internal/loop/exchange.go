@@ -225,11 +225,9 @@ func (l *Loop) deliverClose(n closeNote) {
 		return // the guest already let go of it
 	}
 	if n.in.live() {
-		_, err := n.in.g.OnClose(n.h, n.reason)
+		rc, err := n.in.g.OnClose(n.h, n.reason)
 		l.exchanges.remove(n.h)
-		if err != nil {
-			l.guestFailed(n.in, err, nil)
-		}
+		l.checkResult(n.in, abi.ExportOnClose, rc, err)
 		return
 	}
 	l.exchanges.remove(n.h)

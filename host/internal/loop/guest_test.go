@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -360,5 +361,21 @@ func TestWarmSpareReplacesTheNextFailure(t *testing.T) {
 	}
 	if body := serveGET(t, l, testConn(l, listenerOf(t, l)), "/"); body != "ok 1" {
 		t.Fatalf("the spare's first request: %q", body)
+	}
+}
+
+// A non-zero result of a callback that concerns no request is logged by name (ABI.md §2):
+// here on_timer's ECLOSED.
+func TestTimerResultLogged(t *testing.T) {
+	l := guestLoop(t, buildC(t, "testdata/results/results.c"))
+	var out strings.Builder
+	l.cfg.Log = slog.New(slog.NewTextHandler(&out, nil))
+	l.now = l.now.Add(time.Millisecond) // the timer set in on_start is due
+	l.fireTimers()
+	if !strings.Contains(out.String(), "wasmloop_on_timer returned ECLOSED (-5)") {
+		t.Fatalf("on_timer's result was not logged:\n%s", out.String())
+	}
+	if !l.cur.live() {
+		t.Fatal("a non-zero result replaced the instance")
 	}
 }

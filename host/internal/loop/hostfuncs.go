@@ -132,9 +132,8 @@ func (l *Loop) deliverHostResult(in *instance, f HostFunc, tag int64, res []byte
 	if failed {
 		status = abi.CallFailed
 	}
-	if _, err := in.g.OnHostResult(tag, status, uint32(len(res))); err != nil {
-		l.guestFailed(in, err, nil)
-	}
+	rc, err := in.g.OnHostResult(tag, status, uint32(len(res)))
+	l.checkResult(in, abi.ExportOnHostResult, rc, err)
 	in.held = nil
 	l.afterCallback()
 }

@@ -149,6 +149,16 @@ func callbackResult(export string, rc int32) string {
 	return export + " failed with status " + strconv.Itoa(int(rc))
 }
 
+// checkResult handles what a callback of in that concerns no request returned: a failure
+// replaces the instance (guestFailed), and a non-zero result is logged by name (ABI.md §2).
+func (l *Loop) checkResult(in *instance, export string, rc int32, err error) {
+	if err != nil {
+		l.guestFailed(in, err, nil)
+	} else if rc != 0 {
+		l.logf("%s", callbackResult(export, rc))
+	}
+}
+
 // guestFailed handles a callback of in that trapped, exited, or ran past its budget. The
 // instance is poisoned: the request it was handling (ex, may be nil) is answered 500 (503
 // past a budget), and so is every other request of the instance; its sockets close with

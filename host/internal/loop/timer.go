@@ -107,9 +107,8 @@ func (l *Loop) fireTimers() {
 		if !in.live() {
 			continue
 		}
-		if _, err := in.g.OnTimer(h); err != nil {
-			l.guestFailed(in, err, nil)
-		}
+		rc, err := in.g.OnTimer(h)
+		l.checkResult(in, abi.ExportOnTimer, rc, err)
 		l.afterCallback()
 	}
 }
