@@ -4,6 +4,7 @@ package wasmloop
 
 import (
 	"runtime"
+	"runtime/metrics"
 	"time"
 )
 
@@ -39,10 +40,13 @@ func yieldToGoroutines() {
 	}
 	yielding = true
 	runtime.Gosched()
-	// A goroutine woken by another may be scheduled after this one: keep yielding while
-	// completions are waiting for their goroutines (bounded: a goroutine that is woken and
-	// never reaches its receive does not hold the callback for ever).
-	for i := 0; woken > 0 && i < 1000; i++ {
+	// A goroutine woken by another may be scheduled after this one, and one that is running
+	// can yield back before it is done — the runtime's own waits do (starting a garbage
+	// collection waits for its workers with Gosched), which ended the callback with a
+	// handler half-run, its response late by a wake-up. So keep yielding while completions
+	// wait for their goroutines or the runtime counts others ready to run (bounded: a
+	// goroutine that never settles does not hold the callback for ever).
+	for i := 0; (woken > 0 || othersRunnable()) && i < 1000; i++ {
 		runtime.Gosched()
 	}
 	yielding = false
@@ -163,4 +167,15 @@ func runner(ch chan func()) {
 		// between them: Go's wasm code has one thread and no preemption.
 		idleRunners = append(idleRunners, ch)
 	}
+}
+
+// runnable is the runtime's count of goroutines ready to run but not running (Go 1.26 and
+// later; with an older Go the sample reads as unsupported and othersRunnable is false).
+var runnable = []metrics.Sample{{Name: "/sched/goroutines/runnable:goroutines"}}
+
+// othersRunnable reports whether goroutines other than the running one are ready to run.
+func othersRunnable() bool {
+	metrics.Read(runnable)
+	v := runnable[0].Value
+	return v.Kind() == metrics.KindUint64 && v.Uint64() > 0
 }

@@ -379,3 +379,19 @@ func TestTimerResultLogged(t *testing.T) {
 		t.Fatal("a non-zero result replaced the instance")
 	}
 }
+
+// A net/http handler's goroutine finishes inside the callback that started it, also when it
+// starts a garbage collection, whose start yields back (with a single Gosched the 57th request
+// here went unanswered until a wake-up timer).
+func TestNetHTTPAnsweredInItsCallback(t *testing.T) {
+	l := guestLoop(t, buildGuest(t, "testdata/nethello"))
+	c := testConn(l, listenerOf(t, l))
+	req := []byte(benchRequest)
+	for i := range 3000 {
+		serveOnce(l, c, req)
+		if body, err := readResponse(string(c.out), benchRequest); err != nil || body != "Hello World\n" {
+			t.Fatalf("request %d: %v in %q", i, err, c.out)
+		}
+		resetOutput(l, c)
+	}
+}
