@@ -26,6 +26,8 @@ var (
 	awaiting int
 	// idleRunners are Go's goroutines waiting for work; parked ones need no timer either.
 	idleRunners []chan func()
+	// inFlight counts the tasks given to Go that have not returned.
+	inFlight int
 	// yielding is true while the callback's goroutine lets the others run: code that finds
 	// it false runs on the callback's goroutine itself, where blocking would stall the
 	// worker (Await refuses).
@@ -45,8 +47,10 @@ func yieldToGoroutines() {
 	// collection waits for its workers with Gosched), which ended the callback with a
 	// handler half-run, its response late by a wake-up. So keep yielding while completions
 	// wait for their goroutines or the runtime counts others ready to run (bounded: a
-	// goroutine that never settles does not hold the callback for ever).
-	for i := 0; (woken > 0 || othersRunnable()) && i < 1000; i++ {
+	// goroutine that never settles does not hold the callback for ever). The runtime's count
+	// costs microseconds to read, so it is asked only while a task given to Go is unfinished:
+	// the usual handler is done after the first yield.
+	for i := 0; (woken > 0 || inFlight > 0 && othersRunnable()) && i < 1000; i++ {
 		runtime.Gosched()
 	}
 	yielding = false
@@ -144,6 +148,7 @@ func Await[T any](start func(done func(T)) error) (T, error) {
 // blocks or ends. At most maxIdleRunners goroutines wait for work; they cost the program
 // nothing else and do not keep it alive.
 func Go(fn func()) {
+	inFlight++
 	if n := len(idleRunners); n > 0 {
 		ch := idleRunners[n-1]
 		idleRunners = idleRunners[:n-1]
@@ -160,6 +165,7 @@ const maxIdleRunners = 64
 func runner(ch chan func()) {
 	for fn := range ch {
 		fn()
+		inFlight--
 		if len(idleRunners) >= maxIdleRunners {
 			return
 		}
