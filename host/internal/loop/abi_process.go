@@ -15,7 +15,7 @@ type hostCalls struct {
 
 func errno(e abi.Errno) int32 { return int32(e) }
 
-// Negotiate grants nothing: ABI versions 1.0 to 1.4 define no optional features (ABI.md,
+// Negotiate grants nothing: ABI versions 1.0 to 1.7 define no optional features (ABI.md,
 // negotiate); later additions announce themselves by their own flag bits.
 func (hostCalls) Negotiate(want uint64) uint64 { return 0 }
 
