@@ -436,3 +436,15 @@ func TestBlockingMainExplained(t *testing.T) {
 		}
 	})
 }
+
+// The samples listen where HOST says (127.0.0.1 unless set): with HOST=0.0.0.0, as in a
+// container, samples/hello says so and serves on every interface, loopback included.
+func TestSampleHost(t *testing.T) {
+	port := freePort(t)
+	p := startProc(t, nil, "", "run", "--cache-dir", cacheDir, "--workers", "1", "--env", "PORT="+strconv.Itoa(port),
+		"--env", "HOST=0.0.0.0", wasm["hello"])
+	p.awaitStdout(t, "Server running at http://0.0.0.0:"+strconv.Itoa(port)+"/\n", startTimeout)
+	if _, body := httpGet(t, client(nil), "http://127.0.0.1:"+strconv.Itoa(port)+"/"); string(body) != "Hello World\n" {
+		t.Fatalf("got %q", body)
+	}
+}

@@ -10,6 +10,7 @@
 package main
 
 import (
+	"cmp"
 	_ "embed"
 	"encoding/json"
 	"net/url"
@@ -44,10 +45,11 @@ func main() {
 	if p, err := strconv.Atoi(os.Getenv("PORT")); err == nil {
 		port = p
 	}
+	host := cmp.Or(os.Getenv("HOST"), "127.0.0.1") // HOST=0.0.0.0: every interface (in a container)
 	wasmloop.OnMessage(func(from int, data []byte) { deliver(data) })
-	wasmloop.CreateServer(serve).Listen(port, "127.0.0.1")
+	wasmloop.CreateServer(serve).Listen(port, host)
 	if wasmloop.WorkerID() == 0 {
-		wasmloop.Log("Server running at http://127.0.0.1:" + strconv.Itoa(port) + "/")
+		wasmloop.Log("Server running at http://" + host + ":" + strconv.Itoa(port) + "/")
 	}
 }
 

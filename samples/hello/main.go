@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"os"
 	"strconv"
 
@@ -15,12 +16,13 @@ func main() {
 	if p, err := strconv.Atoi(os.Getenv("PORT")); err == nil {
 		port = p
 	}
+	host := cmp.Or(os.Getenv("HOST"), "127.0.0.1") // HOST=0.0.0.0: every interface (in a container)
 	wasmloop.CreateServer(func(req wasmloop.Request, res wasmloop.Response) {
 		res.WriteHead(200, "Content-Type", "text/plain")
 		res.End("Hello World\n")
-	}).Listen(port, "127.0.0.1")
+	}).Listen(port, host)
 
 	if wasmloop.WorkerID() == 0 { // every worker runs this; say it once
-		wasmloop.Log("Server running at http://127.0.0.1:" + strconv.Itoa(port) + "/")
+		wasmloop.Log("Server running at http://" + host + ":" + strconv.Itoa(port) + "/")
 	}
 }

@@ -13,6 +13,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"io"
 	"os"
@@ -32,15 +33,16 @@ func main() {
 	if p, err := strconv.Atoi(os.Getenv("PORT")); err == nil {
 		port = p
 	}
+	host := cmp.Or(os.Getenv("HOST"), "127.0.0.1") // HOST=0.0.0.0: every interface (in a container)
 	srv := wasmloop.CreateServer(func(req wasmloop.Request, res wasmloop.Response) { forward(upstream, req, res) })
 	srv.StreamBodies()
-	if err := srv.Listen(port, "127.0.0.1"); err != nil {
+	if err := srv.Listen(port, host); err != nil {
 		wasmloop.Log("proxy: listen: " + err.Error())
 		os.Exit(1)
 	}
 	if wasmloop.WorkerID() == 0 {
 		wasmloop.Log("Forwarding to " + upstream)
-		wasmloop.Log("Server running at http://127.0.0.1:" + strconv.Itoa(port) + "/")
+		wasmloop.Log("Server running at http://" + host + ":" + strconv.Itoa(port) + "/")
 	}
 }
 

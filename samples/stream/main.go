@@ -16,6 +16,7 @@
 package main
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/url"
@@ -45,6 +46,7 @@ func main() {
 	if p, err := strconv.Atoi(os.Getenv("PORT")); err == nil {
 		port = p
 	}
+	host := cmp.Or(os.Getenv("HOST"), "127.0.0.1") // HOST=0.0.0.0: every interface (in a container)
 	srv := wasmloop.CreateServer(func(req wasmloop.Request, res wasmloop.Response) {
 		path, query, _ := strings.Cut(req.URL(), "?")
 		method := req.Method()
@@ -66,10 +68,10 @@ func main() {
 		}
 	})
 	srv.StreamBodies()
-	srv.Listen(port, "127.0.0.1")
+	srv.Listen(port, host)
 
 	if wasmloop.WorkerID() == 0 { // every worker runs this; say it once
-		wasmloop.Log("Server running at http://127.0.0.1:" + strconv.Itoa(port) + "/")
+		wasmloop.Log("Server running at http://" + host + ":" + strconv.Itoa(port) + "/")
 	}
 }
 

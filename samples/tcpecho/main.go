@@ -4,13 +4,14 @@
 //
 //	PORT=7000 wasmloop run ./samples/tcpecho    # then: nc 127.0.0.1 7000
 //
-// It listens on 127.0.0.1 and PORT (7000 by default) and logs each connection's open and
+// It listens on HOST (127.0.0.1 by default) and PORT (7000 by default) and logs each connection's open and
 // close. What a client sends comes back as it comes; when the client ends its side, the echo
 // ends after the last byte. A client that does not read has its echo queued up to the
 // socket's mark, then its own data is paused until the echo drains.
 package main
 
 import (
+	"cmp"
 	"os"
 	"strconv"
 
@@ -22,7 +23,8 @@ func main() {
 	if p, err := strconv.Atoi(os.Getenv("PORT")); err == nil {
 		port = p
 	}
-	srv, err := wasmloop.ListenTCP("127.0.0.1:"+strconv.Itoa(port), echo)
+	host := cmp.Or(os.Getenv("HOST"), "127.0.0.1") // HOST=0.0.0.0: every interface (in a container)
+	srv, err := wasmloop.ListenTCP(host+":"+strconv.Itoa(port), echo)
 	if err != nil {
 		wasmloop.Log("tcpecho: " + err.Error())
 		os.Exit(1)

@@ -16,6 +16,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -202,10 +203,11 @@ func main() {
 	if p, err := strconv.Atoi(os.Getenv("PORT")); err == nil {
 		port = p
 	}
+	host := cmp.Or(os.Getenv("HOST"), "127.0.0.1") // HOST=0.0.0.0: every interface (in a container)
 	s := &store{items: map[int]*Todo{}}
-	if err := wasmhttp.ListenAndServe("127.0.0.1:"+strconv.Itoa(port), routes(s)); err != nil {
+	if err := wasmhttp.ListenAndServe(host+":"+strconv.Itoa(port), routes(s)); err != nil {
 		wasmloop.Log("todo: " + err.Error())
 		wasmloop.Exit(1)
 	}
-	wasmloop.Log("Server running at http://127.0.0.1:" + strconv.Itoa(port) + "/")
+	wasmloop.Log("Server running at http://" + host + ":" + strconv.Itoa(port) + "/")
 }

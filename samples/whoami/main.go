@@ -6,6 +6,7 @@
 package main
 
 import (
+	"cmp"
 	"os"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ func main() {
 	if p, err := strconv.Atoi(os.Getenv("PORT")); err == nil {
 		port = p
 	}
+	host := cmp.Or(os.Getenv("HOST"), "127.0.0.1") // HOST=0.0.0.0: every interface (in a container)
 	served := 0
 	wasmloop.CreateServer(func(req wasmloop.Request, res wasmloop.Response) {
 		served++
@@ -48,8 +50,8 @@ func main() {
 		res.WriteHead(200, "Content-Type", "text/plain", "X-Worker", strconv.Itoa(wasmloop.WorkerID()))
 		res.End("worker " + strconv.Itoa(wasmloop.WorkerID()) + " of " + strconv.Itoa(wasmloop.WorkerCount()) +
 			", request " + strconv.Itoa(served) + " on this instance\n")
-	}).Listen(port, "127.0.0.1")
+	}).Listen(port, host)
 	if wasmloop.WorkerID() == 0 {
-		wasmloop.Log("Server running at http://127.0.0.1:" + strconv.Itoa(port) + "/")
+		wasmloop.Log("Server running at http://" + host + ":" + strconv.Itoa(port) + "/")
 	}
 }

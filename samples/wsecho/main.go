@@ -8,6 +8,7 @@
 package main
 
 import (
+	"cmp"
 	"os"
 	"strconv"
 
@@ -19,6 +20,7 @@ func main() {
 	if p, err := strconv.Atoi(os.Getenv("PORT")); err == nil {
 		port = p
 	}
+	host := cmp.Or(os.Getenv("HOST"), "127.0.0.1") // HOST=0.0.0.0: every interface (in a container)
 	worker := strconv.Itoa(wasmloop.WorkerID())
 	wasmloop.CreateServer(func(req wasmloop.Request, res wasmloop.Response) {
 		if !req.IsWebSocket() {
@@ -44,9 +46,9 @@ func main() {
 				ws.OnDrain(ws.Resume)
 			}
 		})
-	}).Listen(port, "127.0.0.1")
+	}).Listen(port, host)
 
 	if wasmloop.WorkerID() == 0 {
-		wasmloop.Log("Server running at http://127.0.0.1:" + strconv.Itoa(port) + "/")
+		wasmloop.Log("Server running at http://" + host + ":" + strconv.Itoa(port) + "/")
 	}
 }
