@@ -362,6 +362,7 @@ func (a *App) launch() (*run, error) {
 	outputs := []*guestout.Writer{stdout, stderr}
 	cfg.Stdout, cfg.Stderr = stdout, stderr
 	var perWorker []loop.Output
+	var records []*recordLines // --log-format json: the guest's lines as records
 	if cfg.WorkerOutput != nil {
 		for w := range cfg.Workers {
 			out := loop.Output{Stdout: stdout, Stderr: stderr}
@@ -387,12 +388,17 @@ func (a *App) launch() (*run, error) {
 	case cfg.LogFormat == "json":
 		logger = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 		if cfg.WorkerOutput == nil {
-			// The guest's lines become records too, through the same bounded buffers.
-			out := slog.New(slog.NewJSONHandler(stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+			// The guest's lines become records too, through the same bounded buffers. They
+			// are the guest's output, not the host's messages: LogLevel does not filter them
+			// (as in text mode).
+			out := slog.New(slog.NewJSONHandler(stdout, nil))
+			errOut := slog.New(slog.NewJSONHandler(stderr, nil))
 			for w := range cfg.Workers {
+				so, se := &recordLines{l: out, worker: w, stream: "stdout"}, &recordLines{l: errOut, worker: w, stream: "stderr"}
+				records = append(records, so, se)
 				perWorker = append(perWorker, loop.Output{
-					Stdout: guestout.New(recordLines{out, w, "stdout"}, 0),
-					Stderr: guestout.New(recordLines{logger, w, "stderr"}, 0),
+					Stdout: guestout.New(so, 0),
+					Stderr: guestout.New(se, 0),
 				})
 				outputs = append(outputs, perWorker[w].Stdout.(*guestout.Writer), perWorker[w].Stderr.(*guestout.Writer))
 			}
@@ -468,7 +474,12 @@ func (a *App) launch() (*run, error) {
 		r.code, r.err = g.Run(ctx)
 		cancel()
 		r.pool.closeAll()
-		flushOutput(outputs...)
+		// The guest's writers first: what they hold becomes records in stdout and stderr.
+		flushOutput(outputs[2:]...)
+		for _, rl := range records {
+			rl.flush()
+		}
+		flushOutput(outputs[:2]...)
 		if g.Abandoned() { // before running is cleared: a Close then must see it
 			a.res.stuck.Store(true)
 		}

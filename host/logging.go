@@ -49,19 +49,52 @@ func (h lineHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h lineHandler) WithGroup(string) slog.Handler { return h }
 
-// recordLines turns the guest's output, which guestout hands over in whole lines, into log
-// records (Config.LogFormat "json"): one per line, the line as the message, with the worker
-// and the stream.
+// recordLines turns the guest's output into log records (Config.LogFormat "json"): one per
+// line, the line as the message, with the worker and the stream. guestout hands over at most
+// 4 KiB at a time and whatever it holds, so a long line, or one the guest wrote in pieces,
+// arrives in pieces: they are joined here (up to maxRecord bytes), and the last unfinished
+// line is written by flush. Only guestout's drain goroutine calls Write.
 type recordLines struct {
-	l      *slog.Logger
-	worker int
-	stream string
+	l       *slog.Logger
+	worker  int
+	stream  string
+	pending []byte
 }
 
-func (r recordLines) Write(p []byte) (int, error) {
-	for line := range bytes.Lines(p) {
-		r.l.LogAttrs(context.Background(), slog.LevelInfo, string(bytes.TrimSuffix(line, []byte("\n"))),
-			slog.Int("worker", r.worker), slog.String("stream", r.stream))
+// maxRecord is the longest message a record gets; a longer line continues in the next.
+const maxRecord = 64 << 10
+
+func (r *recordLines) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			r.pending = append(r.pending, p...)
+			if len(r.pending) >= maxRecord {
+				r.flush()
+			}
+			break
+		}
+		line := p[:i]
+		if len(r.pending) > 0 {
+			line = append(r.pending, line...)
+		}
+		r.emit(line)
+		r.pending = r.pending[:0]
+		p = p[i+1:]
 	}
-	return len(p), nil
+	return n, nil
+}
+
+// flush writes the unfinished line held, if any.
+func (r *recordLines) flush() {
+	if len(r.pending) > 0 {
+		r.emit(r.pending)
+		r.pending = r.pending[:0]
+	}
+}
+
+func (r *recordLines) emit(line []byte) {
+	r.l.LogAttrs(context.Background(), slog.LevelInfo, string(line),
+		slog.Int("worker", r.worker), slog.String("stream", r.stream))
 }

@@ -126,13 +126,15 @@ func (a *App) group() *loop.Group {
 	return a.running.g
 }
 
-// StuckAfter is how long a worker may stay in one turn of its event loop before Live reports it
-// stuck: a turn is a few callbacks and system calls, normally microseconds; a guest call is
-// stopped at its budget (1 s by default), so a live worker is never this long in one.
+// StuckAfter is how long past the callback budget (the start budget while the program starts)
+// a worker may stay in one turn of its event loop before Live reports it stuck: a turn is a few
+// callbacks and system calls, normally microseconds, and a guest call is stopped at its
+// budget, so a live worker is never that long in one.
 const StuckAfter = time.Second
 
-// Live reports whether the program's workers are turning: nil when each is waiting for work or
-// has been in its current turn less than StuckAfter, an error naming the stuck ones otherwise
+// Live reports whether the program's workers are turning: nil when each is waiting for work, has
+// ended, or has been in its current turn less than its budget plus StuckAfter, an error naming
+// the stuck ones otherwise
 // (and ErrNotRunning when no program runs). It is the liveness check (/healthz).
 func (a *App) Live() error {
 	g := a.group()
@@ -140,9 +142,23 @@ func (a *App) Live() error {
 		return ErrNotRunning
 	}
 	now := time.Now()
+	// A guest call may legitimately run up to its budget (the host stops it there and answers
+	// 503 itself), and a start-up call up to the start budget: only past those is a worker
+	// stuck.
+	limit := StuckAfter
+	if b := a.cfg.CallbackBudget; b > 0 {
+		limit += b
+	}
+	select {
+	case <-g.Ready():
+	default:
+		if b := a.cfg.StartBudget; b > 0 {
+			limit = StuckAfter + b
+		}
+	}
 	var stuck []error
 	for i, l := range g.Loops() {
-		if d := l.Heartbeat().Busy(now); d > StuckAfter {
+		if d := l.Heartbeat().Busy(now); d > limit {
 			stuck = append(stuck, fmt.Errorf("worker %d has been in one turn of its loop for %v", i, d.Round(time.Millisecond)))
 		}
 	}

@@ -243,12 +243,15 @@ func (l *Loop) failExchange(ex *exchange, status int) {
 	}
 	started := ex.started
 	ex.keepAlive = false
+	if !started {
+		l.answered(status, ex.at, ex, hc.c)
+	}
 	l.finish(ex)
 	if !started {
 		if status == 503 {
-			hc.replyError(503, "the application took too long")
+			hc.writeError(503, "the application took too long")
 		} else {
-			hc.replyError(500, "the application failed")
+			hc.writeError(500, "the application failed")
 		}
 		return
 	}

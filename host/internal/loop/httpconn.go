@@ -238,6 +238,9 @@ func (hc *httpConn) closed(reason int32) {
 	hc.l.holdBuffered(&hc.held, 0)
 	if ex := hc.ex; ex != nil {
 		hc.ex = nil
+		if ex.started {
+			hc.l.answered(ex.status, ex.at, ex, hc.c) // cut short, but answered
+		}
 		hc.l.abandon(ex, reason)
 	}
 }
@@ -265,8 +268,9 @@ func (hc *httpConn) sweep(now int64) {
 			hc.streamFailed(ex, errBodyStalled)
 		case !ex.started && time.Duration(now-ex.at) > l.cfg.ResponseTimeout:
 			hc.ex, hc.phase = nil, httpIdle
+			l.answered(503, ex.at, ex, c)
 			l.abandon(ex, abi.CloseHost) // on_close: the guest stops working for nobody
-			hc.replyError(503, "the application did not answer in time")
+			hc.writeError(503, "the application did not answer in time")
 		}
 	case httpBody:
 		switch {
@@ -417,18 +421,37 @@ func (hc *httpConn) keepHead(req *http1.Request) {
 // reject answers a request the parser refused, and closes: after a framing error the rest of
 // the stream cannot be trusted.
 func (hc *httpConn) reject(err error) {
+	hc.replyError(rejection(err))
+}
+
+// rejection is the status and reason that answer a parse error.
+func rejection(err error) (int, string) {
 	var perr *http1.Error
 	if errors.As(err, &perr) {
-		hc.replyError(perr.Status, perr.Reason)
-		return
+		return perr.Status, perr.Reason
 	}
-	hc.replyError(400, err.Error())
+	return 400, err.Error()
 }
 
 // replyError queues a short plain-text error response and closes the connection after it.
 func (hc *httpConn) replyError(status int, reason string) {
 	l, c := hc.l, hc.c
-	l.answered(status, c.since, hc.ex, c)
+	at := c.since // the head began (httpHead)
+	switch {
+	case hc.ex != nil:
+		at = hc.ex.at
+	case hc.phase == httpIdle:
+		at = l.clock() // the request arrived in this turn: c.since is when the connection went idle
+	case hc.phase == httpBody:
+		at = hc.bodyAt
+	}
+	l.answered(status, at, hc.ex, c)
+	hc.writeError(status, reason)
+}
+
+// writeError is replyError for a response already counted (answered).
+func (hc *httpConn) writeError(status int, reason string) {
+	l, c := hc.l, hc.c
 	out := http1.AppendStatusLine(l.outBuf(c), 1, status)
 	out = l.httpScratch.date.Append(out, l.now)
 	msg := strconv.Itoa(status) + " " + reason + "\n"

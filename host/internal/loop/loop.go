@@ -210,6 +210,7 @@ func (l *Loop) run() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer l.teardown()
+	defer l.heartbeat.busySince.Store(0) // ended: not in a turn (a finished worker is not stuck)
 
 	l.heartbeat.busySince.Store(time.Now().UnixNano()) // busy until the first wait
 	err := l.startInstance(l.g.currentModule())

@@ -177,8 +177,10 @@ func (hc *httpConn) streamFailed(ex *exchange, err error) {
 		return
 	}
 	hc.ex, hc.phase = nil, httpIdle
+	status, reason := rejection(err)
+	hc.l.answered(status, ex.at, ex, hc.c)
 	hc.l.abandon(ex, abi.CloseHost)
-	hc.reject(err)
+	hc.writeError(status, reason)
 }
 
 // pauseBody stops (paused) or resumes reading a streamed request body. The first resume of

@@ -63,6 +63,7 @@ func (hc *httpConn) checkUpgrade(req *http1.Request) (up *websocket.Upgrade, rej
 	}
 	u, err := websocket.CheckUpgrade(req.Method, req.Major, req.Minor, req.Headers)
 	if err != nil {
+		l.answered(err.Status, l.clock(), nil, c)
 		c.out = err.AppendResponse(l.outBuf(c))
 		hc.phase = httpIdle
 		l.closeWhenWritten(c)
@@ -95,6 +96,7 @@ func (l *Loop) acceptWS(ex *exchange, protocol string, hdr []byte, deflate bool)
 		return int64(abi.EINVAL) // nothing was sent; the guest may still respond
 	}
 	c.out = out
+	l.answered(101, ex.at, ex, c)
 	l.exchanges.remove(ex.handle)
 	ex.hc, hc.ex, hc.phase = nil, nil, httpIdle
 	hc.body = nil
