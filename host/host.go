@@ -567,11 +567,13 @@ func (a *App) Close(ctx context.Context) error {
 	if running {
 		a.Shutdown(ctx)
 	}
+	if a.cfg.Metrics != nil {
+		// Even from an App that cannot release its memory (stuck): the registry must not
+		// keep collecting from it.
+		a.cfg.Metrics.Unregister(a.Collector())
+	}
 	if a.res.stuck.Load() || !a.res.closed.CompareAndSwap(false, true) {
 		return nil
-	}
-	if a.cfg.Metrics != nil {
-		a.cfg.Metrics.Unregister(a.Collector())
 	}
 	for _, m := range a.old {
 		m.Close(ctx)

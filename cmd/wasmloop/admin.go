@@ -99,12 +99,17 @@ func (v formatValue) Set(s string) error {
 	return nil
 }
 
-// notice returns how run says what it does as it starts (the workers line, the admin
-// address): a line on stderr, or with --log-format json a record like the host's own.
+// notice returns how run says what it does (the workers line, the admin address, a reload),
+// at Info; noticeAt at another level (errors). A line on stderr, or with --log-format json a
+// record like the host's own, so that a JSON log stays JSON.
 func notice(stderr io.Writer, format string) func(string) {
+	return noticeAt(stderr, format, slog.LevelInfo)
+}
+
+func noticeAt(stderr io.Writer, format string, level slog.Level) func(string) {
 	if format != "json" {
 		return func(msg string) { fmt.Fprintln(stderr, msg) }
 	}
 	l := slog.New(slog.NewJSONHandler(stderr, nil))
-	return func(msg string) { l.Info(strings.TrimPrefix(msg, "wasmloop: ")) }
+	return func(msg string) { l.Log(context.Background(), level, strings.TrimPrefix(msg, "wasmloop: ")) }
 }

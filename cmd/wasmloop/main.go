@@ -20,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -314,12 +315,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	defer app.Close(context.Background())
-	say := notice(stderr, o.cfg.LogFormat)
+	say, sayErr := notice(stderr, o.cfg.LogFormat), noticeAt(stderr, o.cfg.LogFormat, slog.LevelError)
 	say(workersLine(cmp.Or(o.cfg.Workers, host.DefaultConfig().Workers)))
 	if o.admin != "" {
 		admin, err := startAdmin(o.admin, app, reg, o.pprof, say)
 		if err != nil {
-			fmt.Fprintf(stderr, "wasmloop: %v\n", err)
+			sayErr("wasmloop: " + err.Error())
 			return exitFailure
 		}
 		defer admin.close()
@@ -348,18 +349,18 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 		stop() // graceful: stop accepting, drain
 		if _, ok := <-sigs; ok {
-			fmt.Fprintln(stderr, "wasmloop: second signal; exiting now")
+			sayErr("wasmloop: second signal; exiting now")
 			os.Exit(exitFailure)
 		}
 	}()
-	r := &reloader{ctx: runCtx, app: app, target: target, cacheDir: o.cfg.CacheDir, stderr: stderr}
+	r := &reloader{ctx: runCtx, app: app, target: target, cacheDir: o.cfg.CacheDir, stderr: stderr, say: say, sayErr: sayErr}
 	r.onSIGHUP()
 	if o.watch {
 		r.watch()
 	}
 	code, err = app.Run(runCtx)
 	if err != nil {
-		fmt.Fprintf(stderr, "wasmloop: %v\n", err)
+		sayErr("wasmloop: " + err.Error())
 	}
 	return code
 }

@@ -24,7 +24,10 @@ type reloader struct {
 	target   string
 	cacheDir string
 	stderr   io.Writer
-	mu       sync.Mutex // one reload at a time
+	// say and sayErr report a reload as run's other notices (a JSON record with
+	// --log-format json); nil writes plain lines to stderr.
+	say, sayErr func(string)
+	mu          sync.Mutex // one reload at a time
 }
 
 // reload builds and swaps once.
@@ -36,10 +39,10 @@ func (r *reloader) reload(why string) {
 		err = r.app.Swap(r.ctx, wasm)
 	}
 	if err != nil {
-		fmt.Fprintf(r.stderr, "wasmloop: reload (%s): %v; the running program keeps serving\n", why, err)
+		r.report(r.sayErr, fmt.Sprintf("wasmloop: reload (%s): %v; the running program keeps serving", why, err))
 		return
 	}
-	fmt.Fprintf(r.stderr, "wasmloop: reloaded %s (%s)\n", r.target, why)
+	r.report(r.say, fmt.Sprintf("wasmloop: reloaded %s (%s)", r.target, why))
 }
 
 // onSIGHUP reloads on every SIGHUP until ctx ends.
@@ -98,4 +101,12 @@ func fingerprint(target string) string {
 		return nil
 	})
 	return fmt.Sprint(n, ":", sum)
+}
+
+func (r *reloader) report(say func(string), msg string) {
+	if say == nil {
+		fmt.Fprintln(r.stderr, msg)
+		return
+	}
+	say(msg)
 }
