@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/wasmloop/wasmloop/host/internal/guestout"
 )
@@ -20,6 +19,11 @@ func jsonRecords(t *testing.T, write func(w *guestout.Writer)) []string {
 	w := guestout.New(rl, 0)
 	write(w)
 	w.Close(context.Background())
+	return messages(t, &buf)
+}
+
+// messages are the "msg" fields of the JSON records in buf.
+func messages(t *testing.T, buf *bytes.Buffer) []string {
 	var msgs []string
 	for _, line := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {
 		var rec map[string]any
@@ -44,11 +48,14 @@ func TestJSONLongLineIsOneRecord(t *testing.T) {
 // A line written in two pieces (Go's print/println, a C program's unbuffered stderr, a
 // progress line) is still one record.
 func TestJSONLineInPiecesIsOneRecord(t *testing.T) {
-	msgs := jsonRecords(t, func(w *guestout.Writer) {
-		w.Write([]byte("panic: "))
-		time.Sleep(50 * time.Millisecond) // the drain writes what it holds meanwhile
-		w.Write([]byte("boom\n"))
-	})
+	// Straight to recordLines, as guestout hands a line over when its drain finds it in two
+	// pieces.
+	var buf bytes.Buffer
+	rl := &recordLines{l: slog.New(slog.NewJSONHandler(&buf, nil)), worker: 0, stream: "stdout"}
+	rl.Write([]byte("panic: "))
+	rl.Write([]byte("boom\n"))
+	rl.flush()
+	msgs := messages(t, &buf)
 	if len(msgs) != 1 || msgs[0] != "panic: boom" {
 		t.Fatalf("records %q, want [\"panic: boom\"]", msgs)
 	}

@@ -53,39 +53,69 @@ func TestJSONLogLevelKeepsGuestOutput(t *testing.T) {
 	}
 }
 
+// liveUntil checks Live every 50 ms until done is closed, failing the test at the first error,
+// and returns how long it checked.
+func liveUntil(t *testing.T, app *host.App, done <-chan struct{}) time.Duration {
+	t.Helper()
+	began := time.Now()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return time.Since(began)
+		case <-tick.C:
+			if err := app.Live(); err != nil {
+				t.Fatalf("Live after %v: %v", time.Since(began).Round(time.Millisecond), err)
+			}
+		}
+	}
+}
+
 // Live stays satisfied while a worker is in a guest call that is within its (configured)
 // budget: the host stops it at the budget and answers 503 itself; a liveness failure there
 // makes an orchestrator restart the whole process.
 func TestLiveDuringBudgetedCall(t *testing.T) {
 	app, url := mounted(t, hostileWasm, host.Config{Workers: 1, CallbackBudget: 4 * time.Second})
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		resp, err := http.Get(url + "/loop")
 		if err == nil {
 			resp.Body.Close()
 		}
 	}()
-	time.Sleep(2 * time.Second) // inside the call, half its budget
-	if err := app.Live(); err != nil {
-		t.Fatalf("Live during a call within its 4s budget: %v", err)
+	// The call loops until its budget stops it, 4 s in: well past StuckAfter.
+	if d := liveUntil(t, app, done); d < 2*host.StuckAfter {
+		t.Fatalf("the call ended after %v, before it could look stuck", d)
 	}
 }
 
 // A worker whose loop has ended (here: nothing left to drain on it while another worker still
 // answers a request) is not stuck.
 func TestLiveAfterAWorkerFinishedDraining(t *testing.T) {
-	app, url := mounted(t, greetWasm, host.Config{Workers: 2, ShutdownTimeout: 20 * time.Second})
+	var stdout lockedBuf
+	app, url := mounted(t, greetWasm, host.Config{Workers: 2, ShutdownTimeout: 20 * time.Second, Stdout: &stdout})
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		resp, err := http.Get(url + "/slow?ms=4000")
 		if err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 		}
 	}()
-	time.Sleep(500 * time.Millisecond)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(stdout.String(), "request /slow") { // the guest logs each request
+		if time.Now().After(deadline) {
+			t.Fatalf("the request never reached the guest; stdout: %q", stdout.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	go app.Shutdown(context.Background())
-	time.Sleep(2500 * time.Millisecond) // the idle worker's loop has ended; the other drains
-	if err := app.Live(); err != nil {
-		t.Fatalf("Live while draining: %v", err)
+	// The idle worker's loop ends at once; the other drains the 4 s request.
+	if d := liveUntil(t, app, done); d < 2*host.StuckAfter {
+		t.Fatalf("the drain ended after %v, before an ended worker could look stuck", d)
 	}
 }
 

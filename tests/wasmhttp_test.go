@@ -116,8 +116,9 @@ func TestWasmhttpDuplex(t *testing.T) {
 	const n = 32 << 20
 	const bodyLen = 1 << 20
 	fmt.Fprintf(conn, "POST /duplex?n=%d HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", n, bodyLen)
-	// Neither the body nor a read yet: the reader waits for the body, the writer for a drain.
-	time.Sleep(500 * time.Millisecond)
+	// No body yet, and no read: the reader waits for the body, the writer for a drain once
+	// the response stops coming. Then the body goes.
+	awaitSenderStalls(t, conn, ioTimeout)
 	go func() {
 		conn.Write(make([]byte, bodyLen))
 	}()
@@ -141,8 +142,13 @@ func TestWasmhttpContextNoOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	started := s.stdout.appears("waitctx: started\n")
 	io.WriteString(conn, "GET /waitctx HTTP/1.1\r\nHost: x\r\n\r\n")
-	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-started:
+	case <-time.After(ioTimeout):
+		t.Fatalf("the handler did not start\nstdout:\n%s", s.stdout)
+	}
 	conn.Close()
 	select {
 	case <-logged:
@@ -205,8 +211,10 @@ func TestStrandedNotForDrain(t *testing.T) {
 	}
 	defer conn.Close()
 	const size = 64 << 20
+	// A client slower than the handler's first burst: the handler writes until Full and goes
+	// on in OnDrain once the client reads.
 	fmt.Fprintf(conn, "GET /download?size=%d HTTP/1.1\r\nHost: x\r\n\r\n", size)
-	time.Sleep(500 * time.Millisecond) // a client slower than the handler's first burst
+	awaitSenderStalls(t, conn, ioTimeout)
 	conn.SetReadDeadline(time.Now().Add(ioTimeout))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {

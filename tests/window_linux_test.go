@@ -33,3 +33,31 @@ func awaitPeerStopsReading(t testing.TB, c net.Conn, d time.Duration) {
 		t.Fatalf("the peer was still reading after %v", d)
 	}
 }
+
+// awaitSenderStalls waits up to d until the peer of c has stopped sending because c reads
+// nothing: the bytes waiting in c's receive queue (SIOCINQ) stop growing. Nothing signals
+// that, so this polls the queue.
+func awaitSenderStalls(t testing.TB, c net.Conn, d time.Duration) {
+	t.Helper()
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := func() int {
+		var n int
+		var qErr error
+		if err := rc.Control(func(fd uintptr) { n, qErr = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }); err != nil || qErr != nil {
+			t.Fatalf("SIOCINQ: %v %v", err, qErr)
+		}
+		return n
+	}
+	last := -1
+	if !eventually(d, func() bool {
+		n := queued()
+		stalled := n > 0 && n == last
+		last = n
+		return stalled
+	}) {
+		t.Fatalf("the sender was still sending after %v (%d bytes queued)", d, last)
+	}
+}

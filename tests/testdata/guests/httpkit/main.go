@@ -88,6 +88,7 @@ func routes() *http.ServeMux {
 	})
 	// /waitctx holds the request, without sending anything, until its context is done.
 	mux.HandleFunc("/waitctx", func(w http.ResponseWriter, r *http.Request) {
+		wasmloop.Log("waitctx: started")
 		<-r.Context().Done()
 		wasmloop.Log("waitctx: context done: " + r.Context().Err().Error())
 	})
