@@ -59,8 +59,17 @@ func guestLoop(t testing.TB, wasm []byte) *Loop { return guestLoopBudget(t, wasm
 // without the budget checks, wasmbin.Meter).
 func guestLoopBudget(t testing.TB, wasm []byte, budget time.Duration) *Loop {
 	t.Helper()
+	return newGuestLoop(t, wasm, Config{Instance: guest.InstanceConfig{StartBudget: budget, CallBudget: budget}})
+}
+
+// newGuestLoop is one worker of a group made with cfg (Workers 1, the guest's PORT=0 and its
+// output discarded added), its instance started; a budget in cfg loads the module with the
+// budget checks.
+func newGuestLoop(t testing.TB, wasm []byte, cfg Config) *Loop {
+	t.Helper()
 	ctx := context.Background()
-	rt, err := guest.NewRuntime(ctx, guest.RuntimeConfig{CacheDir: filepath.Join(os.TempDir(), "wasmloop-test-cache"), Interruptible: budget > 0})
+	budget := cfg.Instance.StartBudget > 0 || cfg.Instance.CallBudget > 0
+	rt, err := guest.NewRuntime(ctx, guest.RuntimeConfig{CacheDir: filepath.Join(os.TempDir(), "wasmloop-test-cache"), Interruptible: budget})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,8 +77,10 @@ func guestLoopBudget(t testing.TB, wasm []byte, budget time.Duration) *Loop {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := NewGroup(mod, Config{Workers: 1, Instance: guest.InstanceConfig{Env: append([]string{"PORT=0"}, extraEnv...), Stdout: io.Discard, Stderr: io.Discard,
-		StartBudget: budget, CallBudget: budget}})
+	cfg.Workers = 1
+	cfg.Instance.Env = append([]string{"PORT=0"}, extraEnv...)
+	cfg.Instance.Stdout, cfg.Instance.Stderr = io.Discard, io.Discard
+	g := NewGroup(mod, cfg)
 	l := g.loops[0]
 	if err := l.init(); err != nil {
 		t.Fatal(err)

@@ -2,11 +2,7 @@ package loop
 
 import (
 	"bytes"
-	"context"
-	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wasmloop/wasmloop/abi"
-	"github.com/wasmloop/wasmloop/host/internal/guest"
 )
 
 // statsLoop is guestLoop with the metrics' counters and an access log (into the buffer).
@@ -35,30 +30,7 @@ func statsLoop(t *testing.T, wasm []byte) (*Loop, *bytes.Buffer) {
 // statsGuestLoop is guestLoop with Config.Stats on (so the instance reports its calls too).
 func statsGuestLoop(t testing.TB, wasm []byte) *Loop {
 	t.Helper()
-	ctx := context.Background()
-	rt, err := guest.NewRuntime(ctx, guest.RuntimeConfig{CacheDir: filepath.Join(os.TempDir(), "wasmloop-test-cache")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mod, err := rt.Compile(ctx, wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := NewGroup(mod, Config{Workers: 1, Stats: true, Instance: guest.InstanceConfig{Env: append([]string{"PORT=0"}, extraEnv...), Stdout: io.Discard, Stderr: io.Discard}})
-	l := g.loops[0]
-	if err := l.init(); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.startInstance(l.g.module); err != nil {
-		t.Fatal(err)
-	}
-	l.afterCallback()
-	t.Cleanup(func() {
-		l.teardown()
-		g.stopSpares()
-		rt.Close(ctx)
-	})
-	return l
+	return newGuestLoop(t, wasm, Config{Stats: true})
 }
 
 func totalRequests(s *Stats) (n uint64) {
