@@ -2,12 +2,14 @@ package tests
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -122,4 +124,66 @@ func TestTCPEchoCurl(t *testing.T) {
 	cmd.Wait()
 	p.awaitStdout(t, "open 127.0.0.1:", ioTimeout)
 	p.awaitStdout(t, "close 127.0.0.1:", ioTimeout)
+}
+
+// SIGTERM with raw TCP connections open: each gets what was echoed, then the end, and the
+// process exits without waiting for the shutdown timeout (a raw connection has no request to
+// finish).
+func TestTCPEchoSIGTERM(t *testing.T) {
+	p, addr := startEcho(t, 2, "--env", "TCPECHO_QUIET=1", "--shutdown-timeout", "60s")
+	var conns []net.Conn
+	for range 4 {
+		c, err := net.DialTimeout("tcp", addr, ioTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(ioTimeout))
+		if _, err := c.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping" {
+			t.Fatalf("echo %q, %v", buf, err)
+		}
+		conns = append(conns, c)
+	}
+	p.signal(t, syscall.SIGTERM)
+	for i, c := range conns {
+		if n, err := c.Read(make([]byte, 1)); err == nil {
+			t.Errorf("connection %d: read %d bytes after SIGTERM, want the end", i, n)
+		}
+	}
+	if code := p.wait(t, 30*time.Second); code != 0 {
+		t.Errorf("exit status %d after SIGTERM, want 0", code)
+	}
+}
+
+// An instance that crashes with a TCP connection open has it closed: the peer sees the
+// bytes written before the crash, then the end of the connection.
+func TestTCPClosedWithItsInstance(t *testing.T) {
+	peer, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	s := startServer(t, serverOpts{Module: "reach", Workers: 1, Flags: []string{"--allow-connect", peer.Addr().String()}})
+	go func() { // answered 500, or not at all
+		if resp, err := client(nil).Get(s.URL("/connect-crash?addr=" + q(peer.Addr().String()))); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	c, err := peer.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(ioTimeout))
+	got, err := io.ReadAll(c)
+	if string(got) != "hi" {
+		t.Errorf("the peer read %q, %v; want \"hi\", then the end", got, err)
+	}
+	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("the connection did not end: %v", err)
+	}
 }

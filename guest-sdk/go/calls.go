@@ -166,17 +166,66 @@ func CallSync(name string, in []byte) ([]byte, error) {
 	return res, nil
 }
 
-var (
-	hostResults = map[int64]func([]byte, error){}
-	nextTag     int64
-)
+// pending holds the callbacks of async calls in flight, by tag.
+var pending pendingCalls
+
+// pendingCalls is a slot table: a tag is a slot's index in its low 32 bits and a sequence
+// number above, so finding a result's callback is an index and a compare, not a map
+// operation (about 1 µs each in Go's wasm code; a TCP echo makes four per round trip).
+type pendingCalls struct {
+	slots []pendingCall
+	free  []uint32
+	seq   int64
+}
+
+type pendingCall struct {
+	tag int64
+	fn  func([]byte, error)
+}
+
+// next is the tag the next call gets.
+func (p *pendingCalls) next() (int64, uint32) {
+	var i uint32
+	if n := len(p.free); n > 0 {
+		i = p.free[n-1]
+	} else {
+		i = uint32(len(p.slots))
+	}
+	p.seq++
+	return p.seq<<32 | int64(i), i
+}
+
+// put holds fn for tag (from next).
+func (p *pendingCalls) put(tag int64, i uint32, fn func([]byte, error)) {
+	if n := len(p.free); n > 0 && p.free[n-1] == i {
+		p.free = p.free[:n-1]
+	} else {
+		p.slots = append(p.slots, pendingCall{})
+	}
+	p.slots[i] = pendingCall{tag, fn}
+}
+
+// held is the number of calls in flight.
+func (p *pendingCalls) held() int { return len(p.slots) - len(p.free) }
+
+// take returns and forgets tag's callback; nil for a tag not held.
+func (p *pendingCalls) take(tag int64) func([]byte, error) {
+	i := uint32(tag)
+	if int(i) >= len(p.slots) || p.slots[i].tag != tag || p.slots[i].fn == nil {
+		return nil
+	}
+	fn := p.slots[i].fn
+	p.slots[i] = pendingCall{}
+	p.free = append(p.free, i)
+	return fn
+}
 
 // Call calls the service's async function name with in; fn receives the result in a later
 // callback, never inside Call. The pending call keeps the program alive. ErrNoFunction: the
-// service defines no async function by that name.
+// service defines no async function by that name. The host is done with in when Call
+// returns.
 func Call(name string, in []byte, fn func(result []byte, err error)) error {
-	nextTag++
-	tag := nextTag
+	tag, slot := pending.next()
 	np, nn := stringPtr(name)
 	ip, in_ := bytesPtr(in)
 	if rc := hostHostCallAsync(np, nn, ip, in_, tag); rc < 0 {
@@ -185,7 +234,7 @@ func Call(name string, in []byte, fn func(result []byte, err error)) error {
 		}
 		return abi.Errno(rc)
 	}
-	hostResults[tag] = fn
+	pending.put(tag, slot, fn)
 	return nil
 }
 
@@ -198,8 +247,7 @@ func exportOnHostResult(tag int64, status, size int32) int32 {
 
 func doOnHostResult(tag int64, status, size int32) int32 {
 	recycleRetired()
-	fn := hostResults[tag]
-	delete(hostResults, tag)
+	fn := pending.take(tag)
 	if fn == nil || size < 0 {
 		return 0
 	}

@@ -28,7 +28,7 @@ func reportStranded(req int64) {
 	if x == nil || x.ended || x.closed || strandedReports >= maxStrandedReports {
 		return
 	}
-	if timers.live > 0 || len(hostResults) > 0 || sockets.live > 0 || onMessage != nil ||
+	if timers.live > 0 || pending.held() > 0 || sockets.live > 0 || onMessage != nil ||
 		x.onData != nil || x.onEnd != nil || len(x.onDrain) > 0 || runtime.NumGoroutine()-baseGoroutines-len(idleRunners) > 0 {
 		return // something pending may end it
 	}

@@ -38,6 +38,7 @@ type Socket struct {
 	allowHalfOpen bool
 	closeCalled   bool
 	closeReported bool
+	gotData       func([]byte, error) // received, bound once
 }
 
 func newSocket(rec []byte) (*Socket, error) {
@@ -155,30 +156,35 @@ func (so *Socket) pump() {
 	if so.reading || so.paused || so.readEnded || so.s.closed || so.onData == nil {
 		return
 	}
+	if so.gotData == nil {
+		so.gotData = so.received // made once: a closure per read costs an allocation
+	}
 	so.reading = true
-	err := so.s.read(readPiece, func(data []byte, err error) {
-		so.reading = false
-		switch {
-		case err == io.EOF:
-			so.readEnded = true
-			if so.onEnd != nil {
-				so.onEnd()
-			}
-			if so.writeEnded {
-				so.destroy(nil)
-			} else if !so.allowHalfOpen {
-				so.End()
-			}
-		case err != nil:
-			so.destroy(err)
-		default:
-			so.onData(data)
-			so.pump()
-		}
-	})
-	if err != nil {
+	if err := so.s.read(readPiece, so.gotData); err != nil {
 		so.reading = false
 		so.destroy(err)
+	}
+}
+
+// received takes a read's answer.
+func (so *Socket) received(data []byte, err error) {
+	so.reading = false
+	switch {
+	case err == io.EOF:
+		so.readEnded = true
+		if so.onEnd != nil {
+			so.onEnd()
+		}
+		if so.writeEnded {
+			so.destroy(nil)
+		} else if !so.allowHalfOpen {
+			so.End()
+		}
+	case err != nil:
+		so.destroy(err)
+	default:
+		so.onData(data)
+		so.pump()
 	}
 }
 

@@ -18,14 +18,16 @@ import "github.com/wasmloop/wasmloop/abi"
 //  5. settle.
 //
 // settle drains, in this order and until all are empty: closeNotices (on_close and
-// on_ws_close), resumes (each followed by the notices it caused), flushes, then drainNotices
-// (on_drain, each followed by its notices and flushes). afterCallback delivers closeNotices
+// on_ws_close), resumes (each followed by the notices it caused), flushes, results (the
+// on_host_result of operations the loop finished, each followed by its notices and flushes),
+// then drainNotices (on_drain, likewise). afterCallback delivers closeNotices
 // alone, after every guest callback.
 type deferred struct {
 	closeNotices []closeNote  // on_close / on_ws_close to deliver after the current callback
 	resumes      []*Conn      // connections the guest released outside their own read
 	flushes      []*Conn      // connections with output to write
 	drainNotices []abi.Handle // on_drain to deliver, once the output is flushed
+	results      []opResult   // finished loop operations' on_host_result (op.go)
 	reads        []*Conn      // connections with bytes left unread after their share
 	accepts      []*listener  // listeners with connections left in the backlog
 }
@@ -76,6 +78,8 @@ func (q *deferred) closeNotice(n closeNote) { q.closeNotices = append(q.closeNot
 
 func (q *deferred) drainNotice(h abi.Handle) { q.drainNotices = append(q.drainNotices, h) }
 
+func (q *deferred) result(r opResult) { q.results = append(q.results, r) }
+
 // afterCallback delivers the close notices queued during a callback. It may run nested inside
 // a connection's serve, so it never reads or resumes connections: that waits for settle.
 func (l *Loop) afterCallback() {
@@ -108,7 +112,8 @@ func (l *Loop) settle() {
 		}
 		q.resumes = q.resumes[:0]
 		l.flushQueued()
-		if l.stopped || len(q.drainNotices) == 0 && len(q.closeNotices) == 0 && len(q.resumes) == 0 {
+		l.deliverResults()
+		if l.stopped || len(q.drainNotices) == 0 && len(q.closeNotices) == 0 && len(q.resumes) == 0 && len(q.results) == 0 {
 			return
 		}
 		l.deliverDrains()

@@ -19,9 +19,15 @@ import (
 // Done, when set, is called once an Async result has been handed to the guest or dropped (its
 // instance gone, the loop ended): until then the result is held in the host's memory, and a
 // function that budgets the memory its results hold (the file functions) releases it here.
+//
+// Start is the third kind, for the host's own functions that run on the loop's reactor (raw
+// TCP, op.go): it runs on the loop inside the guest's call, must not block, and finishes its
+// Op later — from the reactor, or from a goroutine through Op.Post — and the result reaches
+// the guest as an Async one does. in is the guest's memory, valid only during the call.
 type HostFunc struct {
 	Sync  func(ctx context.Context, in []byte) ([]byte, error)
 	Async func(ctx context.Context, in []byte) ([]byte, error)
+	Start func(op *Op, in []byte)
 	Done  func(res []byte, failed bool)
 }
 
@@ -83,15 +89,20 @@ func (l *Loop) runHostFunc(ctx context.Context, name []byte, f func(context.Cont
 	return res, false
 }
 
-// HostCallAsync starts an async function on a goroutine; tag comes back with its result.
+// HostCallAsync starts an async function: a Start function on the loop at once, an Async one
+// on a goroutine; tag comes back with its result.
 func (a *hostCalls) HostCallAsync(name, in []byte, tag int64) int32 {
 	l, inst := a.l, a.in
-	f, ok := l.cfg.Functions[string(name)]
-	if !ok || f.Async == nil {
+	f, ok := l.hostFunc(name)
+	if !ok || f.Async == nil && f.Start == nil {
 		return errno(abi.ENOTSUP)
 	}
 	if !inst.g.HasOnHostResult() {
 		return errno(abi.ESTATE) // the result could not be delivered
+	}
+	if f.Start != nil {
+		l.startOp(&Op{l: l, in: inst, tag: tag}, name, f.Start, in)
+		return 0
 	}
 	if l.pendingAsync >= maxPendingAsync || l.pendingAsyncBytes+len(in) > maxPendingAsyncBytes {
 		return errno(abi.ELIMIT)
@@ -102,7 +113,11 @@ func (a *hostCalls) HostCallAsync(name, in []byte, tag int64) int32 {
 	go func() {
 		res, failed := l.runHostFunc(inst.ctx, fn, f.Async, input)
 		n := len(input)
-		if !l.post(func(l *Loop) { l.pendingAsyncBytes -= n; l.deliverHostResult(inst, f, tag, res, failed) }) {
+		if !l.post(func(l *Loop) {
+			l.pendingAsync--
+			l.pendingAsyncBytes -= n
+			l.deliverHostResult(inst, f.Done, tag, res, failed)
+		}) {
 			f.done(res, failed) // the loop has ended: nobody is waiting
 		}
 	}()
@@ -115,10 +130,12 @@ func (f HostFunc) done(res []byte, failed bool) {
 	}
 }
 
-// deliverHostResult runs on the loop: the async call tagged tag has finished.
-func (l *Loop) deliverHostResult(in *instance, f HostFunc, tag int64, res []byte, failed bool) {
-	l.pendingAsync--
-	defer f.done(res, failed)
+// deliverHostResult runs on the loop: the async call tagged tag has finished. done, when
+// set, hears that the result was handed over or dropped.
+func (l *Loop) deliverHostResult(in *instance, done func([]byte, bool), tag int64, res []byte, failed bool) {
+	if done != nil {
+		defer done(res, failed)
+	}
 	if l.stopped || !in.live() {
 		return // the instance that asked is gone
 	}

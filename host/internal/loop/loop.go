@@ -47,6 +47,7 @@ type Loop struct {
 	fileBuf           []byte // body_file's scratch (bodyfile.go)
 	pendingAsync      int
 	pendingAsyncBytes int  // of their inputs (hostfuncs.go)
+	pendingOps        int  // loop operations not finished and delivered (op.go)
 	readied           bool // a goroutine outside the loops was readied this turn (see run)
 	lastHostFunc      struct {
 		name string
@@ -201,7 +202,7 @@ func (l *Loop) alive() bool {
 		return l.nconns > 0
 	}
 	return l.refs > 0 || l.nconns > 0 || l.exchanges.len() > 0 || l.restarting ||
-		l.calls.len() > 0 || l.pendingAsync > 0 || l.cfg.KeepAlive
+		l.calls.len() > 0 || l.pendingAsync > 0 || l.pendingOps > 0 || l.cfg.KeepAlive
 }
 
 func (l *Loop) run() {
@@ -324,6 +325,7 @@ func (l *Loop) teardown() {
 	l.listeners.each(func(h abi.Handle, ln *listener) { l.closeListener(h, ln) })
 	l.dropOrphans()
 	l.failCalls(nil, ErrProgramEnded)
+	l.dropResults()
 	for _, in := range append(l.retired, l.cur, l.spare) {
 		if in != nil {
 			in.close()

@@ -152,7 +152,7 @@ func (r *Reach) fetch(ctx context.Context, in []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	id, err := r.add(ctx, f, nil)
+	id, err := r.add(ctx, &entry{s: f})
 	if err != nil {
 		f.cancel()
 		return nil, err

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/wasmloop/wasmloop/abi"
+	"github.com/wasmloop/wasmloop/host/internal/loop"
 )
 
 // maxStreams bounds the streams and listeners a program has open: each holds a descriptor or
@@ -62,7 +63,8 @@ type Reach struct {
 // entry is one open stream or listener and who may use it.
 type entry struct {
 	owner context.Context // the instance's: its end closes the entry
-	s     stream          // a fetch or a connection; nil for a listener
+	s     stream          // a fetch; nil for a listener or a TCP connection
+	tcp   *loop.TCPStream // a TCP connection, served by its loop's reactor
 	ln    net.Listener
 	zero  string      // a port-0 listener: the address asked for (tcp.go, portKey)
 	stop  func() bool // unregisters the close on owner's end
@@ -100,18 +102,18 @@ func (r *Reach) refused(kind, msg string) {
 	}
 }
 
-// add registers an open stream or listener for owner and returns its id; it is closed when
-// owner ends.
-func (r *Reach) add(owner context.Context, s stream, ln net.Listener) (uint64, error) {
+// add registers e, an open stream or listener, for owner and returns its id; it is closed
+// when owner ends.
+func (r *Reach) add(owner context.Context, e *entry) (uint64, error) {
 	r.mu.Lock()
 	if len(r.streams) >= maxStreams {
 		r.mu.Unlock()
-		closeEither(s, ln)
+		e.close()
 		return 0, coded(abi.ReachEMFILE, fmt.Errorf("the program has %d streams open, the most it may", maxStreams))
 	}
 	r.nextID++
 	id := r.nextID
-	e := &entry{owner: owner, s: s, ln: ln}
+	e.owner = owner
 	r.streams[id] = e
 	r.mu.Unlock()
 	e.stop = context.AfterFunc(owner, func() { r.close(id) })
@@ -141,15 +143,18 @@ func (r *Reach) close(id uint64) {
 	if e.stop != nil {
 		e.stop()
 	}
-	closeEither(e.s, e.ln)
+	e.close()
 }
 
-func closeEither(s stream, ln net.Listener) {
-	if s != nil {
-		s.Close()
-	}
-	if ln != nil {
-		ln.Close()
+// close closes what e holds.
+func (e *entry) close() {
+	switch {
+	case e.s != nil:
+		e.s.Close()
+	case e.tcp != nil:
+		e.tcp.Close()
+	case e.ln != nil:
+		e.ln.Close()
 	}
 }
 

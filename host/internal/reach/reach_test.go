@@ -3,10 +3,9 @@ package reach
 import (
 	"context"
 	"encoding/binary"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -99,56 +98,50 @@ func ownerCtx(t *testing.T) (context.Context, context.CancelFunc) {
 }
 
 // A stream belongs to the instance that opened it: another's context cannot use its id, and
-// it closes when its owner's context ends.
+// it closes when its owner's context ends. (A TCP connection's reads and writes run on its
+// loop's reactor and are tested end to end: tests/tcpecho_test.go; they find the stream by
+// the same get.)
 func TestStreamsBelongToTheirInstance(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			accepted <- c
-		}
-	}()
-	g, _ := ParseGrants([]string{ln.Addr().String()})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(200)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer up.Close()
+	g, _ := ParseGrants([]string{strings.TrimPrefix(up.URL, "http://")})
 	r := New(Config{Connect: g})
 	defer r.Close()
 	fns := r.Functions()
 	a, endA := ownerCtx(t)
 	b, _ := ownerCtx(t)
-	rec, err := fns[abi.FnConnect].Async(a, append(binary.LittleEndian.AppendUint32(nil, 0), ln.Addr().String()...))
+	id, err := fns[abi.FnFetch].Sync(a, fetchIn(0, 0, "GET", up.URL+"/", "", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
-	peer := <-accepted
-	defer peer.Close()
-	id := rec[:8]
-	if _, err := fns[abi.FnStreamWrite].Async(b, append(append([]byte{}, id...), "x"...)); err == nil || !strings.HasPrefix(err.Error(), abi.ReachEBADID+" ") {
-		t.Errorf("another instance's write: %v, want EBADID", err)
-	}
-	if _, err := fns[abi.FnStreamWrite].Async(a, append(append([]byte{}, id...), "hi"...)); err != nil {
+	if _, err := fns[abi.FnFetchResponse].Async(a, id); err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 2)
-	if _, err := io.ReadFull(peer, buf); err != nil || string(buf) != "hi" {
-		t.Fatalf("the peer read %q, %v", buf, err)
+	readIn := binary.LittleEndian.AppendUint32(append([]byte{}, id...), 100)
+	if _, err := r.read(b, readIn); err == nil || !strings.HasPrefix(err.Error(), abi.ReachEBADID+" ") {
+		t.Errorf("another instance's read: %v, want EBADID", err)
 	}
-	// A read pending when the owner ends fails; the peer sees the connection close.
+	if _, err := fns[abi.FnStreamClose].Sync(b, id); err != nil || r.Open() != 1 {
+		t.Errorf("another instance's close: %v, %d streams open", err, r.Open())
+	}
+	// A read pending when the owner ends fails, and the stream is gone.
 	done := make(chan error, 1)
 	go func() {
-		_, err := fns[abi.FnStreamRead].Async(a, binary.LittleEndian.AppendUint32(append([]byte{}, id...), 100))
+		_, err := r.read(a, readIn)
 		done <- err
 	}()
 	endA()
-	peer.SetReadDeadline(time.Now().Add(time.Minute))
-	if n, err := peer.Read(buf); err != io.EOF {
-		t.Errorf("after the owner ended, the peer read %d, %v; want EOF", n, err)
-	}
 	if err := <-done; err == nil {
 		t.Error("a read pending when its owner ended succeeded")
+	}
+	// The read may fail for the cancelled context before the owner's close (context.AfterFunc,
+	// on a goroutine of its own) has run: give it a bounded while.
+	for deadline := time.Now().Add(10 * time.Second); r.Open() != 0 && time.Now().Before(deadline); {
+		runtime.Gosched()
 	}
 	if r.Open() != 0 {
 		t.Errorf("%d streams open after their owner ended", r.Open())
@@ -179,14 +172,14 @@ func TestOneReadAtATime(t *testing.T) {
 	if err := e.begin(false); err != nil { // as a read under way does
 		t.Fatal(err)
 	}
-	if _, err := fns[abi.FnStreamRead].Async(ctx, readIn); err == nil || !strings.HasPrefix(err.Error(), abi.ReachEBUSY+" ") {
+	if _, err := r.read(ctx, readIn); err == nil || !strings.HasPrefix(err.Error(), abi.ReachEBUSY+" ") {
 		t.Errorf("a second read: %v, want EBUSY", err)
 	}
 	e.end(false)
 	// A read waiting for a head that never comes ends when the stream is closed, whether the
 	// close finds it waiting (ECLOSED) or comes first (EBADID).
 	first := make(chan error, 1)
-	go func() { _, err := fns[abi.FnStreamRead].Async(ctx, readIn); first <- err }()
+	go func() { _, err := r.read(ctx, readIn); first <- err }()
 	fns[abi.FnStreamClose].Sync(ctx, id)
 	if err := <-first; err == nil || !strings.HasPrefix(err.Error(), abi.ReachECLOSED+" ") && !strings.HasPrefix(err.Error(), abi.ReachEBADID+" ") {
 		t.Errorf("the read at close: %v, want ECLOSED or EBADID", err)
@@ -208,16 +201,13 @@ func FuzzFunctions(f *testing.F) {
 		defer r.Close()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		fns := r.Functions()
-		names := []string{abi.FnFetch, abi.FnStreamRead, abi.FnConnect, abi.FnNetListen, abi.FnSetOption,
-			abi.FnStreamWrite, abi.FnStreamEnd, abi.FnStreamClose, abi.FnFetchResponse, abi.FnAccept}
-		f := fns[names[int(which)%len(names)]]
-		var err error
-		if f.Sync != nil {
-			_, err = f.Sync(ctx, in)
-		} else {
-			_, err = f.Async(ctx, in)
-		}
+		// The functions that start on the loop (Start) decode their input with idOf and
+		// connectTarget, then run these on a goroutine (a fetch's streams) or the loop's
+		// reactor (a TCP connection's, tested end to end).
+		connect := func(_ context.Context, in []byte) ([]byte, error) { _, _, err := r.connectTarget(in); return nil, err }
+		fns := []func(context.Context, []byte) ([]byte, error){r.fetch, r.read, connect, r.listen, r.setOption,
+			r.write, r.end, r.closeOp, r.response, r.lookup}
+		_, err := fns[int(which)%len(fns)](ctx, in)
 		if err != nil {
 			if code, _, _ := strings.Cut(err.Error(), " "); !strings.HasPrefix(code, "E") {
 				t.Errorf("an error without a code: %v", err)

@@ -13,8 +13,10 @@ import (
 	"github.com/wasmloop/wasmloop/host/internal/loop"
 )
 
-// Functions returns the host functions of reach by name (ABI.md §10). A read's result must
-// reach its Done once delivered or dropped: the loop sees to it.
+// Functions returns the host functions of reach by name (ABI.md §10). A TCP connection's
+// reads, writes and end run on the loop's reactor (loop.TCPStream); a fetch's body, a dial,
+// an accept and a lookup run on goroutines. A read's result on a goroutine holds part of
+// maxHeld until it is delivered or dropped (release).
 func (r *Reach) Functions() map[string]loop.HostFunc {
 	async := func(f func(ctx context.Context, in []byte) ([]byte, error)) loop.HostFunc {
 		return loop.HostFunc{Async: f}
@@ -22,18 +24,77 @@ func (r *Reach) Functions() map[string]loop.HostFunc {
 	sync := func(f func(ctx context.Context, in []byte) ([]byte, error)) loop.HostFunc {
 		return loop.HostFunc{Sync: f}
 	}
+	start := func(f func(op *loop.Op, in []byte)) loop.HostFunc { return loop.HostFunc{Start: f} }
 	return map[string]loop.HostFunc{
-		abi.FnStreamRead:    {Async: r.read, Done: r.release}, // the one that reserves (maxHeld)
-		abi.FnStreamWrite:   async(r.write),
-		abi.FnStreamEnd:     async(r.end),
+		abi.FnStreamRead:    start(r.startRead),
+		abi.FnStreamWrite:   start(r.startWrite),
+		abi.FnStreamEnd:     start(r.startEnd),
 		abi.FnStreamClose:   sync(r.closeOp),
 		abi.FnFetch:         sync(r.fetch),
 		abi.FnFetchResponse: async(r.response),
-		abi.FnConnect:       async(r.connect),
+		abi.FnConnect:       start(r.startConnect),
 		abi.FnNetListen:     sync(r.listen),
-		abi.FnAccept:        async(r.accept),
+		abi.FnAccept:        start(r.startAccept),
 		abi.FnSetOption:     sync(r.setOption),
 		abi.FnLookup:        async(r.lookup),
+	}
+}
+
+// opStream finds the stream in names for op's instance, and its TCP connection if the loop
+// serves it; nil, after finishing op with the error, if there is none.
+func (r *Reach) opStream(op *loop.Op, in []byte) (*entry, []byte) {
+	id, rest, err := idOf(in)
+	if err == nil {
+		var e *entry
+		if e, err = r.get(op.Context(), id); err == nil {
+			return e, rest
+		}
+	}
+	op.Finish(nil, err)
+	return nil, nil
+}
+
+// startRead: a TCP connection's read waits on the loop; a fetch body's on a goroutine.
+func (r *Reach) startRead(op *loop.Op, in []byte) {
+	e, rest := r.opStream(op, in)
+	switch {
+	case e == nil:
+	case e.tcp == nil:
+		op.OnDone(r.release)
+		op.Go(r.read, in)
+	case len(rest) < 4:
+		op.Finish(nil, errShort)
+	case binary.LittleEndian.Uint32(rest) == 0:
+		op.Finish(nil, coded(abi.FileEINVAL, errors.New("a read of 0 bytes")))
+	default:
+		e.tcp.Read(op, int(min(binary.LittleEndian.Uint32(rest), abi.MaxStreamRead)))
+	}
+}
+
+// startWrite: a TCP connection's write is queued on the loop; a fetch body's is written on a
+// goroutine.
+func (r *Reach) startWrite(op *loop.Op, in []byte) {
+	e, data := r.opStream(op, in)
+	switch {
+	case e == nil:
+	case len(data) > abi.MaxStreamWrite:
+		op.Finish(nil, coded(abi.FileEINVAL, fmt.Errorf("a write of %d bytes, more than %d", len(data), abi.MaxStreamWrite)))
+	case e.tcp == nil:
+		op.Go(r.write, in)
+	default:
+		e.tcp.Write(op, data)
+	}
+}
+
+// startEnd ends a TCP connection's writing side on the loop, a fetch body's on a goroutine.
+func (r *Reach) startEnd(op *loop.Op, in []byte) {
+	e, _ := r.opStream(op, in)
+	switch {
+	case e == nil:
+	case e.tcp == nil:
+		op.Go(r.end, in)
+	default:
+		e.tcp.End(op)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wasmloop/wasmloop/abi"
+	"github.com/wasmloop/wasmloop/host/internal/loop"
 )
 
 // TCP out and in, as Node's net: a connection is a stream (streams.go); a listener hands out
@@ -22,10 +23,29 @@ import (
 // defaultConnectTimeout bounds a connect that names no timeout.
 const defaultConnectTimeout = 30 * time.Second
 
-// connect: in = timeout ms u32, "host:port"; result = a connection record.
-func (r *Reach) connect(ctx context.Context, in []byte) ([]byte, error) {
+// startConnect: in = timeout ms u32, "host:port"; result = a connection record. The grant
+// is checked on the loop; the dial (and the name's resolution) runs on a goroutine, and the
+// connection is then the loop's.
+func (r *Reach) startConnect(op *loop.Op, in []byte) {
+	timeout, addr, err := r.connectTarget(in)
+	if err != nil {
+		op.Finish(nil, err)
+		return
+	}
+	op.GoThen(func(ctx context.Context, _ []byte) (func(), func()) {
+		d := net.Dialer{Timeout: timeout, KeepAlive: 15 * time.Second}
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return func() { op.Finish(nil, classify(err)) }, nil
+		}
+		return r.handOver(op, c.(*net.TCPConn))
+	}, nil)
+}
+
+// connectTarget decodes a connect's input and checks its grant.
+func (r *Reach) connectTarget(in []byte) (time.Duration, string, error) {
 	if len(in) < 4 {
-		return nil, errShort
+		return 0, "", errShort
 	}
 	timeout := time.Duration(binary.LittleEndian.Uint32(in)) * time.Millisecond
 	if timeout == 0 {
@@ -33,27 +53,63 @@ func (r *Reach) connect(ctx context.Context, in []byte) ([]byte, error) {
 	}
 	addr := string(in[4:])
 	if err := r.allowConnect(addr); err != nil {
-		return nil, err
+		return 0, "", err
 	}
-	d := net.Dialer{Timeout: timeout, KeepAlive: 15 * time.Second}
-	c, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, classify(err)
-	}
-	return r.record(ctx, c.(*net.TCPConn))
+	return timeout, addr, nil
 }
 
-// record registers c and encodes its connection record: id u64, local address length u16,
-// local address, remote address.
-func (r *Reach) record(ctx context.Context, c *net.TCPConn) ([]byte, error) {
+// handOver takes a connection Go's net opened (a dial, an accept) from Go's poller: its
+// descriptor is duplicated and the net.Conn closed, and the loop's reactor adopts the
+// duplicate. It returns what runs on the loop (adopt, register, answer with the connection
+// record) and what runs instead if the loop has ended (close the descriptor).
+func (r *Reach) handOver(op *loop.Op, c *net.TCPConn) (then, orElse func()) {
 	local, remote := c.LocalAddr().String(), c.RemoteAddr().String()
-	id, err := r.add(ctx, c, nil)
+	fd, err := detach(c)
 	if err != nil {
-		return nil, err
+		return func() { op.Finish(nil, classify(err)) }, nil
 	}
+	return func() {
+		s, err := op.AdoptTCP(fd)
+		if err != nil {
+			op.Finish(nil, err)
+			return
+		}
+		id, err := r.add(op.Context(), &entry{tcp: s})
+		if err != nil {
+			op.Finish(nil, err)
+			return
+		}
+		op.Finish(record(id, local, remote), nil)
+	}, func() { unix.Close(fd) }
+}
+
+// detach duplicates c's descriptor, non-blocking and close-on-exec, and closes c.
+func detach(c *net.TCPConn) (int, error) {
+	defer c.Close()
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return -1, err
+	}
+	fd, derr := -1, error(nil)
+	if err := raw.Control(func(s uintptr) { fd, derr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+		return -1, err
+	}
+	if derr != nil {
+		return -1, derr
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// record encodes a connection record: id u64, local address length u16, local address,
+// remote address.
+func record(id uint64, local, remote string) []byte {
 	out := binary.LittleEndian.AppendUint64(make([]byte, 0, 10+len(local)+len(remote)), id)
 	out = binary.LittleEndian.AppendUint16(out, uint16(len(local)))
-	return append(append(out, local...), remote...), nil
+	return append(append(out, local...), remote...)
 }
 
 // portKey names a port-0 listen: the n-th by one instance of the same address. Every
@@ -105,14 +161,13 @@ func (r *Reach) listen(ctx context.Context, in []byte) ([]byte, error) {
 		}
 		r.mu.Unlock()
 	}
-	id, err := r.add(ctx, nil, ln)
+	e := &entry{ln: ln}
+	if port == 0 {
+		e.zero = asked
+	}
+	id, err := r.add(ctx, e)
 	if err != nil {
 		return nil, err
-	}
-	if port == 0 {
-		r.mu.Lock()
-		r.streams[id].zero = asked
-		r.mu.Unlock()
 	}
 	return append(binary.LittleEndian.AppendUint64(nil, id), bound...), nil
 }
@@ -145,39 +200,40 @@ func (r *Reach) portKeyFor(owner context.Context, addr string, port int) portKey
 	return portKey{addr, n}
 }
 
-// accept: in = the listener's id; result = the next connection's record.
-func (r *Reach) accept(ctx context.Context, in []byte) ([]byte, error) {
-	id, _, err := idOf(in)
-	if err != nil {
-		return nil, err
-	}
-	e, err := r.get(ctx, id)
-	if err != nil {
-		return nil, err
+// startAccept: in = the listener's id; result = the next connection's record. The accept
+// waits on a goroutine; the connection is then the loop's (handOver).
+func (r *Reach) startAccept(op *loop.Op, in []byte) {
+	e, _ := r.opStream(op, in)
+	if e == nil {
+		return
 	}
 	if e.ln == nil {
-		return nil, coded(abi.FileEINVAL, fmt.Errorf("stream %d is not a listener", id))
+		op.Finish(nil, coded(abi.FileEINVAL, errors.New("the stream is not a listener")))
+		return
 	}
 	if err := e.begin(false); err != nil {
-		return nil, err
+		op.Finish(nil, err)
+		return
 	}
-	defer e.end(false)
-	for {
-		c, err := e.ln.Accept()
-		if err != nil {
-			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-				// Out of descriptors: wait a little rather than spin; the connection waits in
-				// the backlog.
-				select {
-				case <-time.After(50 * time.Millisecond):
-					continue
-				case <-ctx.Done():
+	op.GoThen(func(ctx context.Context, _ []byte) (func(), func()) {
+		defer e.end(false)
+		for {
+			c, err := e.ln.Accept()
+			if err != nil {
+				if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+					// Out of descriptors: wait a little rather than spin; the connection
+					// waits in the backlog.
+					select {
+					case <-time.After(50 * time.Millisecond):
+						continue
+					case <-ctx.Done():
+					}
 				}
+				return func() { op.Finish(nil, classify(err)) }, nil
 			}
-			return nil, classify(err)
+			return r.handOver(op, c.(*net.TCPConn))
 		}
-		return r.record(ctx, c.(*net.TCPConn))
-	}
+	}, nil)
 }
 
 // setOption: in = id u64, option u8, value u32.
@@ -193,16 +249,15 @@ func (r *Reach) setOption(ctx context.Context, in []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, ok := e.s.(*net.TCPConn)
-	if !ok {
+	if e.tcp == nil {
 		return nil, coded(abi.FileEINVAL, fmt.Errorf("stream %d is not a TCP connection", id))
 	}
 	v := binary.LittleEndian.Uint32(rest[1:])
 	switch rest[0] {
 	case abi.OptNoDelay:
-		err = c.SetNoDelay(v != 0)
+		err = e.tcp.SetNoDelay(v != 0)
 	case abi.OptKeepAlive:
-		err = c.SetKeepAliveConfig(net.KeepAliveConfig{Enable: v != 0, Idle: time.Duration(v) * time.Second, Interval: time.Duration(v) * time.Second})
+		err = e.tcp.SetKeepAlive(int(min(v, 1<<20)))
 	default:
 		return nil, coded(abi.FileEINVAL, fmt.Errorf("option %d", rest[0]))
 	}

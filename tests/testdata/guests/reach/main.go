@@ -144,6 +144,20 @@ func serve(req wasmloop.Request, res wasmloop.Response) {
 		if err != nil {
 			fail(res, err)
 		}
+	case "/connect-crash":
+		// The instance crashes with a connection open: the host closes it, as it closes
+		// everything an instance held (tests/tcpecho_test.go).
+		err := wasmloop.Connect(q.Get("addr"), func(so *wasmloop.Socket, err error) {
+			if err != nil {
+				fail(res, err)
+				return
+			}
+			so.Write([]byte("hi"))
+			panic("crash with a connection open")
+		})
+		if err != nil {
+			fail(res, err)
+		}
 	case "/listen":
 		srv, err := wasmloop.ListenTCP(q.Get("addr"), func(so *wasmloop.Socket) { so.Close() })
 		if err != nil {

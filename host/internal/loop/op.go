@@ -1,0 +1,132 @@
+package loop
+
+import (
+	"context"
+	"fmt"
+)
+
+// Op is one async host call served on the loop (HostFunc.Start): the host's raw TCP streams
+// are read and written by the loop's own reactor (tcpstream.go), without a goroutine per
+// operation, and an operation that must block (a dial, a DNS lookup, a fetch's body) runs on
+// a goroutine that hands its result back through Post or Go. Either way the result is queued
+// by Finish and reaches the guest as wasmloop_on_host_result once the current callback is
+// over (settle), never inside the call that started it. An Op is finished exactly once; its
+// methods other than Post are called on the loop's goroutine only.
+type Op struct {
+	l        *Loop
+	in       *instance
+	tag      int64
+	finished bool
+	// done, when set, hears that the result was handed to the guest or dropped: a result
+	// that holds a budget (reach's read buffers) gives it back there.
+	done func(res []byte, failed bool)
+}
+
+// opResult is a finished Op's result, waiting for the end of the callback (deferred.go).
+type opResult struct {
+	op     *Op
+	res    []byte
+	failed bool
+}
+
+// startOp runs a Start function, turning a panic into a failed result as runHostFunc does.
+func (l *Loop) startOp(op *Op, name []byte, start func(*Op, []byte), in []byte) {
+	l.pendingOps++
+	defer func() {
+		if p := recover(); p != nil {
+			l.logf("host function %q panicked: %v", name, p)
+			op.Finish(nil, fmt.Errorf("host function %q panicked", name))
+		}
+	}()
+	start(op, in)
+}
+
+// Context is the calling instance's: it ends when the instance does.
+func (o *Op) Context() context.Context { return o.in.ctx }
+
+// OnDone sets what hears that the result was handed over or dropped.
+func (o *Op) OnDone(done func(res []byte, failed bool)) { o.done = done }
+
+// Finish ends the operation with res, or with err's text marked failed. A second Finish is
+// ignored: the first result is the one the guest gets.
+func (o *Op) Finish(res []byte, err error) {
+	if o.finished {
+		return
+	}
+	o.finished = true
+	failed := err != nil
+	if failed {
+		res = []byte(err.Error())
+	}
+	o.l.queue.result(opResult{o, res, failed})
+}
+
+// Post runs fn on the operation's loop and reports whether it will: a loop that has ended
+// runs nothing, and the caller then releases what fn would have taken over. Safe from any
+// goroutine.
+func (o *Op) Post(fn func()) bool { return o.l.post(func(*Loop) { fn() }) }
+
+// Go runs f on a goroutine with a copy of in and finishes the operation with its result.
+func (o *Op) Go(f func(ctx context.Context, in []byte) ([]byte, error), in []byte) {
+	o.GoThen(func(ctx context.Context, in []byte) (func(), func()) {
+		res, err := f(ctx, in)
+		return func() { o.Finish(res, err) }, func() {
+			if o.done != nil {
+				o.done(res, err != nil) // the loop has ended: nobody is waiting
+			}
+		}
+	}, in)
+}
+
+// GoThen runs f on a goroutine with a copy of in; then, on the loop, what f returned first
+// (which finishes the operation), or, if the loop has ended meanwhile, what it returned second
+// (which releases what the first would have handed over). Goroutines count against the
+// worker's bound on async calls in flight (ELIMIT beyond, as for an Async function).
+func (o *Op) GoThen(f func(ctx context.Context, in []byte) (then, orElse func()), in []byte) {
+	l := o.l
+	if l.pendingAsync >= maxPendingAsync || l.pendingAsyncBytes+len(in) > maxPendingAsyncBytes {
+		o.Finish(nil, errLimit)
+		return
+	}
+	l.pendingAsync++
+	l.pendingAsyncBytes += len(in)
+	input, ctx, n := append([]byte(nil), in...), o.in.ctx, len(in)
+	go func() {
+		then, orElse := f(ctx, input)
+		if !l.post(func(l *Loop) {
+			l.pendingAsync--
+			l.pendingAsyncBytes -= n
+			then()
+		}) && orElse != nil {
+			orElse()
+		}
+	}()
+}
+
+// errLimit is a Go refused for the bound on async calls in flight. The text begins with the
+// code the SDK reads.
+var errLimit = fmt.Errorf("ELIMIT the worker has %d host operations in flight, the most it may", maxPendingAsync)
+
+// deliverResults hands finished operations' results to the guest, in the order they finished.
+func (l *Loop) deliverResults() {
+	q := &l.queue
+	for len(q.results) > 0 && !l.stopped {
+		r := q.results[0]
+		q.results[0] = opResult{}
+		q.results = q.results[1:]
+		l.pendingOps--
+		l.deliverHostResult(r.op.in, r.op.done, r.op.tag, r.res, r.failed)
+		l.flushQueued()
+	}
+	q.results = q.results[:0]
+}
+
+// dropResults releases the results no guest will get (the loop ended).
+func (l *Loop) dropResults() {
+	for _, r := range l.queue.results {
+		if r.op.done != nil {
+			r.op.done(r.res, r.failed)
+		}
+	}
+	l.queue.results = nil
+}

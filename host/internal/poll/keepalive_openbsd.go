@@ -1,0 +1,7 @@
+package poll
+
+// OpenBSD times keep-alive probes system-wide only (sysctl net.inet.tcp.keepidle).
+const (
+	tcpKeepIdle     = -1
+	tcpKeepInterval = -1
+)
