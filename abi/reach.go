@@ -11,8 +11,9 @@ const (
 	// MaxStreamRead), as soon as any are there; empty at the end of the stream. One read per
 	// stream at a time (EBUSY).
 	FnStreamRead = "wasmloop:io.read"
-	// FnStreamWrite (async): in = id u64, data; result = empty once the data is written (for
-	// TCP, handed to the kernel; for a fetch, taken by the transport). One write at a time:
+	// FnStreamWrite (async): in = id u64, data; result = empty once the data is taken (for
+	// TCP, queued on the connection while its unsent output is under the host's high-water
+	// mark, else once it drains; for a fetch, taken by the transport). One write at a time:
 	// a program that waits for each is paced by its peer — the back-pressure.
 	FnStreamWrite = "wasmloop:io.write"
 	// FnStreamEnd (async): in = id u64; ends the writing side: TCP's FIN (the peer reads

@@ -179,8 +179,9 @@ type pendingCalls struct {
 }
 
 type pendingCall struct {
-	tag int64
-	fn  func([]byte, error)
+	tag  int64
+	fn   func([]byte, error)
+	view bool // fn gets a view of the inbox, valid during fn, rather than a copy
 }
 
 // next is the tag the next call gets.
@@ -196,28 +197,28 @@ func (p *pendingCalls) next() (int64, uint32) {
 }
 
 // put holds fn for tag (from next).
-func (p *pendingCalls) put(tag int64, i uint32, fn func([]byte, error)) {
+func (p *pendingCalls) put(tag int64, i uint32, fn func([]byte, error), view bool) {
 	if n := len(p.free); n > 0 && p.free[n-1] == i {
 		p.free = p.free[:n-1]
 	} else {
 		p.slots = append(p.slots, pendingCall{})
 	}
-	p.slots[i] = pendingCall{tag, fn}
+	p.slots[i] = pendingCall{tag, fn, view}
 }
 
 // held is the number of calls in flight.
 func (p *pendingCalls) held() int { return len(p.slots) - len(p.free) }
 
-// take returns and forgets tag's callback; nil for a tag not held.
-func (p *pendingCalls) take(tag int64) func([]byte, error) {
+// take returns and forgets tag's call; its fn is nil for a tag not held.
+func (p *pendingCalls) take(tag int64) pendingCall {
 	i := uint32(tag)
 	if int(i) >= len(p.slots) || p.slots[i].tag != tag || p.slots[i].fn == nil {
-		return nil
+		return pendingCall{}
 	}
-	fn := p.slots[i].fn
+	c := p.slots[i]
 	p.slots[i] = pendingCall{}
 	p.free = append(p.free, i)
-	return fn
+	return c
 }
 
 // Call calls the service's async function name with in; fn receives the result in a later
@@ -225,6 +226,12 @@ func (p *pendingCalls) take(tag int64) func([]byte, error) {
 // service defines no async function by that name. The host is done with in when Call
 // returns.
 func Call(name string, in []byte, fn func(result []byte, err error)) error {
+	return call(name, in, fn, false)
+}
+
+// call is Call; with view, a result that fits the inbox reaches fn as a view of it, valid
+// only during fn (Socket.OnDataView).
+func call(name string, in []byte, fn func(result []byte, err error), view bool) error {
 	tag, slot := pending.next()
 	np, nn := stringPtr(name)
 	ip, in_ := bytesPtr(in)
@@ -234,7 +241,7 @@ func Call(name string, in []byte, fn func(result []byte, err error)) error {
 		}
 		return abi.Errno(rc)
 	}
-	pending.put(tag, slot, fn)
+	pending.put(tag, slot, fn, view)
 	return nil
 }
 
@@ -247,12 +254,22 @@ func exportOnHostResult(tag int64, status, size int32) int32 {
 
 func doOnHostResult(tag int64, status, size int32) int32 {
 	recycleRetired()
-	fn := pending.take(tag)
+	c := pending.take(tag)
+	fn := c.fn
 	if fn == nil || size < 0 {
 		return 0
 	}
-	res := make([]byte, size)
-	if n := copy(res, inbox[:min(int(size), len(inbox))]); n < int(size) {
+	var res []byte
+	switch {
+	case int(size) <= len(inbox) && c.view:
+		res = inbox[:size:size]
+	case int(size) <= len(inbox):
+		// append allocates without zeroing what it copies over (make would clear it first:
+		// for a stream's 64 KiB pieces, a second pass over every byte).
+		res = append([]byte(nil), inbox[:size]...)
+	default:
+		res = make([]byte, size)
+		n := copy(res, inbox[:])
 		p, m := bytesPtr(res[n:])
 		hostHostResult(p, m)
 	}

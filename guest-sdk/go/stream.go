@@ -64,20 +64,25 @@ type stream struct {
 	onWrote func(err error) // the stream's owner hears of a failed write or end
 	endDone func()          // after the end has gone out
 
-	// in is the input of the stream's next call, reused: the host is done with an input when
-	// the call returns. readFn is the pending read's receiver; readDone and writeDone are
-	// the calls' callbacks, made once (a closure per call was an allocation per call, about
-	// half a microsecond each in Go's wasm code).
-	in        []byte
+	// readFn is the pending read's receiver; readDone and writeDone are the calls'
+	// callbacks, made once (a closure per call was an allocation per call, about half a
+	// microsecond each in Go's wasm code).
 	readFn    func([]byte, error)
+	view      bool // reads are delivered as views of the inbox (Socket.OnDataView)
 	readDone  func([]byte, error)
 	writeDone func([]byte, error)
 }
 
+// callInput is the input of every stream call, reused: the host is done with an input when
+// the call returns, and one program makes one call at a time. It grows to the largest write
+// (at most abi.MaxStreamWrite and the id) and stays: a buffer per write was, for a stream of
+// 64 KiB pieces, an allocation and a garbage collection's worth of bytes per piece.
+var callInput []byte
+
 // input starts the next call's input with the id, as every stream function's begins.
 func (s *stream) input() []byte {
-	s.in = binary.LittleEndian.AppendUint64(s.in[:0], s.id)
-	return s.in
+	callInput = binary.LittleEndian.AppendUint64(callInput[:0], s.id)
+	return callInput
 }
 
 // idBytes is the id alone, in a slice of its own.
@@ -91,8 +96,8 @@ func (s *stream) read(max int, fn func([]byte, error)) error {
 	if s.readDone == nil {
 		s.readDone = s.gotRead
 	}
-	s.in = binary.LittleEndian.AppendUint32(s.input(), uint32(max))
-	if err := Call(abi.FnStreamRead, s.in, s.readDone); err != nil {
+	callInput = binary.LittleEndian.AppendUint32(s.input(), uint32(max))
+	if err := call(abi.FnStreamRead, callInput, s.readDone, s.view); err != nil {
 		return err
 	}
 	s.readFn = fn
@@ -176,20 +181,13 @@ func (s *stream) send(p []byte) {
 	if s.writeDone == nil {
 		s.writeDone = s.wrote
 	}
-	s.in = append(s.input(), p...)
+	callInput = append(s.input(), p...)
 	s.writing = true
-	err := Call(abi.FnStreamWrite, s.in, s.writeDone)
-	if cap(s.in) > maxKeptInput {
-		s.in = nil // a large write's input is not kept for the life of the stream
-	}
-	if err != nil {
+	if err := Call(abi.FnStreamWrite, callInput, s.writeDone); err != nil {
 		s.writing = false
 		s.failed(netError("write", err))
 	}
 }
-
-// maxKeptInput is the largest input buffer a stream keeps for its next call.
-const maxKeptInput = 4 << 10
 
 func (s *stream) wrote(_ []byte, err error) {
 	s.writing = false

@@ -39,7 +39,7 @@ func echo(so *wasmloop.Socket) {
 	if !quiet {
 		wasmloop.Log("open " + so.RemoteAddr())
 	}
-	so.OnData(func(data []byte) {
+	so.OnDataView(func(data []byte) { // data is a view: Write copies it
 		if !so.Write(data) {
 			so.Pause()
 			so.OnDrain(so.Resume)

@@ -18,7 +18,8 @@ const (
 
 // Loop is one worker: a poller, a guest instance and everything the instance's handles name.
 // It is the reactor (this file, conn.go, output.go, listener.go, deferred.go, timeouts.go);
-// the protocols that run on its connections are httpconn.go and websocket.go, and the guest
+// the protocols that run on its connections are httpconn.go, websocket.go and tcpstream.go
+// (the program's raw TCP, whose operations are Ops: op.go), and the guest
 // reaches it through hostCalls (abi_*.go).
 type Loop struct {
 	id    int

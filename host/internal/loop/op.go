@@ -20,6 +20,9 @@ type Op struct {
 	// done, when set, hears that the result was handed to the guest or dropped: a result
 	// that holds a budget (reach's read buffers) gives it back there.
 	done func(res []byte, failed bool)
+	// pooled: the result is one of the loop's buffers (getBufN), back in the pool once
+	// delivered or dropped.
+	pooled bool
 }
 
 // opResult is a finished Op's result, waiting for the end of the callback (deferred.go).
@@ -116,6 +119,9 @@ func (l *Loop) deliverResults() {
 		q.results = q.results[1:]
 		l.pendingOps--
 		l.deliverHostResult(r.op.in, r.op.done, r.op.tag, r.res, r.failed)
+		if r.op.pooled && !r.failed {
+			l.putBuf(r.res)
+		}
 		l.flushQueued()
 	}
 	q.results = q.results[:0]
@@ -126,6 +132,9 @@ func (l *Loop) dropResults() {
 	for _, r := range l.queue.results {
 		if r.op.done != nil {
 			r.op.done(r.res, r.failed)
+		}
+		if r.op.pooled && !r.failed {
+			l.putBuf(r.res)
 		}
 	}
 	l.queue.results = nil

@@ -8,17 +8,16 @@ package loop
 // the guest accepts a WebSocket handshake. A protocol queues output with the reactor's
 // output functions and never calls into the guest from a host function (ABI.md §1).
 //
-// The kinds of connection still to come fit the same shape, as new implementations rather
-// than new branches in the reactor:
+// A raw TCP connection of the program's (Node's net.Socket), accepted or dialled, is the
+// third protocol, tcpConn (tcpstream.go): serve finishes the guest's pending read with the
+// bytes (wantsInput is false while no read is pending: the program's pause is not asking),
+// peerEOF finishes it with the end, drained answers a write that waited for the mark, flushed
+// lets a pending end shut the writing side, and closed fails what was pending.
 //
-//   - Raw TCP (Node's net.Socket), accepted or dialled: serve hands the bytes to the guest
-//     as data events (wantsInput is false while the guest has paused it), peerEOF is the
-//     guest's "end" event, drained is on_drain, closed is on_close; a dialled socket joins
-//     the reactor once its non-blocking connect completes (a writable edge).
-//   - An outbound HTTP/1.1 client connection (fetch): serve parses responses with the same
-//     strict parser in response mode and delivers head and body events with the same
-//     pause/drain back-pressure; sweep applies the fetch's timeout, shutdown lets the
-//     request in flight finish, and closed fails it with an error completion.
+// Still to come in the same shape: an outbound HTTP/1.1 client connection (fetch), parsing
+// responses with a strict parser in response mode and delivering head and body with the
+// same back-pressure; fetch runs on Go's net/http client on goroutines today (RATIONALE.md,
+// "Reach").
 //
 // A request handed in by an embedder's http.Handler is not a new protocol but a new transport
 // under the same one: a Pipe (pipe.go) stands in for the socket, and the request is served by
