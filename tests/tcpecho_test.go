@@ -187,3 +187,49 @@ func TestTCPClosedWithItsInstance(t *testing.T) {
 		t.Errorf("the connection did not end: %v", err)
 	}
 }
+
+// The stream functions' answers on a TCP connection, called directly (the SDK never makes
+// these mistakes): one read at a time, no read of 0 bytes, no write after the end, the end
+// only once the written bytes are out, the data, the peer's end, and nothing after a close.
+// Each answer comes after the callback that asked, in the order the operations finished.
+func TestTCPStreamOperations(t *testing.T) {
+	peer, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	got := make(chan string, 1)
+	go func() {
+		c, err := peer.Accept()
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(ioTimeout))
+		b, err := io.ReadAll(c) // to the guest's end
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- string(b)
+		c.Write([]byte("hello"))
+	}()
+	s := startServer(t, serverOpts{Module: "reach", Workers: 1, Flags: []string{"--allow-connect", peer.Addr().String()}})
+	answer := guestGet(t, s, "/streamops?addr="+q(peer.Addr().String()))
+	want := `second read: EBUSY
+read of 0: EINVAL
+write: ""
+write after end: ECLOSED
+end: ""
+read: "hello"
+read to the end: ""
+read after close: EBADID
+`
+	if answer != want {
+		t.Errorf("the answers:\n%s\nwant:\n%s", answer, want)
+	}
+	if b := <-got; b != "abc" {
+		t.Errorf("the peer read %q, want \"abc\" then the end", b)
+	}
+}

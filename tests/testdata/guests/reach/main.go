@@ -10,11 +10,14 @@
 //	/blocking?url=U     the Client on the handler's own goroutine: the error it gives
 //	/connect?addr=A&send=S  connect, send S, end, answer with all that came back
 //	/listen?addr=A      a TCP listen: "ok ADDR" (then closed), or the error
+//	/streamops?addr=A   the stream functions called directly on a connection to A, a line per
+//	                    answer in the order they came (see tests/tcpecho_test.go)
 //	/env                the environment, a line per variable
 //	/lookup?name=N      the addresses of N, comma-separated
 package main
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"net/http"
@@ -24,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wasmloop/wasmloop/abi"
 	"github.com/wasmloop/wasmloop/guest-sdk/go"
 	"github.com/wasmloop/wasmloop/guest-sdk/go/wasmhttp"
 )
@@ -158,6 +162,8 @@ func serve(req wasmloop.Request, res wasmloop.Response) {
 		if err != nil {
 			fail(res, err)
 		}
+	case "/streamops":
+		streamOps(q.Get("addr"), res)
 	case "/listen":
 		srv, err := wasmloop.ListenTCP(q.Get("addr"), func(so *wasmloop.Socket) { so.Close() })
 		if err != nil {
@@ -199,3 +205,68 @@ func (pattern) Read(p []byte) (int, error) {
 }
 
 var patternPos int
+
+// streamOps calls the stream functions (ABI.md §10) on a connection to addr, as the SDK would
+// not: two reads at once, a read of 0 bytes, a write after the end, a read after the close.
+// Each answer is a line "what: result" in the order the answers came.
+func streamOps(addr string, res wasmloop.Response) {
+	var lines []string
+	pending := 0
+	done := func() {
+		if pending--; pending == 0 {
+			res.End(strings.Join(lines, "\n") + "\n")
+		}
+	}
+	note := func(what string) func([]byte, error) {
+		pending++
+		return func(b []byte, err error) {
+			if err != nil {
+				code, _, _ := strings.Cut(err.Error(), " ")
+				lines = append(lines, what+": "+code)
+			} else {
+				lines = append(lines, what+": "+strconv.Quote(string(b)))
+			}
+			done()
+		}
+	}
+	in := func(id []byte, more string) []byte { return append(append([]byte{}, id...), more...) }
+	pending++ // the connect
+	err := wasmloop.Call(abi.FnConnect, append(binary.LittleEndian.AppendUint32(nil, 0), addr...), func(rec []byte, err error) {
+		defer done()
+		if err != nil {
+			lines = append(lines, "connect: "+err.Error())
+			return
+		}
+		id := rec[:8]
+		max := string(binary.LittleEndian.AppendUint32(nil, 100))
+		var readAll func([]byte, error)
+		readAll = func(b []byte, err error) { // the first read, then the rest to the end
+			if err == nil && len(b) > 0 {
+				lines = append(lines, "read: "+strconv.Quote(string(b)))
+				if err := wasmloop.Call(abi.FnStreamRead, in(id, max), readAll); err != nil {
+					lines = append(lines, "read again: "+err.Error())
+					done()
+				}
+				return
+			}
+			record := note("read to the end")
+			record(b, err)
+			wasmloop.CallSync(abi.FnStreamClose, id)
+			after := note("read after close")
+			wasmloop.Call(abi.FnStreamRead, in(id, max), func(b []byte, err error) {
+				after(b, err)
+				done() // the chain of reads, counted when it began
+			})
+		}
+		pending++
+		wasmloop.Call(abi.FnStreamRead, in(id, max), readAll)
+		wasmloop.Call(abi.FnStreamRead, in(id, max), note("second read"))
+		wasmloop.Call(abi.FnStreamRead, in(id, "\x00\x00\x00\x00"), note("read of 0"))
+		wasmloop.Call(abi.FnStreamWrite, in(id, "abc"), note("write"))
+		wasmloop.Call(abi.FnStreamEnd, in(id, ""), note("end"))
+		wasmloop.Call(abi.FnStreamWrite, in(id, "x"), note("write after end"))
+	})
+	if err != nil {
+		fail(res, err)
+	}
+}
