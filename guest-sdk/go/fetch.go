@@ -51,9 +51,11 @@ type Fetch struct {
 
 // FetchResponse is a response's head, and its body to read.
 type FetchResponse struct {
-	Status int
-	Header []Header // names as the server sent them, canonicalised by Go's client
-	f      *Fetch
+	Status   int
+	Header   []Header // names as the server sent them, canonicalised by Go's client
+	f        *Fetch
+	readFn   func([]byte, error) // the pending Read's receiver
+	gotPiece func([]byte, error) // piece, bound once
 }
 
 // Get returns the first value of the named header (case-insensitive), or "".
@@ -70,8 +72,9 @@ func (r *FetchResponse) Get(name string) string {
 // returned *Fetch writes a streamed body and aborts. A request that cannot start (a URL that
 // is not http or https, a host not granted, too many streams) fails here.
 func StartFetch(req FetchRequest, fn func(*FetchResponse, error)) (*Fetch, error) {
-	in := make([]byte, 0, 64+len(req.URL)+len(req.Body))
-	in = binary.LittleEndian.AppendUint32(in, uint32(min(req.Timeout.Milliseconds(), 1<<32-1)))
+	// The request is encoded in the stream calls' shared input (stream.go): the host is done
+	// with it when the call returns, and a buffer per fetch cost more than the encoding.
+	in := binary.LittleEndian.AppendUint32(callInput[:0], uint32(min(req.Timeout.Milliseconds(), 1<<32-1)))
 	var flags byte
 	if req.FollowRedirects {
 		flags |= abi.FetchFollowRedirects
@@ -86,13 +89,18 @@ func StartFetch(req FetchRequest, fn func(*FetchResponse, error)) (*Fetch, error
 	in = append(in, req.Method...)
 	in = binary.LittleEndian.AppendUint32(in, uint32(len(req.URL)))
 	in = append(in, req.URL...)
-	var block []byte
+	at := len(in)
+	in = binary.LittleEndian.AppendUint32(in, 0) // the block's length, once it is written
 	for i := 0; i+1 < len(req.Header); i += 2 {
-		block = append(append(append(append(block, req.Header[i]...), ": "...), req.Header[i+1]...), "\r\n"...)
+		in = append(append(append(append(in, req.Header[i]...), ": "...), req.Header[i+1]...), "\r\n"...)
 	}
-	in = binary.LittleEndian.AppendUint32(in, uint32(len(block)))
-	in = append(append(in, block...), req.Body...)
+	binary.LittleEndian.PutUint32(in[at:], uint32(len(in)-at-4))
+	in = append(in, req.Body...)
+	callInput = in
 	res, err := CallSync(abi.FnFetch, in)
+	if cap(callInput) > maxCallInput {
+		callInput = nil // a large body given whole is not kept for the life of the program
+	}
 	if err != nil {
 		return nil, netError("fetch", err)
 	}
@@ -105,7 +113,7 @@ func StartFetch(req FetchRequest, fn func(*FetchResponse, error)) (*Fetch, error
 			f.onErr(err)
 		}
 	}
-	if err := Call(abi.FnFetchResponse, f.s.idBytes(), f.head); err != nil {
+	if err := Call(abi.FnFetchResponse, f.s.input(), f.head); err != nil {
 		f.s.close()
 		return nil, netError("fetch", err)
 	}
@@ -139,6 +147,7 @@ func (f *Fetch) head(res []byte, err error) {
 		return
 	}
 	r := &FetchResponse{Status: int(binary.LittleEndian.Uint16(res)), f: f}
+	r.Header = make([]Header, 0, strings.Count(string(res[2:]), "\r\n")) // one allocation, not one per doubling
 	for block := string(res[2:]); block != ""; {
 		line, rest, _ := strings.Cut(block, "\r\n")
 		block = rest
@@ -168,12 +177,24 @@ func (f *Fetch) Abort() { f.s.close() }
 // Read asks for the next piece of the body, up to max bytes (at most 256 KiB); fn gets it,
 // or io.EOF at the end (the stream is then closed), or the failure. One read at a time.
 func (r *FetchResponse) Read(max int, fn func(data []byte, err error)) error {
-	return r.f.s.read(max, func(data []byte, err error) {
-		if err != nil {
-			r.f.s.close()
-		}
-		fn(data, err)
-	})
+	if r.gotPiece == nil {
+		r.gotPiece = r.piece // made once: a closure per read costs an allocation
+	}
+	if err := r.f.s.read(max, r.gotPiece); err != nil {
+		return err
+	}
+	r.readFn = fn
+	return nil
+}
+
+// piece takes a read's answer: the end or a failure closes the stream.
+func (r *FetchResponse) piece(data []byte, err error) {
+	fn := r.readFn
+	r.readFn = nil
+	if err != nil {
+		r.f.s.close()
+	}
+	fn(data, err)
 }
 
 // ReadAll reads the whole body; more than limit bytes (0: 16 MiB) fails.

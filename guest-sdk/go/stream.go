@@ -79,6 +79,10 @@ type stream struct {
 // 64 KiB pieces, an allocation and a garbage collection's worth of bytes per piece.
 var callInput []byte
 
+// maxCallInput is the largest callInput kept: a stream write's (abi.MaxStreamWrite and the
+// id); a fetch's body given whole may be larger, and is not kept.
+const maxCallInput = abi.MaxStreamWrite + 8
+
 // input starts the next call's input with the id, as every stream function's begins.
 func (s *stream) input() []byte {
 	callInput = binary.LittleEndian.AppendUint64(callInput[:0], s.id)
