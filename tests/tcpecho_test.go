@@ -233,3 +233,15 @@ read after close: EBADID
 		t.Errorf("the peer read %q, want \"abc\" then the end", b)
 	}
 }
+
+// A guest that starts stream operations in a loop within one callback is refused past the
+// host's bound (ELIMIT), and the worker goes on serving once their answers are delivered.
+func TestStreamOperationsBounded(t *testing.T) {
+	s := startServer(t, serverOpts{Module: "reach", Workers: 1})
+	if got, want := guestGet(t, s, "/opflood"), "32768 started, 7232 ELIMIT"; got != want {
+		t.Errorf("GET /opflood: %q, want %q", got, want)
+	}
+	if got, want := guestGet(t, s, "/opflood"), "32768 started, 7232 ELIMIT"; got != want {
+		t.Errorf("GET /opflood again: %q, want %q (the first 32,768 were delivered)", got, want)
+	}
+}

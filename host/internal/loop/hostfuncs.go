@@ -39,6 +39,11 @@ const (
 	maxPendingAsyncBytes = 256 << 20
 )
 
+// maxPendingOps bounds the loop operations (Start) a worker has started and not delivered:
+// enough for a read, a write and an end on each of a program's 8,192 streams, and a bound on
+// the results a guest could pile up by calling in a loop (each is held until delivered).
+const maxPendingOps = 32768
+
 // HostCall runs a sync function. The result is written to out when it fits; otherwise it is
 // held, and host_result copies it, until the next host call or the end of the callback.
 func (a *hostCalls) HostCall(name, in, out []byte) int64 {
@@ -101,6 +106,9 @@ func (a *hostCalls) HostCallAsync(name, in []byte, tag int64) int32 {
 		return errno(abi.ESTATE) // the result could not be delivered
 	}
 	if f.Start != nil {
+		if l.pendingOps >= maxPendingOps {
+			return errno(abi.ELIMIT)
+		}
 		l.startOp(&Op{l: l, in: inst, tag: tag}, name, f.Start, in)
 		return 0
 	}

@@ -10,6 +10,7 @@
 //	/blocking?url=U     the Client on the handler's own goroutine: the error it gives
 //	/connect?addr=A&send=S  connect, send S, end, answer with all that came back
 //	/listen?addr=A      a TCP listen: "ok ADDR" (then closed), or the error
+//	/opflood            40,000 stream calls in one callback: how many the host took
 //	/streamops?addr=A   the stream functions called directly on a connection to A, a line per
 //	                    answer in the order they came (see tests/tcpecho_test.go)
 //	/env                the environment, a line per variable
@@ -164,6 +165,20 @@ func serve(req wasmloop.Request, res wasmloop.Response) {
 		}
 	case "/streamops":
 		streamOps(q.Get("addr"), res)
+	case "/opflood":
+		// Stream calls in a loop within one callback: the host bounds what it holds for them.
+		started, limited := 0, 0
+		id := binary.LittleEndian.AppendUint64(nil, 1<<40) // no such stream: each fails EBADID
+		for range 40000 {
+			err := wasmloop.Call(abi.FnStreamEnd, id, func([]byte, error) {})
+			switch {
+			case err == nil:
+				started++
+			case errors.Is(err, abi.ELIMIT):
+				limited++
+			}
+		}
+		res.End(strconv.Itoa(started) + " started, " + strconv.Itoa(limited) + " ELIMIT")
 	case "/listen":
 		srv, err := wasmloop.ListenTCP(q.Get("addr"), func(so *wasmloop.Socket) { so.Close() })
 		if err != nil {
