@@ -192,7 +192,7 @@ func TestImage(t *testing.T) {
 	if !slices.Equal(cfg.Entrypoint, []string{"/usr/local/bin/wasmloop"}) {
 		t.Errorf("entrypoint %q", cfg.Entrypoint)
 	}
-	wantCmd := []string{"run", "--admin", ":9090", "--env", "PORT=8080", "--allow-listen", ":8080", "/app/app.wasm"}
+	wantCmd := []string{"run", "--admin", ":9090", "--env", "PORT=8080", "--env", "HOST=0.0.0.0", "--allow-listen", ":8080", "/app/app.wasm"}
 	if !slices.Equal(cfg.Cmd, wantCmd) {
 		t.Errorf("cmd %q, want %q", cfg.Cmd, wantCmd)
 	}
