@@ -1,15 +1,18 @@
 // Package reach is what a program reaches beyond its own port: outbound HTTP (fetch, through
 // Go's net/http client), TCP connections out and in — only where its grants allow
 // (--allow-connect, --allow-listen; grants.go). Like the file functions, these are the host's
-// own functions (ABI.md §10): a call starts an operation on a goroutine and returns; the
-// result reaches the guest as an event, never inside the call that started it.
+// own functions (ABI.md §10): a call starts an operation and returns; the result reaches the
+// guest as an event, never inside the call that started it. What blocks — a fetch, a dial,
+// an accept, a lookup, a fetch body's read — runs on a goroutine; a TCP connection, once
+// dialled or accepted, is handed to its worker's event loop (tcp.go, handOver), whose
+// reactor serves its reads, writes and end (loop.TCPStream).
 //
 // A fetch's bodies and a TCP connection are streams, named by an id (streams.go): read one
 // piece at a time (the program asks for the next when it is ready: that is its
 // back-pressure, and the host never holds more than one piece per stream), written one piece
-// at a time (the answer comes once the peer took it), ended, closed. A stream belongs to the
-// instance that opened it: another instance cannot use its id, and it closes when its
-// instance ends (a swap, a trap).
+// at a time (the answer comes once the peer or the connection's output took it), ended,
+// closed. A stream belongs to the instance that opened it: another instance cannot use its
+// id, and it closes when its instance ends (a swap, a trap).
 package reach
 
 import (
