@@ -11,6 +11,7 @@ import (
 	"github.com/wasmloop/wasmloop/abi"
 	"github.com/wasmloop/wasmloop/host/internal/guest"
 	"github.com/wasmloop/wasmloop/host/internal/inspect"
+	"github.com/wasmloop/wasmloop/host/internal/wasmbin"
 )
 
 // ModuleInfo is what Inspect learns about a guest module.
@@ -110,10 +111,11 @@ func Inspect(ctx context.Context, wasm []byte, cfg Config) (ModuleInfo, error) {
 			info.Cache = "miss"
 		}
 	}
-	facts, err := inspect.Parse(wasm)
+	data, err := wasmbin.DataSection(wasm)
 	if err != nil {
 		return info, fmt.Errorf("host: reading the module: %w", err)
 	}
+	facts := inspect.FactsOf(mod.Interface(), data)
 	info.Exports, info.HostImports, info.WASIImports = facts.Exports, facts.HostImports, facts.WASIImports
 	info.HostFunctions = facts.HostFunctions
 	info.Events = inspect.Events(facts.Exports)

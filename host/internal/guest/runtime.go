@@ -255,3 +255,31 @@ func hasOtherVersion(fns map[string]api.FunctionDefinition) bool {
 func (m *Module) Close(ctx context.Context) error { return m.compiled.Close(ctx) }
 
 var errDead = errors.New("guest: the instance trapped earlier and must not be called again")
+
+// Interface is what a compiled module declares of itself, as wazero read it: its function
+// imports and exports and its exported memory's limits (wasmloop inspect).
+type Interface struct {
+	Exports []string    // function exports
+	Imports [][2]string // function imports: module, name, in the module's order
+	// MemoryMin and MemoryMax are the exported memory's declared limits in 64 KiB pages;
+	// HasMax is false when it declares no maximum.
+	MemoryMin, MemoryMax uint32
+	HasMax               bool
+}
+
+// Interface returns the module's imports, exports and memory limits.
+func (m *Module) Interface() Interface {
+	var in Interface
+	for name := range m.compiled.ExportedFunctions() {
+		in.Exports = append(in.Exports, name)
+	}
+	for _, f := range m.compiled.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		in.Imports = append(in.Imports, [2]string{mod, name})
+	}
+	if mem, ok := m.compiled.ExportedMemories()[abi.ExportMemory]; ok {
+		in.MemoryMin = mem.Min()
+		in.MemoryMax, in.HasMax = mem.Max()
+	}
+	return in
+}

@@ -4,13 +4,12 @@
 // for. It also tells whether wazero's compile cache held a module (Snapshot, Changed) and
 // gives the inert Host under which the host asks a guest's marker for its minor version.
 //
-// Parse expects a module that guest.Runtime.Compile accepted: it reads only the sections
-// it needs and refuses nothing a valid module may hold, but it is no validator.
+// The facts come from wazero's reading of a module that guest.Runtime.Compile accepted, and
+// the host's function names from its data section: nothing here parses the binary format.
 package inspect
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/wasmloop/wasmloop/abi"
+	"github.com/wasmloop/wasmloop/host/internal/guest"
 )
 
 // Facts are what a module's binary says of itself.
@@ -40,154 +40,30 @@ type Facts struct {
 // WASIModule is the import module name of WASI preview 1.
 const WASIModule = "wasi_snapshot_preview1"
 
-// Section ids of the binary format.
-const (
-	secImport = 2
-	secMemory = 5
-	secExport = 7
-	secData   = 11
-)
-
-// Parse reads the facts of a module.
-func Parse(wasm []byte) (Facts, error) {
-	var f Facts
-	if len(wasm) < 8 || !bytes.HasPrefix(wasm, []byte("\x00asm")) {
-		return f, errors.New("not a WebAssembly module")
+// FactsOf gathers a module's facts from what wazero read of it (guest.Module.Interface) and
+// its data section (wasmbin.DataSection), where the host's function names are found.
+func FactsOf(in guest.Interface, data []byte) Facts {
+	f := Facts{
+		Exports:       slices.Sorted(slices.Values(in.Exports)),
+		HostFunctions: HostFunctionNames(data),
+		MemoryMin:     uint64(in.MemoryMin),
+		MemoryMax:     uint64(in.MemoryMax),
+		HasMax:        in.HasMax,
 	}
-	r := &reader{buf: wasm, pos: 8}
-	type limits struct {
-		min, max uint64
-		hasMax   bool
-	}
-	var mems []limits // imported ones first, then defined: the memory index space
-	memExport := -1
-	for !r.done() {
-		id, err := r.byte()
-		if err != nil {
-			return f, err
+	for _, imp := range in.Imports {
+		switch imp[0] {
+		case abi.ModuleName:
+			f.HostImports = append(f.HostImports, imp[1])
+		case WASIModule:
+			f.WASIImports = append(f.WASIImports, imp[1])
 		}
-		size, err := r.u32()
-		if err != nil {
-			return f, err
-		}
-		body, err := r.bytes(int(size))
-		if err != nil {
-			return f, err
-		}
-		s := &reader{buf: body}
-		switch id {
-		case secImport:
-			n, err := s.u32()
-			if err != nil {
-				return f, err
-			}
-			for range n {
-				mod, err := s.name()
-				if err != nil {
-					return f, err
-				}
-				name, err := s.name()
-				if err != nil {
-					return f, err
-				}
-				kind, err := s.byte()
-				if err != nil {
-					return f, err
-				}
-				switch kind {
-				case 0: // function: a type index
-					if _, err := s.u32(); err != nil {
-						return f, err
-					}
-					switch mod {
-					case abi.ModuleName:
-						f.HostImports = append(f.HostImports, name)
-					case WASIModule:
-						f.WASIImports = append(f.WASIImports, name)
-					}
-				case 1: // table: a reference type and limits
-					if err := s.valType(); err != nil {
-						return f, err
-					}
-					if _, _, _, err := s.limits(); err != nil {
-						return f, err
-					}
-				case 2: // memory
-					min, max, hasMax, err := s.limits()
-					if err != nil {
-						return f, err
-					}
-					mems = append(mems, limits{min, max, hasMax})
-				case 3: // global: a value type and mutability
-					if err := s.valType(); err != nil {
-						return f, err
-					}
-					if _, err := s.byte(); err != nil {
-						return f, err
-					}
-				case 4: // tag: an attribute and a type index
-					if _, err := s.byte(); err != nil {
-						return f, err
-					}
-					if _, err := s.u32(); err != nil {
-						return f, err
-					}
-				default:
-					return f, fmt.Errorf("import %s.%s of unknown kind %d", mod, name, kind)
-				}
-			}
-		case secMemory:
-			n, err := s.u32()
-			if err != nil {
-				return f, err
-			}
-			for range n {
-				min, max, hasMax, err := s.limits()
-				if err != nil {
-					return f, err
-				}
-				mems = append(mems, limits{min, max, hasMax})
-			}
-		case secExport:
-			n, err := s.u32()
-			if err != nil {
-				return f, err
-			}
-			for range n {
-				name, err := s.name()
-				if err != nil {
-					return f, err
-				}
-				kind, err := s.byte()
-				if err != nil {
-					return f, err
-				}
-				idx, err := s.u32()
-				if err != nil {
-					return f, err
-				}
-				switch {
-				case kind == 0:
-					f.Exports = append(f.Exports, name)
-				case kind == 2 && name == abi.ExportMemory:
-					memExport = int(idx)
-				}
-			}
-		case secData:
-			f.HostFunctions = HostFunctionNames(body)
-		}
-	}
-	if memExport >= 0 && memExport < len(mems) {
-		m := mems[memExport]
-		f.MemoryMin, f.MemoryMax, f.HasMax = m.min, m.max, m.hasMax
 	}
 	// A module may import a function twice (Go's wasip1 runtime does fd_write).
-	slices.Sort(f.Exports)
 	slices.Sort(f.HostImports)
 	f.HostImports = slices.Compact(f.HostImports)
 	slices.Sort(f.WASIImports)
 	f.WASIImports = slices.Compact(f.WASIImports)
-	return f, nil
+	return f
 }
 
 // hostFunctions are the names of the host's own functions (ABI.md §9 and §10), which a guest
@@ -355,93 +231,4 @@ func Stored(before, after map[string]time.Time) bool {
 		}
 	}
 	return false
-}
-
-// reader decodes the binary format's primitives.
-type reader struct {
-	buf []byte
-	pos int
-}
-
-var errTruncated = errors.New("the module ends in the middle of a section")
-
-func (r *reader) done() bool { return r.pos >= len(r.buf) }
-
-func (r *reader) byte() (byte, error) {
-	if r.pos >= len(r.buf) {
-		return 0, errTruncated
-	}
-	r.pos++
-	return r.buf[r.pos-1], nil
-}
-
-func (r *reader) bytes(n int) ([]byte, error) {
-	if n < 0 || n > len(r.buf)-r.pos {
-		return nil, errTruncated
-	}
-	r.pos += n
-	return r.buf[r.pos-n : r.pos], nil
-}
-
-func (r *reader) u64() (uint64, error) {
-	var v uint64
-	for shift := 0; shift < 70; shift += 7 {
-		b, err := r.byte()
-		if err != nil {
-			return 0, err
-		}
-		v |= uint64(b&0x7f) << shift
-		if b&0x80 == 0 {
-			return v, nil
-		}
-	}
-	return 0, errors.New("an integer's encoding is too long")
-}
-
-func (r *reader) u32() (uint32, error) {
-	v, err := r.u64()
-	if err == nil && v > 1<<32-1 {
-		err = errors.New("an integer is too large")
-	}
-	return uint32(v), err
-}
-
-func (r *reader) name() (string, error) {
-	n, err := r.u32()
-	if err != nil {
-		return "", err
-	}
-	b, err := r.bytes(int(n))
-	return string(b), err
-}
-
-// valType skips a value type: one byte, or a reference type with a heap type (0x63, 0x64).
-func (r *reader) valType() error {
-	b, err := r.byte()
-	if err != nil {
-		return err
-	}
-	if b == 0x63 || b == 0x64 {
-		_, err = r.u64() // a heap type, s33: its bytes end the same way
-	}
-	return err
-}
-
-// limits reads a memory's or table's limits (flags: bit 0 a maximum, bit 1 shared, bit 2
-// 64-bit).
-func (r *reader) limits() (min, max uint64, hasMax bool, err error) {
-	flags, err := r.byte()
-	if err != nil {
-		return 0, 0, false, err
-	}
-	if min, err = r.u64(); err != nil {
-		return 0, 0, false, err
-	}
-	if flags&1 != 0 {
-		if max, err = r.u64(); err != nil {
-			return 0, 0, false, err
-		}
-		hasMax = true
-	}
-	return min, max, hasMax, nil
 }

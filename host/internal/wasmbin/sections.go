@@ -80,3 +80,17 @@ func ensure(secs []section, id byte) []section {
 	}
 	return append(secs[:at], append([]section{{id, []byte{0}}}, secs[at:]...)...)
 }
+
+// DataSection returns the body of a module's data section, or nil when it has none.
+func DataSection(wasm []byte) ([]byte, error) {
+	secs, err := sections(wasm)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range secs {
+		if s.id == secData {
+			return s.body, nil
+		}
+	}
+	return nil, nil
+}
