@@ -58,6 +58,7 @@ var guestBuilds = []guestBuild{
 	{"files", "./tests/testdata/guests/files", true},
 	{"static", "./samples/static", true},
 	{"reach", "./tests/testdata/guests/reach", true},
+	{"tcpattack", "./tests/testdata/guests/tcpattack", true},
 	{"proxy", "./samples/proxy", true},
 	{"tcpecho", "./samples/tcpecho", true},
 	// samples/hello as a WASI command (the default buildmode): it exports _start and no

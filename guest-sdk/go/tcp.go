@@ -181,6 +181,9 @@ func (so *Socket) pump() {
 // received takes a read's answer.
 func (so *Socket) received(data []byte, err error) {
 	so.reading = false
+	if so.closeReported {
+		return // closed since the read was asked for: nothing more reaches the program
+	}
 	switch {
 	case err == io.EOF:
 		so.readEnded = true

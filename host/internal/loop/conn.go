@@ -45,6 +45,10 @@ type Conn struct {
 
 	sent int64 // bytes written to it, counted only for the access log (Config.AccessLog)
 
+	// maxOut, when above Config.MaxOutput, is the connection's own cap on unsent output
+	// (outputCap): a raw TCP connection's, whose protocol bounds its output itself.
+	maxOut int
+
 	eof     bool // the peer shut its write side (read returned 0)
 	hangup  bool // the poller reported a hang-up: read on to EOF
 	unread  bool // bytes may wait in the kernel: reading stopped before EAGAIN
@@ -228,14 +232,15 @@ func (l *Loop) readConn(c *Conn) {
 }
 
 // reading reports whether the loop should read the connection now: not once it is closing,
-// not while the client leaves its responses unread (the kernel's buffers then push back),
-// and not while the protocol takes no input.
+// not while the client leaves its responses unread (the kernel's buffers then push back) —
+// unless the protocol's directions are independent — and not while the protocol takes no
+// input.
 func (l *Loop) reading(c *Conn) bool {
 	switch c.phase {
 	case connLingering:
 		return true
 	case connOpen:
-		return !c.eof && !l.behind(c) && c.proto.wantsInput()
+		return !c.eof && (c.proto.duplex() || !l.behind(c)) && c.proto.wantsInput()
 	}
 	return false
 }

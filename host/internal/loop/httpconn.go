@@ -147,6 +147,7 @@ func (hc *httpConn) serve(data []byte) int {
 // wantsInput: not while a request is with the guest, unless its body is being streamed and
 // not paused.
 func (hc *httpConn) wantsInput() bool { return hc.ex == nil || hc.ex.receiving() }
+func (hc *httpConn) duplex() bool     { return false }
 
 // resume continues after a request ended outside its own read, or its body was resumed:
 // deliver the body bytes held while it was paused, serve the pipelined bytes already here,

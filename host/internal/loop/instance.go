@@ -32,15 +32,32 @@ type instance struct {
 
 	// ctx is what host functions the instance calls run with: cancelled when the instance
 	// is closed, so that what they started for it (a fetch, a connection) ends with it.
+	// Retiring(ctx) is cancelled earlier, when a swap retires the instance: what takes new
+	// work for it (a TCP listener) stops then.
 	ctx    context.Context
 	cancel context.CancelFunc
+	retire context.CancelFunc
+
+	rawConns int // its raw TCP connections open (tcpstream.go): a retired instance keeps them
+}
+
+// retiringKey finds an instance's retiring context in its ctx.
+type retiringKey struct{}
+
+// Retiring returns the context, carried by ctx, that ends when the instance ctx belongs to is
+// retired by a swap (or closed); nil for a context of no instance.
+func Retiring(ctx context.Context) context.Context {
+	rc, _ := ctx.Value(retiringKey{}).(context.Context)
+	return rc
 }
 
 // newInstance is an instance of m, not yet instantiated, whose host calls reach l.
 func (l *Loop) newInstance(m *guest.Module) *instance {
 	in := &instance{module: m}
 	in.calls = hostCalls{l: l, in: in}
-	in.ctx, in.cancel = context.WithCancel(l.g.callCtx)
+	base, cancel := context.WithCancel(l.g.callCtx)
+	retiring, retire := context.WithCancel(base)
+	in.ctx, in.cancel, in.retire = context.WithValue(base, retiringKey{}, retiring), cancel, retire
 	return in
 }
 

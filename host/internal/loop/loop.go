@@ -37,6 +37,7 @@ type Loop struct {
 	conns     []*Conn // sockets, by descriptor
 	pipes     []*Conn // in-memory connections handed in (pipe.go), by Conn.slot
 	nconns    int     // sockets and pipes
+	rawConns  int     // of which the program's raw TCP connections (tcpstream.go)
 	listeners table[*listener]
 	orphans   []*listener // kept across an instance replacement until the new one listens again
 	handovers []handover  // the current instance's listeners, during a swap (swap.go)
@@ -194,13 +195,14 @@ func (l *Loop) retire() bool {
 func (l *Loop) clock() int64 { return int64(l.now.Sub(l.epoch)) }
 
 // alive reports whether anything can still produce a callback: Node's rule for staying in
-// the loop. While draining, only open connections count.
+// the loop. While draining, only open connections count, and not the program's raw TCP
+// connections: they have no request to finish, and stay open for the requests that do.
 func (l *Loop) alive() bool {
 	if l.stopped {
 		return false
 	}
 	if l.draining {
-		return l.nconns > 0
+		return l.nconns-l.rawConns > 0
 	}
 	return l.refs > 0 || l.nconns > 0 || l.exchanges.len() > 0 || l.restarting ||
 		l.calls.len() > 0 || l.pendingAsync > 0 || l.pendingOps > 0 || l.cfg.KeepAlive
@@ -322,7 +324,12 @@ func (l *Loop) stop() { l.stopped = true }
 
 func (l *Loop) teardown() {
 	l.stopped = true
-	l.eachConn(func(c *Conn) { l.closeConn(c, abi.CloseHost) })
+	l.eachConn(func(c *Conn) {
+		if c.phase == connOpen && c.outLen() > 0 {
+			l.flush(c) // what the kernel takes now still goes out (a raw connection's last bytes)
+		}
+		l.closeConn(c, abi.CloseHost)
+	})
 	l.listeners.each(func(h abi.Handle, ln *listener) { l.closeListener(h, ln) })
 	l.dropOrphans()
 	l.failCalls(nil, ErrProgramEnded)

@@ -23,6 +23,9 @@ type Op struct {
 	// pooled: the result is one of the loop's buffers (getBufN), back in the pool once
 	// delivered or dropped.
 	pooled bool
+	// conn is the TCP connection the operation is on, if any: its close turns the
+	// operation's undelivered result into the close's error (tcpConn.closed).
+	conn *tcpConn
 }
 
 // opResult is a finished Op's result, waiting for the end of the callback (deferred.go).

@@ -100,13 +100,17 @@ func (l *Loop) aboveMark(c *Conn, needDrain *bool) int32 {
 // checkOutput closes a connection whose unsent output passed the hard cap: a peer that does
 // not read must not make the host grow without bound.
 func (l *Loop) checkOutput(c *Conn) int32 {
-	if c.outLen() > l.cfg.MaxOutput {
-		l.logf("closing a connection with %d bytes unsent (cap %d)", c.outLen(), l.cfg.MaxOutput)
+	if c.outLen() > l.outputCap(c) {
+		l.logf("closing a connection with %d bytes unsent (cap %d)", c.outLen(), l.outputCap(c))
 		l.closeConn(c, abi.CloseHost)
 		return errno(abi.ECLOSED)
 	}
 	return 0
 }
+
+// outputCap is the unsent output past which c is closed: Config.MaxOutput, or a larger cap
+// of the connection's own (Conn.maxOut).
+func (l *Loop) outputCap(c *Conn) int { return max(l.cfg.MaxOutput, c.maxOut) }
 
 // queued is what a host function that queued output returns: ECLOSED if the connection went,
 // the cap's verdict, then the mark's (see aboveMark).
@@ -170,9 +174,10 @@ func (l *Loop) writeThrough(c *Conn, pre, data, post []byte) {
 	}
 	n = max(n, 0)
 	rest := len(pre) + len(data) + len(post) + pending - n
-	if rest > l.cfg.MaxOutput { // do not copy what the cap would refuse anyway
+	if rest > l.outputCap(c) { // do not copy what the cap would refuse anyway
 		clear(iov)
 		l.iov = iov[:0]
+		l.logf("closing a connection with %d bytes unsent (cap %d)", rest, l.outputCap(c))
 		l.closeConn(c, abi.CloseHost)
 		return
 	}

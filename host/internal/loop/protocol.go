@@ -30,6 +30,10 @@ type protocol interface {
 	// wantsInput reports whether the reactor should read the socket now, apart from the
 	// reactor's own reasons not to (closing, EOF, output above the mark).
 	wantsInput() bool
+	// duplex reports whether input is read whatever the unsent output: a raw TCP stream's
+	// two directions are independent (a peer that does not read may still send), where an
+	// HTTP or WebSocket peer that leaves its answers unread is not served more.
+	duplex() bool
 	// readTarget returns memory the next read may fill directly (a body going straight to
 	// the guest's inbox), or nil for the loop's shared read buffer; readInto is then told
 	// how many bytes landed there.

@@ -17,9 +17,10 @@ import (
 // it runs the new program's top-level code, which listens again and takes over the listening
 // sockets (as a replacement after a crash does), so no connection in a backlog is refused;
 // every connection's next request goes to it. The old instance is retired: it finishes the
-// requests it is answering, keeps its WebSockets and the timers they need, and is closed when
-// it holds neither (the sweep looks), or when SwapDrainTimeout passes (its sockets then close
-// with 1001 and its requests' connections close).
+// requests it is answering, keeps its WebSockets, its raw TCP connections and the timers they
+// need (its TCP listeners close: the new program listens on their addresses), and is closed
+// when it holds none (the sweep looks), or when SwapDrainTimeout passes (its sockets then
+// close with 1001, and its requests' and raw connections close).
 
 // errShuttingDown refuses a swap during a shutdown.
 var errShuttingDown = errors.New("the program is shutting down")
@@ -120,6 +121,7 @@ func (l *Loop) swap(m *guest.Module) error {
 	l.failures = 0
 	if prev != nil {
 		prev.retired = true
+		prev.retire() // its TCP listeners close: the new program listens on their addresses
 		l.retired = append(l.retired, prev)
 		if d := l.cfg.SwapDrainTimeout; d > 0 && d < time.Duration(1<<62) {
 			l.addHostTimer(d, func() { l.expire(prev) })
@@ -188,9 +190,9 @@ func (l *Loop) collectRetired() {
 	}
 }
 
-// holds reports whether a request or WebSocket of in is still open.
+// holds reports whether a request, WebSocket or raw TCP connection of in is still open.
 func (l *Loop) holds(in *instance) bool {
-	found := false
+	found := in.rawConns > 0
 	l.exchanges.each(func(_ abi.Handle, ex *exchange) { found = found || ex.in == in })
 	l.sockets.each(func(_ abi.Handle, w *wsConn) { found = found || w.in == in })
 	return found
@@ -207,6 +209,11 @@ func (l *Loop) expire(in *instance) {
 	l.exchanges.each(func(_ abi.Handle, ex *exchange) {
 		if ex.in == in && ex.hc != nil {
 			conns = append(conns, ex.hc.c)
+		}
+	})
+	l.eachConn(func(c *Conn) {
+		if t, ok := c.proto.(*tcpConn); ok && t.in == in {
+			conns = append(conns, c) // its raw TCP connections close too
 		}
 	})
 	for _, c := range conns {

@@ -30,7 +30,8 @@ type TCPStream struct {
 type tcpConn struct {
 	l       *Loop
 	c       *Conn
-	read    *Op // waiting for bytes; readMax is what it asked for
+	in      *instance // the program's instance that opened it (swap.go: holds, expire)
+	read    *Op       // waiting for bytes; readMax is what it asked for
 	readMax int
 	write   *Op // its bytes are queued: waiting for the output to drain
 	end     *Op // waiting for the output to be written, then the shutdown
@@ -62,11 +63,16 @@ func (o *Op) AdoptTCP(fd int) (*TCPStream, error) {
 	for fd >= len(l.conns) {
 		l.conns = append(l.conns, make([]*Conn, len(l.conns)+64)...)
 	}
-	c := &Conn{fd: fd, since: l.clock(), unread: true}
-	t := &tcpConn{l: l, c: c}
+	// The program writes one piece at a time and is answered only under the mark, so the
+	// output never passes the mark by more than a piece: --max-output, which a small value
+	// would make cut a connection whose program obeys the back-pressure, is at least that.
+	c := &Conn{fd: fd, since: l.clock(), unread: true, maxOut: l.cfg.WriteHighWater + abi.MaxStreamWrite}
+	t := &tcpConn{l: l, c: c, in: o.in}
+	o.in.rawConns++
 	c.proto = t
 	l.conns[fd] = c
 	l.nconns++
+	l.rawConns++
 	if l.stats != nil {
 		l.stats.ConnsOpen.Add(1)
 	}
@@ -77,6 +83,7 @@ func (o *Op) AdoptTCP(fd int) (*TCPStream, error) {
 // or with the error that closed the connection.
 func (s *TCPStream) Read(op *Op, max int) {
 	t := s.t
+	op.conn = t
 	switch {
 	case t.c.closed():
 		op.Finish(nil, t.closedErr())
@@ -94,6 +101,7 @@ func (s *TCPStream) Read(op *Op, max int) {
 // Write queues data (copied) and finishes the op once the output is under the mark.
 func (s *TCPStream) Write(op *Op, data []byte) {
 	t, l, c := s.t, s.l, s.t.c
+	op.conn = t
 	switch {
 	case c.closed():
 		op.Finish(nil, t.closedErr())
@@ -127,6 +135,7 @@ func (s *TCPStream) Write(op *Op, data []byte) {
 // End shuts the writing side once the output is out (Node's socket.end()).
 func (s *TCPStream) End(op *Op) {
 	t, c := s.t, s.t.c
+	op.conn = t
 	switch {
 	case c.closed():
 		op.Finish(nil, t.closedErr())
@@ -165,15 +174,18 @@ func (s *TCPStream) SetKeepAlive(secs int) error {
 	return poll.SetKeepAlive(s.t.c.fd, secs)
 }
 
-// Close closes the connection; pending operations fail ECLOSED. Safe from any goroutine
-// (reach closes a stream when its instance ends): the close runs on the loop.
+// Close closes the connection at once, on the loop's goroutine (the program's io.close):
+// pending operations fail ECLOSED, and so do those finished and not yet delivered — bytes
+// read in this turn never reach a program that has closed the socket since.
 func (s *TCPStream) Close() {
-	s.l.post(func(l *Loop) {
-		if !s.t.c.closed() {
-			l.closeConn(s.t.c, abi.CloseHost)
-		}
-	})
+	if !s.t.c.closed() {
+		s.l.closeConn(s.t.c, abi.CloseHost)
+	}
 }
+
+// CloseLater is Close from any goroutine (reach closes a stream when its instance ends): the
+// close runs on the loop, in its next turn.
+func (s *TCPStream) CloseLater() { s.l.post(func(*Loop) { s.Close() }) }
 
 // closedErr is what an operation on the closed connection fails with.
 func (t *tcpConn) closedErr() error {
@@ -200,6 +212,7 @@ func (t *tcpConn) serve(data []byte) int {
 }
 
 func (t *tcpConn) wantsInput() bool   { return t.read != nil }
+func (t *tcpConn) duplex() bool       { return true }
 func (t *tcpConn) readTarget() []byte { return nil }
 func (t *tcpConn) readInto(int)       {}
 
@@ -249,13 +262,28 @@ func (t *tcpConn) sweep(int64)     {}
 func (t *tcpConn) listenerClosed() {}
 
 // shutdown: the process drains. A raw connection has no request to finish and no idle state
-// to wait for, so it ends as before a drain: its output is written, then it closes.
-func (t *tcpConn) shutdown() { t.l.closeWhenWritten(t.c) }
+// to wait for, so the drain does not wait for it (alive); it stays open while the worker
+// finishes its requests — a handler may be using it — and closes, after what the kernel
+// takes of its output, when the worker ends.
+func (t *tcpConn) shutdown() {}
 
-// closed fails what was pending.
+// closed fails what was pending, and what finished but waits for the end of the callback to
+// be delivered: after a close the program hears nothing more of the connection but that.
 func (t *tcpConn) closed(reason int32) {
 	t.reason = reason
+	t.l.rawConns--
+	t.in.rawConns--
 	err := t.closedErr()
+	q := t.l.queue.results
+	for i := range q {
+		if r := &q[i]; r.op.conn == t && !r.failed {
+			if r.op.pooled {
+				t.l.putBuf(r.res)
+				r.op.pooled = false
+			}
+			r.res, r.failed = []byte(err.Error()), true
+		}
+	}
 	for _, op := range [...]*Op{t.read, t.write, t.end} {
 		if op != nil {
 			op.Finish(nil, err)

@@ -175,6 +175,7 @@ func (w *wsConn) serve(data []byte) int {
 }
 
 func (w *wsConn) wantsInput() bool   { return !w.paused }
+func (w *wsConn) duplex() bool       { return false }
 func (w *wsConn) readTarget() []byte { return nil }
 func (w *wsConn) readInto(int)       {}
 

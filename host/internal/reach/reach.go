@@ -71,6 +71,10 @@ type entry struct {
 	ln    net.Listener
 	zero  string      // a port-0 listener: the address asked for (tcp.go, portKey)
 	stop  func() bool // unregisters the close on owner's end
+	// stopRetire unregisters a listener's close when its instance is retired by a swap
+	// (loop.Retiring): the new program listens on the address, and the old one takes no
+	// more connections.
+	stopRetire func() bool
 
 	mu               sync.Mutex
 	reading, writing bool // an operation of that kind is pending (one at a time)
@@ -118,8 +122,12 @@ func (r *Reach) add(owner context.Context, e *entry) (uint64, error) {
 	id := r.nextID
 	e.owner = owner
 	r.streams[id] = e
-	r.mu.Unlock()
+	// Under r.mu: a close that runs at once (owner ended already) waits for the stops.
 	e.stop = context.AfterFunc(owner, func() { r.close(id) })
+	if rc := loop.Retiring(owner); e.ln != nil && rc != nil {
+		e.stopRetire = context.AfterFunc(rc, func() { r.close(id) })
+	}
+	r.mu.Unlock()
 	return id, nil
 }
 
@@ -134,28 +142,37 @@ func (r *Reach) get(owner context.Context, id uint64) (*entry, error) {
 	return e, nil
 }
 
-// close closes and forgets id; pending operations on it fail.
+// close closes and forgets id; pending operations on it fail. From any goroutine: a TCP
+// connection closes in its loop's next turn.
 func (r *Reach) close(id uint64) {
+	if e := r.remove(id); e != nil {
+		e.close()
+	}
+}
+
+// remove forgets id and returns its entry, or nil.
+func (r *Reach) remove(id uint64) *entry {
 	r.mu.Lock()
 	e := r.streams[id]
 	delete(r.streams, id)
 	r.mu.Unlock()
 	if e == nil {
-		return
+		return nil
 	}
-	if e.stop != nil {
-		e.stop()
+	e.stop()
+	if e.stopRetire != nil {
+		e.stopRetire()
 	}
-	e.close()
+	return e
 }
 
-// close closes what e holds.
+// close closes what e holds, from any goroutine.
 func (e *entry) close() {
 	switch {
 	case e.s != nil:
 		e.s.Close()
 	case e.tcp != nil:
-		e.tcp.Close()
+		e.tcp.CloseLater()
 	case e.ln != nil:
 		e.ln.Close()
 	}

@@ -214,8 +214,15 @@ func (r *Reach) closeOp(ctx context.Context, in []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := r.get(ctx, id); err == nil {
-		r.close(id)
+	if _, err := r.get(ctx, id); err != nil {
+		return nil, nil
+	}
+	// On the loop (a sync function): a TCP connection closes now, so that nothing read in
+	// this turn is delivered to the program that closed it.
+	if e := r.remove(id); e != nil && e.tcp != nil {
+		e.tcp.Close()
+	} else if e != nil {
+		e.close()
 	}
 	return nil, nil
 }
