@@ -98,8 +98,12 @@ func TestProxy(t *testing.T) {
 		t.Errorf("/fields: %d %q %v", resp.StatusCode, body, h)
 	}
 	up.Close()
-	if resp, body := httpGet(t, c, s.URL("/gone")); resp.StatusCode != 502 || !strings.Contains(string(body), "connection refused") {
-		t.Errorf("upstream gone: %d %q, want 502", resp.StatusCode, body)
+	// The proxy's transport may still hold a connection the upstream closed as it went (Go's
+	// client notices an idle connection's end on its own goroutine): the request then fails
+	// on it (EOF) rather than on a new dial (connection refused). Either way it is a 502.
+	if resp, body := httpGet(t, c, s.URL("/gone")); resp.StatusCode != 502 ||
+		!strings.Contains(string(body), "connection refused") && !strings.Contains(string(body), ": EOF") {
+		t.Errorf("upstream gone: %d %q, want 502 saying the connection was refused or ended", resp.StatusCode, body)
 	}
 }
 
