@@ -1,13 +1,11 @@
 package host_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,30 +14,13 @@ import (
 	"github.com/wasmloop/wasmloop/host"
 )
 
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // --log-level filters the host's own messages (README): the guest's output is not a log
 // record of the host's and must not disappear because the level is warn. In text mode it is
 // kept; in JSON mode every guest line is dropped.
 func TestJSONLogLevelKeepsGuestOutput(t *testing.T) {
 	for _, format := range []string{"text", "json"} {
 		t.Run(format, func(t *testing.T) {
-			var stdout lockedBuf
+			var stdout watchedWriter
 			app := load(t, greetWasm, host.Config{Workers: 1, Env: []string{"NAME=review"}, Stdout: &stdout, Stderr: io.Discard,
 				LogFormat: format, LogLevel: slog.LevelWarn})
 			defer app.Close(context.Background())
@@ -94,7 +75,7 @@ func TestLiveDuringBudgetedCall(t *testing.T) {
 // A worker whose loop has ended (here: nothing left to drain on it while another worker still
 // answers a request) is not stuck.
 func TestLiveAfterAWorkerFinishedDraining(t *testing.T) {
-	var stdout lockedBuf
+	var stdout watchedWriter
 	app, url := mounted(t, greetWasm, host.Config{Workers: 2, ShutdownTimeout: 20 * time.Second, Stdout: &stdout})
 	done := make(chan struct{})
 	go func() {
@@ -105,12 +86,10 @@ func TestLiveAfterAWorkerFinishedDraining(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(stdout.String(), "request /slow") { // the guest logs each request
-		if time.Now().After(deadline) {
-			t.Fatalf("the request never reached the guest; stdout: %q", stdout.String())
-		}
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-stdout.appears("request /slow"): // the guest logs each request
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the request never reached the guest; stdout: %q", stdout.String())
 	}
 	go app.Shutdown(context.Background())
 	// The idle worker's loop ends at once; the other drains the 4 s request.

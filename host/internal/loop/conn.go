@@ -64,26 +64,40 @@ func (c *Conn) closed() bool { return c.phase == connClosed }
 
 // addConn serves an accepted socket.
 func (l *Loop) addConn(fd int, ln *listener) {
-	if err := l.poll.Add(fd); err != nil {
-		unix.Close(fd)
+	if l.addSocket(fd) != nil {
 		return
 	}
 	poll.SetNoDelay(fd)
+	l.conns[fd] = l.newConn(fd, ln)
+}
+
+// addSocket registers fd with the poller and makes room for its connection in l.conns, which
+// the caller fills; on failure fd is closed.
+func (l *Loop) addSocket(fd int) error {
+	if err := l.poll.Add(fd); err != nil {
+		unix.Close(fd)
+		return err
+	}
 	for fd >= len(l.conns) {
 		l.conns = append(l.conns, make([]*Conn, len(l.conns)+64)...)
 	}
-	l.conns[fd] = l.newConn(fd, ln)
+	return nil
 }
 
 // newConn makes the connection every protocol starts on: HTTP/1.1, for ln's server.
 func (l *Loop) newConn(fd int, ln *listener) *Conn {
 	c := &Conn{fd: fd, ln: ln, since: l.clock()}
 	c.proto = l.newHTTPConn(c, ln.stream)
+	l.opened()
+	return c
+}
+
+// opened counts a connection that opened.
+func (l *Loop) opened() {
 	l.nconns++
 	if l.stats != nil {
 		l.stats.ConnsOpen.Add(1)
 	}
-	return c
 }
 
 // eachConn calls f for every open connection, sockets and pipes.

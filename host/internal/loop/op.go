@@ -2,16 +2,17 @@ package loop
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
 
 // Op is one async host call served on the loop (HostFunc.Start): the host's raw TCP streams
 // are read and written by the loop's own reactor (tcpstream.go), without a goroutine per
 // operation, and an operation that must block (a dial, a DNS lookup, a fetch's body) runs on
-// a goroutine that hands its result back through Post or Go. Either way the result is queued
+// a goroutine that hands its result back through Go or GoThen. Either way the result is queued
 // by Finish and reaches the guest as wasmloop_on_host_result once the current callback is
 // over (settle), never inside the call that started it. An Op is finished exactly once; its
-// methods other than Post are called on the loop's goroutine only.
+// methods are called on the loop's goroutine only.
 type Op struct {
 	l        *Loop
 	in       *instance
@@ -67,11 +68,6 @@ func (o *Op) Finish(res []byte, err error) {
 	o.l.queue.result(opResult{o, res, failed})
 }
 
-// Post runs fn on the operation's loop and reports whether it will: a loop that has ended
-// runs nothing, and the caller then releases what fn would have taken over. Safe from any
-// goroutine.
-func (o *Op) Post(fn func()) bool { return o.l.post(func(*Loop) { fn() }) }
-
 // Go runs f on a goroutine with a copy of in and finishes the operation with its result.
 func (o *Op) Go(f func(ctx context.Context, in []byte) ([]byte, error), in []byte) {
 	o.GoThen(func(ctx context.Context, in []byte) (func(), func()) {
@@ -98,7 +94,7 @@ func (o *Op) GoThen(f func(ctx context.Context, in []byte) (then, orElse func())
 	l.pendingAsyncBytes += len(in)
 	input, ctx, n := append([]byte(nil), in...), o.in.ctx, len(in)
 	go func() {
-		then, orElse := f(ctx, input)
+		then, orElse := o.guarded(f, ctx, input)
 		if !l.post(func(l *Loop) {
 			l.pendingAsync--
 			l.pendingAsyncBytes -= n
@@ -108,6 +104,23 @@ func (o *Op) GoThen(f func(ctx context.Context, in []byte) (then, orElse func())
 		}
 	}()
 }
+
+// guarded runs f, turning a panic into a failed result logged on the loop, as runHostFunc
+// does for the embedder's functions: a host function's bug must not take the process down.
+func (o *Op) guarded(f func(context.Context, []byte) (func(), func()), ctx context.Context, in []byte) (then, orElse func()) {
+	defer func() {
+		if p := recover(); p != nil {
+			then, orElse = func() {
+				o.l.logf("a host function panicked on its goroutine: %v", p)
+				o.Finish(nil, errPanicked)
+			}, nil
+		}
+	}()
+	return f(ctx, in)
+}
+
+// errPanicked is the result of an operation whose goroutine panicked.
+var errPanicked = errors.New("EIO the host function panicked")
 
 // errLimit is a Go refused for the bound on async calls in flight. The text begins with the
 // code the SDK reads.

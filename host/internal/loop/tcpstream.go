@@ -56,12 +56,8 @@ func (o *Op) AdoptTCP(fd int) (*TCPStream, error) {
 		unix.Close(fd)
 		return nil, errStreamClosed
 	}
-	if err := l.poll.Add(fd); err != nil {
-		unix.Close(fd)
+	if err := l.addSocket(fd); err != nil {
 		return nil, fmt.Errorf("%s %v", abi.FileEIO, err)
-	}
-	for fd >= len(l.conns) {
-		l.conns = append(l.conns, make([]*Conn, len(l.conns)+64)...)
 	}
 	// The program writes one piece at a time and is answered only under the mark, so the
 	// output never passes the mark by more than a piece: --max-output, which a small value
@@ -71,11 +67,8 @@ func (o *Op) AdoptTCP(fd int) (*TCPStream, error) {
 	o.in.rawConns++
 	c.proto = t
 	l.conns[fd] = c
-	l.nconns++
+	l.opened()
 	l.rawConns++
-	if l.stats != nil {
-		l.stats.ConnsOpen.Add(1)
-	}
 	return &TCPStream{l, t}, nil
 }
 
