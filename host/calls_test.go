@@ -147,6 +147,65 @@ func TestCallWithdrawn(t *testing.T) {
 	go io.Copy(io.Discard, logs)
 }
 
+// A call that finds its worker asleep runs on the caller's goroutine (a borrowed turn of the
+// loop); when the guest arms a timer in it, earlier than the worker's wait would end, the
+// worker must wake for it. Here the worker sleeps until an hour-long timer, and a call whose
+// answer waits on a 1 ms timer must still be answered.
+func TestCallWakesTheWorkerForItsTimer(t *testing.T) {
+	logs, stdout := io.Pipe()
+	lines := bufio.NewScanner(logs)
+	app := startPlugin(t, host.Config{Workers: 1, Stdout: stdout})
+	far, cancelFar := context.WithCancel(context.Background())
+	farDone := make(chan error, 1)
+	go func() {
+		_, err := app.Call(far, "after", []byte("3600000"))
+		farDone <- err
+	}()
+	for lines.Scan() && lines.Text() != "armed 3600000" {
+	}
+	go io.Copy(io.Discard, logs)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range 20 {
+		if got, err := app.Call(ctx, "after", []byte("1")); err != nil || string(got) != "1" {
+			t.Fatalf("call %d: %q, %v (the worker slept through the call's timer)", i, got, err)
+		}
+	}
+	cancelFar()
+	if err := <-farDone; !errors.Is(err, context.Canceled) {
+		t.Errorf("the hour-long call returned %v", err)
+	}
+}
+
+// Calls from many goroutines at once: some find a worker asleep and run on their own
+// goroutine, the others are queued for a worker that is busy (or borrowed); every one is
+// answered, whether at once or from a timer (under -race: the loop's state is touched by one
+// goroutine at a time).
+func TestCallsBorrowedAndQueued(t *testing.T) {
+	app := startPlugin(t, host.Config{Workers: 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				name, payload := "echo", fmt.Sprint(g, "-", i)
+				if i%3 == 0 {
+					name, payload = "after", fmt.Sprint(i%2)
+				}
+				got, err := app.CallWorker(ctx, (g+i)%3-1, name, []byte(payload))
+				if err != nil || string(got) != payload {
+					t.Errorf("%s(%s) = %q, %v", name, payload, got, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 // Messages cross between the service and the guest both ways.
 func TestPostBetweenServiceAndGuest(t *testing.T) {
 	got := make(chan string, 1)

@@ -7,9 +7,10 @@ import (
 	"github.com/wasmloop/wasmloop/abi"
 )
 
-// Calls from the embedding program into the guest (ABI 1.4, host.App.Call). A call is queued
-// as a task on a worker's loop and delivered there as an event, wasmloop_on_call, with its
-// name and payload in the inbox; the guest answers with call_return then or from any later
+// Calls from the embedding program into the guest (ABI 1.4, host.App.Call). A call is
+// delivered on a worker's loop as an event, wasmloop_on_call, with its name and payload in the
+// inbox — at once, on the caller's goroutine, if the worker sleeps (borrow.go), else queued as
+// a task for the loop's next turn; the guest answers with call_return then or from any later
 // callback (after a timer, a message, a host function's result). Until then the call is a
 // handle of the instance that took it, and keeps the loop alive as a request does. The Go
 // side waits on a channel; if it gives up (its context ended) the call is withdrawn and the
@@ -57,8 +58,10 @@ func (c Call) Withdraw() {
 	c.l.post(func(l *Loop) { l.withdrawCall(c.c) })
 }
 
-// Call queues a call of name with payload on worker (or, if worker is -1, on the next worker
-// in turn) and returns it. The payload is the group's from then on.
+// Call delivers a call of name with payload to worker (or, if worker is -1, to the next
+// worker in turn, or a sleeping one) and returns it. A worker asleep in its wait takes the
+// call at once, on the calling goroutine (borrow.go); a busy one has it queued. The payload
+// is the group's from then on.
 func (g *Group) Call(worker int, name string, payload []byte) (Call, error) {
 	var target *Loop
 	switch {
@@ -72,10 +75,32 @@ func (g *Group) Call(worker int, name string, payload []byte) (Call, error) {
 		return Call{}, fmt.Errorf("%w: %d (the program has %d)", ErrNoSuchWorker, worker, len(g.loops))
 	}
 	c := &inboundCall{name: name, payload: payload, done: make(chan CallResult, 1)}
-	if !target.post(func(l *Loop) { l.deliverCall(c) }) {
+	deliver := func(l *Loop) { l.deliverCall(c) }
+	if l := g.borrowFor(worker, target); l != nil {
+		l.runBorrowed(deliver)
+		return Call{l, c}, nil
+	}
+	if !target.post(deliver) {
 		return Call{}, ErrProgramEnded
 	}
 	return Call{target, c}, nil
+}
+
+// borrowFor borrows target, or, for a call to any worker (-1), the first started worker
+// from target on that sleeps; nil if none does.
+func (g *Group) borrowFor(worker int, target *Loop) *Loop {
+	if target.borrow() {
+		return target
+	}
+	if worker != -1 || !g.othersStarted.Load() {
+		return nil
+	}
+	for i := 1; i < len(g.loops); i++ {
+		if l := g.loops[(target.id+i)%len(g.loops)]; l.borrow() {
+			return l
+		}
+	}
+	return nil
 }
 
 // nextLoop is the next worker in turn: worker 0 alone until the others have started.

@@ -360,7 +360,7 @@ func TestWarmSpareReplacesTheNextFailure(t *testing.T) {
 	}
 	// The spare's goroutine posts it to the loop, which wakes the poller.
 	for l.spare == nil {
-		if _, err := l.wait(10_000); err != nil {
+		if _, err := l.wait(10_000, false); err != nil {
 			t.Fatal(err)
 		}
 		l.runTasks()

@@ -17,7 +17,8 @@ const (
 )
 
 // Loop is one worker: a poller, a guest instance and everything the instance's handles name.
-// It is the reactor (this file, conn.go, output.go, listener.go, deferred.go, timeouts.go);
+// It is the reactor (this file, conn.go, output.go, listener.go, deferred.go, timeouts.go,
+// and borrow.go, where a caller runs a turn of a sleeping loop's);
 // the protocols that run on its connections are httpconn.go, websocket.go and tcpstream.go
 // (the program's raw TCP, whose operations are Ops: op.go), and the guest
 // reaches it through hostCalls (abi_*.go).
@@ -74,14 +75,17 @@ type Loop struct {
 	httpScratch httpShared
 	wsScratch   wsShared
 
-	mu        sync.Mutex
-	dead      bool    // the loop has ended: its poller is closed, posts are refused
-	sleeping  bool    // the loop is in (or about to enter) the poller's wait: wake it
-	in        inbound // messages from other workers
-	tasks     []func(*Loop)
-	doneTasks []func(*Loop) // the other task slice, reused
-	pipeNotes []*Pipe       // pipes to attach or serve (pipe.go)
-	donePipes []*Pipe       // the other notice slice, reused
+	mu         sync.Mutex
+	dead       bool      // the loop has ended: its poller is closed, posts are refused
+	sleeping   bool      // the loop is in (or about to enter) the poller's wait: wake it
+	borrowed   bool      // a caller runs a turn of the loop's while it sleeps (borrow.go)
+	handedBack sync.Cond // on mu: the caller has given the loop back
+	sleepUntil int64     // loop clock the wait ends at (math.MaxInt64: none); for borrow.go
+	in         inbound   // messages from other workers
+	tasks      []func(*Loop)
+	doneTasks  []func(*Loop) // the other task slice, reused
+	pipeNotes  []*Pipe       // pipes to attach or serve (pipe.go)
+	donePipes  []*Pipe       // the other notice slice, reused
 
 	draining   bool
 	stopped    bool
@@ -99,6 +103,7 @@ func newLoop(g *Group, id int) *Loop {
 		timers:    newTable[*timer](abi.KindTimer),
 		calls:     newTable[*inboundCall](abi.KindCall),
 	}
+	l.handedBack.L = &l.mu
 	if g.cfg.Stats {
 		l.stats = newStats()
 	}
@@ -171,9 +176,13 @@ func (l *Loop) sleep() bool {
 	return true
 }
 
-// awake undoes sleep once the wait has returned.
+// awake undoes sleep once the wait has returned, after a caller that borrowed the loop
+// meanwhile has given it back.
 func (l *Loop) awake() {
 	l.mu.Lock()
+	for l.borrowed {
+		l.handedBack.Wait()
+	}
 	l.sleeping = false
 	l.mu.Unlock()
 }
@@ -240,17 +249,7 @@ func (l *Loop) run() {
 			}
 			continue // a message arrived as the loop was ending: deliver it first
 		}
-		timeout := -1
-		if len(l.queue.reads) > 0 || len(l.queue.accepts) > 0 {
-			timeout = 0
-		} else if t := l.heap.next(); t != nil {
-			d := t.when - l.clock()
-			if d <= 0 {
-				timeout = 0
-			} else {
-				timeout = int(min((d+999_999)/1_000_000, math.MaxInt32)) // round up: never wake early
-			}
-		}
+		timeout := l.waitTimeout()
 		if l.readied {
 			// A goroutine of the embedder's was readied this turn (a call's caller). Go puts
 			// it on this thread's P, which the thread keeps while it blocks in the poller
@@ -259,11 +258,18 @@ func (l *Loop) run() {
 			l.readied = false
 			runtime.Gosched()
 		}
+		// What the wait needs of the loop's state is read before sleep: from then on a caller
+		// may borrow the loop (borrow.go) until awake.
+		spin := l.spinFirst(timeout)
+		l.sleepUntil = math.MaxInt64
+		if timeout > 0 {
+			l.sleepUntil = l.clock() + int64(timeout)*1_000_000
+		}
 		if timeout != 0 && !l.sleep() {
-			timeout = 0 // posted to since the turn began: look, but do not block
+			timeout, spin = 0, false // posted to since the turn began: look, but do not block
 		}
 		l.heartbeat.busySince.Store(0)
-		n, err := l.wait(timeout)
+		n, err := l.wait(timeout, spin)
 		if timeout != 0 {
 			l.awake()
 		}
@@ -280,6 +286,23 @@ func (l *Loop) run() {
 		l.fireTimers()
 		l.settle()
 	}
+}
+
+// waitTimeout is how long the poller's wait may block, in ms: 0 when work is queued or a
+// timer is due, -1 when no timer is set.
+func (l *Loop) waitTimeout() int {
+	if len(l.queue.reads) > 0 || len(l.queue.accepts) > 0 {
+		return 0
+	}
+	t := l.heap.next()
+	if t == nil {
+		return -1
+	}
+	d := t.when - l.clock()
+	if d <= 0 {
+		return 0
+	}
+	return int(min((d+999_999)/1_000_000, math.MaxInt32)) // round up: never wake early
 }
 
 func (l *Loop) handleEvent(ev *poll.Event) {
@@ -356,15 +379,16 @@ const (
 	streamRecent = int64(time.Millisecond)
 )
 
-// wait is the poller's wait, except that a loop that received streamed body bytes within the
-// last millisecond first polls without blocking, for up to streamSpin, before it sleeps. A
-// client streaming a body over loopback otherwise pays for waking the loop after nearly every
-// send (the wake-up runs in its send): a 100 MiB upload made 4–13 waits per MiB. Polling for
-// 50 µs took uploads from 1.04× net/http's throughput to 1.19× (Go's scheduler spins before
-// it parks, too), for ~0.16 s more host CPU per GiB (RATIONALE.md). Idle loops and requests
-// without a streamed body never spin.
-func (l *Loop) wait(timeout int) (int, error) {
-	if timeout != 0 && l.bodyAt > 0 && l.clock()-l.bodyAt < streamRecent {
+// wait is the poller's wait, except that with spin (spinFirst: a loop that received streamed
+// body bytes within the last millisecond) it first polls without blocking, for up to
+// streamSpin, before it sleeps. A client streaming a body over loopback otherwise pays for
+// waking the loop after nearly every send (the wake-up runs in its send): a 100 MiB upload
+// made 4–13 waits per MiB. Polling for 50 µs took uploads from 1.04× net/http's throughput to
+// 1.19× (Go's scheduler spins before it parks, too), for ~0.16 s more host CPU per GiB
+// (RATIONALE.md). Idle loops and requests without a streamed body never spin. It reads
+// nothing of the loop's state: a caller may have borrowed the loop meanwhile (borrow.go).
+func (l *Loop) wait(timeout int, spin bool) (int, error) {
+	if spin {
 		for start := time.Now(); time.Since(start) < streamSpin; {
 			if n, woken, err := l.poll.Wait(l.events, 0); n > 0 || woken || err != nil {
 				return n, err
@@ -373,4 +397,9 @@ func (l *Loop) wait(timeout int) (int, error) {
 	}
 	n, _, err := l.poll.Wait(l.events, timeout)
 	return n, err
+}
+
+// spinFirst reports whether a wait of timeout ms should poll for streamSpin first (see wait).
+func (l *Loop) spinFirst(timeout int) bool {
+	return timeout != 0 && l.bodyAt > 0 && l.clock()-l.bodyAt < streamRecent
 }

@@ -91,6 +91,13 @@ func main() {
 		}
 	})
 	wasmloop.HandleCall("crash", func(c *wasmloop.CallRequest) { panic("asked to crash") })
+	// after answers once a timer of as many milliseconds as its payload says has fired.
+	wasmloop.HandleCall("after", func(c *wasmloop.CallRequest) {
+		ms, _ := strconv.Atoi(string(c.Payload()))
+		t := wasmloop.SetTimeout(func() { c.Return(c.Payload()) }, time.Duration(ms)*time.Millisecond)
+		c.OnCancel(func() { wasmloop.ClearTimeout(t) })
+		wasmloop.Log("armed", ms)
+	})
 	wasmloop.HandleCall("readmany", func(c *wasmloop.CallRequest) {
 		count, name, _ := strings.Cut(string(c.Payload()), " ")
 		n, _ := strconv.Atoi(count)

@@ -119,8 +119,9 @@ func BenchmarkExtismCall1KiB(b *testing.B) {
 
 // BenchmarkWasmloopCall1KiB is the same round trip through wasmloop: App.Call of the guest's
 // "echo" (guests/wasmloop-echo, HandleCall) with a 1 KiB input, on one worker, from one
-// goroutine. Unlike Extism's, the call crosses to the worker's event loop and back: the guest
-// instance belongs to the loop, which may be serving requests and timers meanwhile.
+// goroutine. The guest instance belongs to the worker's event loop, which may be serving
+// requests and timers meanwhile; between these calls it sleeps, so each call runs the loop's
+// turn on this goroutine (borrowed), as Extism's runs on the caller's.
 //
 //	go test -run '^$' -bench 'Call1KiB' -benchtime 3s ./   # in tests/bench/embed
 func BenchmarkWasmloopCall1KiB(b *testing.B) {

@@ -1,0 +1,97 @@
+package loop
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+// asleep puts a test's loop where run leaves it in the poller's wait: sleeping, its wait to
+// end at the loop clock until.
+func asleep(l *Loop, until int64) {
+	l.sleepUntil = until
+	l.mu.Lock()
+	l.sleeping = true
+	l.mu.Unlock()
+}
+
+// woken reports whether the poller was woken (and consumes the wake-up).
+func woken(t *testing.T, l *Loop) bool {
+	t.Helper()
+	_, w, err := l.poll.Wait(l.events, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// A borrowed turn wakes the loop's thread exactly when what it did changes how long the loop
+// may sleep.
+func TestBorrowedTurnWakesTheLoopWhenItMust(t *testing.T) {
+	l := guestLoop(t, buildC(t, "testdata/chello/hello.c"))
+	l.readPending() // the new listener's first accept, as the loop's first turn takes it
+	for _, tc := range []struct {
+		name  string
+		until int64 // the wait's end
+		turn  func(*Loop)
+		wake  bool
+	}{
+		{"nothing changed", math.MaxInt64, func(*Loop) {}, false},
+		{"a timer, the wait having none", math.MaxInt64, func(l *Loop) { l.addHostTimer(time.Hour, func() {}) }, true},
+		{"a timer after the wait's end", l.clock() + int64(time.Minute), func(l *Loop) { l.addHostTimer(2*time.Hour, func() {}) }, false},
+		{"a timer before the wait's end", l.clock() + int64(time.Minute), func(l *Loop) { l.addHostTimer(time.Millisecond, func() {}) }, true},
+		{"an accept queued", math.MaxInt64, func(l *Loop) { l.queue.acceptAgain(listenerOf(t, l)) }, true},
+		{"nothing left to keep the loop alive", math.MaxInt64, func(l *Loop) { l.stop() }, true},
+	} {
+		woken(t, l) // a wake-up from before the case
+		asleep(l, tc.until)
+		if !l.borrow() {
+			t.Fatalf("%s: a sleeping loop was not borrowed", tc.name)
+		}
+		if l.borrow() {
+			t.Fatalf("%s: a borrowed loop was borrowed again", tc.name)
+		}
+		l.runBorrowed(tc.turn)
+		if got := woken(t, l); got != tc.wake {
+			t.Errorf("%s: woken %v, want %v", tc.name, got, tc.wake)
+		}
+		l.heap = timerHeap{} // the next case starts without the timers this one set
+		l.readPending()
+	}
+}
+
+// A loop is borrowed only while it sleeps with nothing queued, and its thread's awake waits
+// for the borrowed turn to end.
+func TestBorrowOnlyASleepingLoop(t *testing.T) {
+	l := guestLoop(t, buildC(t, "testdata/chello/hello.c"))
+	if l.borrow() {
+		t.Fatal("a loop in its turn (not sleeping) was borrowed")
+	}
+	asleep(l, math.MaxInt64)
+	l.post(func(*Loop) {}) // wakes it: it has a task to run first
+	if l.borrow() {
+		t.Fatal("a loop with a task queued was borrowed")
+	}
+	l.runTasks()
+	woken(t, l)
+	asleep(l, math.MaxInt64)
+	if !l.borrow() {
+		t.Fatal("a sleeping loop was not borrowed")
+	}
+	awoke := make(chan struct{})
+	go func() { // the loop's thread, back from its wait
+		l.awake()
+		close(awoke)
+	}()
+	l.runBorrowed(func(l *Loop) {
+		select {
+		case <-awoke:
+			t.Error("awake returned while the loop was borrowed")
+		default:
+		}
+	})
+	<-awoke
+	if l.borrow() {
+		t.Error("an awake loop was borrowed")
+	}
+}
