@@ -16,9 +16,11 @@ type CallError struct {
 func (e *CallError) Error() string { return "host: " + e.Name + ": " + e.Message }
 
 // Call calls the guest's function name with payload and returns its answer. The call is
-// delivered to the next worker in turn as an event (wasmloop_on_call; the Go SDK's
-// wasmloop.HandleCall), which may answer at once or later from any callback — after a timer,
-// a message or a host function's result. The call runs under the callback budget like any
+// delivered to a worker as an event (wasmloop_on_call; the Go SDK's wasmloop.HandleCall),
+// which may answer at once or later from any callback — after a timer, a message or a host
+// function's result. A worker asleep in its event loop takes the call at once, without its
+// thread being woken (on this goroutine when ctx cannot end); otherwise the next worker in
+// turn has it queued. The call runs under the callback budget like any
 // event; an answer with an error message is a *CallError. If ctx ends first, the call is
 // withdrawn (the guest hears on_close for it) and Call returns ctx's error. payload must not
 // be modified until Call returns.
@@ -34,7 +36,9 @@ func (a *App) CallWorker(ctx context.Context, worker int, name string, payload [
 	if r == nil {
 		return nil, ErrNotRunning
 	}
-	c, err := r.g.Call(worker, name, payload)
+	// A context that cannot end lets a call that finds its worker asleep run the guest on
+	// this goroutine; one that can must be watched while the guest runs.
+	c, err := r.g.Call(worker, name, payload, ctx.Done() == nil)
 	if err != nil {
 		return nil, err
 	}

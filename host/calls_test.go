@@ -206,6 +206,62 @@ func TestCallsBorrowedAndQueued(t *testing.T) {
 	wg.Wait()
 }
 
+// App.Call's ctx bounds the wait for the answer even when the call found its worker asleep
+// and borrowed it: here the guest's callback sits in a service function that blocks (which
+// the documentation forbids, and which nothing can interrupt), and Call must still return
+// when its 200 ms context ends.
+func TestCallReturnsWhenItsContextEndsInAHostFunction(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	fns := pluginFunctions()
+	fns["noop"] = host.Function{Sync: func(ctx context.Context, in []byte) ([]byte, error) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+		return nil, nil
+	}}
+	app := startPlugin(t, host.Config{Workers: 1, Functions: fns})
+	defer close(release) // before Close: the worker must come back from the function
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := app.Call(ctx, "spin", []byte("1"))
+		done <- err
+	}()
+	bound, stop := context.WithTimeout(context.Background(), 10*time.Second)
+	defer stop()
+	select {
+	case <-entered:
+	case <-bound.Done():
+		t.Fatal("the call never reached the host function")
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Call returned %v, want its context's error", err)
+		}
+	case <-bound.Done():
+		t.Fatal("Call did not return 10 s after its 200 ms context ended")
+	}
+}
+
+// The same when the guest's own callback is long (3 s, within a budget raised to 10 s): a
+// call with a 100 ms context comes back with the context's error, not with the answer 3 s
+// later.
+func TestCallReturnsWhenItsContextEndsInALongCallback(t *testing.T) {
+	app := startPlugin(t, host.Config{Workers: 1, CallbackBudget: 10 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	got, err := app.Call(ctx, "sleep", []byte("3000"))
+	if took := time.Since(began); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Call with a 100 ms context returned %q, %v after %v; want its context's error", got, err, took.Round(time.Millisecond))
+	}
+}
+
 // Messages cross between the service and the guest both ways.
 func TestPostBetweenServiceAndGuest(t *testing.T) {
 	got := make(chan string, 1)
@@ -245,16 +301,25 @@ func TestCallNotRunning(t *testing.T) {
 }
 
 // BenchmarkCall: a round trip of App.Call with a 1 KiB payload the guest echoes.
+// With a context that cannot end the guest runs on the calling goroutine; with one that can
+// (a request's, a deadline), on a goroutine of its own while the caller watches the context.
 func BenchmarkCall(b *testing.B) {
 	app := benchPlugin(b)
 	payload := bytes.Repeat([]byte("x"), 1024)
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := app.Call(ctx, "echo", payload); err != nil {
-			b.Fatal(err)
-		}
+	cancellable, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, c := range []struct {
+		name string
+		ctx  context.Context
+	}{{"background", context.Background()}, {"cancellable", cancellable}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := app.Call(c.ctx, "echo", payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

@@ -13,8 +13,8 @@ import "time"
 // thread is between sleep and awake, where it reads nothing of it, and awake waits until the
 // borrower gives the loop back (under mu, so what the borrower wrote happens before the loop
 // reads it). The borrowed turn ends as every turn does, with settle; then, if what it did
-// changes how long the loop may sleep (a timer earlier than the wait's end, work queued, or
-// nothing left to keep it alive), the loop's thread is woken to look again.
+// changes how long the loop may sleep (a timer due before the one the wait is for, work
+// queued, or nothing left to keep it alive), the loop's thread is woken to look again.
 //
 // Events the poller returned while the loop was borrowed are handled after it; an event for a
 // descriptor the turn closed and reused meanwhile reaches the new connection, which finds
@@ -42,8 +42,11 @@ func (l *Loop) runBorrowed(f func(*Loop)) {
 	// The goroutines the turn readied run wherever the scheduler puts them: this goroutine
 	// holds no thread's P against them (see run).
 	l.readied = false
-	timeout := l.waitTimeout()
-	wake := timeout == 0 || timeout > 0 && l.clock()+int64(timeout)*1_000_000 < l.sleepUntil || !l.alive()
+	// The wait was planned for the timer due at sleepUntil: a timer due before it, queued
+	// reads or accepts (a wait that should not block), or nothing left alive need the
+	// loop's thread to look again. (Timers are compared as the loop clock has them: the
+	// wait's timeout was rounded to milliseconds from an earlier clock.)
+	wake := l.nextTimerAt() < l.sleepUntil || len(l.queue.reads) > 0 || len(l.queue.accepts) > 0 || !l.alive()
 	l.heartbeat.busySince.Store(0)
 	l.mu.Lock()
 	l.borrowed = false

@@ -60,6 +60,59 @@ func TestBorrowedTurnWakesTheLoopWhenItMust(t *testing.T) {
 	}
 }
 
+// A borrowed turn that arms nothing does not wake a loop that sleeps until a timer, whatever
+// the loop clock reads when it ends: the wait is compared by the timer it is for, not by a
+// timeout rounded to milliseconds afresh from a later clock (which woke the loop for half of
+// the borrowed calls, its sweep timer being always pending). Found by a review.
+func TestBorrowedTurnThatArmsNothingDoesNotWake(t *testing.T) {
+	l := guestLoop(t, buildC(t, "testdata/chello/hello.c"))
+	l.readPending()
+	for k := range 10 {
+		// The loop's turn began ago before the borrow; its sweep timer is due 1.0005 s after.
+		ago := 300*time.Millisecond + time.Duration(k)*100*time.Microsecond
+		woken(t, l)
+		l.heap = timerHeap{}
+		l.now = time.Now().Add(-ago)
+		l.addHostTimer(time.Second+500*time.Microsecond, func() {})
+		l.planWait() // as run does
+		asleep(l, l.sleepUntil)
+		if !l.borrow() {
+			t.Fatal("a sleeping loop was not borrowed")
+		}
+		l.runBorrowed(func(*Loop) {})
+		if woken(t, l) {
+			t.Errorf("borrowed %v after the loop's turn began: woken for nothing", ago)
+		}
+	}
+}
+
+// The heartbeat shows a borrowed turn busy: sleep marks the loop idle under the lock that
+// borrow takes, so the borrower's mark comes after it (a review found the loop's thread
+// clearing it after sleep, over a borrowed turn already under way).
+func TestBorrowedTurnIsBusy(t *testing.T) {
+	l := guestLoop(t, buildC(t, "testdata/chello/hello.c"))
+	l.readPending()
+	l.heartbeat.busySince.Store(time.Now().UnixNano())
+	if !l.sleep() {
+		t.Fatal("the loop would not sleep")
+	}
+	if b := l.heartbeat.busySince.Load(); b != 0 {
+		t.Fatalf("a sleeping loop shows busy since %d", b)
+	}
+	if !l.borrow() {
+		t.Fatal("a sleeping loop was not borrowed")
+	}
+	l.runBorrowed(func(l *Loop) {
+		if l.heartbeat.busySince.Load() == 0 {
+			t.Error("a borrowed turn under way shows the loop idle")
+		}
+	})
+	if b := l.heartbeat.busySince.Load(); b != 0 {
+		t.Errorf("after the borrowed turn the loop shows busy since %d", b)
+	}
+	l.awake()
+}
+
 // A loop is borrowed only while it sleeps with nothing queued, and its thread's awake waits
 // for the borrowed turn to end.
 func TestBorrowOnlyASleepingLoop(t *testing.T) {

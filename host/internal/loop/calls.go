@@ -60,9 +60,10 @@ func (c Call) Withdraw() {
 
 // Call delivers a call of name with payload to worker (or, if worker is -1, to the next
 // worker in turn, or a sleeping one) and returns it. A worker asleep in its wait takes the
-// call at once, on the calling goroutine (borrow.go); a busy one has it queued. The payload
-// is the group's from then on.
-func (g *Group) Call(worker int, name string, payload []byte) (Call, error) {
+// call at once (borrow.go): on the calling goroutine if inline, else on a goroutine of its
+// own, for a caller that must be free to give up while the guest runs; a busy worker has it
+// queued. The payload is the group's from then on.
+func (g *Group) Call(worker int, name string, payload []byte, inline bool) (Call, error) {
 	var target *Loop
 	switch {
 	case worker == -1:
@@ -77,7 +78,11 @@ func (g *Group) Call(worker int, name string, payload []byte) (Call, error) {
 	c := &inboundCall{name: name, payload: payload, done: make(chan CallResult, 1)}
 	deliver := func(l *Loop) { l.deliverCall(c) }
 	if l := g.borrowFor(worker, target); l != nil {
-		l.runBorrowed(deliver)
+		if inline {
+			l.runBorrowed(deliver)
+		} else {
+			go l.runBorrowed(deliver)
+		}
 		return Call{l, c}, nil
 	}
 	if !target.post(deliver) {

@@ -80,7 +80,7 @@ type Loop struct {
 	sleeping   bool      // the loop is in (or about to enter) the poller's wait: wake it
 	borrowed   bool      // a caller runs a turn of the loop's while it sleeps (borrow.go)
 	handedBack sync.Cond // on mu: the caller has given the loop back
-	sleepUntil int64     // loop clock the wait ends at (math.MaxInt64: none); for borrow.go
+	sleepUntil int64     // when the timer the wait is for is due (math.MaxInt64: none); borrow.go
 	in         inbound   // messages from other workers
 	tasks      []func(*Loop)
 	doneTasks  []func(*Loop) // the other task slice, reused
@@ -165,10 +165,13 @@ func (l *Loop) runTasks() {
 }
 
 // sleep tells posters that the loop is about to wait, unless something was queued since the
-// turn began: then it reports false and the loop must not block.
+// turn began: then it reports false and the loop must not block. Either way the loop is idle
+// for the heartbeat from here to the wait's end; marked under the lock, so that a caller who
+// borrows the loop (borrow.go) marks its turn busy after, not before.
 func (l *Loop) sleep() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.heartbeat.busySince.Store(0)
 	if len(l.tasks) > 0 || len(l.pipeNotes) > 0 {
 		return false
 	}
@@ -258,17 +261,14 @@ func (l *Loop) run() {
 			l.readied = false
 			runtime.Gosched()
 		}
-		// What the wait needs of the loop's state is read before sleep: from then on a caller
-		// may borrow the loop (borrow.go) until awake.
+		// What the wait needs of the loop's state is read before sleep, and the loop's thread
+		// writes nothing of it until awake: from sleep on, a caller may borrow the loop
+		// (borrow.go).
 		spin := l.spinFirst(timeout)
-		l.sleepUntil = math.MaxInt64
-		if timeout > 0 {
-			l.sleepUntil = l.clock() + int64(timeout)*1_000_000
-		}
+		l.planWait()
 		if timeout != 0 && !l.sleep() {
 			timeout, spin = 0, false // posted to since the turn began: look, but do not block
 		}
-		l.heartbeat.busySince.Store(0)
 		n, err := l.wait(timeout, spin)
 		if timeout != 0 {
 			l.awake()
@@ -286,6 +286,18 @@ func (l *Loop) run() {
 		l.fireTimers()
 		l.settle()
 	}
+}
+
+// planWait records the timer the coming wait is for, which a borrowed turn compares its own
+// timers against (borrow.go).
+func (l *Loop) planWait() { l.sleepUntil = l.nextTimerAt() }
+
+// nextTimerAt is the loop clock at which the next timer is due (math.MaxInt64: none).
+func (l *Loop) nextTimerAt() int64 {
+	if t := l.heap.next(); t != nil {
+		return t.when
+	}
+	return math.MaxInt64
 }
 
 // waitTimeout is how long the poller's wait may block, in ms: 0 when work is queued or a

@@ -64,8 +64,14 @@ func main() {
 		_, err := wasmloop.CallSync("failing", nil)
 		c.Return([]byte(err.Error()))
 	})
+	// sleep sleeps in the Go runtime (WASI poll_oneoff) as many milliseconds as its payload
+	// says (20 without one).
 	wasmloop.HandleCall("sleep", func(c *wasmloop.CallRequest) {
-		time.Sleep(20 * time.Millisecond)
+		ms, err := strconv.Atoi(string(c.Payload()))
+		if err != nil {
+			ms = 20
+		}
+		time.Sleep(time.Duration(ms) * time.Millisecond)
 		c.Return([]byte("slept"))
 	})
 	wasmloop.HandleCall("spin", func(c *wasmloop.CallRequest) {
