@@ -803,6 +803,59 @@ func TestTCPAttackSwapRetiredListenerAccepts(t *testing.T) {
 	await(t, hold, 20*time.Second, "the held request")
 }
 
+// A swap while connections wait in the TCP listener's backlog: the new instance takes over
+// the old one's socket, as HTTP listeners are handed over, so they are served; a socket of
+// its own and the old one's close would have reset them (Linux resets a closed listener's
+// queue).
+func TestTCPSwapKeepsTheBacklog(t *testing.T) {
+	s, _ := attackServer(t, 1, []string{"--env", "TCPATTACK_LISTEN=1"})
+	s.awaitStdout(t, "tcp worker 0 at ", ioTimeout)
+	addr := strings.TrimPrefix(getNK(t, s.URL("/info")), "worker 0 tcp ")
+	spun := asyncGet(s.URL("/spin?n=500"))
+	s.awaitStdout(t, "spinning", ioTimeout)
+	// The worker spins: the host accepts one connection ahead, the others wait in the backlog.
+	conns := make([]net.Conn, 30)
+	for i := range conns {
+		c, err := net.DialTimeout("tcp", addr, ioTimeout)
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns[i] = c
+	}
+	reloaded := s.stderr.appears("wasmloop: reloaded")
+	s.signal(t, syscall.SIGHUP)
+	if got := await(t, spun, 20*time.Second, "the spin"); got != "spun" {
+		t.Fatalf("spin: %q", got)
+	}
+	select {
+	case <-reloaded:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no reload\nstderr:\n%s", s.stderr)
+	}
+	failed := 0
+	for i, c := range conns {
+		c.SetDeadline(time.Now().Add(ioTimeout))
+		r := bufio.NewReader(c)
+		greeting, err := r.ReadString('\n')
+		if err == nil {
+			_, err = c.Write([]byte("echo\n"))
+		}
+		var back string
+		if err == nil {
+			back, err = r.ReadString('\n')
+		}
+		if err != nil || back != "echo\n" {
+			failed++
+			t.Errorf("connection %d (greeting %q): echo %q, %v", i, greeting, back, err)
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d connections waiting in the backlog across the swap failed", failed, len(conns))
+	}
+	noHostPanic(t, s.proc)
+}
+
 // Many connections of every kind — full echoes, peers that reset mid-stream, peers that leave
 // without reading — and then every descriptor is closed again.
 func TestTCPAttackNoDescriptorLeak(t *testing.T) {

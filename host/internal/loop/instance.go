@@ -51,13 +51,23 @@ func Retiring(ctx context.Context) context.Context {
 	return rc
 }
 
+// workerKey finds the worker an instance runs on in its ctx.
+type workerKey struct{}
+
+// Worker returns the worker whose instance ctx belongs to (every instance of a worker, old
+// and new across swaps, gives the same), and false for a context of no instance.
+func Worker(ctx context.Context) (int, bool) {
+	w, ok := ctx.Value(workerKey{}).(int)
+	return w, ok
+}
+
 // newInstance is an instance of m, not yet instantiated, whose host calls reach l.
 func (l *Loop) newInstance(m *guest.Module) *instance {
 	in := &instance{module: m}
 	in.calls = hostCalls{l: l, in: in}
 	base, cancel := context.WithCancel(l.g.callCtx)
 	retiring, retire := context.WithCancel(base)
-	in.ctx, in.cancel, in.retire = context.WithValue(base, retiringKey{}, retiring), cancel, retire
+	in.ctx, in.cancel, in.retire = context.WithValue(context.WithValue(base, retiringKey{}, retiring), workerKey{}, l.id), cancel, retire
 	return in
 }
 

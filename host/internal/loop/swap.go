@@ -18,7 +18,8 @@ import (
 // sockets (as a replacement after a crash does), so no connection in a backlog is refused;
 // every connection's next request goes to it. The old instance is retired: it finishes the
 // requests it is answering, keeps its WebSockets, its raw TCP connections and the timers they
-// need (its TCP listeners close: the new program listens on their addresses), and is closed
+// need (its TCP listeners stop accepting: the new program listens on their addresses and
+// takes over their sockets, reach/listeners.go), and is closed
 // when it holds none (the sweep looks), or when SwapDrainTimeout passes (its sockets then
 // close with 1001, and its requests' and raw connections close).
 
@@ -121,7 +122,7 @@ func (l *Loop) swap(m *guest.Module) error {
 	l.failures = 0
 	if prev != nil {
 		prev.retired = true
-		prev.retire() // its TCP listeners close: the new program listens on their addresses
+		prev.retire() // its TCP listeners stop: the new program took over their sockets
 		l.retired = append(l.retired, prev)
 		if d := l.cfg.SwapDrainTimeout; d > 0 && d < time.Duration(1<<62) {
 			l.addHostTimer(d, func() { l.expire(prev) })

@@ -20,7 +20,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -57,6 +56,9 @@ type Reach struct {
 	streams map[uint64]*entry
 	nextID  uint64
 	ports   map[portKey]int // the port the kernel chose for each port-0 listen (tcp.go)
+	// listeners are the TCP listening sockets by worker and address, which a swap's new
+	// instance shares with the old (listeners.go)
+	listeners map[listenerKey]*tcpListener
 
 	held        *semaphore.Weighted
 	refusedOnce sync.Map
@@ -68,9 +70,10 @@ type entry struct {
 	owner context.Context // the instance's: its end closes the entry
 	s     stream          // a fetch; nil for a listener or a TCP connection
 	tcp   *loop.TCPStream // a TCP connection, served by its loop's reactor
-	ln    net.Listener
-	zero  string      // a port-0 listener: the address asked for (tcp.go, portKey)
-	stop  func() bool // unregisters the close on owner's end
+	lst   *tcpListener    // a TCP listener: the socket, maybe shared (listeners.go)
+	gone  chan struct{}   // a listener's: closed with the entry, ending its accept's wait
+	zero  string          // a port-0 listener: the address asked for (tcp.go, portKey)
+	stop  func() bool     // unregisters the close on owner's end
 	// stopRetire unregisters a listener's close when its instance is retired by a swap
 	// (loop.Retiring): the new program listens on the address, and the old one takes no
 	// more connections.
@@ -90,7 +93,8 @@ type stream interface {
 
 // New makes a program's Reach.
 func New(cfg Config) *Reach {
-	r := &Reach{cfg: cfg, streams: map[uint64]*entry{}, ports: map[portKey]int{}, held: semaphore.NewWeighted(maxHeld)}
+	r := &Reach{cfg: cfg, streams: map[uint64]*entry{}, ports: map[portKey]int{}, listeners: map[listenerKey]*tcpListener{},
+		held: semaphore.NewWeighted(maxHeld)}
 	r.client = r.newClient()
 	return r
 }
@@ -124,7 +128,7 @@ func (r *Reach) add(owner context.Context, e *entry) (uint64, error) {
 	r.streams[id] = e
 	// Under r.mu: a close that runs at once (owner ended already) waits for the stops.
 	e.stop = context.AfterFunc(owner, func() { r.close(id) })
-	if rc := loop.Retiring(owner); e.ln != nil && rc != nil {
+	if rc := loop.Retiring(owner); e.lst != nil && rc != nil {
 		e.stopRetire = context.AfterFunc(rc, func() { r.close(id) })
 	}
 	r.mu.Unlock()
@@ -146,7 +150,15 @@ func (r *Reach) get(owner context.Context, id uint64) (*entry, error) {
 // connection closes in its loop's next turn.
 func (r *Reach) close(id uint64) {
 	if e := r.remove(id); e != nil {
-		e.close()
+		r.drop(e)
+	}
+}
+
+// drop closes what e holds, and ends its instance's use of a listener's socket.
+func (r *Reach) drop(e *entry) {
+	e.close()
+	if e.lst != nil {
+		r.releaseListener(e.owner, e.lst)
 	}
 }
 
@@ -173,8 +185,8 @@ func (e *entry) close() {
 		e.s.Close()
 	case e.tcp != nil:
 		e.tcp.CloseLater()
-	case e.ln != nil:
-		e.ln.Close()
+	case e.lst != nil:
+		close(e.gone) // the socket closes when no instance uses it (Reach.releaseListener)
 	}
 }
 

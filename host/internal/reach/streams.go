@@ -222,7 +222,7 @@ func (r *Reach) closeOp(ctx context.Context, in []byte) ([]byte, error) {
 	if e := r.remove(id); e != nil && e.tcp != nil {
 		e.tcp.Close()
 	} else if e != nil {
-		e.close()
+		r.drop(e)
 	}
 	return nil, nil
 }

@@ -121,7 +121,8 @@ type portKey struct {
 }
 
 // listen: in = "host:port"; result = the listener's id u64, then the bound address. Workers
-// that listen on the same address share it (SO_REUSEPORT: the kernel spreads connections).
+// that listen on the same address share it (SO_REUSEPORT: the kernel spreads connections);
+// a worker's new instance takes over the socket its old one listens on (listeners.go).
 func (r *Reach) listen(ctx context.Context, in []byte) ([]byte, error) {
 	addr := string(in)
 	host, ps, err := net.SplitHostPort(addr)
@@ -137,9 +138,14 @@ func (r *Reach) listen(ctx context.Context, in []byte) ([]byte, error) {
 	}
 	asked := addr
 	key := r.portKeyFor(ctx, addr, port)
+	worker, _ := loop.Worker(ctx)
 	r.mu.Lock()
 	if chosen, ok := r.ports[key]; ok && port == 0 {
 		addr = net.JoinHostPort(host, strconv.Itoa(chosen))
+	}
+	if t := r.shareListener(ctx, listenerKey{worker, addr}); t != nil {
+		r.mu.Unlock()
+		return r.addListener(ctx, t, asked, port)
 	}
 	r.mu.Unlock()
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
@@ -153,23 +159,33 @@ func (r *Reach) listen(ctx context.Context, in []byte) ([]byte, error) {
 	if err != nil {
 		return nil, classify(err)
 	}
-	bound := ln.Addr().String()
+	bound := ln.Addr().(*net.TCPAddr)
+	r.mu.Lock()
 	if port == 0 {
-		r.mu.Lock()
 		if _, ok := r.ports[key]; !ok {
-			r.ports[key] = ln.Addr().(*net.TCPAddr).Port
+			r.ports[key] = bound.Port
 		}
-		r.mu.Unlock()
+		addr = net.JoinHostPort(host, strconv.Itoa(bound.Port)) // as the next instance will ask
 	}
-	e := &entry{ln: ln}
+	t := newTCPListener(ln, listenerKey{worker, addr})
+	r.keepListener(ctx, t)
+	r.mu.Unlock()
+	return r.addListener(ctx, t, asked, port)
+}
+
+// addListener registers owner's entry for the socket t (which counts owner as a user) and
+// returns the listen's result.
+func (r *Reach) addListener(owner context.Context, t *tcpListener, asked string, port int) ([]byte, error) {
+	e := &entry{lst: t, gone: make(chan struct{})}
 	if port == 0 {
 		e.zero = asked
 	}
-	id, err := r.add(ctx, e)
+	id, err := r.add(owner, e)
 	if err != nil {
+		r.releaseListener(owner, t)
 		return nil, err
 	}
-	return append(binary.LittleEndian.AppendUint64(nil, id), bound...), nil
+	return append(binary.LittleEndian.AppendUint64(nil, id), t.ln.Addr().String()...), nil
 }
 
 // AllowListen checks a listen on host (empty: every interface) and port against the listen
@@ -193,7 +209,7 @@ func (r *Reach) portKeyFor(owner context.Context, addr string, port int) portKey
 	defer r.mu.Unlock()
 	n := 0
 	for _, e := range r.streams {
-		if e.owner == owner && e.ln != nil && e.zero == addr {
+		if e.owner == owner && e.lst != nil && e.zero == addr {
 			n++
 		}
 	}
@@ -201,13 +217,14 @@ func (r *Reach) portKeyFor(owner context.Context, addr string, port int) portKey
 }
 
 // startAccept: in = the listener's id; result = the next connection's record. The accept
-// waits on a goroutine; the connection is then the loop's (handOver).
+// waits on a goroutine for the socket's next connection (listeners.go); the connection is then
+// the loop's (handOver).
 func (r *Reach) startAccept(op *loop.Op, in []byte) {
 	e, _ := r.opStream(op, in)
 	if e == nil {
 		return
 	}
-	if e.ln == nil {
+	if e.lst == nil {
 		op.Finish(nil, coded(abi.FileEINVAL, errors.New("the stream is not a listener")))
 		return
 	}
@@ -217,22 +234,16 @@ func (r *Reach) startAccept(op *loop.Op, in []byte) {
 	}
 	op.GoThen(func(ctx context.Context, _ []byte) (func(), func()) {
 		defer e.end(false)
-		for {
-			c, err := e.ln.Accept()
-			if err != nil {
-				if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-					// Out of descriptors: wait a little rather than spin; the connection
-					// waits in the backlog.
-					select {
-					case <-time.After(50 * time.Millisecond):
-						continue
-					case <-ctx.Done():
-					}
-				}
-				return func() { op.Finish(nil, classify(err)) }, nil
+		select {
+		case a := <-e.lst.next():
+			if a.err != nil {
+				return func() { op.Finish(nil, classify(a.err)) }, nil
 			}
-			return r.handOver(op, c.(*net.TCPConn))
+			return r.handOver(op, a.c)
+		case <-e.gone:
+		case <-ctx.Done():
 		}
+		return func() { op.Finish(nil, classify(net.ErrClosed)) }, nil
 	}, nil)
 }
 

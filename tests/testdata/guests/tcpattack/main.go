@@ -140,6 +140,11 @@ func serve(req wasmloop.Request, res wasmloop.Response) {
 		panic("tcpattack: crash on request")
 	case "/info":
 		res.End("worker " + strconv.Itoa(wasmloop.WorkerID()) + " tcp " + tcpAddr)
+	case "/spin": // keeps the worker busy for n ms: connections wait in the TCP backlog
+		wasmloop.Log("spinning")
+		for end := time.Now().Add(time.Duration(n) * time.Millisecond); time.Now().Before(end); {
+		}
+		res.End("spun")
 	case "/hold":
 		now := q.Get("answer") == "now"
 		err := wasmloop.Connect(addr, func(so *wasmloop.Socket, err error) {
