@@ -4,6 +4,7 @@ package wasmloop
 
 import (
 	"encoding/binary"
+	"errors"
 	"io"
 	"strings"
 	"time"
@@ -233,6 +234,10 @@ func ListenTCP(addr string, onConnection func(*Socket)) (*TCPServer, error) {
 // Addr is the address the server listens on, with the port the kernel chose for port 0.
 func (srv *TCPServer) Addr() string { return srv.addr }
 
+// acceptRetry is how long the server waits after an accept failed for a reason other than
+// its end (a connection that went before it was taken, say) before it accepts again.
+const acceptRetry = 50 * time.Millisecond
+
 func (srv *TCPServer) accept() error {
 	in := binary.LittleEndian.AppendUint64(nil, srv.id)
 	err := Call(abi.FnAccept, in, func(rec []byte, err error) {
@@ -240,8 +245,22 @@ func (srv *TCPServer) accept() error {
 			return
 		}
 		if err != nil {
-			Log("wasmloop: accept on " + srv.addr + ": " + netError("accept", err).Error())
-			srv.Close()
+			var ne *NetError
+			if errors.As(netError("accept", err), &ne) && (ne.Code == abi.ReachECLOSED || ne.Code == abi.ReachEBADID) {
+				// The listener ended: the host closed it (a swap retired this instance, or
+				// the program is ending). Nothing to report.
+				srv.Close()
+				return
+			}
+			Log("wasmloop: accept on " + srv.addr + ": " + netError("accept", err).Error() + " (accepting again)")
+			SetTimeout(func() {
+				if !srv.closed {
+					if err := srv.accept(); err != nil {
+						Log("wasmloop: accept on " + srv.addr + ": " + err.Error())
+						srv.Close()
+					}
+				}
+			}, acceptRetry)
 			return
 		}
 		if so, err := newSocket(rec); err == nil {

@@ -7,42 +7,49 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/wasmloop/wasmloop/host/internal/loop"
 )
 
 // A program's TCP listening sockets, each shared by the instances of one worker that listen on
 // its address. A swap starts the new instance beside the old one and then retires the old; if
 // each had a socket of its own, closing the old one's would reset the connections waiting in
-// its backlog (Linux resets a closed listener's queue). So the new instance's listen on an
-// address the worker's old instance holds takes the same socket, as the program's HTTP
-// listeners are handed over (loop/swap.go), and the socket closes when no instance uses it.
+// its backlog (Linux resets a closed listener's queue). So the new instance's n-th listen on
+// an address takes the socket of the worker's old instance's n-th listen there, as the
+// program's HTTP listeners are handed over (loop/swap.go), and a socket closes when no
+// instance uses it.
 //
-// Accepts run on one goroutine per socket (pump), which hands each connection to one
-// waiting accept operation of any of its instances: a retired instance's operations stop
-// waiting when its listener entry closes, and the connection goes to the instance that still
-// asks.
+// Accepts run on one goroutine per socket (pump), which takes each connection out of Go's
+// net (detach) and hands it to one waiting accept operation of any of its instances. A
+// connection that reaches an instance retired meanwhile goes back to the socket for the next
+// accept (requeue): it is the new program's.
 
-// listenerKey names a socket: the worker, and the address listened on (a port-0 listen's
-// with the port the kernel chose, tcp.go).
+// listenerKey names the sockets a worker listens on at one address (a port-0 listen's with
+// the port the kernel chose, tcp.go).
 type listenerKey struct {
 	worker int
 	addr   string
 }
 
-// tcpListener is one listening socket and the instances' entries that use it.
+// tcpListener is one listening socket and the instances that use it.
 type tcpListener struct {
 	ln     net.Listener
 	key    listenerKey
 	owners []context.Context // the instances whose entries use it (under Reach.mu)
 
 	start    sync.Once
-	accepted chan accepted // the pump's next connection, to one waiting accept
+	accepted chan accepted // the next connection, to one waiting accept
 	closed   chan struct{} // closed with the socket
 }
 
-// accepted is what one accept of the socket gave.
+// accepted is what one accept of the socket gave: a connection's descriptor, detached from
+// Go's net, and its addresses; or an error.
 type accepted struct {
-	c   *net.TCPConn
-	err error
+	fd            int
+	local, remote string
+	err           error
 }
 
 func newTCPListener(ln net.Listener, key listenerKey) *tcpListener {
@@ -56,64 +63,113 @@ func (t *tcpListener) next() <-chan accepted {
 }
 
 // pump accepts until the socket closes, handing each connection to one waiting accept. It
-// accepts one connection ahead at most: the others wait in the kernel's backlog, where the
+// holds one connection ahead at most: the others wait in the kernel's backlog, where the
 // socket's backlog limit applies.
 func (t *tcpListener) pump() {
 	for {
 		c, err := t.ln.Accept()
+		var a accepted
 		switch {
 		case errors.Is(err, net.ErrClosed):
 			return
-		case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
-			// Out of descriptors: wait a little rather than spin; the connection waits in
-			// the backlog.
-			select {
-			case <-time.After(50 * time.Millisecond):
-				continue
-			case <-t.closed:
+		case outOfDescriptors(err):
+			if !t.pause() {
 				return
 			}
-		}
-		var a accepted
-		if err != nil {
+			continue // the connection waits in the backlog
+		case err != nil:
 			a.err = err
-		} else {
-			a.c = c.(*net.TCPConn)
-		}
-		select {
-		case t.accepted <- a:
-		case <-t.closed:
-			if a.c != nil {
-				a.c.Close()
+		default:
+			tc := c.(*net.TCPConn)
+			a.local, a.remote = tc.LocalAddr().String(), tc.RemoteAddr().String()
+			for a.fd, err = dup(tc); outOfDescriptors(err); a.fd, err = dup(tc) {
+				if !t.pause() {
+					tc.Close()
+					return
+				}
 			}
+			tc.Close()
+			if err != nil {
+				continue // the connection is gone; the program waits for the next
+			}
+		}
+		if !t.hand(a) {
 			return
 		}
 	}
 }
 
-// shareListener returns the socket key names if an instance other than owner uses it, and
-// counts owner as its user; nil otherwise. r.mu is held.
-func (r *Reach) shareListener(owner context.Context, key listenerKey) *tcpListener {
-	t := r.listeners[key]
-	if t == nil {
-		return nil
+// pause waits a little for descriptors to free, rather than spin; false if the socket closed.
+func (t *tcpListener) pause() bool {
+	select {
+	case <-time.After(50 * time.Millisecond):
+		return true
+	case <-t.closed:
+		return false
 	}
-	for _, o := range t.owners {
-		if o == owner {
-			return nil // a second listen of one instance's: a socket of its own, as before
-		}
-	}
-	t.owners = append(t.owners, owner)
-	return t
 }
 
-// keepListener records t, used by owner, under its key (the first socket of the key wins:
-// the instance's second listen of an address is not shared). r.mu is held.
+func outOfDescriptors(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
+}
+
+// hand gives a to the next accept, or closes its connection if the socket closes first.
+func (t *tcpListener) hand(a accepted) bool {
+	select {
+	case t.accepted <- a:
+		return true
+	case <-t.closed:
+		if a.err == nil {
+			unix.Close(a.fd)
+		}
+		return false
+	}
+}
+
+// requeue gives a connection an accept took for an instance retired meanwhile to the next
+// accept, on a goroutine of its own (the loop must not wait for it).
+func (t *tcpListener) requeue(a accepted) { go t.hand(a) }
+
+// accepting reports, on the loop, whether the listener entry e still takes connections: its
+// instance is not retired or closed, and it was not closed.
+func (e *entry) accepting() bool {
+	if rc := loop.Retiring(e.owner); rc != nil && rc.Err() != nil {
+		return false
+	}
+	select {
+	case <-e.gone:
+		return false
+	default:
+		return true
+	}
+}
+
+// shareListener returns the socket of another instance of the worker that owner's next
+// listen on key's address takes over (the n-th of its listens there takes the n-th socket),
+// and counts owner as its user; nil if there is none. r.mu is held.
+func (r *Reach) shareListener(owner context.Context, key listenerKey) *tcpListener {
+	for _, t := range r.listeners[key] {
+		if !t.usedBy(owner) {
+			t.owners = append(t.owners, owner)
+			return t
+		}
+	}
+	return nil
+}
+
+func (t *tcpListener) usedBy(owner context.Context) bool {
+	for _, o := range t.owners {
+		if o == owner {
+			return true
+		}
+	}
+	return false
+}
+
+// keepListener records t, a new socket used by owner, after the key's others. r.mu is held.
 func (r *Reach) keepListener(owner context.Context, t *tcpListener) {
 	t.owners = append(t.owners, owner)
-	if _, taken := r.listeners[t.key]; !taken {
-		r.listeners[t.key] = t
-	}
+	r.listeners[t.key] = append(r.listeners[t.key], t)
 }
 
 // releaseListener ends owner's use of t, and closes the socket when no instance uses it.
@@ -126,8 +182,19 @@ func (r *Reach) releaseListener(owner context.Context, t *tcpListener) {
 		}
 	}
 	last := len(t.owners) == 0
-	if last && r.listeners[t.key] == t {
-		delete(r.listeners, t.key)
+	if last {
+		list := r.listeners[t.key]
+		for i, s := range list {
+			if s == t {
+				list = append(list[:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(r.listeners, t.key)
+		} else {
+			r.listeners[t.key] = list
+		}
 	}
 	r.mu.Unlock()
 	if last {

@@ -58,7 +58,7 @@ type Reach struct {
 	ports   map[portKey]int // the port the kernel chose for each port-0 listen (tcp.go)
 	// listeners are the TCP listening sockets by worker and address, which a swap's new
 	// instance shares with the old (listeners.go)
-	listeners map[listenerKey]*tcpListener
+	listeners map[listenerKey][]*tcpListener
 
 	held        *semaphore.Weighted
 	refusedOnce sync.Map
@@ -93,7 +93,7 @@ type stream interface {
 
 // New makes a program's Reach.
 func New(cfg Config) *Reach {
-	r := &Reach{cfg: cfg, streams: map[uint64]*entry{}, ports: map[portKey]int{}, listeners: map[listenerKey]*tcpListener{},
+	r := &Reach{cfg: cfg, streams: map[uint64]*entry{}, ports: map[portKey]int{}, listeners: map[listenerKey][]*tcpListener{},
 		held: semaphore.NewWeighted(maxHeld)}
 	r.client = r.newClient()
 	return r

@@ -68,6 +68,12 @@ func (r *Reach) handOver(op *loop.Op, c *net.TCPConn) (then, orElse func()) {
 	if err != nil {
 		return func() { op.Finish(nil, classify(err)) }, nil
 	}
+	return r.adopt(op, fd, local, remote), func() { unix.Close(fd) }
+}
+
+// adopt is what runs on the loop for a connection detached from Go's net: the reactor adopts
+// it, and the operation answers with its record.
+func (r *Reach) adopt(op *loop.Op, fd int, local, remote string) func() {
 	return func() {
 		s, err := op.AdoptTCP(fd)
 		if err != nil {
@@ -80,12 +86,17 @@ func (r *Reach) handOver(op *loop.Op, c *net.TCPConn) (then, orElse func()) {
 			return
 		}
 		op.Finish(record(id, local, remote), nil)
-	}, func() { unix.Close(fd) }
+	}
 }
 
 // detach duplicates c's descriptor, non-blocking and close-on-exec, and closes c.
 func detach(c *net.TCPConn) (int, error) {
 	defer c.Close()
+	return dup(c)
+}
+
+// dup duplicates c's descriptor, non-blocking and close-on-exec.
+func dup(c *net.TCPConn) (int, error) {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return -1, err
@@ -168,7 +179,7 @@ func (r *Reach) listen(ctx context.Context, in []byte) ([]byte, error) {
 		addr = net.JoinHostPort(host, strconv.Itoa(bound.Port)) // as the next instance will ask
 	}
 	t := newTCPListener(ln, listenerKey{worker, addr})
-	r.keepListener(ctx, t)
+	r.keepListener(ctx, t) // the worker's next instance's listen of addr takes it over
 	r.mu.Unlock()
 	return r.addListener(ctx, t, asked, port)
 }
@@ -239,7 +250,19 @@ func (r *Reach) startAccept(op *loop.Op, in []byte) {
 			if a.err != nil {
 				return func() { op.Finish(nil, classify(a.err)) }, nil
 			}
-			return r.handOver(op, a.c)
+			adopt := r.adopt(op, a.fd, a.local, a.remote)
+			back := func() { e.lst.requeue(a) }
+			return func() {
+				// The instance may have been retired or closed (its retiring context ends
+				// then, on the loop), or closed its listener, since the connection was taken
+				// for it: the connection is then the next accept's.
+				if e.accepting() {
+					adopt()
+					return
+				}
+				back()
+				op.Finish(nil, classify(net.ErrClosed))
+			}, back
 		case <-e.gone:
 		case <-ctx.Done():
 		}

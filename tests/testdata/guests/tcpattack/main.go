@@ -53,7 +53,10 @@ var (
 func main() {
 	port, _ := strconv.Atoi(os.Getenv("PORT"))
 	wasmloop.CreateServer(serve).Listen(port, "127.0.0.1")
-	if os.Getenv("TCPATTACK_LISTEN") == "1" {
+	// TCPATTACK_LISTEN=N listens N times (N > 1 wants a fixed TCPATTACK_LISTEN_ADDR: two
+	// accept loops on one address, as SO_REUSEPORT allows).
+	listens, _ := strconv.Atoi(os.Getenv("TCPATTACK_LISTEN"))
+	for i := range listens {
 		addr := os.Getenv("TCPATTACK_LISTEN_ADDR")
 		if addr == "" {
 			addr = "127.0.0.1:0"
@@ -71,7 +74,11 @@ func main() {
 			wasmloop.Log("tcp worker " + strconv.Itoa(wasmloop.WorkerID()) + " listen: " + err.Error())
 		} else {
 			tcpAddr = srv.Addr()
-			wasmloop.Log("tcp worker " + strconv.Itoa(wasmloop.WorkerID()) + " at " + srv.Addr())
+			line := "tcp worker " + strconv.Itoa(wasmloop.WorkerID()) + " at " + srv.Addr()
+			if i > 0 {
+				line += " (listen " + strconv.Itoa(i+1) + ")"
+			}
+			wasmloop.Log(line)
 		}
 	}
 	if wasmloop.WorkerID() == 0 {
