@@ -811,48 +811,7 @@ func TestTCPSwapKeepsTheBacklog(t *testing.T) {
 	s, _ := attackServer(t, 1, []string{"--env", "TCPATTACK_LISTEN=1"})
 	s.awaitStdout(t, "tcp worker 0 at ", ioTimeout)
 	addr := strings.TrimPrefix(getNK(t, s.URL("/info")), "worker 0 tcp ")
-	spun := asyncGet(s.URL("/spin?n=500"))
-	s.awaitStdout(t, "spinning", ioTimeout)
-	// The worker spins: the host accepts one connection ahead, the others wait in the backlog.
-	conns := make([]net.Conn, 30)
-	for i := range conns {
-		c, err := net.DialTimeout("tcp", addr, ioTimeout)
-		if err != nil {
-			t.Fatalf("dial %d: %v", i, err)
-		}
-		t.Cleanup(func() { c.Close() })
-		conns[i] = c
-	}
-	reloaded := s.stderr.appears("wasmloop: reloaded")
-	s.signal(t, syscall.SIGHUP)
-	if got := await(t, spun, 20*time.Second, "the spin"); got != "spun" {
-		t.Fatalf("spin: %q", got)
-	}
-	select {
-	case <-reloaded:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no reload\nstderr:\n%s", s.stderr)
-	}
-	failed := 0
-	for i, c := range conns {
-		c.SetDeadline(time.Now().Add(ioTimeout))
-		r := bufio.NewReader(c)
-		greeting, err := r.ReadString('\n')
-		if err == nil {
-			_, err = c.Write([]byte("echo\n"))
-		}
-		var back string
-		if err == nil {
-			back, err = r.ReadString('\n')
-		}
-		if err != nil || back != "echo\n" {
-			failed++
-			t.Errorf("connection %d (greeting %q): echo %q, %v", i, greeting, back, err)
-		}
-	}
-	if failed > 0 {
-		t.Errorf("%d of %d connections waiting in the backlog across the swap failed", failed, len(conns))
-	}
+	swapWithBacklog(t, s, addr)
 	noHostPanic(t, s.proc)
 }
 

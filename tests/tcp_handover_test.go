@@ -63,15 +63,7 @@ func TestTCPSwapPendingConnectionsReachTheNewInstance(t *testing.T) {
 		t.Fatal("the swap ran before the connections were made: the spin ended too early")
 	default:
 	}
-	conns := make([]net.Conn, 3)
-	for i := range conns {
-		c, err := net.DialTimeout("tcp", addr, ioTimeout)
-		if err != nil {
-			t.Fatalf("dial %d: %v", i, err)
-		}
-		t.Cleanup(func() { c.Close() })
-		conns[i] = c
-	}
+	conns := dialAll(t, addr, 3)
 	if got := await(t, spun, 20*time.Second, "the spin"); got != "spun" {
 		t.Fatalf("spin: %q (the worker must stay busy until the swap ran)", got)
 	}
@@ -151,17 +143,18 @@ func TestTCPSwapHandsOverEveryListenOfAnAddress(t *testing.T) {
 	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	s, _ := attackServer(t, 1, []string{"--env", "TCPATTACK_LISTEN=2", "--env", "TCPATTACK_LISTEN_ADDR=" + addr})
 	s.awaitStdout(t, "tcp worker 0 at "+addr+" (listen 2)", ioTimeout)
+	swapWithBacklog(t, s, addr)
+	noHostPanic(t, s.proc)
+}
+
+// swapWithBacklog keeps s's worker busy, makes 30 connections to addr meanwhile (they wait in
+// the backlog), swaps the module (SIGHUP) and checks that every connection is greeted and
+// echoed afterwards.
+func swapWithBacklog(t *testing.T, s *server, addr string) {
+	t.Helper()
 	spun := asyncGet(s.URL("/spin?n=500"))
 	s.awaitStdout(t, "spinning", ioTimeout)
-	conns := make([]net.Conn, 30)
-	for i := range conns {
-		c, err := net.DialTimeout("tcp", addr, ioTimeout)
-		if err != nil {
-			t.Fatalf("dial %d: %v", i, err)
-		}
-		t.Cleanup(func() { c.Close() })
-		conns[i] = c
-	}
+	conns := dialAll(t, addr, 30)
 	reloaded := s.stderr.appears("wasmloop: reloaded")
 	s.signal(t, syscall.SIGHUP)
 	if got := await(t, spun, 20*time.Second, "the spin"); got != "spun" {
@@ -192,5 +185,19 @@ func TestTCPSwapHandsOverEveryListenOfAnAddress(t *testing.T) {
 	if failed > 0 {
 		t.Errorf("%d of %d connections waiting in the backlogs across the swap failed", failed, len(conns))
 	}
-	noHostPanic(t, s.proc)
+}
+
+// dialAll makes n connections to addr, closed when the test ends.
+func dialAll(t *testing.T, addr string, n int) []net.Conn {
+	t.Helper()
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		c, err := net.DialTimeout("tcp", addr, ioTimeout)
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns[i] = c
+	}
+	return conns
 }
