@@ -1,15 +1,20 @@
 package tests
 
 import (
+	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -284,4 +289,105 @@ func TestStatic(t *testing.T) {
 	if err != nil || string(out) != "304" {
 		t.Errorf("curl with If-None-Match: %q %v", out, err)
 	}
+}
+
+// dialSmallWindow opens a raw connection whose receive buffer is a few KiB, set before the
+// handshake so the window the server sees stays small: a large body fills the server's socket
+// many times over, and each time the server waits for room.
+func dialSmallWindow(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	d := net.Dialer{Timeout: ioTimeout, Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return cmp.Or(err, serr)
+	}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawConn{Conn: c, br: bufio.NewReader(c)}
+}
+
+// TestStaticSendfile: a large file goes from the page cache to the socket (sendfile), and
+// the socket filling up is handled as a full output is — the program waits for room, a
+// pipelined request is answered after the file, a client that stops reading is closed after
+// the idle timeout, and one that leaves mid-file costs the worker nothing.
+func TestStaticSendfile(t *testing.T) {
+	t.Parallel()
+	www := t.TempDir()
+	big := make([]byte, 5<<20+321)
+	rand.Read(big)
+	for _, name := range []string{"big.bin", "stop.bin", "leave.bin"} {
+		if err := os.WriteFile(filepath.Join(www, name), big, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(t, filepath.Join(www, "hello.txt"), "0123456789abcdefghij")
+	s := startServer(t, serverOpts{Module: "static", Workers: 1,
+		Flags: []string{"--dir", www + ":/www:ro", "--idle-timeout", "1s", "--access-log"}})
+
+	t.Run("slow reader, pipelined", func(t *testing.T) {
+		c := dialSmallWindow(t, s.Addr)
+		if err := c.send("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\nGET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, body, err := c.readResponse("GET", 60*time.Second)
+		if err != nil || resp.StatusCode != 200 || sha256.Sum256(body) != sha256.Sum256(big) {
+			t.Fatalf("GET /big.bin through a small window: %v, %d of %d bytes", err, len(body), len(big))
+		}
+		resp, body, err = c.readResponse("GET", ioTimeout)
+		if err != nil || resp.StatusCode != 200 || string(body) != "0123456789abcdefghij" {
+			t.Fatalf("the pipelined GET /hello.txt after it: %v %q", err, body)
+		}
+		// A range of a large file from the middle, on the same connection.
+		if err := c.send("GET /big.bin HTTP/1.1\r\nHost: x\r\nRange: bytes=1000001-4000000\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, body, err = c.readResponse("GET", 60*time.Second)
+		if err != nil || resp.StatusCode != 206 || !bytes.Equal(body, big[1000001:4000001]) {
+			t.Fatalf("a 3 MB range: %v, %d bytes", err, len(body))
+		}
+	})
+
+	t.Run("client stops reading", func(t *testing.T) {
+		logged := s.stderr.appears("request method=GET path=/stop.bin")
+		c := dialSmallWindow(t, s.Addr)
+		if err := c.send("GET /stop.bin HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		// Nothing is read: the socket stays full, and the idle timeout (1 s) ends the
+		// response, which the access log records.
+		select {
+		case <-logged:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("a client that reads nothing was not closed:\n%s", s.stderr)
+		}
+		c.SetReadDeadline(time.Now().Add(ioTimeout))
+		n, err := io.Copy(io.Discard, c.br)
+		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("the connection is still open after the response was cut (%d bytes read)", n)
+		}
+		if n >= int64(len(big)) {
+			t.Fatalf("read %d bytes, the whole file: the response was not cut", n)
+		}
+	})
+
+	t.Run("client leaves mid-file", func(t *testing.T) {
+		for range 3 {
+			c := dialSmallWindow(t, s.Addr)
+			if err := c.send("GET /leave.bin HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			c.SetReadDeadline(time.Now().Add(ioTimeout))
+			if _, err := io.CopyN(io.Discard, c.br, 200<<10); err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+		}
+		resp, body := fetch(t, s, "GET", "/leave.bin")
+		if resp.StatusCode != 200 || sha256.Sum256(body) != sha256.Sum256(big) {
+			t.Fatalf("after three clients left mid-file: %d, %d bytes", resp.StatusCode, len(body))
+		}
+	})
 }

@@ -18,6 +18,7 @@ import (
 // BodyFile is a regular file opened for a response body.
 type BodyFile interface {
 	ReadAt(p []byte, off int64) (int, error)
+	Fd() uintptr
 	Close() error
 }
 

@@ -84,4 +84,6 @@ func (f fdFile) ReadAt(b []byte, off int64) (int, error) {
 	}
 }
 
+func (f fdFile) Fd() uintptr { return uintptr(f) }
+
 func (f fdFile) Close() error { return unix.Close(int(f)) }

@@ -1,7 +1,10 @@
 package loop
 
 import (
+	"golang.org/x/sys/unix"
+
 	"github.com/wasmloop/wasmloop/abi"
+	"github.com/wasmloop/wasmloop/host/internal/poll"
 )
 
 // body_file (ABI 1.6): a response's body from a granted file, read by the host on the loop
@@ -9,12 +12,19 @@ import (
 // carries them — what a static file server spends most of its time on otherwise. The read is
 // a pread(2) on the loop: microseconds for a file in the page cache, but a file on a slow
 // disk blocks the worker for as long as it takes, as nginx's reads do (RATIONALE.md, "Files").
+// A large body on a socket goes with sendfile(2) instead (sendFile): from the page cache to
+// the socket, never through a buffer of the host's.
 
 // FileBody is a file opened for body_file (Config.OpenFile).
 type FileBody interface {
 	ReadAt(p []byte, off int64) (int, error)
+	Fd() uintptr // for sendfile(2)
 	Close() error
 }
+
+// sendfileMin is the body from which sendFile is used: below it, the head and the body go
+// out in one write, which costs less than a write for the head and a sendfile for the body.
+const sendfileMin = 64 << 10
 
 // fileScratch is the most body_file reads at a time; the loop's scratch buffer for it.
 const fileScratch = 256 << 10
@@ -52,6 +62,11 @@ func (a *hostCalls) BodyFile(h abi.Handle, path []byte, offset, length int64) in
 // bodyFile copies the file's bytes a scratch buffer at a time until length is sent, the
 // file ends, or the output is above the mark.
 func (l *Loop) bodyFile(ex *exchange, f FileBody, offset, length int64) int64 {
+	if ex.hc.c.fd >= 0 && ex.mode != frameChunked && length >= sendfileMin {
+		if sent, ok := l.sendFile(ex, f, offset, length); ok {
+			return sent
+		}
+	}
 	if l.fileBuf == nil {
 		l.fileBuf = make([]byte, fileScratch)
 	}
@@ -75,4 +90,51 @@ func (l *Loop) bodyFile(ex *exchange, f FileBody, offset, length int64) int64 {
 		}
 	}
 	return sent
+}
+
+// sendFile writes the pending output (the head), then sends the file from offset to the
+// socket with sendfile(2) until length is sent, the file ends or the socket is full. A full
+// socket answers like a full output (abi.BodyFileAboveMark, then on_drain), but the drain
+// waits for the socket's writable edge (Conn.sockFull): nothing is kept in the host. ok is
+// false, with nothing sent, where the system or the file has no sendfile; the caller copies.
+func (l *Loop) sendFile(ex *exchange, f FileBody, offset, length int64) (result int64, ok bool) {
+	c := ex.hc.c
+	if c.outLen() > 0 {
+		l.flush(c)
+		switch {
+		case c.closed():
+			return int64(abi.ECLOSED), true
+		case c.outLen() > 0: // the head waits for room: so does the file
+			ex.needDrain = true
+			return abi.BodyFileAboveMark, true
+		}
+	}
+	var sent int64
+	for sent < length {
+		off := offset + sent
+		n, err := poll.Sendfile(c.fd, int(f.Fd()), &off, int(min(length-sent, 1<<30)))
+		if n > 0 {
+			sent += int64(n)
+			if ex.mode == frameLength {
+				ex.remaining -= int64(n)
+			}
+			l.countSent(c, n)
+			c.wrote = l.clock()
+		}
+		switch {
+		case err == unix.EINTR:
+		case err == unix.EAGAIN:
+			c.sockFull, ex.needDrain = true, true
+			c.wrote = l.clock() // the stall clock starts (httpConn.sweep)
+			return sent | abi.BodyFileAboveMark, true
+		case (err == unix.ENOSYS || err == unix.EINVAL) && sent == 0:
+			return 0, false // no sendfile for this file or system
+		case err != nil:
+			l.closeConn(c, abi.ClosePeer)
+			return int64(abi.ECLOSED), true
+		case n == 0:
+			return sent, true // the file ended
+		}
+	}
+	return sent, true
 }

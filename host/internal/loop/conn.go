@@ -53,6 +53,9 @@ type Conn struct {
 	hangup  bool // the poller reported a hang-up: read on to EOF
 	unread  bool // bytes may wait in the kernel: reading stopped before EAGAIN
 	stalled bool // serving stopped because the output is above the mark
+	// sockFull: the socket refused a file body sent straight to it (sendFile) with no
+	// output pending here; only the writable edge says when the program may go on.
+	sockFull bool
 	serving bool // inside proto.serve for this connection (see consume)
 	queued  queueSet
 }

@@ -250,7 +250,7 @@ func (hc *httpConn) closed(reason int32) {
 // is with the guest has no timeout here: answering is the program's business.
 func (hc *httpConn) sweep(now int64) {
 	l, c := hc.l, hc.c
-	if c.outLen() > 0 && time.Duration(now-c.wrote) > l.cfg.IdleTimeout {
+	if (c.outLen() > 0 || c.sockFull) && time.Duration(now-c.wrote) > l.cfg.IdleTimeout {
 		// The client has read nothing for that long: it is not coming back for it.
 		l.closeConn(c, abi.CloseHost)
 		return

@@ -321,7 +321,8 @@ func (l *Loop) handleEvent(ev *poll.Event) {
 	fd := int(ev.Fd)
 	if fd < len(l.conns) {
 		if c := l.conns[fd]; c != nil {
-			if ev.Writable && c.outLen() > 0 {
+			if ev.Writable && (c.outLen() > 0 || c.sockFull) {
+				c.sockFull = false
 				l.flush(c)
 			}
 			if ev.Hangup {

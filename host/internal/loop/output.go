@@ -23,6 +23,9 @@ func (l *Loop) outBuf(c *Conn) []byte {
 // flush writes pending output until it is gone or the socket is full; the writable edge
 // brings the loop back for the rest.
 func (l *Loop) flush(c *Conn) {
+	if c.sockFull && c.outLen() == 0 {
+		return // a file body filled the socket: drained waits for the writable edge
+	}
 	for c.outLen() > 0 {
 		n, err := c.write(c.out[c.outOff:])
 		if n > 0 {
