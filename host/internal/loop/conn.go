@@ -56,8 +56,8 @@ type Conn struct {
 	// sockFull: the socket refused a file body sent straight to it (sendFile) with no
 	// output pending here; only the writable edge says when the program may go on.
 	sockFull bool
-	serving bool // inside proto.serve for this connection (see consume)
-	queued  queueSet
+	serving  bool // inside proto.serve for this connection (see consume)
+	queued   queueSet
 }
 
 func (c *Conn) outLen() int { return len(c.out) - c.outOff }
