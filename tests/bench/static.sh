@@ -14,6 +14,7 @@
 #   WORKERS   wasmloop --workers and nginx worker_processes (default 2); Node runs one
 #             process, as a Node program does unless it uses cluster
 #   SKIP      servers not to run: wasmloop nginx node
+#   FILES     files to measure (default "1k.bin 1m.bin")
 #   PORT_BASE wasmloop on PORT_BASE, nginx on +1, Node on +2 (default 1347), all 127.0.0.1
 #   OUT       also write the Markdown report to this file
 #
@@ -80,7 +81,8 @@ mkdir -p "$www"
 head -c 1024 /dev/urandom >"$www/1k.bin"
 head -c $((1 << 20)) /dev/urandom >"$www/1m.bin"
 chmod -R a+rX "$tmp" # nginx's workers run as an unprivileged user when it is started as root
-FILES=(1k.bin 1m.bin)
+read -r -a FILES <<<"${FILES:-1k.bin 1m.bin}"
+for f in "${FILES[@]}"; do [[ $f == 1k.bin || $f == 1m.bin ]] || die "FILES: $f is not one of 1k.bin 1m.bin"; done
 
 # ---------------------------------------------------------------- start
 if wants wasmloop; then

@@ -62,7 +62,7 @@ func (a *hostCalls) BodyFile(h abi.Handle, path []byte, offset, length int64) in
 // bodyFile copies the file's bytes a scratch buffer at a time until length is sent, the
 // file ends, or the output is above the mark.
 func (l *Loop) bodyFile(ex *exchange, f FileBody, offset, length int64) int64 {
-	if ex.hc.c.fd >= 0 && ex.mode != frameChunked && length >= sendfileMin {
+	if poll.HasSendfile && ex.hc.c.fd >= 0 && ex.mode != frameChunked && length >= sendfileMin {
 		if sent, ok := l.sendFile(ex, f, offset, length); ok {
 			return sent
 		}
@@ -96,18 +96,28 @@ func (l *Loop) bodyFile(ex *exchange, f FileBody, offset, length int64) int64 {
 // socket with sendfile(2) until length is sent, the file ends or the socket is full. A full
 // socket answers like a full output (abi.BodyFileAboveMark, then on_drain), but the drain
 // waits for the socket's writable edge (Conn.sockFull): nothing is kept in the host. ok is
-// false, with nothing sent, where the system or the file has no sendfile; the caller copies.
+// false, with nothing of the file sent, where the file has no sendfile; the caller copies.
 func (l *Loop) sendFile(ex *exchange, f FileBody, offset, length int64) (result int64, ok bool) {
 	c := ex.hc.c
 	if c.outLen() > 0 {
-		l.flush(c)
-		switch {
-		case c.closed():
+		// The head (and any answer before it) goes first, held by the kernel for the file's
+		// first bytes (MSG_MORE) so that they share full segments.
+		n, err := poll.WriteMore(c.fd, c.out[c.outOff:])
+		if n > 0 {
+			c.outOff += n
+			l.countSent(c, n)
+			c.wrote = l.clock()
+		}
+		if err != nil && err != unix.EAGAIN && err != unix.EINTR {
+			l.closeConn(c, abi.ClosePeer)
 			return int64(abi.ECLOSED), true
-		case c.outLen() > 0: // the head waits for room: so does the file
+		}
+		if c.outLen() > 0 { // the head waits for room: so does the file
 			ex.needDrain = true
 			return abi.BodyFileAboveMark, true
 		}
+		l.putBuf(c.out)
+		c.out, c.outOff = nil, 0
 	}
 	var sent int64
 	for sent < length {
