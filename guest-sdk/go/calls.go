@@ -139,9 +139,20 @@ var hostOut [4096]byte
 // function runs on this worker's loop while the program waits: it is for quick answers
 // (host.Function.Sync). ErrNoFunction: the service defines none by that name.
 func CallSync(name string, in []byte) ([]byte, error) {
+	ip, n := bytesPtr(in)
+	res, err := callSync(name, ip, n)
+	if err == nil && len(res) > 0 && unsafe.SliceData(res) == &hostOut[0] {
+		res = append([]byte(nil), res...) // the caller keeps it
+	}
+	return res, err
+}
+
+// callSync is CallSync with its input as a pointer and length, and a result that may be a
+// view of hostOut: valid until the next host call, and copied by a caller that keeps it.
+// StatSync, called once per request by a file server, so allocates nothing but its answer.
+func callSync(name string, ip unsafe.Pointer, in uint32) ([]byte, error) {
 	np, nn := stringPtr(name)
-	ip, in_ := bytesPtr(in)
-	r := hostHostCall(np, nn, ip, in_, unsafe.Pointer(&hostOut[0]), uint32(len(hostOut)))
+	r := hostHostCall(np, nn, ip, in, unsafe.Pointer(&hostOut[0]), uint32(len(hostOut)))
 	if r < 0 {
 		if abi.Errno(r) == abi.ENOTSUP {
 			return nil, ErrNoFunction
@@ -153,8 +164,7 @@ func CallSync(name string, in []byte) ([]byte, error) {
 	switch {
 	case n == 0: // nothing to allocate
 	case n <= len(hostOut):
-		res = make([]byte, n)
-		copy(res, hostOut[:n])
+		res = hostOut[:n]
 	default:
 		res = make([]byte, n)
 		p, m := bytesPtr(res)

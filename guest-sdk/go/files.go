@@ -108,7 +108,8 @@ func Stat(name string, fn func(info fs.FileInfo, err error)) error {
 // every request — but a slow disk or a network file system holds the worker meanwhile, as
 // Node's fs.statSync does; Stat does not.
 func StatSync(name string) (fs.FileInfo, error) {
-	res, err := CallSync(abi.FnStat, []byte(name))
+	np, nn := stringPtr(name)
+	res, err := callSync(abi.FnStat, np, nn) // decoded before the next host call
 	if he, ok := err.(*HostError); ok {
 		code, msg, _ := strings.Cut(he.Message, " ")
 		err = &fs.PathError{Op: "stat", Path: name, Err: &FileError{Code: code, Message: msg}}

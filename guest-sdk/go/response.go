@@ -179,16 +179,6 @@ func (r Response) OnClose(fn func()) {
 // (WriteHead with a Content-Length of length): without one the body is chunked. The reads run
 // on the event loop — microseconds for a file in the page cache (RATIONALE.md, "Files").
 func (r Response) SendFile(path string, offset, length int64, done func(err error)) {
-	finish := func(err error) {
-		if err != nil {
-			r.End("") // short of Content-Length: the client sees it cut
-		} else {
-			err = r.End("")
-		}
-		if done != nil {
-			done(err)
-		}
-	}
 	x := r.live()
 	switch {
 	case x == nil || x.ended:
@@ -196,45 +186,87 @@ func (r Response) SendFile(path string, offset, length int64, done func(err erro
 			done(abi.ESTATE)
 		}
 		return
-	case x.closed:
-		finish(abi.ECLOSED)
+	}
+	s := fileSend{r: r, x: x, path: path, offset: offset, length: length, done: done}
+	if x.closed {
+		s.finish(abi.ECLOSED)
 		return
 	}
 	if !x.sent {
 		hp, hn := bytesPtr(x.hdr)
 		if rc := hostRespond(x.h, int32(x.status), hp, hn, nil, 0, 0); rc < 0 {
-			finish(abi.Errno(rc))
+			s.finish(abi.Errno(rc))
 			return
 		}
 		x.sent = true
 	}
-	var next func()
-	next = func() {
-		if r.live() == nil || x.closed {
-			finish(abi.ECLOSED)
-			return
+	if !s.send() {
+		// The host asks to wait for room: only now does the send need to outlive this call
+		// (a file that goes at once allocates nothing).
+		h := new(fileSend)
+		*h = s
+		r.OnDrain(h.resume)
+	}
+}
+
+// fileSend is a file being sent as a response's body (SendFile).
+type fileSend struct {
+	r              Response
+	x              *exchange
+	path           string
+	offset, length int64
+	done           func(err error)
+}
+
+// send asks the host for the rest of the file until it is all sent or the response ends
+// (true), or the host asks to wait for on_drain (false).
+func (s *fileSend) send() bool {
+	for {
+		if s.r.live() == nil || s.x.closed {
+			s.finish(abi.ECLOSED)
+			return true
 		}
-		pp, pn := stringPtr(path)
-		rc := hostBodyFile(x.h, pp, pn, offset, length)
+		pp, pn := stringPtr(s.path)
+		rc := hostBodyFile(s.x.h, pp, pn, s.offset, s.length)
 		if rc < 0 {
-			finish(abi.Errno(rc))
-			return
+			s.finish(abi.Errno(rc))
+			return true
 		}
 		n := rc &^ abi.BodyFileAboveMark
-		offset, length = offset+n, length-n
+		s.offset, s.length = s.offset+n, s.length-n
 		switch {
-		case length == 0:
-			finish(nil)
+		case s.length == 0:
+			s.finish(nil)
+			return true
 		case rc&abi.BodyFileAboveMark != 0:
-			x.full = true
-			r.OnDrain(next)
+			s.x.full = true
+			return false
 		case n == 0:
-			finish(errFileShrank)
-		default:
-			next() // the host stopped at its scratch buffer's size
+			s.finish(errFileShrank)
+			return true
 		}
+		// else the host stopped at its scratch buffer's size: ask for the rest
 	}
-	next()
+}
+
+// resume goes on after on_drain.
+func (s *fileSend) resume() {
+	if !s.send() {
+		s.r.OnDrain(s.resume)
+	}
+}
+
+// finish ends the response — short of its Content-Length after an error, so the client sees
+// it cut — and tells done.
+func (s *fileSend) finish(err error) {
+	if err != nil {
+		s.r.End("")
+	} else {
+		err = s.r.End("")
+	}
+	if s.done != nil {
+		s.done(err)
+	}
 }
 
 var errFileShrank = errors.New("wasmloop: the file ended before the length sent")
