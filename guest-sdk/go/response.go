@@ -174,10 +174,12 @@ func (r Response) OnClose(fn func()) {
 // SendFile sends length bytes of the file at path (in a granted directory, --dir) from
 // offset as the response's body, and ends the response; done, if not nil, then gets nil, or
 // the error that cut it short (the file shrank, the client left). The host reads the file
-// into the connection itself (ABI 1.6, body_file): the bytes never pass through the
-// program's memory, and a large file goes out as the client takes it. Set the head first
-// (WriteHead with a Content-Length of length): without one the body is chunked. The reads run
-// on the event loop — microseconds for a file in the page cache (RATIONALE.md, "Files").
+// into the connection itself (ABI 1.6, body_file; from 64 KiB, with sendfile(2) on Linux):
+// the bytes never pass through the program's memory, and a large file goes out as the client
+// takes it. Set the head first (WriteHead with a Content-Length of length): without one the
+// body is chunked, and always copied. The reads run on the event loop — microseconds for a
+// file in the page cache (RATIONALE.md, "Files"). A file that goes at once costs the program
+// no allocation.
 func (r Response) SendFile(path string, offset, length int64, done func(err error)) {
 	x := r.live()
 	switch {

@@ -209,7 +209,7 @@ AWK
 	echo "## Static files: wasmloop samples/static vs nginx vs Node.js"
 	echo
 	echo "- date: $started; $elapsed s for $ROUNDS rounds; machine: $(machine_line); wrk -t1 -c$CONNS, ${WARMUP} warm-up then ${DURATION} per run, keep-alive, **on the same 2 shared cores** as the servers"
-	echo "- wasmloop: --workers $WORKERS, --dir DIR:/www:ro, samples/static (a sync stat on the loop, then the body read by the host into the connection: Response.SendFile, body_file); nginx $(nginx -v 2>&1 | sed 's/.*\///'): worker_processes $WORKERS, sendfile on, access_log off; Node $(node --version 2>/dev/null || echo -): tests/bench/node/static.js, one process (stat, then a read stream piped to the response)"
+	echo "- wasmloop: --workers $WORKERS, --dir DIR:/www:ro, samples/static (a sync stat on the loop, then the body sent by the host — read into the connection, or from 64 KiB sendfile(2) with the head held by MSG_MORE: Response.SendFile, body_file); nginx $(nginx -v 2>&1 | sed 's/.*\///'): worker_processes $WORKERS, sendfile on, tcp_nopush on, access_log off; Node $(node --version 2>/dev/null || echo -): tests/bench/node/static.js, one process (stat, then a read stream piped to the response)"
 	echo "- CPU: utime+stime of the server and its live children (nginx's workers) over the measured run, per request"
 	echo
 	awk -f "$here/stats.awk" -f "$tmp/report.awk" -v tck="$CLK_TCK" "$results"
