@@ -111,9 +111,9 @@ type Config struct {
 	// MaxOutput is the unsent output per connection beyond which the connection is closed
 	// rather than memory grown. 0 means the default, 16 MiB.
 	MaxOutput int
-	// MaxConns caps open connections; at the cap the host stops accepting (connections
-	// wait in the kernel's backlog) until some close. 0 means the default, Off: no cap but
-	// the OS's.
+	// MaxConns caps open connections, the program's raw TCP ones included; at the cap the
+	// host stops accepting (connections wait in the kernel's backlog; one a raw accept took
+	// waits unserved) until some close. 0 means the default, Off: no cap but the OS's.
 	MaxConns int
 	// WSMaxMessage caps a WebSocket message a client sends, compressed and decompressed;
 	// beyond it the connection is closed with 1009. 0 means the default, 1 MiB.

@@ -6,7 +6,6 @@ import (
 	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -368,7 +367,7 @@ func TestStaticSendfile(t *testing.T) {
 		}
 		c.SetReadDeadline(time.Now().Add(ioTimeout))
 		n, err := io.Copy(io.Discard, c.br)
-		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		if isTimeout(err) {
 			t.Fatalf("the connection is still open after the response was cut (%d bytes read)", n)
 		}
 		if n >= int64(len(big)) {

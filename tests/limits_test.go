@@ -1,7 +1,9 @@
 package tests
 
 import (
+	"errors"
 	"net"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -138,4 +140,32 @@ func TestMaxConns(t *testing.T) {
 	for _, c := range held[1:] {
 		c.Close()
 	}
+}
+
+// --max-conns counts a program's raw TCP connections too: at the cap an accepted connection
+// waits unserved (as an HTTP one waits in the backlog) and is served once another closes.
+func TestMaxConnsRawTCP(t *testing.T) {
+	s := startServer(t, serverOpts{Module: "tcpattack", Flags: []string{"--max-conns", "2", "--env", "TCPATTACK_LISTEN=1"}})
+	s.awaitStdout(t, "tcp worker 0 at ", ioTimeout)
+	addr := regexp.MustCompile(`tcp worker 0 at (\S+)`).FindStringSubmatch(s.stdout.String())[1]
+	held := dialAll(t, addr, 2)
+	for i, c := range held {
+		if g, err := readGreeting(c); err != nil {
+			t.Fatalf("connection %d under the cap: %q, %v", i, g, err)
+		}
+	}
+	extra := dialAll(t, addr, 1)[0]
+	extra.SetReadDeadline(time.Now().Add(700 * time.Millisecond))
+	if n, err := extra.Read(make([]byte, 64)); n > 0 || !isTimeout(err) {
+		t.Fatalf("a connection beyond --max-conns was served: %d bytes, %v", n, err)
+	}
+	held[0].Close()
+	if g, err := readGreeting(extra); err != nil {
+		t.Fatalf("after a connection closed, the waiting one got %q, %v", g, err)
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -373,6 +373,9 @@ func (l *Loop) closeConn(c *Conn, reason int32) {
 				l.queue.acceptAgain(ln)
 			}
 		})
+		if len(l.roomWaiters) > 0 && !l.stopped {
+			l.addHostTimer(0, l.admitWaiters) // after this close is complete, not inside it
+		}
 	}
 	c.proto.closed(reason)
 	if c.in != nil {

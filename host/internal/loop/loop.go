@@ -39,6 +39,9 @@ type Loop struct {
 	pipes     []*Conn // in-memory connections handed in (pipe.go), by Conn.slot
 	nconns    int     // sockets and pipes
 	rawConns  int     // of which the program's raw TCP connections (tcpstream.go)
+	// roomWaiters are accepted raw connections waiting for this worker to hold fewer than
+	// its share of Config.MaxConns (Op.WhenBelowConnCap), oldest first.
+	roomWaiters []func()
 	listeners table[*listener]
 	orphans   []*listener // kept across an instance replacement until the new one listens again
 	handovers []handover  // the current instance's listeners, during a swap (swap.go)
@@ -366,6 +369,10 @@ func (l *Loop) teardown() {
 		}
 		l.closeConn(c, abi.CloseHost)
 	})
+	for _, f := range l.roomWaiters {
+		f() // stopped: each closes its connection and fails its accept
+	}
+	l.roomWaiters = nil
 	l.listeners.each(func(h abi.Handle, ln *listener) { l.closeListener(h, ln) })
 	l.dropOrphans()
 	l.failCalls(nil, ErrProgramEnded)

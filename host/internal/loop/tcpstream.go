@@ -48,6 +48,30 @@ var (
 	errWriteEnded   = fmt.Errorf("%s the stream's writing side has ended", abi.ReachECLOSED)
 )
 
+// WhenBelowConnCap runs f on the loop now if this worker holds fewer connections than its
+// share of Config.MaxConns, or else once one of them closes. A raw connection accepted while
+// the worker is at the cap waits there, as an HTTP connection waits in the kernel's backlog.
+// If the worker stops first, f runs then (AdoptTCP refuses a stopped worker).
+func (o *Op) WhenBelowConnCap(f func()) {
+	l := o.l
+	if !l.atConnCap() || l.stopped {
+		f()
+		return
+	}
+	l.roomWaiters = append(l.roomWaiters, f)
+}
+
+// admitWaiters gives the room closed connections left to the raw connections waiting for it
+// (WhenBelowConnCap), oldest first. One waits until it runs, so teardown finds it.
+func (l *Loop) admitWaiters() {
+	for len(l.roomWaiters) > 0 && !l.atConnCap() && !l.stopped {
+		f := l.roomWaiters[0]
+		l.roomWaiters[0] = nil
+		l.roomWaiters = l.roomWaiters[1:]
+		f()
+	}
+}
+
 // AdoptTCP makes the connected, non-blocking socket fd one of the loop's connections, served
 // as a raw TCP stream. On the loop's goroutine; on failure fd is closed.
 func (o *Op) AdoptTCP(fd int) (*TCPStream, error) {

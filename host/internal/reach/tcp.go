@@ -253,15 +253,18 @@ func (r *Reach) startAccept(op *loop.Op, in []byte) {
 			adopt := r.adopt(op, a.fd, a.local, a.remote)
 			back := func() { e.lst.requeue(a) }
 			return func() {
-				// The instance may have been retired or closed (its retiring context ends
-				// then, on the loop), or closed its listener, since the connection was taken
-				// for it: the connection is then the next accept's.
-				if e.accepting() {
-					adopt()
-					return
-				}
-				back()
-				op.Finish(nil, classify(net.ErrClosed))
+				// At the worker's share of --max-conns the connection waits for one to close.
+				op.WhenBelowConnCap(func() {
+					// The instance may have been retired or closed (its retiring context
+					// ends then, on the loop), or closed its listener, since the connection
+					// was taken for it: the connection is then the next accept's.
+					if e.accepting() {
+						adopt()
+						return
+					}
+					back()
+					op.Finish(nil, classify(net.ErrClosed))
+				})
 			}, back
 		case <-e.gone:
 		case <-ctx.Done():
