@@ -35,20 +35,20 @@ type Loop struct {
 	spare     *instance   // instantiated ahead of a replacement (instance.go)
 	spareBusy bool        // a goroutine is making the spare
 
-	conns     []*Conn // sockets, by descriptor
-	pipes     []*Conn // in-memory connections handed in (pipe.go), by Conn.slot
-	nconns    int     // sockets and pipes
-	rawConns  int     // of which the program's raw TCP connections (tcpstream.go)
+	conns    []*Conn // sockets, by descriptor
+	pipes    []*Conn // in-memory connections handed in (pipe.go), by Conn.slot
+	nconns   int     // sockets and pipes
+	rawConns int     // of which the program's raw TCP connections (tcpstream.go)
 	// roomWaiters are accepted raw connections waiting for this worker to hold fewer than
 	// its share of Config.MaxConns (Op.WhenBelowConnCap), oldest first.
 	roomWaiters []func()
-	listeners table[*listener]
-	orphans   []*listener // kept across an instance replacement until the new one listens again
-	handovers []handover  // the current instance's listeners, during a swap (swap.go)
-	exchanges table[*exchange]
-	sockets   table[*wsConn]
-	timers    table[*timer]
-	calls     table[*inboundCall] // calls from the embedder the guest holds (calls.go)
+	listeners   table[*listener]
+	orphans     []*listener // kept across an instance replacement until the new one listens again
+	handovers   []handover  // the current instance's listeners, during a swap (swap.go)
+	exchanges   table[*exchange]
+	sockets     table[*wsConn]
+	timers      table[*timer]
+	calls       table[*inboundCall] // calls from the embedder the guest holds (calls.go)
 	// async host function calls whose results have not come back (hostfuncs.go)
 	fileBuf           []byte // body_file's scratch (bodyfile.go)
 	pendingAsync      int
