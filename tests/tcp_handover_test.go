@@ -201,3 +201,39 @@ func dialAll(t *testing.T, addr string, n int) []net.Conn {
 	}
 	return conns
 }
+
+// A trap replaces the worker's instance with a new one. The listening socket stays open for
+// the replacement (reach's listenGrace) instead of closing with the trapped instance, so the
+// connections waiting in its backlog when it trapped are served by the new instance, not
+// reset.
+func TestTCPCrashKeepsTheBacklog(t *testing.T) {
+	s, _ := attackServer(t, 1, []string{"--env", "TCPATTACK_LISTEN=1"})
+	s.awaitStdout(t, "tcp worker 0 at ", ioTimeout)
+	addr := regexp.MustCompile(`tcp worker 0 at (\S+)`).FindStringSubmatch(s.stdout.String())[1]
+	_, old := greet(t, addr)
+	crashed := asyncGet(s.URL("/spincrash?n=500"))
+	s.awaitStdout(t, "spinning", ioTimeout)
+	conns := dialAll(t, addr, 30) // into the backlog: the worker is busy until it traps
+	await(t, crashed, 20*time.Second, "the crashing request")
+	failed := 0
+	for i, c := range conns {
+		c.SetDeadline(time.Now().Add(ioTimeout))
+		r := bufio.NewReader(c)
+		greeting, err := r.ReadString('\n')
+		if err == nil {
+			_, err = c.Write([]byte("echo\n"))
+		}
+		var back string
+		if err == nil {
+			back, err = r.ReadString('\n')
+		}
+		if err != nil || back != "echo\n" || strings.TrimSuffix(greeting, "\n") == old {
+			failed++
+			t.Errorf("connection %d: greeting %q (the trapped instance was %q), echo %q, %v", i, greeting, old, back, err)
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of %d connections waiting in the backlog across the trap failed\nstderr:\n%s", failed, len(conns), s.stderr)
+	}
+	noHostPanic(t, s.proc)
+}

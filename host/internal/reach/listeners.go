@@ -21,6 +21,12 @@ import (
 // program's HTTP listeners are handed over (loop/swap.go), and a socket closes when no
 // instance uses it.
 //
+// An instance that ends without a swap — a trap, after which the worker starts a new one —
+// has no successor listening yet. Its sockets then stay open for listenGrace, taking
+// connections into their backlogs, so that the replacement's listens take them over as a
+// swap's would (a socket closes at once when the program closes it, or when the program
+// ends: Reach.Close).
+//
 // Accepts run on one goroutine per socket (pump), which takes each connection out of Go's
 // net (detach) and hands it to one waiting accept operation of any of its instances. A
 // connection that reaches an instance retired meanwhile goes back to the socket for the next
@@ -42,7 +48,17 @@ type tcpListener struct {
 	start    sync.Once
 	accepted chan accepted // the next connection, to one waiting accept
 	closed   chan struct{} // closed with the socket
+
+	// grace, while no instance uses the socket, closes it at the end of listenGrace unless
+	// another instance takes it first (under Reach.mu).
+	grace  *time.Timer
+	graces int // graces begun, so that a stopped grace's late timer does not end a later one
 }
+
+// listenGrace is how long a socket whose instance ended stays open for the worker's next
+// instance: a replacement after a trap starts in milliseconds, or in seconds for a large
+// module compiled anew.
+const listenGrace = 10 * time.Second
 
 // accepted is what one accept of the socket gave: a connection's descriptor, detached from
 // Go's net, and its addresses; or an error.
@@ -151,6 +167,10 @@ func (r *Reach) shareListener(owner context.Context, key listenerKey) *tcpListen
 	for _, t := range r.listeners[key] {
 		if !t.usedBy(owner) {
 			t.owners = append(t.owners, owner)
+			if t.grace != nil {
+				t.grace.Stop()
+				t.grace = nil
+			}
 			return t
 		}
 	}
@@ -172,8 +192,10 @@ func (r *Reach) keepListener(owner context.Context, t *tcpListener) {
 	r.listeners[t.key] = append(r.listeners[t.key], t)
 }
 
-// releaseListener ends owner's use of t, and closes the socket when no instance uses it.
-func (r *Reach) releaseListener(owner context.Context, t *tcpListener) {
+// releaseListener ends owner's use of t. When no instance uses it, the socket closes; or,
+// with linger (the instance ended: a trap, not a close or a swap), after listenGrace unless
+// the worker's next instance takes it meanwhile.
+func (r *Reach) releaseListener(owner context.Context, t *tcpListener, linger bool) {
 	r.mu.Lock()
 	for i, o := range t.owners {
 		if o == owner {
@@ -182,23 +204,76 @@ func (r *Reach) releaseListener(owner context.Context, t *tcpListener) {
 		}
 	}
 	last := len(t.owners) == 0
+	if last && linger && !r.closed {
+		if t.grace == nil {
+			t.graces++
+			n := t.graces
+			t.grace = time.AfterFunc(listenGrace, func() { r.expire(t, n) })
+		}
+		last = false
+	}
 	if last {
-		list := r.listeners[t.key]
-		for i, s := range list {
-			if s == t {
-				list = append(list[:i], list[i+1:]...)
-				break
-			}
-		}
-		if len(list) == 0 {
-			delete(r.listeners, t.key)
-		} else {
-			r.listeners[t.key] = list
-		}
+		r.forget(t)
 	}
 	r.mu.Unlock()
 	if last {
-		close(t.closed)
-		t.ln.Close()
+		t.close()
 	}
+}
+
+// expire closes t if no instance took it during its n-th grace.
+func (r *Reach) expire(t *tcpListener, n int) {
+	r.mu.Lock()
+	unused := len(t.owners) == 0 && t.grace != nil && t.graces == n
+	if unused {
+		t.grace = nil
+		r.forget(t)
+	}
+	r.mu.Unlock()
+	if unused {
+		t.close()
+	}
+}
+
+// forget removes t from the sockets of its key. r.mu is held.
+func (r *Reach) forget(t *tcpListener) {
+	list := r.listeners[t.key]
+	for i, s := range list {
+		if s == t {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(r.listeners, t.key)
+	} else {
+		r.listeners[t.key] = list
+	}
+}
+
+// close closes the socket; its pump ends, closing a connection it held.
+func (t *tcpListener) close() {
+	close(t.closed)
+	t.ln.Close()
+}
+
+// closeUnused closes every socket no instance uses (those in their grace): the program ended.
+// r.mu is held; the sockets close after.
+func (r *Reach) closeUnused() []*tcpListener {
+	var unused []*tcpListener
+	for _, list := range r.listeners {
+		for _, t := range list {
+			if len(t.owners) == 0 {
+				if t.grace != nil {
+					t.grace.Stop()
+					t.grace = nil
+				}
+				unused = append(unused, t)
+			}
+		}
+	}
+	for _, t := range unused {
+		r.forget(t)
+	}
+	return unused
 }

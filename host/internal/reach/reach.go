@@ -56,6 +56,7 @@ type Reach struct {
 	streams map[uint64]*entry
 	nextID  uint64
 	ports   map[portKey]int // the port the kernel chose for each port-0 listen (tcp.go)
+	closed  bool            // Close ran: the program ended, and no socket lingers
 	// listeners are the TCP listening sockets by worker and address, which a swap's new
 	// instance shares with the old (listeners.go)
 	listeners map[listenerKey][]*tcpListener
@@ -154,11 +155,13 @@ func (r *Reach) close(id uint64) {
 	}
 }
 
-// drop closes what e holds, and ends its instance's use of a listener's socket.
+// drop closes what e holds, and ends its instance's use of a listener's socket: one the
+// instance's end (not its close of the listener, nor a swap's retiring) let go of lingers
+// for the worker's next instance (listeners.go).
 func (r *Reach) drop(e *entry) {
 	e.close()
 	if e.lst != nil {
-		r.releaseListener(e.owner, e.lst)
+		r.releaseListener(e.owner, e.lst, e.owner.Err() != nil)
 	}
 }
 
@@ -190,9 +193,14 @@ func (e *entry) close() {
 	}
 }
 
-// Close closes every stream of every instance (the program ended).
+// Close closes every stream of every instance, and every listening socket (the program
+// ended).
 func (r *Reach) Close() {
 	r.mu.Lock()
+	r.closed = true
+	for _, t := range r.closeUnused() {
+		defer t.close()
+	}
 	ids := make([]uint64, 0, len(r.streams))
 	for id := range r.streams {
 		ids = append(ids, id)

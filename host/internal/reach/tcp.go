@@ -193,7 +193,7 @@ func (r *Reach) addListener(owner context.Context, t *tcpListener, asked string,
 	}
 	id, err := r.add(owner, e)
 	if err != nil {
-		r.releaseListener(owner, t)
+		r.releaseListener(owner, t, false)
 		return nil, err
 	}
 	return append(binary.LittleEndian.AppendUint64(nil, id), t.ln.Addr().String()...), nil

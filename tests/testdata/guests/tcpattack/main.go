@@ -21,6 +21,7 @@
 //	/hold?...&answer=now        as /hold, answered "started" at once; the socket is held
 //	/closeheld                  Close every held socket: "closed K"
 //	/crash                      panic
+//	/spincrash?n=MS             keep the worker busy for n ms (as /spin), then panic
 //
 // With TCPATTACK_LISTEN=1 each worker listens on 127.0.0.1:0 (TCPATTACK_LISTEN_ADDR to
 // override), logs "tcp worker W at ADDR", and answers every connection with the worker's id
@@ -147,9 +148,12 @@ func serve(req wasmloop.Request, res wasmloop.Response) {
 		panic("tcpattack: crash on request")
 	case "/info":
 		res.End("worker " + strconv.Itoa(wasmloop.WorkerID()) + " tcp " + tcpAddr)
-	case "/spin": // keeps the worker busy for n ms: connections wait in the TCP backlog
+	case "/spin", "/spincrash": // keeps the worker busy for n ms: connections wait in the TCP backlog
 		wasmloop.Log("spinning")
 		for end := time.Now().Add(time.Duration(n) * time.Millisecond); time.Now().Before(end); {
+		}
+		if u.Path == "/spincrash" {
+			panic("tcpattack: crash after spinning")
 		}
 		res.End("spun")
 	case "/hold":
