@@ -48,6 +48,7 @@ func (a *hostCalls) Close(h abi.Handle) int32 {
 			return errno(abi.EBADHANDLE)
 		}
 		l.exchanges.remove(h)
+		l.dropFile(ex)
 		if hc := ex.hc; hc != nil {
 			hc.ex, hc.phase, ex.hc = nil, httpIdle, nil
 			l.closeConn(hc.c, abi.CloseHost)

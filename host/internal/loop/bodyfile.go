@@ -51,12 +51,99 @@ func (a *hostCalls) BodyFile(h abi.Handle, path []byte, offset, length int64) in
 	case l.cfg.OpenFile == nil:
 		return int64(abi.EDENIED)
 	}
-	f, errno := l.cfg.OpenFile(string(path))
+	f, errno := l.continuedFile(ex, path, offset)
 	if errno != 0 {
 		return int64(errno)
 	}
-	defer f.Close()
-	return l.bodyFile(ex, f, offset, length)
+	if f == nil {
+		if f, errno = l.cfg.OpenFile(string(path)); errno != 0 {
+			return int64(errno)
+		}
+	}
+	sent := l.bodyFile(ex, f, offset, length)
+	if sent >= 0 && sent&abi.BodyFileAboveMark != 0 && l.keepFile(ex, f, path, offset+sent&^abi.BodyFileAboveMark) {
+		return sent // the guest asks for the rest after on_drain
+	}
+	if ex.file.f == f {
+		l.dropFile(ex)
+	} else {
+		f.Close()
+	}
+	return sent
+}
+
+// The file of a response that waits for room stays open until the guest asks for the rest
+// (exchange.file): opened again by path, a file replaced meanwhile (renamed over, as a
+// deployment does) sent the new file's bytes after the old one's, under the old one's length
+// and validators. Kept open, the response is the old file's to the end; a file changed in
+// place (same inode, new size or modification time) cuts the response (EINVAL), since no
+// bytes of one version would follow those of the other.
+
+// bodyFileState is the file a response's body is being sent from, kept between body_file
+// calls while the guest waits for on_drain.
+type bodyFileState struct {
+	f    FileBody
+	path string
+	next int64 // the offset the guest's next call continues from
+	id   fileID
+}
+
+// fileID is what tells one version of a file from another.
+type fileID struct {
+	dev, ino    uint64
+	size, mtime int64
+}
+
+func statID(f FileBody) (fileID, bool) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return fileID{}, false
+	}
+	return fileID{uint64(st.Dev), uint64(st.Ino), st.Size, st.Mtim.Nano()}, true
+}
+
+// continuedFile returns the kept file when this call continues where the last stopped (the
+// same path, from the offset it reached), or nil: any other kept file is closed. EINVAL: the
+// file changed since (the response must be cut).
+func (l *Loop) continuedFile(ex *exchange, path []byte, offset int64) (FileBody, abi.Errno) {
+	k := &ex.file
+	if k.f == nil {
+		return nil, 0
+	}
+	if k.path != string(path) || k.next != offset {
+		l.dropFile(ex)
+		return nil, 0
+	}
+	if id, ok := statID(k.f); !ok || id != k.id {
+		l.dropFile(ex)
+		return nil, abi.EINVAL
+	}
+	return k.f, 0
+}
+
+// keepFile keeps f open for the guest's next call, from offset next; false if it cannot be
+// identified (the caller closes it).
+func (l *Loop) keepFile(ex *exchange, f FileBody, path []byte, next int64) bool {
+	k := &ex.file
+	if k.f == f {
+		k.next = next
+		return true
+	}
+	id, ok := statID(f)
+	if !ok {
+		return false
+	}
+	l.dropFile(ex)
+	*k = bodyFileState{f: f, path: string(path), next: next, id: id}
+	return true
+}
+
+// dropFile closes the file an exchange kept, if any: its response ended, or went.
+func (l *Loop) dropFile(ex *exchange) {
+	if ex.file.f != nil {
+		ex.file.f.Close()
+		ex.file = bodyFileState{}
+	}
 }
 
 // bodyFile copies the file's bytes a scratch buffer at a time until length is sent, the

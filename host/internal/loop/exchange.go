@@ -46,6 +46,8 @@ type exchange struct {
 	heldEnd   bool   // the held bytes end the body
 	needDrain bool   // a write reported AboveMark: on_drain is owed
 
+	file bodyFileState // the body_file kept open while the guest waits for on_drain
+
 	up *websocket.Upgrade // a valid WebSocket handshake, which ws_accept may take
 }
 
@@ -168,6 +170,7 @@ func (hc *httpConn) newExchange(req *http1.Request) *exchange {
 // finish ends an exchange whose response is complete: its handle goes stale and the
 // connection moves on to its next request, after the current callback.
 func (l *Loop) finish(ex *exchange) {
+	l.dropFile(ex)
 	if ex.started {
 		l.answered(ex.status, ex.at, ex, ex.conn())
 	}
@@ -211,6 +214,7 @@ func (l *Loop) recycle(ex *exchange) {
 // the current callback.
 func (l *Loop) abandon(ex *exchange, reason int32) {
 	ex.hc = nil
+	l.dropFile(ex)
 	if in := ex.in; in.live() && in.g.HasOnClose() {
 		l.queue.closeNotice(closeNote{in: in, h: ex.handle, reason: reason})
 		return // the handle stays (answering ECLOSED) until on_close is delivered

@@ -184,16 +184,28 @@ func (hc *httpConn) resume() {
 
 // peerEOF: the client will send no more. Answer what it asked, then close. A streamed body
 // cut short ends the request, and so does an EOF while the guest holds a request and no
-// other is waiting: the client has gone (a full close and a half close look the same until
-// a write fails), so the guest hears on_close and stops working for nobody, as Go's net/http
-// cancels a request's context. A client that pipelined more requests before it half-closed
-// gets every response (RATIONALE.md, "A client that half-closes").
+// other is waiting, unless its response is on its way: a full close and a half close look
+// the same until a write fails, so a request whose answer has not begun is taken for one whose
+// client has gone — the guest hears on_close and stops working for nobody, as Go's net/http
+// cancels a request's context — while a response with bytes in flight goes on to its end,
+// for a client that only half-closed, and a client that has gone resets it at the next
+// segment. A client that pipelined more requests before it half-closed gets every response
+// (RATIONALE.md, "A client that half-closes").
 func (hc *httpConn) peerEOF() {
+	c := hc.c
 	switch ex := hc.ex; {
 	case ex == nil:
-		hc.l.closeWhenWritten(hc.c)
-	case ex.streaming && !ex.bodyDone, len(hc.c.in) == 0:
-		hc.l.closeConn(hc.c, abi.ClosePeer)
+		hc.l.closeWhenWritten(c)
+	case ex.streaming && !ex.bodyDone:
+		hc.l.closeConn(c, abi.ClosePeer)
+	case len(c.in) > 0:
+		// Requests wait behind it: each is answered in turn, then the connection closes.
+	case ex.started && (c.outLen() > 0 || c.sockFull || ex.needDrain || ex.file.f != nil):
+		// Bytes of the response are in flight, or the guest waits for room to send more
+		// (of a file, say): the response goes on, and the connection closes after it.
+		hc.last = true
+	default:
+		hc.l.closeConn(c, abi.ClosePeer)
 	}
 }
 
