@@ -55,6 +55,7 @@ func (a *hostCalls) BodyFile(h abi.Handle, path []byte, offset, length int64) in
 	if errno != 0 {
 		return int64(errno)
 	}
+	reused := f != nil
 	if f == nil {
 		if f, errno = l.cfg.OpenFile(string(path)); errno != 0 {
 			return int64(errno)
@@ -64,9 +65,10 @@ func (a *hostCalls) BodyFile(h abi.Handle, path []byte, offset, length int64) in
 	if sent >= 0 && sent&abi.BodyFileAboveMark != 0 && l.keepFile(ex, f, path, offset+sent&^abi.BodyFileAboveMark) {
 		return sent // the guest asks for the rest after on_drain
 	}
-	if ex.file.f == f {
+	switch {
+	case ex.file.f == f:
 		l.dropFile(ex)
-	} else {
+	case !reused: // a kept file the connection's close dropped already is not closed again
 		f.Close()
 	}
 	return sent

@@ -160,6 +160,20 @@ func (c *Conn) peekEOF() bool {
 	return n == 0 && err == nil
 }
 
+// checkReset closes a connection whose peer reset it after its EOF. Nothing is read after
+// an EOF, so only a failing write would notice, and a response that writes nothing more (it
+// waits on its program) would hold the dead connection until then.
+func (l *Loop) checkReset(c *Conn) {
+	if c.pipe != nil {
+		return
+	}
+	// After the EOF a read answers 0 even once the connection is reset; the reset is the
+	// socket's pending error (EPIPE or ECONNRESET).
+	if soErr, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || soErr != 0 {
+		l.closeConn(c, abi.ClosePeer)
+	}
+}
+
 // readConn reads until EAGAIN, this connection's share of the wake-up, or a message that
 // must be answered before the next one is read.
 func (l *Loop) readConn(c *Conn) {
@@ -350,6 +364,7 @@ func (l *Loop) closeConn(c *Conn, reason int32) {
 	if c.closed() {
 		return
 	}
+
 	c.phase = connClosed
 	if p := c.pipe; p != nil {
 		p.close()

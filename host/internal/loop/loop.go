@@ -331,7 +331,11 @@ func (l *Loop) handleEvent(ev *poll.Event) {
 			if ev.Hangup {
 				c.hangup = true
 			}
-			if ev.Readable && !c.closed() {
+			switch {
+			case !ev.Readable || c.closed():
+			case c.eof:
+				l.checkReset(c)
+			default:
 				l.readConn(c)
 			}
 			return

@@ -22,6 +22,8 @@
 //	/closeheld                  Close every held socket: "closed K"
 //	/crash                      panic
 //	/spincrash?n=MS             keep the worker busy for n ms (as /spin), then panic
+//	/bigthenwait?n=N            a response of N bytes begun with one write, then nothing
+//	                            more; logs "bigthenwait closed" when the client has gone
 //
 // With TCPATTACK_LISTEN=1 each worker listens on 127.0.0.1:0 (TCPATTACK_LISTEN_ADDR to
 // override), logs "tcp worker W at ADDR", and answers every connection with the worker's id
@@ -136,6 +138,10 @@ func serve(req wasmloop.Request, res wasmloop.Response) {
 	n, _ := strconv.ParseInt(q.Get("n"), 10, 64)
 	addr := q.Get("addr")
 	switch u.Path {
+	case "/bigthenwait":
+		res.OnClose(func() { wasmloop.Log("bigthenwait closed") })
+		res.WriteHead(200, "Content-Length", strconv.FormatInt(2*n, 10))
+		res.Write(make([]byte, n)) // the rest never comes
 	case "/closeheld":
 		k := 0
 		for so := range held {
