@@ -5,7 +5,6 @@ package tests
 // with bytes in flight (httpconn.go peerEOF, hc.last).
 
 import (
-	"bufio"
 	"io"
 	"net"
 	"net/http"
@@ -14,8 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -102,7 +99,7 @@ func TestEOFAttackKeptFileClosedTwice(t *testing.T) {
 		cn.send("GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
 		readHeadThen(t, cn, "GET", int64(64<<10+i*5000))
 		// The socket is full and the guest waits for on_drain: sendfile said EAGAIN.
-		if !eventually(10*time.Second, func() bool {
+		if !eventually(30*time.Second, func() bool { // strace slows the server a lot under load
 			b, _ := os.ReadFile(trace)
 			return len(reFull.FindAll(b, -1)) > i
 		}) {
@@ -114,17 +111,12 @@ func TestEOFAttackKeptFileClosedTwice(t *testing.T) {
 		cn.Conn.(*net.TCPConn).SetLinger(0)
 		cn.Close()
 		// The server closes its socket: every accepted socket is closed again.
-		if !eventually(10*time.Second, func() bool { _, _, open := fileCloses(t, trace); return open == 0 }) {
+		if !eventually(30*time.Second, func() bool { _, _, open := fileCloses(t, trace); return open == 0 }) {
 			t.Fatalf("%s: the server kept the connection", mode)
 		}
 	}
 	doubles, ebadf, _ := fileCloses(t, trace)
-	if b, err := os.ReadFile(trace); err == nil {
-		os.WriteFile("/tmp/eofattack/trace-last.txt", b, 0o644)
-	}
 	if len(doubles) > 0 || len(ebadf) > 0 {
-		b, _ := os.ReadFile(trace)
-		os.WriteFile("/tmp/eofattack/trace-closed-twice.txt", b, 0o644)
 		t.Errorf("a kept body file's descriptor was closed twice (%d times; EBADF closes: %d):\n%s\n%s",
 			len(doubles), len(ebadf), strings.Join(doubles, "\n"), strings.Join(ebadf, "\n"))
 	}
@@ -133,8 +125,6 @@ func TestEOFAttackKeptFileClosedTwice(t *testing.T) {
 		t.Fatalf("after the resets: %d, %d bytes", resp.StatusCode, len(body))
 	}
 }
-
-var _ = []any{bufio.NewReader, io.EOF, http.StatusOK, strconv.Itoa, sync.Mutex{}, syscall.SIGTERM}
 
 // A long poll (whoami /later, not started) whose client half-closes still hears of it at once:
 // the connection closes (on_close) well before the timer would answer.

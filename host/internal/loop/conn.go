@@ -163,15 +163,19 @@ func (c *Conn) peekEOF() bool {
 // checkReset closes a connection whose peer reset it after its EOF. Nothing is read after
 // an EOF, so only a failing write would notice, and a response that writes nothing more (it
 // waits on its program) would hold the dead connection until then.
-func (l *Loop) checkReset(c *Conn) {
+// It reports whether it closed c. It is also asked when the EOF is seen, which may be on the
+// reset's own event.
+func (l *Loop) checkReset(c *Conn) bool {
 	if c.pipe != nil {
-		return
+		return false
 	}
 	// After the EOF a read answers 0 even once the connection is reset; the reset is the
 	// socket's pending error (EPIPE or ECONNRESET).
 	if soErr, err := unix.GetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_ERROR); err != nil || soErr != 0 {
 		l.closeConn(c, abi.ClosePeer)
+		return true
 	}
+	return false
 }
 
 // readConn reads until EAGAIN, this connection's share of the wake-up, or a message that
@@ -244,7 +248,9 @@ func (l *Loop) readConn(c *Conn) {
 		case err == nil: // EOF: the peer will send no more
 			c.eof = true
 			c.unread = false
-			c.proto.peerEOF()
+			if !l.checkReset(c) {
+				c.proto.peerEOF()
+			}
 			return
 		default:
 			l.closeConn(c, abi.ClosePeer)
@@ -257,7 +263,9 @@ func (l *Loop) readConn(c *Conn) {
 			// The peer hung up while the protocol takes no input (the guest holds a
 			// request), and its EOF is all the kernel holds: it asked for nothing more.
 			c.eof, c.unread = true, false
-			c.proto.peerEOF()
+			if !l.checkReset(c) {
+				c.proto.peerEOF()
+			}
 		}
 	}
 }
