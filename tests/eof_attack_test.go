@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -32,7 +33,23 @@ func traceServer(t *testing.T, files map[string][]byte) (*server, string) {
 	s := startServer(t, serverOpts{Module: "static", Workers: 1,
 		Prefix: []string{strace, "-f", "-qq", "-e", "trace=close,openat2,accept4,sendfile,recvfrom,read,writev,write,epoll_pwait,epoll_wait", "-o", trace, "--"},
 		Flags:  []string{"--dir", www + ":/www:ro"}, StartTimeout: 60 * time.Second})
+	// strace's tracee outlives a killed strace (it is detached): end it first (cleanups run
+	// last registered first).
+	t.Cleanup(func() { killChildren(s.cmd.Process.Pid) })
 	return s, trace
+}
+
+// killChildren kills the children of process pid.
+func killChildren(pid int) {
+	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
+	for _, f := range tasks {
+		b, _ := os.ReadFile(f)
+		for _, c := range strings.Fields(string(b)) {
+			if n, err := strconv.Atoi(c); err == nil {
+				syscall.Kill(n, syscall.SIGKILL)
+			}
+		}
+	}
 }
 
 var (
