@@ -167,16 +167,7 @@ func swapWithBacklog(t *testing.T, s *server, addr string) {
 	}
 	failed := 0
 	for i, c := range conns {
-		c.SetDeadline(time.Now().Add(ioTimeout))
-		r := bufio.NewReader(c)
-		greeting, err := r.ReadString('\n')
-		if err == nil {
-			_, err = c.Write([]byte("echo\n"))
-		}
-		var back string
-		if err == nil {
-			back, err = r.ReadString('\n')
-		}
+		greeting, back, err := greetAndEcho(c)
 		if err != nil || back != "echo\n" {
 			failed++
 			t.Errorf("connection %d (greeting %q): echo %q, %v", i, greeting, back, err)
@@ -185,6 +176,18 @@ func swapWithBacklog(t *testing.T, s *server, addr string) {
 	if failed > 0 {
 		t.Errorf("%d of %d connections waiting in the backlogs across the swap failed", failed, len(conns))
 	}
+}
+
+// greetAndEcho reads a tcpattack connection's greeting, sends a line and reads its echo.
+func greetAndEcho(c net.Conn) (greeting, back string, err error) {
+	c.SetDeadline(time.Now().Add(ioTimeout))
+	r := bufio.NewReader(c)
+	if greeting, err = r.ReadString('\n'); err == nil {
+		if _, err = c.Write([]byte("echo\n")); err == nil {
+			back, err = r.ReadString('\n')
+		}
+	}
+	return greeting, back, err
 }
 
 // dialAll makes n connections to addr, closed when the test ends.
@@ -217,16 +220,7 @@ func TestTCPCrashKeepsTheBacklog(t *testing.T) {
 	await(t, crashed, 20*time.Second, "the crashing request")
 	failed := 0
 	for i, c := range conns {
-		c.SetDeadline(time.Now().Add(ioTimeout))
-		r := bufio.NewReader(c)
-		greeting, err := r.ReadString('\n')
-		if err == nil {
-			_, err = c.Write([]byte("echo\n"))
-		}
-		var back string
-		if err == nil {
-			back, err = r.ReadString('\n')
-		}
+		greeting, back, err := greetAndEcho(c)
 		if err != nil || back != "echo\n" || strings.TrimSuffix(greeting, "\n") == old {
 			failed++
 			t.Errorf("connection %d: greeting %q (the trapped instance was %q), echo %q, %v", i, greeting, old, back, err)
