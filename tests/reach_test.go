@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // upstreamFor is a Go net/http server on 127.0.0.1 for the guest to fetch from:
@@ -90,6 +91,62 @@ func TestFetch(t *testing.T) {
 	guestGet(t, s, "/fetch?url="+q(other.URL+"/again"))
 	if n := strings.Count(s.stderr.String(), "not granted"); n != 1 {
 		t.Errorf("%d log lines about a refusal, want 1:\n%s", n, s.stderr)
+	}
+}
+
+// A fetch's head reaches the guest as it comes, even when its body (of a known length, small
+// enough for the host to read right after the head) is slow to follow; small, empty and larger
+// bodies arrive whole.
+func TestFetchHeadBeforeSlowBody(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			w.Header().Set("Content-Length", "10")
+			io.WriteString(w, "hello")
+			w.(http.Flusher).Flush()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return
+			}
+			io.WriteString(w, "world")
+			return
+		}
+		n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+		w.Header().Set("Content-Length", strconv.Itoa(n))
+		io.Copy(w, io.LimitReader(&patternReader{}, int64(n)))
+	}))
+	t.Cleanup(up.Close)
+	s := startServer(t, serverOpts{Module: "reach", Flags: []string{"--allow-connect", strings.TrimPrefix(up.URL, "http://")}})
+
+	resp, err := client(nil).Get(s.URL("/headfirst?url=" + q(up.URL+"/slow")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, len("head 200\n"))
+	got := make(chan error, 1)
+	go func() { _, err := io.ReadFull(resp.Body, first); got <- err }()
+	select {
+	case err := <-got:
+		if err != nil || string(first) != "head 200\n" {
+			t.Fatalf("the guest's first line %q: %v", first, err)
+		}
+	case <-time.After(10 * time.Second):
+		close(release)
+		t.Fatal("the head did not reach the guest while the body was still coming")
+	}
+	close(release)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || string(rest) != "helloworld" {
+		t.Errorf("the body after the head: %q, %v", rest, err)
+	}
+
+	for _, n := range []int{0, 1, 60000, 64 << 10, 64<<10 + 1, 300000} {
+		body, _ := io.ReadAll(io.LimitReader(&patternReader{}, int64(n)))
+		if got := guestGet(t, s, "/fetch?url="+q(up.URL+"/bytes?n="+strconv.Itoa(n))); got != "200\n"+string(body) {
+			t.Errorf("a body of %d bytes: %d bytes came back, want %d", n, len(got)-4, n)
+		}
 	}
 }
 

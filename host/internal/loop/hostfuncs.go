@@ -22,8 +22,9 @@ import (
 //
 // Start is the third kind, for the host's own functions that run on the loop's reactor (raw
 // TCP, op.go): it runs on the loop inside the guest's call, must not block, and finishes its
-// Op later — from the reactor, or from a goroutine through Op.Post — and the result reaches
-// the guest as an Async one does. in is the guest's memory, valid only during the call.
+// Op later — from the reactor, or from a goroutine through Op.GoThen or Op.FinishFrom — and
+// the result reaches the guest as an Async one does. in is the guest's memory, valid only
+// during the call.
 type HostFunc struct {
 	Sync  func(ctx context.Context, in []byte) ([]byte, error)
 	Async func(ctx context.Context, in []byte) ([]byte, error)

@@ -85,16 +85,32 @@ func (o *Op) Go(f func(ctx context.Context, in []byte) ([]byte, error), in []byt
 // (which releases what the first would have handed over). Goroutines count against the
 // worker's bound on async calls in flight (ELIMIT beyond, as for an Async function).
 func (o *Op) GoThen(f func(ctx context.Context, in []byte) (then, orElse func()), in []byte) {
-	l := o.l
-	if l.pendingAsync >= maxPendingAsync || l.pendingAsyncBytes+len(in) > maxPendingAsyncBytes {
-		o.Finish(nil, errLimit)
+	deliver := o.handoff(len(in))
+	if deliver == nil {
 		return
 	}
+	input, ctx := append([]byte(nil), in...), o.in.ctx
+	go func() { deliver(o.guarded(f, ctx, input)) }()
+}
+
+// FinishFrom is GoThen for a goroutine that runs already — one that waits for a network answer
+// anyway, as a fetch's does — so that no goroutine is started for the operation: it returns
+// what that goroutine calls, once, with what the loop runs then (which finishes the operation)
+// or instead, if the loop has ended meanwhile. It counts against the worker's bound on async
+// calls in flight as GoThen does; refused, it finishes the operation with ELIMIT and returns
+// nil.
+func (o *Op) FinishFrom() (deliver func(then, orElse func())) { return o.handoff(0) }
+
+// handoff counts one async call in flight, holding n bytes of input, and returns what ends it.
+func (o *Op) handoff(n int) func(then, orElse func()) {
+	l := o.l
+	if l.pendingAsync >= maxPendingAsync || l.pendingAsyncBytes+n > maxPendingAsyncBytes {
+		o.Finish(nil, errLimit)
+		return nil
+	}
 	l.pendingAsync++
-	l.pendingAsyncBytes += len(in)
-	input, ctx, n := append([]byte(nil), in...), o.in.ctx, len(in)
-	go func() {
-		then, orElse := o.guarded(f, ctx, input)
+	l.pendingAsyncBytes += n
+	return func(then, orElse func()) {
 		if !l.post(func(l *Loop) {
 			l.pendingAsync--
 			l.pendingAsyncBytes -= n
@@ -102,7 +118,7 @@ func (o *Op) GoThen(f func(ctx context.Context, in []byte) (then, orElse func())
 		}) && orElse != nil {
 			orElse()
 		}
-	}()
+	}
 }
 
 // guarded runs f, turning a panic into a failed result logged on the loop, as runHostFunc

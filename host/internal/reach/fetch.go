@@ -12,10 +12,14 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/semaphore"
 
 	"github.com/wasmloop/wasmloop/abi"
 	"github.com/wasmloop/wasmloop/host/internal/httpfield"
+	"github.com/wasmloop/wasmloop/host/internal/loop"
 )
 
 // Outbound HTTP through Go's net/http client: connection reuse, HTTP/2, TLS with the
@@ -98,16 +102,188 @@ func (r *Reach) allowConnect(addr string) error {
 // fetchKey finds a request's fetchState in its context (CheckRedirect).
 type fetchKey struct{}
 
-// fetchState is one fetch: the stream of its bodies. Read waits for the response head.
+// prefetchMax is the largest body the fetch's goroutine reads right after the head, when the
+// head gives its length: the guest's reads of a small answer then finish on the loop, where
+// each would otherwise start a goroutine and wake the loop from it (tests/bench/proxy.sh).
+const prefetchMax = 64 << 10
+
+// fetchState is one fetch: the stream of its bodies. One goroutine sends the request, waits
+// for the head and reads a small body whole (prefetch); the guest's calls for the head, and a
+// read made before that goroutine is done with the body, wait for it to hand them their
+// results. Later reads take what was prefetched on the loop, and read on a goroutine of their
+// own (Reach.read) only past it.
 type fetchState struct {
 	follow bool
+	held   *semaphore.Weighted // the program's budget of bytes read and not delivered
 	cancel context.CancelFunc
 	body   *io.PipeWriter // the request body's writing end, when streamed; else nil
 	done   chan struct{}  // closed when the head (or the failure) is in
-	resp   *http.Response
-	err    error
+	resp   *http.Response // set before done is closed
+	err    error          // set before done is closed
+	head   []byte         // set before done is closed: status u16 and the header block
+
+	mu       sync.Mutex
+	headWait []func([]byte, error) // response ops waiting for the head
+	readWait func(fetchRead)       // a read waiting for the goroutine to be done with the body
+	readWant int                   // how much readWait asks for
+	bodyFree bool                  // the goroutine is done with the body: reads go on their own
+	closed   bool
+	piece    []byte // prefetched and not yet delivered; held against the budget
+	ended    bool   // the body ended after piece
+	bodyErr  error  // the body failed after piece
 }
 
+// fetchRead is a read's answer: the bytes (nil at the end; they hold their length of the
+// budget until delivered) or the failure.
+type fetchRead struct {
+	data []byte
+	err  error
+}
+
+// run sends req and serves what waits for the head and the body.
+func (f *fetchState) run(client *http.Client, req *http.Request) {
+	resp, err := client.Do(req)
+	var head []byte
+	n := int64(-1)
+	if err != nil {
+		err = classify(err)
+	} else {
+		head, n = headOf(resp), resp.ContentLength
+	}
+	f.mu.Lock()
+	f.resp, f.err, f.head = resp, err, head
+	waiting := f.headWait
+	f.headWait = nil
+	prefetch := err == nil && !f.closed && n >= 0 && n <= prefetchMax && f.held.TryAcquire(n)
+	close(f.done)
+	f.mu.Unlock()
+	for _, w := range waiting {
+		w(head, err)
+	}
+	if prefetch {
+		f.prefetch(int(n))
+	}
+	f.mu.Lock()
+	w := f.readWait
+	f.readWait = nil
+	if w == nil {
+		f.bodyFree = true
+		f.mu.Unlock()
+		return
+	}
+	res, ok := f.takeLocked(f.readWant)
+	switch {
+	case ok:
+	case err != nil:
+		res = fetchRead{err: err}
+	case f.closed:
+		res = fetchRead{err: errStreamClosed}
+	default:
+		f.mu.Unlock()
+		// Nothing was prefetched: read for the waiting read here, as Reach.read would.
+		data, err := readHeld(context.Background(), f.held, f.resp.Body, f.readWant)
+		res = fetchRead{data, err}
+		f.mu.Lock()
+	}
+	f.bodyFree = true
+	f.mu.Unlock()
+	w(res)
+}
+
+// prefetch reads a body of n bytes (held already) into piece.
+func (f *fetchState) prefetch(n int) {
+	buf := make([]byte, n)
+	got := 0
+	var err error
+	for got < n && err == nil {
+		var k int
+		k, err = f.resp.Body.Read(buf[got:])
+		got += k
+	}
+	if got == n && err == nil && n == 0 {
+		_, err = f.resp.Body.Read(buf) // an empty body: see its end
+	}
+	f.held.Release(int64(n - got))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		f.held.Release(int64(got))
+		return
+	}
+	f.piece = buf[:got]
+	switch {
+	case err == io.EOF:
+		f.ended = true
+	case err != nil:
+		f.bodyErr = classify(err)
+	}
+}
+
+// takeLocked is a read of up to want bytes from what the prefetch left, if it can answer one:
+// the next bytes, the end, or the failure. f.mu is held.
+func (f *fetchState) takeLocked(want int) (fetchRead, bool) {
+	switch {
+	case len(f.piece) > 0:
+		k := min(want, len(f.piece))
+		res := f.piece[:k:k]
+		f.piece = f.piece[k:]
+		return fetchRead{data: res}, true
+	case f.ended:
+		return fetchRead{}, true
+	case f.bodyErr != nil:
+		return fetchRead{err: f.bodyErr}, true
+	}
+	return fetchRead{}, false
+}
+
+// startRead answers a read of up to want bytes on the loop when the prefetch can, or has the
+// fetch's goroutine answer it when that goroutine still has the body (end runs before the
+// answer is handed over); false: read on a goroutine of the read's own.
+func (f *fetchState) startRead(op *loop.Op, want int, end func(), release func([]byte, bool)) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if res, ok := f.takeLocked(want); ok {
+		end()
+		op.Finish(res.data, res.err)
+		return true
+	}
+	if f.bodyFree || f.closed {
+		end()
+		return false
+	}
+	deliver := op.FinishFrom()
+	if deliver == nil {
+		end()
+		return true // refused: finished with ELIMIT
+	}
+	f.readWant = want
+	f.readWait = func(res fetchRead) {
+		end()
+		deliver(func() { op.Finish(res.data, res.err) }, func() { release(res.data, res.err != nil) })
+	}
+	return true
+}
+
+// startResponse answers a response op with the head, now or once it is in.
+func (f *fetchState) startResponse(op *loop.Op) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-f.done:
+		op.Finish(f.head, f.err)
+		return
+	default:
+	}
+	deliver := op.FinishFrom()
+	if deliver == nil {
+		return
+	}
+	f.headWait = append(f.headWait, func(head []byte, err error) {
+		deliver(func() { op.Finish(head, err) }, nil)
+	})
+}
+
+// Read is a read past the prefetch, on the read's own goroutine (Reach.read).
 func (f *fetchState) Read(p []byte) (int, error) {
 	<-f.done
 	if f.err != nil {
@@ -131,6 +307,17 @@ func (f *fetchState) CloseWrite() error {
 }
 
 func (f *fetchState) Close() error {
+	f.mu.Lock()
+	f.closed = true
+	f.held.Release(int64(len(f.piece)))
+	f.piece = nil
+	ended := f.ended && f.bodyFree
+	f.mu.Unlock()
+	if ended { // read to its end: closing it only lets its connection go back to the pool
+		f.resp.Body.Close()
+		f.cancel()
+		return nil
+	}
 	f.cancel()
 	if f.body != nil {
 		f.body.CloseWithError(errStreamClosed)
@@ -157,13 +344,7 @@ func (r *Reach) fetch(ctx context.Context, in []byte) ([]byte, error) {
 		f.cancel()
 		return nil, err
 	}
-	go func() {
-		f.resp, f.err = r.client.Do(req)
-		if f.err != nil {
-			f.err = classify(f.err)
-		}
-		close(f.done)
-	}()
+	go f.run(r.client, req)
 	return binary.LittleEndian.AppendUint64(nil, id), nil
 }
 
@@ -218,7 +399,7 @@ func (r *Reach) fetchOf(ctx context.Context, in []byte) (*http.Request, *fetchSt
 	if err := r.allowConnect(canonicalAddr(u)); err != nil {
 		return nil, nil, err
 	}
-	f := &fetchState{follow: flags&abi.FetchFollowRedirects != 0, done: make(chan struct{})}
+	f := &fetchState{follow: flags&abi.FetchFollowRedirects != 0, held: r.held, done: make(chan struct{})}
 	var rctx context.Context
 	if timeout > 0 {
 		rctx, f.cancel = context.WithTimeout(ctx, timeout)
@@ -279,37 +460,31 @@ func truncate(b []byte, n int) string {
 	return string(b)
 }
 
-// response: in = id u64; result = status u16 and the response's header block, once the head
-// is in.
-func (r *Reach) response(ctx context.Context, in []byte) ([]byte, error) {
-	id, _, err := idOf(in)
-	if err != nil {
-		return nil, err
-	}
-	e, err := r.get(ctx, id)
-	if err != nil {
-		return nil, err
+// startResponse: in = id u64; result = status u16 and the response's header block, once the
+// head is in.
+func (r *Reach) startResponse(op *loop.Op, in []byte) {
+	e, _ := r.opStream(op, in)
+	if e == nil {
+		return
 	}
 	f, ok := e.s.(*fetchState)
 	if !ok {
-		return nil, coded(abi.FileEINVAL, fmt.Errorf("stream %d is not a fetch", id))
+		op.Finish(nil, coded(abi.FileEINVAL, errors.New("the stream is not a fetch")))
+		return
 	}
-	select {
-	case <-f.done:
-	case <-ctx.Done():
-		return nil, classify(ctx.Err())
+	f.startResponse(op)
+}
+
+// headOf is the response op's result for resp: status u16 and the header block.
+func headOf(resp *http.Response) []byte {
+	out := binary.LittleEndian.AppendUint16(nil, uint16(resp.StatusCode))
+	if resp.ContentLength >= 0 && resp.Header.Get("Content-Length") == "" && !resp.Uncompressed {
+		out = append(out, "Content-Length: "+strconv.FormatInt(resp.ContentLength, 10)+"\r\n"...)
 	}
-	if f.err != nil {
-		return nil, f.err
-	}
-	out := binary.LittleEndian.AppendUint16(nil, uint16(f.resp.StatusCode))
-	if f.resp.ContentLength >= 0 && f.resp.Header.Get("Content-Length") == "" && !f.resp.Uncompressed {
-		out = append(out, "Content-Length: "+strconv.FormatInt(f.resp.ContentLength, 10)+"\r\n"...)
-	}
-	for name, values := range f.resp.Header {
+	for name, values := range resp.Header {
 		for _, v := range values {
 			out = append(append(append(append(out, name...), ": "...), v...), "\r\n"...)
 		}
 	}
-	return out, nil
+	return out
 }

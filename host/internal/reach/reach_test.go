@@ -2,6 +2,7 @@ package reach
 
 import (
 	"context"
+	"io"
 	"encoding/binary"
 	"net/http"
 	"net/http/httptest"
@@ -118,8 +119,14 @@ func TestStreamsBelongToTheirInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fns[abi.FnFetchResponse].Async(a, id); err != nil {
+	// The head is in (FnFetchResponse is answered from the loop, tested end to end).
+	e, err := r.get(a, binary.LittleEndian.Uint64(id))
+	if err != nil {
 		t.Fatal(err)
+	}
+	f := e.s.(*fetchState)
+	if <-f.done; f.err != nil {
+		t.Fatal(f.err)
 	}
 	readIn := binary.LittleEndian.AppendUint32(append([]byte{}, id...), 100)
 	if _, err := r.read(b, readIn); err == nil || !strings.HasPrefix(err.Error(), abi.ReachEBADID+" ") {
@@ -205,8 +212,15 @@ func FuzzFunctions(f *testing.F) {
 		// connectTarget, then run these on a goroutine (a fetch's streams) or the loop's
 		// reactor (a TCP connection's, tested end to end).
 		connect := func(_ context.Context, in []byte) ([]byte, error) { _, _, err := r.connectTarget(in); return nil, err }
+		response := func(ctx context.Context, in []byte) ([]byte, error) {
+			id, _, err := idOf(in)
+			if err == nil {
+				_, err = r.get(ctx, id)
+			}
+			return nil, err
+		}
 		fns := []func(context.Context, []byte) ([]byte, error){r.fetch, r.read, connect, r.listen, r.setOption,
-			r.write, r.end, r.closeOp, r.response, r.lookup}
+			r.write, r.end, r.closeOp, response, r.lookup}
 		_, err := fns[int(which)%len(fns)](ctx, in)
 		if err != nil {
 			if code, _, _ := strings.Cut(err.Error(), " "); !strings.HasPrefix(code, "E") {
@@ -214,4 +228,73 @@ func FuzzFunctions(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A small body of known length is read by the fetch's goroutine right after the head, held
+// against the program's budget until delivered; a fetch closed with it undelivered, or while
+// the body is still coming, gives every byte back.
+func TestPrefetchGivesBackWhatItHeld(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "10")
+		io.WriteString(w, "hello")
+		if r.URL.Path == "/half" { // the rest never comes: the prefetch waits in its read
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		io.WriteString(w, "world")
+	}))
+	defer up.Close()
+	defer close(release)
+	g, _ := ParseGrants([]string{strings.TrimPrefix(up.URL, "http://")})
+	r := New(Config{Connect: g})
+	defer r.Close()
+	fns := r.Functions()
+	ctx, _ := ownerCtx(t)
+	for _, path := range []string{"/whole", "/half"} {
+		id, err := fns[abi.FnFetch].Sync(ctx, fetchIn(0, 0, "GET", up.URL+path, "", ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := r.get(ctx, binary.LittleEndian.Uint64(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := e.s.(*fetchState)
+		if <-f.done; f.err != nil {
+			t.Fatal(f.err)
+		}
+		// The prefetch reserved the body's 10 bytes before the head was published.
+		if r.held.TryAcquire(maxHeld) {
+			t.Fatalf("%s: nothing reserved for the prefetch", path)
+		}
+		if path == "/whole" { // close with the body read and undelivered: wait for the read
+			read := false
+			for deadline := time.Now().Add(10 * time.Second); !read && time.Now().Before(deadline); runtime.Gosched() {
+				f.mu.Lock()
+				read = f.bodyFree
+				f.mu.Unlock()
+			}
+			if f.mu.Lock(); string(f.piece) != "helloworld" || !f.ended {
+				t.Errorf("prefetched %q (ended %v), want the whole body", f.piece, f.ended)
+			}
+			f.mu.Unlock()
+		}
+		if _, err := fns[abi.FnStreamClose].Sync(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		// The goroutine gives them back once its read ends: a bounded while.
+		free := false
+		for deadline := time.Now().Add(10 * time.Second); !free && time.Now().Before(deadline); runtime.Gosched() {
+			free = r.held.TryAcquire(maxHeld)
+		}
+		if !free {
+			t.Fatalf("%s: bytes of the prefetch are still reserved after the close", path)
+		}
+		r.held.Release(maxHeld)
+	}
 }

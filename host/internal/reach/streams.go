@@ -9,6 +9,8 @@ import (
 	"io"
 	"sync"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/wasmloop/wasmloop/abi"
 	"github.com/wasmloop/wasmloop/host/internal/loop"
 )
@@ -31,7 +33,7 @@ func (r *Reach) Functions() map[string]loop.HostFunc {
 		abi.FnStreamEnd:     start(r.startEnd),
 		abi.FnStreamClose:   sync(r.closeOp),
 		abi.FnFetch:         sync(r.fetch),
-		abi.FnFetchResponse: async(r.response),
+		abi.FnFetchResponse: start(r.startResponse),
 		abi.FnConnect:       start(r.startConnect),
 		abi.FnNetListen:     sync(r.listen),
 		abi.FnAccept:        start(r.startAccept),
@@ -54,18 +56,29 @@ func (r *Reach) opStream(op *loop.Op, in []byte) (*entry, []byte) {
 	return nil, nil
 }
 
-// startRead: a TCP connection's read waits on the loop; a fetch body's on a goroutine.
+// startRead: a TCP connection's read waits on the loop; a fetch body's is answered by what
+// the fetch's goroutine read (fetchState.startRead), or else read on a goroutine.
 func (r *Reach) startRead(op *loop.Op, in []byte) {
 	e, rest := r.opStream(op, in)
 	switch {
 	case e == nil:
-	case e.tcp == nil:
-		op.OnDone(r.release)
-		op.Go(r.read, in)
 	case len(rest) < 4:
 		op.Finish(nil, errShort)
 	case binary.LittleEndian.Uint32(rest) == 0:
 		op.Finish(nil, coded(abi.FileEINVAL, errors.New("a read of 0 bytes")))
+	case e.tcp == nil:
+		op.OnDone(r.release)
+		if f, ok := e.s.(*fetchState); ok {
+			if err := e.begin(false); err != nil {
+				op.Finish(nil, err)
+				return
+			}
+			want := int(min(binary.LittleEndian.Uint32(rest), abi.MaxStreamRead))
+			if f.startRead(op, want, func() { e.end(false) }, r.release) {
+				return
+			}
+		}
+		op.Go(r.read, in)
 	default:
 		e.tcp.Read(op, int(min(binary.LittleEndian.Uint32(rest), abi.MaxStreamRead)))
 	}
@@ -118,7 +131,7 @@ func (r *Reach) read(ctx context.Context, in []byte) ([]byte, error) {
 	if len(rest) < 4 {
 		return nil, errShort
 	}
-	want := int64(min(binary.LittleEndian.Uint32(rest), abi.MaxStreamRead))
+	want := int(min(binary.LittleEndian.Uint32(rest), abi.MaxStreamRead))
 	e, err := r.get(ctx, id)
 	if err != nil {
 		return nil, err
@@ -133,7 +146,13 @@ func (r *Reach) read(ctx context.Context, in []byte) ([]byte, error) {
 	if want == 0 {
 		return nil, coded(abi.FileEINVAL, errors.New("a read of 0 bytes"))
 	}
-	if err := r.held.Acquire(ctx, want); err != nil {
+	return readHeld(ctx, r.held, e.s, want)
+}
+
+// readHeld reads what rd has, up to want bytes, into a copy that holds its length of held
+// until it is delivered (Reach.release); nil at the end.
+func readHeld(ctx context.Context, held *semaphore.Weighted, rd io.Reader, want int) ([]byte, error) {
+	if err := held.Acquire(ctx, int64(want)); err != nil {
 		return nil, classify(err)
 	}
 	// Read into a pooled buffer and return a copy of what came: a 64-byte message must not
@@ -142,17 +161,17 @@ func (r *Reach) read(ctx context.Context, in []byte) ([]byte, error) {
 	defer readBufs.Put(bp)
 	buf := (*bp)[:want]
 	for {
-		n, err := e.s.Read(buf)
+		n, err := rd.Read(buf)
 		if n > 0 {
-			r.held.Release(want - int64(n))
+			held.Release(int64(want - n))
 			return bytes.Clone(buf[:n]), nil
 		}
 		if err == io.EOF {
-			r.held.Release(want)
+			held.Release(int64(want))
 			return nil, nil
 		}
 		if err != nil {
-			r.held.Release(want)
+			held.Release(int64(want))
 			return nil, classify(err)
 		}
 	}

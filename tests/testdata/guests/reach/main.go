@@ -78,6 +78,25 @@ func serve(req wasmloop.Request, res wasmloop.Response) {
 		if err != nil {
 			fail(res, err)
 		}
+	case "/headfirst": // the head is answered as it comes, the body once it has all come
+		_, err := wasmloop.StartFetch(wasmloop.FetchRequest{URL: q.Get("url")}, func(r *wasmloop.FetchResponse, err error) {
+			if err != nil {
+				fail(res, err)
+				return
+			}
+			res.WriteHead(200, "Content-Type", "text/plain")
+			res.Write([]byte("head " + strconv.Itoa(r.Status) + "\n"))
+			r.ReadAll(0, func(body []byte, err error) {
+				if err != nil {
+					res.End("ERR " + err.Error())
+					return
+				}
+				res.End(string(body))
+			})
+		})
+		if err != nil {
+			fail(res, err)
+		}
 	case "/order":
 		returned := false
 		_, err := wasmloop.StartFetch(wasmloop.FetchRequest{URL: q.Get("url")}, func(r *wasmloop.FetchResponse, err error) {
