@@ -59,6 +59,16 @@ func TestNetHTTPHandler(t *testing.T) {
 			t.Fatalf("wrong method: %v %v", resp, err)
 		}
 		resp.Body.Close()
+		// The body's framing as net/http's server gives it: none for a GET, a length, chunks.
+		if _, body := httpGet(t, c, s.URL("/framing")); string(body) != `0 [] true` {
+			t.Errorf("a GET's framing: %s, want no body (0 [] true)", body)
+		}
+		if got := string(postBytes(t, c, s.URL("/framing"), []byte("abc"), false)); got != `3 [] false` {
+			t.Errorf("a POST of 3 bytes: %s", got)
+		}
+		if got := string(postBytes(t, c, s.URL("/framing"), []byte("abc"), true)); got != `-1 ["chunked"] false` {
+			t.Errorf("a chunked POST: %s", got)
+		}
 	})
 
 	t.Run("upload", func(t *testing.T) {

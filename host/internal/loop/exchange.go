@@ -65,6 +65,11 @@ func (l *Loop) packHead(req *http1.Request) *abi.Head {
 	h.Method, h.Target = req.Method, req.Target
 	h.Major, h.Minor = uint8(req.Major), uint8(req.Minor)
 	h.ContentLength = req.ContentLength
+	if !req.Chunked && req.ContentLength < 0 {
+		// Neither Content-Length nor chunked: the request has no body (RFC 9112 §6.3), and
+		// its length, 0, is known; −1 is only for a chunked body (ABI.md §5).
+		h.ContentLength = 0
+	}
 	h.Flags = 0
 	if req.KeepAlive {
 		h.Flags |= abi.HeadKeepAlive

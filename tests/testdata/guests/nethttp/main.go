@@ -27,6 +27,10 @@ func routes() *http.ServeMux {
 		served++
 		fmt.Fprintf(w, "hello %s (q=%s, served=%d)\n", r.PathValue("name"), r.URL.Query().Get("q"), served)
 	})
+	// /framing says how the request's body was framed: a GET without one has none.
+	mux.HandleFunc("/framing", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%d %q %v", r.ContentLength, r.TransferEncoding, r.Body == http.NoBody)
+	})
 	// /sum reads the whole body and answers its length and SHA-256.
 	mux.HandleFunc("POST /sum", func(w http.ResponseWriter, r *http.Request) {
 		h := sha256.New()
