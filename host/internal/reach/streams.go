@@ -99,13 +99,14 @@ func (r *Reach) startWrite(op *loop.Op, in []byte) {
 	}
 }
 
-// startEnd ends a TCP connection's writing side on the loop, a fetch body's on a goroutine.
+// startEnd ends a TCP connection's writing side on the loop's reactor, a fetch body's on the
+// loop at once: closing the body's pipe does not wait for the transport to read it.
 func (r *Reach) startEnd(op *loop.Op, in []byte) {
 	e, _ := r.opStream(op, in)
 	switch {
 	case e == nil:
 	case e.tcp == nil:
-		op.Go(r.end, in)
+		op.Finish(r.end(op.Context(), in))
 	default:
 		e.tcp.End(op)
 	}
