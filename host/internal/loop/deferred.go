@@ -172,7 +172,7 @@ func (l *Loop) deliverDrains() {
 				in = w.in
 			}
 		} else if ex, ok := l.exchanges.get(h); ok {
-			in = ex.in
+			in, ex.drainQueued = ex.in, false
 		}
 		if !in.live() {
 			continue

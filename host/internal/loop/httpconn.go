@@ -200,7 +200,7 @@ func (hc *httpConn) peerEOF() {
 		hc.l.closeConn(c, abi.ClosePeer)
 	case len(c.in) > 0:
 		// Requests wait behind it: each is answered in turn, then the connection closes.
-	case ex.started && (c.outLen() > 0 || c.sockFull || ex.needDrain || ex.file.f != nil):
+	case ex.started && (c.outLen() > 0 || c.sockFull || ex.needDrain || ex.drainQueued || ex.file.f != nil):
 		// Bytes of the response are in flight, or the guest waits for room to send more
 		// (of a file, say): the response goes on, and the connection closes after it.
 		hc.last = true
@@ -211,7 +211,7 @@ func (hc *httpConn) peerEOF() {
 
 func (hc *httpConn) drained() {
 	if ex := hc.ex; ex != nil && ex.needDrain {
-		ex.needDrain = false
+		ex.needDrain, ex.drainQueued = false, true
 		hc.l.queue.drainNotice(ex.handle)
 	}
 }

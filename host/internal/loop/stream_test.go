@@ -61,6 +61,39 @@ func TestWriteAboveMarkThenDrain(t *testing.T) {
 	}
 }
 
+// A client's EOF between the output's draining and on_drain's delivery finds a response in
+// flight, not an idle request: the guest is about to send the rest (a client that only
+// half-closed wants it), so the connection stays open until the response ends.
+func TestEOFWhileDrainQueuedKeepsTheResponse(t *testing.T) {
+	l := bareLoop(t)
+	l.cfg.WriteHighWater = 64 << 10
+	c, peer := socketConn(t, l, &listener{fd: -1})
+	if _, err := httpOf(c).parser.Parse([]byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), &l.httpScratch.req); err != nil {
+		t.Fatal(err)
+	}
+	ex := httpOf(c).newExchange(&l.httpScratch.req)
+	if rc := l.cur.calls.Respond(ex.handle, 200, nil, nil, 0); rc != 0 {
+		t.Fatalf("Respond = %d", rc)
+	}
+	chunk := make([]byte, 32<<10)
+	for rc, i := int32(0), 0; i < 64 && rc == 0; i++ {
+		rc = l.cur.calls.Write(ex.handle, chunk)
+	}
+	buf := make([]byte, 1<<20)
+	for i := 0; i < 100 && c.outLen() > 0; i++ {
+		unix.Read(peer, buf)
+		l.flush(c)
+	}
+	if len(l.queue.drainNotices) != 1 || !ex.drainQueued {
+		t.Fatalf("drains %v, drainQueued %v: want on_drain queued", l.queue.drainNotices, ex.drainQueued)
+	}
+	unix.Shutdown(peer, unix.SHUT_WR)
+	httpOf(c).peerEOF()
+	if c.closed() || !httpOf(c).last {
+		t.Fatalf("after the EOF: closed %v, last %v; want the response to go on, then the close", c.closed(), httpOf(c).last)
+	}
+}
+
 func TestPauseErrors(t *testing.T) {
 	l := bareLoop(t)
 	c, _ := socketConn(t, l, &listener{fd: -1})

@@ -2,8 +2,8 @@ package reach
 
 import (
 	"context"
-	"io"
 	"encoding/binary"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
