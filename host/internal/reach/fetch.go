@@ -406,7 +406,9 @@ func (r *Reach) fetchOf(ctx context.Context, in []byte) (*http.Request, *fetchSt
 	} else {
 		rctx, f.cancel = context.WithCancel(ctx)
 	}
-	rctx = context.WithValue(rctx, fetchKey{}, f)
+	if f.follow { // CheckRedirect finds it there; without it, a 3xx is the answer
+		rctx = context.WithValue(rctx, fetchKey{}, f)
+	}
 	var reqBody io.Reader
 	length := int64(len(body))
 	if flags&abi.FetchStreamBody != 0 {
