@@ -180,8 +180,9 @@ func (f *fetchState) run(client *http.Client, req *http.Request) {
 		res = fetchRead{err: errStreamClosed}
 	default:
 		f.mu.Unlock()
-		// Nothing was prefetched: read for the waiting read here, as Reach.read would.
-		data, err := readHeld(context.Background(), f.held, f.resp.Body, f.readWant)
+		// Nothing was prefetched: read for the waiting read here, as Reach.read would (a
+		// wait for the budget ends with the fetch: its close, its instance's end).
+		data, err := readHeld(req.Context(), f.held, f.resp.Body, f.readWant)
 		res = fetchRead{data, err}
 		f.mu.Lock()
 	}
