@@ -314,15 +314,15 @@ func (f *fetchState) Close() error {
 	f.piece = nil
 	ended := f.ended && f.bodyFree
 	f.mu.Unlock()
+	if f.body != nil { // an upload the server did not wait for ends too
+		f.body.CloseWithError(errStreamClosed)
+	}
 	if ended { // read to its end: closing it only lets its connection go back to the pool
 		f.resp.Body.Close()
 		f.cancel()
 		return nil
 	}
 	f.cancel()
-	if f.body != nil {
-		f.body.CloseWithError(errStreamClosed)
-	}
 	go func() { // the head may still be on its way
 		<-f.done
 		if f.resp != nil {
