@@ -112,6 +112,10 @@ func (s *stream) gotRead(res []byte, err error) {
 	fn := s.readFn
 	s.readFn = nil
 	switch {
+	case s.closed && err == nil:
+		// Answered before the program closed the stream, delivered after: as with Node's
+		// destroy(), nothing more is read from a stream the program closed.
+		fn(nil, &NetError{Op: "read", Code: abi.ReachECLOSED, Message: "the stream was closed"})
 	case err != nil:
 		fn(nil, netError("read", err))
 	case len(res) == 0:

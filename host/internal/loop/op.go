@@ -21,6 +21,10 @@ type Op struct {
 	// done, when set, hears that the result was handed to the guest or dropped: a result
 	// that holds a budget (reach's read buffers) gives it back there.
 	done func(res []byte, failed bool)
+	// handOver, when set, runs as the result is handed to the guest, before its callback,
+	// or dropped: an operation that keeps others of its kind waiting (one read per stream
+	// at a time) lets the next one start there, so that answers cannot pass each other.
+	handOver func()
 	// pooled: the result is one of the loop's buffers (getBufN), back in the pool once
 	// delivered or dropped.
 	pooled bool
@@ -53,6 +57,10 @@ func (o *Op) Context() context.Context { return o.in.ctx }
 
 // OnDone sets what hears that the result was handed over or dropped.
 func (o *Op) OnDone(done func(res []byte, failed bool)) { o.done = done }
+
+// OnHandOver sets what runs as the result is handed to the guest, before the guest's callback
+// (so the callback may start the next operation of the kind), or dropped.
+func (o *Op) OnHandOver(f func()) { o.handOver = f }
 
 // Finish ends the operation with res, or with err's text marked failed. A second Finish is
 // ignored: the first result is the one the guest gets.
@@ -150,6 +158,9 @@ func (l *Loop) deliverResults() {
 		q.results[0] = opResult{}
 		q.results = q.results[1:]
 		l.pendingOps--
+		if r.op.handOver != nil {
+			r.op.handOver()
+		}
 		l.deliverHostResult(r.op.in, r.op.done, r.op.tag, r.res, r.failed)
 		if r.op.pooled && !r.failed {
 			l.putBuf(r.res)
@@ -162,6 +173,9 @@ func (l *Loop) deliverResults() {
 // dropResults releases the results no guest will get (the loop ended).
 func (l *Loop) dropResults() {
 	for _, r := range l.queue.results {
+		if r.op.handOver != nil {
+			r.op.handOver()
+		}
 		if r.op.done != nil {
 			r.op.done(r.res, r.failed)
 		}

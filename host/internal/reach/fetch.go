@@ -177,11 +177,12 @@ func (f *fetchState) run(client *http.Client, req *http.Request) {
 	case err != nil:
 		res = fetchRead{err: err}
 	case f.closed:
-		res = fetchRead{err: errStreamClosed}
+		res = fetchRead{err: classify(errStreamClosed)}
 	default:
 		f.mu.Unlock()
-		// Nothing was prefetched: read for the waiting read here, as Reach.read would (a
-		// wait for the budget ends with the fetch: its close, its instance's end).
+		// Nothing is left of the prefetch: read for the waiting read here, as a read on a
+		// goroutine of its own would (a wait for the budget ends with the fetch: its close,
+		// its instance's end).
 		data, err := readHeld(req.Context(), f.held, f.resp.Body, f.readWant)
 		res = fetchRead{data, err}
 		f.mu.Lock()
@@ -191,33 +192,48 @@ func (f *fetchState) run(client *http.Client, req *http.Request) {
 	w(res)
 }
 
-// prefetch reads a body of n bytes (held already) into piece.
+// prefetch reads a body of n bytes (held already) into piece, handing a waiting read what
+// has come after each read of the socket: a read answers as soon as any bytes are there.
 func (f *fetchState) prefetch(n int) {
 	buf := make([]byte, n)
+	f.mu.Lock()
+	f.piece = buf[:0]
+	f.mu.Unlock()
 	got := 0
 	var err error
-	for got < n && err == nil {
+	for first := true; err == nil && (got < n || first); first = false {
 		var k int
-		k, err = f.resp.Body.Read(buf[got:])
+		k, err = f.resp.Body.Read(buf[got:]) // an empty body is read once, to see its end
 		got += k
-	}
-	if got == n && err == nil && n == 0 {
-		_, err = f.resp.Body.Read(buf) // an empty body: see its end
+		f.mu.Lock()
+		if f.closed { // the close gave back what piece held; these bytes are the loop's to free
+			f.mu.Unlock()
+			f.held.Release(int64(k))
+			break
+		}
+		f.piece = f.piece[:len(f.piece)+k]
+		switch {
+		case err == io.EOF:
+			f.ended = true
+		case err != nil:
+			f.bodyErr = classify(err)
+		}
+		var (
+			w   func(fetchRead)
+			res fetchRead
+		)
+		if f.readWait != nil {
+			var ok bool
+			if res, ok = f.takeLocked(f.readWant); ok {
+				w, f.readWait = f.readWait, nil
+			}
+		}
+		f.mu.Unlock()
+		if w != nil {
+			w(res)
+		}
 	}
 	f.held.Release(int64(n - got))
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.closed {
-		f.held.Release(int64(got))
-		return
-	}
-	f.piece = buf[:got]
-	switch {
-	case err == io.EOF:
-		f.ended = true
-	case err != nil:
-		f.bodyErr = classify(err)
-	}
 }
 
 // takeLocked is a read of up to want bytes from what the prefetch left, if it can answer one:
@@ -238,28 +254,24 @@ func (f *fetchState) takeLocked(want int) (fetchRead, bool) {
 }
 
 // startRead answers a read of up to want bytes on the loop when the prefetch can, or has the
-// fetch's goroutine answer it when that goroutine still has the body (end runs before the
-// answer is handed over); false: read on a goroutine of the read's own.
-func (f *fetchState) startRead(op *loop.Op, want int, end func(), release func([]byte, bool)) bool {
+// fetch's goroutine answer it when that goroutine still has the body; false: read on a
+// goroutine of the read's own.
+func (f *fetchState) startRead(op *loop.Op, want int, release func([]byte, bool)) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if res, ok := f.takeLocked(want); ok {
-		end()
 		op.Finish(res.data, res.err)
 		return true
 	}
 	if f.bodyFree || f.closed {
-		end()
 		return false
 	}
 	deliver := op.FinishFrom()
 	if deliver == nil {
-		end()
 		return true // refused: finished with ELIMIT
 	}
 	f.readWant = want
 	f.readWait = func(res fetchRead) {
-		end()
 		deliver(func() { op.Finish(res.data, res.err) }, func() { release(res.data, res.err != nil) })
 	}
 	return true

@@ -3,6 +3,7 @@ package reach
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -129,7 +130,7 @@ func TestStreamsBelongToTheirInstance(t *testing.T) {
 		t.Fatal(f.err)
 	}
 	readIn := binary.LittleEndian.AppendUint32(append([]byte{}, id...), 100)
-	if _, err := r.read(b, readIn); err == nil || !strings.HasPrefix(err.Error(), abi.ReachEBADID+" ") {
+	if _, err := blockingRead(r, b, readIn); err == nil || !strings.HasPrefix(err.Error(), abi.ReachEBADID+" ") {
 		t.Errorf("another instance's read: %v, want EBADID", err)
 	}
 	if _, err := fns[abi.FnStreamClose].Sync(b, id); err != nil || r.Open() != 1 {
@@ -138,7 +139,7 @@ func TestStreamsBelongToTheirInstance(t *testing.T) {
 	// A read pending when the owner ends fails, and the stream is gone.
 	done := make(chan error, 1)
 	go func() {
-		_, err := r.read(a, readIn)
+		_, err := blockingRead(r, a, readIn)
 		done <- err
 	}()
 	endA()
@@ -156,6 +157,34 @@ func TestStreamsBelongToTheirInstance(t *testing.T) {
 	if !r.held.TryAcquire(maxHeld) {
 		t.Error("bytes of a read are still reserved")
 	}
+}
+
+// blockingRead is a fetch body's read as Reach.startRead makes it off the loop (a read no
+// prefetch answers): the stream found for ctx, its one pending read taken, then the read.
+func blockingRead(r *Reach, ctx context.Context, in []byte) ([]byte, error) {
+	id, rest, err := idOf(in)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) < 4 {
+		return nil, errShort
+	}
+	e, err := r.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if e.s == nil {
+		return nil, coded(abi.FileEINVAL, errors.New("a listener is not read"))
+	}
+	if err := e.begin(false); err != nil {
+		return nil, err
+	}
+	defer e.end(false)
+	want := int(min(binary.LittleEndian.Uint32(rest), abi.MaxStreamRead))
+	if want == 0 {
+		return nil, coded(abi.FileEINVAL, errors.New("a read of 0 bytes"))
+	}
+	return readHeld(ctx, r.held, e.s, want)
 }
 
 // One read and one write at a time per stream; a second is EBUSY.
@@ -179,14 +208,14 @@ func TestOneReadAtATime(t *testing.T) {
 	if err := e.begin(false); err != nil { // as a read under way does
 		t.Fatal(err)
 	}
-	if _, err := r.read(ctx, readIn); err == nil || !strings.HasPrefix(err.Error(), abi.ReachEBUSY+" ") {
+	if _, err := blockingRead(r, ctx, readIn); err == nil || !strings.HasPrefix(err.Error(), abi.ReachEBUSY+" ") {
 		t.Errorf("a second read: %v, want EBUSY", err)
 	}
 	e.end(false)
 	// A read waiting for a head that never comes ends when the stream is closed, whether the
 	// close finds it waiting (ECLOSED) or comes first (EBADID).
 	first := make(chan error, 1)
-	go func() { _, err := r.read(ctx, readIn); first <- err }()
+	go func() { _, err := blockingRead(r, ctx, readIn); first <- err }()
 	fns[abi.FnStreamClose].Sync(ctx, id)
 	if err := <-first; err == nil || !strings.HasPrefix(err.Error(), abi.ReachECLOSED+" ") && !strings.HasPrefix(err.Error(), abi.ReachEBADID+" ") {
 		t.Errorf("the read at close: %v, want ECLOSED or EBADID", err)
@@ -219,7 +248,8 @@ func FuzzFunctions(f *testing.F) {
 			}
 			return nil, err
 		}
-		fns := []func(context.Context, []byte) ([]byte, error){r.fetch, r.read, connect, r.listen, r.setOption,
+		read := func(ctx context.Context, in []byte) ([]byte, error) { return blockingRead(r, ctx, in) }
+		fns := []func(context.Context, []byte) ([]byte, error){r.fetch, read, connect, r.listen, r.setOption,
 			r.write, r.end, r.closeOp, response, r.lookup}
 		_, err := fns[int(which)%len(fns)](ctx, in)
 		if err != nil {

@@ -57,7 +57,9 @@ func (r *Reach) opStream(op *loop.Op, in []byte) (*entry, []byte) {
 }
 
 // startRead: a TCP connection's read waits on the loop; a fetch body's is answered by what
-// the fetch's goroutine read (fetchState.startRead), or else read on a goroutine.
+// the fetch's goroutine read (fetchState.startRead), or else read on a goroutine. A fetch
+// read is pending — a second one fails EBUSY — until its answer is handed to the program,
+// so that answers come in the order asked.
 func (r *Reach) startRead(op *loop.Op, in []byte) {
 	e, rest := r.opStream(op, in)
 	switch {
@@ -66,21 +68,22 @@ func (r *Reach) startRead(op *loop.Op, in []byte) {
 		op.Finish(nil, errShort)
 	case binary.LittleEndian.Uint32(rest) == 0:
 		op.Finish(nil, coded(abi.FileEINVAL, errors.New("a read of 0 bytes")))
-	case e.tcp == nil:
-		op.OnDone(r.release)
-		if f, ok := e.s.(*fetchState); ok {
-			if err := e.begin(false); err != nil {
-				op.Finish(nil, err)
-				return
-			}
-			want := int(min(binary.LittleEndian.Uint32(rest), abi.MaxStreamRead))
-			if f.startRead(op, want, func() { e.end(false) }, r.release) {
-				return
-			}
-		}
-		op.Go(r.read, in)
-	default:
+	case e.tcp != nil:
 		e.tcp.Read(op, int(min(binary.LittleEndian.Uint32(rest), abi.MaxStreamRead)))
+	case e.s == nil:
+		op.Finish(nil, coded(abi.FileEINVAL, errors.New("a listener is not read: accept its connections")))
+	default:
+		if err := e.begin(false); err != nil {
+			op.Finish(nil, err)
+			return
+		}
+		op.OnDone(r.release)
+		op.OnHandOver(func() { e.end(false) })
+		want := int(min(binary.LittleEndian.Uint32(rest), abi.MaxStreamRead))
+		if f, ok := e.s.(*fetchState); ok && f.startRead(op, want, r.release) {
+			return
+		}
+		op.Go(func(ctx context.Context, _ []byte) ([]byte, error) { return readHeld(ctx, r.held, e.s, want) }, nil)
 	}
 }
 
@@ -122,33 +125,6 @@ func (r *Reach) release(res []byte, failed bool) {
 
 // readBufs are read buffers of abi.MaxStreamRead bytes.
 var readBufs = sync.Pool{New: func() any { b := make([]byte, abi.MaxStreamRead); return &b }}
-
-// read: in = id u64, max u32; result = what the stream has, up to max; empty at its end.
-func (r *Reach) read(ctx context.Context, in []byte) ([]byte, error) {
-	id, rest, err := idOf(in)
-	if err != nil {
-		return nil, err
-	}
-	if len(rest) < 4 {
-		return nil, errShort
-	}
-	want := int(min(binary.LittleEndian.Uint32(rest), abi.MaxStreamRead))
-	e, err := r.get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if e.s == nil {
-		return nil, coded(abi.FileEINVAL, errors.New("a listener is not read: accept its connections"))
-	}
-	if err := e.begin(false); err != nil {
-		return nil, err
-	}
-	defer e.end(false)
-	if want == 0 {
-		return nil, coded(abi.FileEINVAL, errors.New("a read of 0 bytes"))
-	}
-	return readHeld(ctx, r.held, e.s, want)
-}
 
 // readHeld reads what rd has, up to want bytes, into a copy that holds its length of held
 // until it is delivered (Reach.release); nil at the end.

@@ -218,6 +218,53 @@ func serve(req wasmloop.Request, res wasmloop.Response) {
 		if err != nil {
 			fail(res, err)
 		}
+	case "/attack-firstpiece": // one Read of up to 100 bytes: what it gave, quoted
+		_, err := wasmloop.StartFetch(wasmloop.FetchRequest{URL: q.Get("url")}, func(r *wasmloop.FetchResponse, err error) {
+			if err != nil {
+				fail(res, err)
+				return
+			}
+			if err := r.Read(100, func(data []byte, err error) {
+				if err != nil {
+					fail(res, err)
+					return
+				}
+				r.Close()
+				res.End(strconv.Quote(string(data)))
+			}); err != nil {
+				fail(res, err)
+			}
+		})
+		if err != nil {
+			fail(res, err)
+		}
+	case "/attack-readclose": // a Read, then Close at once (an abort): how the read ended
+		_, err := wasmloop.StartFetch(wasmloop.FetchRequest{URL: q.Get("url")}, func(r *wasmloop.FetchResponse, err error) {
+			if err != nil {
+				fail(res, err)
+				return
+			}
+			if err := r.Read(100, func(data []byte, err error) {
+				if err != nil {
+					fail(res, err)
+					return
+				}
+				res.End("read " + strconv.Quote(string(data)))
+			}); err != nil {
+				fail(res, err)
+				return
+			}
+			r.Close()
+		})
+		if err != nil {
+			fail(res, err)
+		}
+	case "/attack-tworeads": // raw io.read calls on a fetch: a first read, then two at once
+		attackTwoReads(q.Get("url"), res)
+	case "/attack-twoheads": // the response asked for twice at once, then a read to the end
+		attackTwoHeads(q.Get("url"), res)
+	case "/attack-readspin": // a read pending while a long callback keeps asking for more
+		attackReadSpin(q.Get("url"), q.Get("go"), res)
 	case "/env":
 		res.End(strings.Join(os.Environ(), "\n"))
 	default:
@@ -303,4 +350,173 @@ func streamOps(addr string, res wasmloop.Response) {
 	if err != nil {
 		fail(res, err)
 	}
+}
+
+// attackFetchID starts a GET of url with the raw fetch call and returns the stream's id.
+func attackFetchID(url string) ([]byte, error) {
+	in := binary.LittleEndian.AppendUint32(nil, 0) // no timeout
+	in = append(in, 0, 0)                          // no flags, method GET
+	in = binary.LittleEndian.AppendUint32(in, uint32(len(url)))
+	in = append(in, url...)
+	in = binary.LittleEndian.AppendUint32(in, 0) // no header lines
+	res, err := wasmloop.CallSync(abi.FnFetch, in)
+	if err != nil {
+		return nil, err
+	}
+	return res[:8:8], nil
+}
+
+func attackReadIn(id []byte, max uint32) []byte {
+	return binary.LittleEndian.AppendUint32(append([]byte{}, id...), max)
+}
+
+// attackTwoReads reads 2 bytes of url's body, then, in that read's callback, asks for two
+// reads of 4 bytes at once, as streamOps does on a TCP connection; a line per answer.
+func attackTwoReads(url string, res wasmloop.Response) {
+	id, err := attackFetchID(url)
+	if err != nil {
+		fail(res, err)
+		return
+	}
+	var lines []string
+	pending := 0
+	note := func(what string) func([]byte, error) {
+		pending++
+		return func(b []byte, err error) {
+			if err != nil {
+				code, _, _ := strings.Cut(err.Error(), " ")
+				lines = append(lines, what+": "+code)
+			} else {
+				lines = append(lines, what+": "+strconv.Quote(string(b)))
+			}
+			if pending--; pending == 0 {
+				wasmloop.CallSync(abi.FnStreamClose, id)
+				res.End(strings.Join(lines, "\n") + "\n")
+			}
+		}
+	}
+	err = wasmloop.Call(abi.FnFetchResponse, id, func(_ []byte, err error) {
+		if err != nil {
+			fail(res, err)
+			return
+		}
+		first := note("first read")
+		wasmloop.Call(abi.FnStreamRead, attackReadIn(id, 2), func(b []byte, err error) {
+			wasmloop.Call(abi.FnStreamRead, attackReadIn(id, 4), note("read A"))
+			wasmloop.Call(abi.FnStreamRead, attackReadIn(id, 4), note("read B"))
+			first(b, err)
+		})
+	})
+	if err != nil {
+		fail(res, err)
+	}
+}
+
+// attackReadSpin fetches url (a body that comes in two parts), asks for a read of 5 bytes
+// once the head is in, starts a fetch of goURL (which lets the upstream send the rest) and
+// then, in the same callback, keeps asking for reads of 5 bytes for a while: each of those
+// is made while the first is pending. The answer is the bytes in the order they were
+// delivered, then a line counting the other answers.
+func attackReadSpin(url, goURL string, res wasmloop.Response) {
+	id, err := attackFetchID(url)
+	if err != nil {
+		fail(res, err)
+		return
+	}
+	var got []byte
+	codes := map[string]int{}
+	pending, spinning := 0, true
+	finish := func() {
+		if pending == 0 && !spinning {
+			wasmloop.CallSync(abi.FnStreamClose, id)
+			res.End(string(got) + "\n" + strconv.Itoa(codes["EBUSY"]) + " EBUSY, " + strconv.Itoa(codes["EOF"]) + " EOF, " +
+				strconv.Itoa(len(codes)) + " kinds")
+		}
+	}
+	record := func(b []byte, err error) {
+		pending--
+		switch {
+		case err != nil:
+			code, _, _ := strings.Cut(err.Error(), " ")
+			codes[code]++
+		case len(b) == 0:
+			codes["EOF"]++
+		default:
+			got = append(got, b...)
+		}
+		finish()
+	}
+	read := func() {
+		pending++
+		if err := wasmloop.Call(abi.FnStreamRead, attackReadIn(id, 5), record); err != nil {
+			pending--
+			codes["refused"]++
+		}
+	}
+	err = wasmloop.Call(abi.FnFetchResponse, id, func(_ []byte, err error) {
+		if err != nil {
+			spinning = false
+			fail(res, err)
+			return
+		}
+		read() // waits for the rest of the body: the prefetch has it
+		if _, err := wasmloop.StartFetch(wasmloop.FetchRequest{URL: goURL}, func(r *wasmloop.FetchResponse, err error) {
+			if r != nil {
+				r.Close()
+			}
+		}); err != nil {
+			codes["go failed"]++
+		}
+		for deadline := time.Now().Add(700 * time.Millisecond); time.Now().Before(deadline); {
+			time.Sleep(2 * time.Millisecond)
+			read()
+		}
+		spinning = false
+		finish()
+	})
+	if err != nil {
+		fail(res, err)
+	}
+}
+
+// attackTwoHeads asks for url's response head twice at once, before it came; once both are
+// in, it reads the body to its end. A line per answer: the status, or the code.
+func attackTwoHeads(url string, res wasmloop.Response) {
+	id, err := attackFetchID(url)
+	if err != nil {
+		fail(res, err)
+		return
+	}
+	var lines []string
+	heads := 0
+	var body []byte
+	var readOn func([]byte, error)
+	readOn = func(b []byte, err error) {
+		switch {
+		case err != nil:
+			code, _, _ := strings.Cut(err.Error(), " ")
+			lines = append(lines, "body: "+code)
+		case len(b) > 0:
+			body = append(body, b...)
+			wasmloop.Call(abi.FnStreamRead, attackReadIn(id, 3), readOn)
+			return
+		default:
+			lines = append(lines, "body: "+strconv.Quote(string(body)))
+		}
+		wasmloop.CallSync(abi.FnStreamClose, id)
+		res.End(strings.Join(lines, "\n") + "\n")
+	}
+	head := func(b []byte, err error) {
+		if err != nil {
+			code, _, _ := strings.Cut(err.Error(), " ")
+			lines = append(lines, "head: "+code)
+		} else {
+			lines = append(lines, "head: "+strconv.Itoa(int(binary.LittleEndian.Uint16(b))))
+		}
+		if heads++; heads == 2 {
+			wasmloop.Call(abi.FnStreamRead, attackReadIn(id, 3), readOn)
+		}
+	}
+	wasmloop.Call(abi.FnFetchResponse, id, head)
+	wasmloop.Call(abi.FnFetchResponse, id, head)
 }
