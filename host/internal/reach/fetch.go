@@ -353,8 +353,8 @@ func (r *Reach) fetch(ctx context.Context, in []byte) ([]byte, error) {
 		return nil, err
 	}
 	id, err := r.add(ctx, &entry{s: f})
-	if err != nil {
-		f.cancel()
+	if err != nil { // refused, and closed by add: no head will come, so none is awaited
+		close(f.done)
 		return nil, err
 	}
 	go f.run(r.client, req)

@@ -328,3 +328,36 @@ func TestPrefetchGivesBackWhatItHeld(t *testing.T) {
 		r.held.Release(maxHeld)
 	}
 }
+
+// A fetch refused at the program's stream limit leaves no goroutine behind: its close (add
+// closes what it refuses) waited for a head that no request would bring.
+func TestRefusedFetchLeavesNoGoroutine(t *testing.T) {
+	g, _ := ParseGrants([]string{"127.0.0.1:1"})
+	r := New(Config{Connect: g})
+	defer r.Close()
+	ctx, _ := ownerCtx(t)
+	r.mu.Lock()
+	for i := len(r.streams); i < maxStreams; i++ {
+		r.streams[uint64(1<<40+i)] = &entry{owner: ctx}
+	}
+	r.mu.Unlock()
+	before := runtime.NumGoroutine()
+	for range 20 {
+		_, err := r.fetch(ctx, fetchIn(0, 0, "GET", "http://127.0.0.1:1/", "", ""))
+		if err == nil || !strings.HasPrefix(err.Error(), abi.ReachEMFILE+" ") {
+			t.Fatalf("a fetch past the limit: %v, want EMFILE", err)
+		}
+	}
+	n := runtime.NumGoroutine()
+	for deadline := time.Now().Add(5 * time.Second); n > before && time.Now().Before(deadline); n = runtime.NumGoroutine() {
+		runtime.Gosched()
+	}
+	if n > before {
+		t.Errorf("%d goroutines after 20 refused fetches, %d before", n, before)
+	}
+	r.mu.Lock()
+	for id := range r.streams {
+		delete(r.streams, id)
+	}
+	r.mu.Unlock()
+}
