@@ -514,3 +514,35 @@ func TestChunksGatheredPerRead(t *testing.T) {
 		t.Errorf("500 one-byte chunks arriving together took %d guest calls, want them gathered into one", chunks)
 	}
 }
+
+// A raw TCP read is pending from the program's call until its answer is handed to the
+// program: a second read made after the first was answered, but before that answer reached
+// the program (from another callback delivered first), is EBUSY, and one made after is not.
+func TestTCPReadPendingUntilHandedOver(t *testing.T) {
+	l := bareLoop(t)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.SetNonblock(fds[0], true)
+	t.Cleanup(func() { unix.Close(fds[1]) })
+	s, err := (&Op{l: l, in: l.cur}).AdoptTCP(fds[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := &Op{l: l, in: l.cur}, &Op{l: l, in: l.cur}
+	s.Read(first, 100)
+	if n := s.t.serve([]byte("hello")); n != 5 || len(l.queue.results) != 1 || l.queue.results[0].op != first {
+		t.Fatalf("serve took %d bytes, %d results queued: want the first read answered", n, len(l.queue.results))
+	}
+	s.Read(second, 100)
+	if r := l.queue.results; len(r) != 2 || r[1].op != second || !r[1].failed || !strings.HasPrefix(string(r[1].res), abi.ReachEBUSY+" ") {
+		t.Fatalf("a read before the first's answer was handed over: %d results, last %q; want EBUSY", len(r), r[len(r)-1].res)
+	}
+	first.handOver() // as deliverResults does before the program's callback
+	third := &Op{l: l, in: l.cur}
+	s.Read(third, 100)
+	if len(l.queue.results) != 2 || s.t.read != third {
+		t.Fatalf("a read after the answer was handed over: %d results queued, waiting %v; want it to wait for bytes", len(l.queue.results), s.t.read == third)
+	}
+}

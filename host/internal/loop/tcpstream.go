@@ -33,6 +33,9 @@ type tcpConn struct {
 	in      *instance // the program's instance that opened it (swap.go: holds, expire)
 	read    *Op       // waiting for bytes; readMax is what it asked for
 	readMax int
+	// reading: a read is pending from the program's call until its answer is handed to the
+	// program (Op.OnHandOver), as a fetch body's is: a second read meanwhile is EBUSY.
+	reading bool
 	write   *Op // its bytes are queued: waiting for the output to drain
 	end     *Op // waiting for the output to be written, then the shutdown
 	ended   bool
@@ -104,10 +107,11 @@ func (s *TCPStream) Read(op *Op, max int) {
 	switch {
 	case t.c.closed():
 		op.Finish(nil, t.closedErr())
-	case t.read != nil:
+	case t.reading:
 		op.Finish(nil, errReadPending)
 	default:
-		t.read, t.readMax = op, max
+		t.read, t.readMax, t.reading = op, max, true
+		op.OnHandOver(func() { t.reading = false })
 		c := t.c
 		if len(c.in) > 0 || c.unread || c.eof {
 			s.l.queue.resume(c) // bytes (or the end) wait already: serve them after this callback
