@@ -21,7 +21,7 @@ import (
 //	/slow?k=K  Content-Length 10: "hello" at once, "world" once /go?k=K came (or 10 s passed)
 //	/go?k=K    lets /slow?k=K finish
 //	/ten       Content-Length 10: "helloworld"
-//	/late      the same, its head 100 ms late (so that the program's asks for it wait)
+//	/late?k=K  the same, its head once /go?k=K came (so that the program's asks for it wait)
 type attackUpstream struct {
 	*httptest.Server
 	mu       sync.Mutex
@@ -69,8 +69,13 @@ func newAttackUpstream(t *testing.T) *attackUpstream {
 		case "/go":
 			u.let(k)
 		case "/ten", "/late":
-			if r.URL.Path == "/late" {
-				time.Sleep(100 * time.Millisecond) // only which path the host takes depends on it
+			if r.URL.Path == "/late" { // the head once the program has asked for it (/go?k=K)
+				select {
+				case <-u.release(k):
+				case <-r.Context().Done():
+					return
+				case <-time.After(10 * time.Second):
+				}
 			}
 			w.Header().Set("Content-Length", "10")
 			io.WriteString(w, "helloworld")
@@ -150,7 +155,7 @@ func TestAttackFetchReads(t *testing.T) {
 	// The head asked for twice before it came: both asks get it, and the body after it
 	// comes whole, in order, read 3 bytes at a time (from the prefetched piece).
 	t.Run("head asked twice", func(t *testing.T) {
-		body := guestGet(t, s, "/attack-twoheads?url="+q(up.URL+"/late"))
+		body := guestGet(t, s, "/attack-twoheads?url="+q(up.URL+"/late?k=heads")+"&go="+q(up.URL+"/go?k=heads"))
 		if want := "head: 200\nhead: 200\nbody: \"helloworld\"\n"; body != want {
 			t.Errorf("got:\n%s\nwant:\n%s", body, want)
 		}

@@ -178,6 +178,15 @@ func (l *Loop) checkReset(c *Conn) bool {
 	return false
 }
 
+// peerEnded records the peer's EOF and tells the protocol, unless the peer has reset the
+// connection since (checkReset closes it).
+func (l *Loop) peerEnded(c *Conn) {
+	c.eof, c.unread = true, false
+	if !l.checkReset(c) {
+		c.proto.peerEOF()
+	}
+}
+
 // readConn reads until EAGAIN, this connection's share of the wake-up, or a message that
 // must be answered before the next one is read.
 func (l *Loop) readConn(c *Conn) {
@@ -246,11 +255,7 @@ func (l *Loop) readConn(c *Conn) {
 			l.closeConn(c, abi.CloseHost)
 			return
 		case err == nil: // EOF: the peer will send no more
-			c.eof = true
-			c.unread = false
-			if !l.checkReset(c) {
-				c.proto.peerEOF()
-			}
+			l.peerEnded(c)
 			return
 		default:
 			l.closeConn(c, abi.ClosePeer)
@@ -262,10 +267,7 @@ func (l *Loop) readConn(c *Conn) {
 		if c.hangup && len(c.in) == 0 && c.peekEOF() {
 			// The peer hung up while the protocol takes no input (the guest holds a
 			// request), and its EOF is all the kernel holds: it asked for nothing more.
-			c.eof, c.unread = true, false
-			if !l.checkReset(c) {
-				c.proto.peerEOF()
-			}
+			l.peerEnded(c)
 		}
 	}
 }
@@ -372,7 +374,6 @@ func (l *Loop) closeConn(c *Conn, reason int32) {
 	if c.closed() {
 		return
 	}
-
 	c.phase = connClosed
 	if p := c.pipe; p != nil {
 		p.close()

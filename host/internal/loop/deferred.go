@@ -1,6 +1,10 @@
 package loop
 
-import "github.com/wasmloop/wasmloop/abi"
+import (
+	"slices"
+
+	"github.com/wasmloop/wasmloop/abi"
+)
 
 // Work that cannot be done where it arises waits in the loop's deferred queues, each named
 // for what it delivers. Two rules make them necessary: a host function never calls into the
@@ -77,6 +81,10 @@ func (q *deferred) acceptAgain(ln *listener) { q.accepts = append(q.accepts, ln)
 func (q *deferred) closeNotice(n closeNote) { q.closeNotices = append(q.closeNotices, n) }
 
 func (q *deferred) drainNotice(h abi.Handle) { q.drainNotices = append(q.drainNotices, h) }
+
+// drainQueued reports whether on_drain for h is queued and not yet delivered. Asked only at
+// a peer's EOF, where a scan of the few queued notices costs less than a flag to keep.
+func (q *deferred) drainQueued(h abi.Handle) bool { return slices.Contains(q.drainNotices, h) }
 
 func (q *deferred) result(r opResult) { q.results = append(q.results, r) }
 
@@ -172,7 +180,7 @@ func (l *Loop) deliverDrains() {
 				in = w.in
 			}
 		} else if ex, ok := l.exchanges.get(h); ok {
-			in, ex.drainQueued = ex.in, false
+			in = ex.in
 		}
 		if !in.live() {
 			continue

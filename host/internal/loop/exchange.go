@@ -45,9 +45,6 @@ type exchange struct {
 	held      []byte // decoded body bytes not yet delivered when the guest paused (owned)
 	heldEnd   bool   // the held bytes end the body
 	needDrain bool   // a write reported AboveMark: on_drain is owed
-	// drainQueued: the output drained and on_drain is queued, not yet delivered (settle): the
-	// guest is about to send more, so the response is still in flight (peerEOF).
-	drainQueued bool
 
 	file bodyFileState // the body_file kept open while the guest waits for on_drain
 

@@ -93,7 +93,7 @@ func (o *Op) Go(f func(ctx context.Context, in []byte) ([]byte, error), in []byt
 // (which releases what the first would have handed over). Goroutines count against the
 // worker's bound on async calls in flight (ELIMIT beyond, as for an Async function).
 func (o *Op) GoThen(f func(ctx context.Context, in []byte) (then, orElse func()), in []byte) {
-	deliver := o.handoff(len(in))
+	deliver := o.countAsync(len(in))
 	if deliver == nil {
 		return
 	}
@@ -107,10 +107,10 @@ func (o *Op) GoThen(f func(ctx context.Context, in []byte) (then, orElse func())
 // or instead, if the loop has ended meanwhile. It counts against the worker's bound on async
 // calls in flight as GoThen does; refused, it finishes the operation with ELIMIT and returns
 // nil.
-func (o *Op) FinishFrom() (deliver func(then, orElse func())) { return o.handoff(0) }
+func (o *Op) FinishFrom() (deliver func(then, orElse func())) { return o.countAsync(0) }
 
-// handoff counts one async call in flight, holding n bytes of input, and returns what ends it.
-func (o *Op) handoff(n int) func(then, orElse func()) {
+// countAsync counts one async call in flight, holding n bytes of input, and returns what ends it.
+func (o *Op) countAsync(n int) func(then, orElse func()) {
 	l := o.l
 	if l.pendingAsync >= maxPendingAsync || l.pendingAsyncBytes+n > maxPendingAsyncBytes {
 		o.Finish(nil, errLimit)

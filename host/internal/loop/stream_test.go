@@ -84,8 +84,8 @@ func TestEOFWhileDrainQueuedKeepsTheResponse(t *testing.T) {
 		unix.Read(peer, buf)
 		l.flush(c)
 	}
-	if len(l.queue.drainNotices) != 1 || !ex.drainQueued {
-		t.Fatalf("drains %v, drainQueued %v: want on_drain queued", l.queue.drainNotices, ex.drainQueued)
+	if len(l.queue.drainNotices) != 1 || !l.queue.drainQueued(ex.handle) {
+		t.Fatalf("drains %v, queued for this exchange %v: want on_drain queued", l.queue.drainNotices, l.queue.drainQueued(ex.handle))
 	}
 	unix.Shutdown(peer, unix.SHUT_WR)
 	httpOf(c).peerEOF()

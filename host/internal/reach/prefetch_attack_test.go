@@ -3,7 +3,6 @@ package reach
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"io"
 	"net"
 	"net/http"
@@ -18,20 +17,6 @@ import (
 
 // Attacks on the fetch's prefetch (fetchState.run, prefetch, Close). Each asserts what the
 // ABI (ABI.md §10) or the budget's contract promises.
-
-// attackFetch starts a fetch of url for ctx and returns its id and state.
-func attackFetch(t *testing.T, r *Reach, ctx context.Context, flags byte, method, url string) ([]byte, *fetchState) {
-	t.Helper()
-	id, err := r.Functions()[abi.FnFetch].Sync(ctx, fetchIn(0, flags, method, url, "", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := r.get(ctx, binary.LittleEndian.Uint64(id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id, e.s.(*fetchState)
-}
 
 // waitBodyFree waits (bounded) for the fetch's goroutine to be done with the body.
 func waitBodyFree(t *testing.T, f *fetchState) {
@@ -115,7 +100,7 @@ func TestAttackPrefetchOddFramingsGiveBackTheBudget(t *testing.T) {
 		{"GET", "/zero", "", true, ""},
 		{"HEAD", "/head", "", true, ""},
 	} {
-		id, f := attackFetch(t, r, ctx, 0, c.method, base+c.path)
+		id, f := startFetch(t, r, ctx, 0, c.method, base+c.path)
 		if <-f.done; f.err != nil {
 			t.Fatalf("%s: %v", c.path, f.err)
 		}
@@ -167,7 +152,7 @@ func TestAttackPrefetchInstanceEndAndRacingCloses(t *testing.T) {
 	// back.
 	for _, how := range []string{"instance end", "close"} {
 		ctx, end := context.WithCancel(context.Background())
-		id, f := attackFetch(t, r, ctx, 0, "GET", up.URL+"/half")
+		id, f := startFetch(t, r, ctx, 0, "GET", up.URL+"/half")
 		<-f.done
 		if r.held.TryAcquire(maxHeld) {
 			t.Fatal("nothing reserved for the prefetch")
@@ -201,7 +186,7 @@ func TestAttackPrefetchInstanceEndAndRacingCloses(t *testing.T) {
 	ctx2, end2 := context.WithCancel(context.Background())
 	defer end2()
 	for i := 0; i < 40; i++ {
-		id, f := attackFetch(t, r, ctx2, 0, "GET", up.URL+"/whole")
+		id, f := startFetch(t, r, ctx2, 0, "GET", up.URL+"/whole")
 		switch i % 4 {
 		case 1:
 			<-f.done
@@ -237,7 +222,7 @@ func TestAttackCloseAfterPrefetchedEndClosesStreamedBody(t *testing.T) {
 	r := New(Config{Connect: g})
 	defer r.Close()
 	ctx, _ := ownerCtx(t)
-	id, f := attackFetch(t, r, ctx, abi.FetchStreamBody, "POST", up.URL+"/upload")
+	id, f := startFetch(t, r, ctx, abi.FetchStreamBody, "POST", up.URL+"/upload")
 	if _, err := r.write(ctx, append(append([]byte{}, id...), "the first piece"...)); err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +308,7 @@ func TestAttackWaitingReadEndsWithItsInstanceWhenBudgetIsSpent(t *testing.T) {
 	defer r.Close()
 	ctx, end := context.WithCancel(context.Background())
 	defer end()
-	_, f := attackFetch(t, r, ctx, 0, "GET", up.URL+"/chunked")
+	_, f := startFetch(t, r, ctx, 0, "GET", up.URL+"/chunked")
 	answered := make(chan fetchRead, 1)
 	f.mu.Lock()
 	if f.bodyFree {
@@ -399,7 +384,7 @@ func TestAttackWaitingReadAtCloseFailsWithACode(t *testing.T) {
 	r := New(Config{Connect: g})
 	defer r.Close()
 	ctx, _ := ownerCtx(t)
-	id, f := attackFetch(t, r, ctx, 0, "GET", up.URL+"/half")
+	id, f := startFetch(t, r, ctx, 0, "GET", up.URL+"/half")
 	<-f.done
 	answered := make(chan fetchRead, 1)
 	f.mu.Lock()

@@ -3,7 +3,6 @@ package reach
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -116,16 +115,8 @@ func TestStreamsBelongToTheirInstance(t *testing.T) {
 	fns := r.Functions()
 	a, endA := ownerCtx(t)
 	b, _ := ownerCtx(t)
-	id, err := fns[abi.FnFetch].Sync(a, fetchIn(0, 0, "GET", up.URL+"/", "", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, f := startFetch(t, r, a, 0, "GET", up.URL+"/")
 	// The head is in (FnFetchResponse is answered from the loop, tested end to end).
-	e, err := r.get(a, binary.LittleEndian.Uint64(id))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := e.s.(*fetchState)
 	if <-f.done; f.err != nil {
 		t.Fatal(f.err)
 	}
@@ -159,31 +150,31 @@ func TestStreamsBelongToTheirInstance(t *testing.T) {
 	}
 }
 
+// startFetch starts a fetch of url for ctx and returns its id and state.
+func startFetch(t *testing.T, r *Reach, ctx context.Context, flags byte, method, url string) ([]byte, *fetchState) {
+	t.Helper()
+	id, err := r.Functions()[abi.FnFetch].Sync(ctx, fetchIn(0, flags, method, url, "", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := r.get(ctx, binary.LittleEndian.Uint64(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, e.s.(*fetchState)
+}
+
 // blockingRead is a fetch body's read as Reach.startRead makes it off the loop (a read no
 // prefetch answers): the stream found for ctx, its one pending read taken, then the read.
 func blockingRead(r *Reach, ctx context.Context, in []byte) ([]byte, error) {
-	id, rest, err := idOf(in)
+	e, want, err := r.readOf(ctx, in)
 	if err != nil {
 		return nil, err
-	}
-	if len(rest) < 4 {
-		return nil, errShort
-	}
-	e, err := r.get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if e.s == nil {
-		return nil, coded(abi.FileEINVAL, errors.New("a listener is not read"))
 	}
 	if err := e.begin(false); err != nil {
 		return nil, err
 	}
 	defer e.end(false)
-	want := int(min(binary.LittleEndian.Uint32(rest), abi.MaxStreamRead))
-	if want == 0 {
-		return nil, coded(abi.FileEINVAL, errors.New("a read of 0 bytes"))
-	}
 	return readHeld(ctx, r.held, e.s, want)
 }
 
@@ -286,15 +277,7 @@ func TestPrefetchGivesBackWhatItHeld(t *testing.T) {
 	fns := r.Functions()
 	ctx, _ := ownerCtx(t)
 	for _, path := range []string{"/whole", "/half"} {
-		id, err := fns[abi.FnFetch].Sync(ctx, fetchIn(0, 0, "GET", up.URL+path, "", ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := r.get(ctx, binary.LittleEndian.Uint64(id))
-		if err != nil {
-			t.Fatal(err)
-		}
-		f := e.s.(*fetchState)
+		id, f := startFetch(t, r, ctx, 0, "GET", up.URL+path)
 		if <-f.done; f.err != nil {
 			t.Fatal(f.err)
 		}

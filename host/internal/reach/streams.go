@@ -56,22 +56,38 @@ func (r *Reach) opStream(op *loop.Op, in []byte) (*entry, []byte) {
 	return nil, nil
 }
 
-// startRead: a TCP connection's read waits on the loop; a fetch body's is answered by what
-// the fetch's goroutine read (fetchState.startRead), or else read on a goroutine. A fetch
-// read is pending — a second one fails EBUSY — until its answer is handed to the program,
-// so that answers come in the order asked.
-func (r *Reach) startRead(op *loop.Op, in []byte) {
-	e, rest := r.opStream(op, in)
+// readOf decodes a read's input (id u64, max u32) and finds the stream for owner: the
+// stream, and how much the read asks for.
+func (r *Reach) readOf(owner context.Context, in []byte) (*entry, int, error) {
+	id, rest, err := idOf(in)
+	if err != nil {
+		return nil, 0, err
+	}
+	e, err := r.get(owner, id)
 	switch {
-	case e == nil:
+	case err != nil:
+		return nil, 0, err
 	case len(rest) < 4:
-		op.Finish(nil, errShort)
+		return nil, 0, errShort
 	case binary.LittleEndian.Uint32(rest) == 0:
-		op.Finish(nil, coded(abi.FileEINVAL, errors.New("a read of 0 bytes")))
+		return nil, 0, coded(abi.FileEINVAL, errors.New("a read of 0 bytes"))
+	case e.tcp == nil && e.s == nil:
+		return nil, 0, coded(abi.FileEINVAL, errors.New("a listener is not read: accept its connections"))
+	}
+	return e, int(min(binary.LittleEndian.Uint32(rest), abi.MaxStreamRead)), nil
+}
+
+// startRead: a TCP connection's read waits on the loop; a fetch body's is answered by what
+// the fetch's goroutine read (fetchState.startRead), or else read on a goroutine. A read is
+// pending — a second one fails EBUSY — until its answer is handed to the program, so that
+// answers come in the order asked.
+func (r *Reach) startRead(op *loop.Op, in []byte) {
+	e, want, err := r.readOf(op.Context(), in)
+	switch {
+	case err != nil:
+		op.Finish(nil, err)
 	case e.tcp != nil:
-		e.tcp.Read(op, int(min(binary.LittleEndian.Uint32(rest), abi.MaxStreamRead)))
-	case e.s == nil:
-		op.Finish(nil, coded(abi.FileEINVAL, errors.New("a listener is not read: accept its connections")))
+		e.tcp.Read(op, want)
 	default:
 		if err := e.begin(false); err != nil {
 			op.Finish(nil, err)
@@ -79,7 +95,6 @@ func (r *Reach) startRead(op *loop.Op, in []byte) {
 		}
 		op.OnDone(r.release)
 		op.OnHandOver(func() { e.end(false) })
-		want := int(min(binary.LittleEndian.Uint32(rest), abi.MaxStreamRead))
 		if f, ok := e.s.(*fetchState); ok && f.startRead(op, want, r.release) {
 			return
 		}

@@ -262,7 +262,7 @@ func serve(req wasmloop.Request, res wasmloop.Response) {
 	case "/attack-tworeads": // raw io.read calls on a fetch: a first read, then two at once
 		attackTwoReads(q.Get("url"), res)
 	case "/attack-twoheads": // the response asked for twice at once, then a read to the end
-		attackTwoHeads(q.Get("url"), res)
+		attackTwoHeads(q.Get("url"), q.Get("go"), res)
 	case "/attack-readspin": // a read pending while a long callback keeps asking for more
 		attackReadSpin(q.Get("url"), q.Get("go"), res)
 	case "/env":
@@ -479,9 +479,9 @@ func attackReadSpin(url, goURL string, res wasmloop.Response) {
 	}
 }
 
-// attackTwoHeads asks for url's response head twice at once, before it came; once both are
-// in, it reads the body to its end. A line per answer: the status, or the code.
-func attackTwoHeads(url string, res wasmloop.Response) {
+// attackTwoHeads asks for url's response head twice at once, then fetches goURL, which lets
+// the upstream send that head; once both answers are in, it reads the body to its end. A line per answer: the status, or the code.
+func attackTwoHeads(url, goURL string, res wasmloop.Response) {
 	id, err := attackFetchID(url)
 	if err != nil {
 		fail(res, err)
@@ -519,4 +519,12 @@ func attackTwoHeads(url string, res wasmloop.Response) {
 	}
 	wasmloop.Call(abi.FnFetchResponse, id, head)
 	wasmloop.Call(abi.FnFetchResponse, id, head)
+	// Both asks are in: let the upstream send the head.
+	if _, err := wasmloop.StartFetch(wasmloop.FetchRequest{URL: goURL}, func(r *wasmloop.FetchResponse, err error) {
+		if r != nil {
+			r.Close()
+		}
+	}); err != nil {
+		lines = append(lines, "go: "+err.Error())
+	}
 }
