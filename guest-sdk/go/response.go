@@ -173,7 +173,9 @@ func (r Response) OnClose(fn func()) {
 
 // SendFile sends length bytes of the file at path (in a granted directory, --dir) from
 // offset as the response's body, and ends the response; done, if not nil, then gets nil, or
-// the error that cut it short (the file shrank, the client left). The host reads the file
+// the error that cut it short (the file shrank, the client left). A response cut short is
+// aborted, its connection closed, so the client sees it incomplete even when it is chunked.
+// The host reads the file
 // into the connection itself (ABI 1.6, body_file; from 64 KiB, with sendfile(2) on Linux):
 // the bytes never pass through the program's memory, and a large file goes out as the client
 // takes it. Set the head first (WriteHead with a Content-Length of length): without one the
@@ -258,11 +260,11 @@ func (s *fileSend) resume() {
 	}
 }
 
-// finish ends the response — short of its Content-Length after an error, so the client sees
-// it cut — and tells done.
+// finish ends the response and tells done. After an error the response is aborted, not
+// ended: a chunked body that ended would look whole to the client, with its last chunk.
 func (s *fileSend) finish(err error) {
 	if err != nil {
-		s.r.End("")
+		s.r.Abort()
 	} else {
 		err = s.r.End("")
 	}

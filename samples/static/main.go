@@ -98,7 +98,9 @@ func stat(name string, res wasmloop.Response) (fs.FileInfo, bool) {
 	switch {
 	case err == nil:
 		return info, true
-	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission), notDir(err):
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission), refusedName(err):
+		// Also a name no file can have (too long) or a loop of links: the client's path,
+		// not the server, is at fault, and logging each would let any client fill the log.
 		fail(res, 404, "not found")
 	default:
 		wasmloop.Log("stat " + name + ": " + err.Error())
@@ -107,9 +109,19 @@ func stat(name string, res wasmloop.Response) (fs.FileInfo, bool) {
 	return nil, false
 }
 
-func notDir(err error) bool {
+// refusedName says whether the host refused the path itself: a file where a directory was
+// wanted (ENOTDIR), a loop or too long a chain of links (ELOOP), or a malformed name, such as
+// one past the system's length limit (EINVAL).
+func refusedName(err error) bool {
 	var fe *wasmloop.FileError
-	return errors.As(err, &fe) && fe.Code == "ENOTDIR"
+	if !errors.As(err, &fe) {
+		return false
+	}
+	switch fe.Code {
+	case "ENOTDIR", "ELOOP", "EINVAL":
+		return true
+	}
+	return false
 }
 
 // send answers with the file, or the part of it the request asked for.

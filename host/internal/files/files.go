@@ -155,7 +155,22 @@ func (m *Mounts) List() []*Mount {
 }
 
 // FS is the mount's directory as a read-only fs.FS confined to it, for a WASI preopen.
-func (mt *Mount) FS() fs.FS { return mt.root.FS() }
+func (mt *Mount) FS() fs.FS { return confinedFS{mt.root.FS()} }
+
+// confinedFS is an os.Root's fs.FS whose refusal of a path that leads out of the grant (a
+// link out) is fs.ErrPermission. os.Root's own refusal has no errno, so wazero hands the
+// guest EIO ("I/O error") for it — which sends the program's author looking at the disk —
+// where the async functions say EACCES. wazero's adapter only calls Open.
+type confinedFS struct{ fs.FS }
+
+func (c confinedFS) Open(name string) (fs.File, error) {
+	f, err := c.FS.Open(name)
+	if err != nil && escapes(err) {
+		// fs.ErrPermission itself: wazero compares the error with ==, not errors.Is.
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+	}
+	return f, err
+}
 
 // errNotGranted is the refusal of a path outside every grant.
 type errNotGranted struct{ path string }
@@ -172,20 +187,36 @@ func (e errNotGranted) Error() string {
 // mount itself). p must be absolute; it is cleaned first, so ".." cannot climb above "/",
 // and the os.Root refuses what would resolve outside the mount from there.
 func (m *Mounts) resolve(p string) (*Mount, string, error) {
-	if !path.IsAbs(p) || strings.IndexByte(p, 0) >= 0 {
+	if !path.IsAbs(p) {
 		return nil, "", fmt.Errorf("%q: want an absolute path, such as /www/index.html", p)
 	}
+	// Said apart from the above: an absolute path refused as "not absolute" would send the
+	// guest's author looking for the wrong mistake.
+	if strings.IndexByte(p, 0) >= 0 {
+		return nil, "", fmt.Errorf("%q: a path cannot contain a NUL byte", p)
+	}
+	// A final slash (or "/.") says the path must name a directory, as POSIX has it. Cleaned
+	// away, WriteFile("/data/logs/") would create a file named logs, and Remove("/data/f/")
+	// remove the file f: the slash is kept on the name, for the system to check.
+	dirOnly := strings.HasSuffix(p, "/") || strings.HasSuffix(p, "/.")
 	p = path.Clean(p)
 	for _, mt := range m.List() {
 		g := mt.GuestPath
+		name := ""
 		switch {
 		case p == g:
 			return mt, ".", nil
 		case g == "/":
-			return mt, p[1:], nil
+			name = p[1:]
 		case strings.HasPrefix(p, g) && p[len(g)] == '/':
-			return mt, p[len(g)+1:], nil
+			name = p[len(g)+1:]
+		default:
+			continue
 		}
+		if dirOnly {
+			name += "/"
+		}
+		return mt, name, nil
 	}
 	m.refused("path", "%v", errNotGranted{p})
 	return nil, "", errNotGranted{p}

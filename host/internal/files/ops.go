@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"slices"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sync/semaphore"
@@ -183,6 +184,12 @@ func classify(err error) error {
 		code = abi.FileEXDEV
 	case errors.Is(err, syscall.ELOOP):
 		code = abi.FileELOOP
+	// A name past NAME_MAX (or a resolution past os.Root's step limit), or a request the
+	// system calls invalid (a directory renamed into itself): the guest's path is at fault,
+	// not the disk, so EINVAL ("a malformed request or path") rather than EIO, which a file
+	// server answers as its own failure (500) and logs.
+	case errors.Is(err, syscall.ENAMETOOLONG), errors.Is(err, syscall.EINVAL):
+		code = abi.FileEINVAL
 	case errors.Is(err, fs.ErrPermission), escapes(err):
 		code = abi.FileEACCES
 	default:
@@ -444,6 +451,13 @@ func (m *Mounts) remove(_ *call, in []byte) ([]byte, error) {
 	}
 	if name == "." {
 		return nil, coded(abi.FileEACCES, fmt.Errorf("%s is a granted directory itself", in[1:]))
+	}
+	if all && strings.HasSuffix(name, "/") {
+		// os.Root's RemoveAll("f/") removes the file f: a path that must name a directory
+		// (resolve) is checked first, as rm -r f/ does.
+		if _, err := mt.root.Stat(name); err != nil {
+			return nil, classify(err)
+		}
 	}
 	if all {
 		err = mt.root.RemoveAll(name)
