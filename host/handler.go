@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wasmloop/wasmloop/host/internal/httpfield"
 	"github.com/wasmloop/wasmloop/host/internal/loop"
 )
 
@@ -27,6 +28,11 @@ import (
 // back-pressure — a slow client pauses the program through its drain signal — and a request
 // whose context ends (the client left) is closed under the program (on_close). A WebSocket
 // upgrade the program accepts takes the connection over through http.Hijacker.
+//
+// A request whose head cannot be passed on as it is — a method or field name that is not a
+// token, a target or host with a space or control character, a field value with a line break
+// or NUL (which would add fields, or a request, of its own) — is answered 400, as net/http's
+// own client refuses it.
 //
 // The program must have started (Start) and opened a server with listen; with
 // Config.NoPorts that server opens no port, and Handler is its only way in. While the program
@@ -43,6 +49,16 @@ func (h appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the program is not running", http.StatusServiceUnavailable)
 		return
 	}
+	// The head is written as text onto a connection the next client's request may reuse: a
+	// line break that a middleware put in a header value (or the method, target or host)
+	// would become header lines or a whole request of its own, answered to that next client.
+	// net/http's own client refuses such a request; so does the Handler.
+	if err := checkHead(r); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	alone := run.handling.Add(1) == 1
+	defer run.handling.Add(-1)
 	// A kept connection the loop has closed meanwhile (its idle timeout, a swap) fails
 	// before any answer: the request is sent again on a new one, once, when it has no body
 	// that could have been read.
@@ -55,6 +71,7 @@ func (h appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+		pc.conn.BorrowAlone(alone)
 		ex := &exchange{w: w, r: r, pc: pc, bodySent: make(chan struct{})}
 		switch ex.serve(reused && attempt == 0) {
 		case kept:
@@ -158,6 +175,7 @@ func (ex *exchange) serve(mayRetry bool) outcome {
 	// The client leaving closes the connection under the program (on_close).
 	stop := context.AfterFunc(r.Context(), func() { conn.Close() })
 	upgrade := isWebSocketUpgrade(r)
+	seen := conn.Consumed() // what the program had read before this request
 	bw, br := ex.pc.bw, ex.pc.br
 	bw.Reset(conn)
 	writeHead(bw, r, upgrade)
@@ -170,7 +188,9 @@ func (ex *exchange) serve(mayRetry bool) outcome {
 			if mayRetry {
 				return retry
 			}
-			http.Error(ex.w, "the program's connection failed", http.StatusBadGateway)
+			// The worker closed its end before reading a byte: it has no server, or is draining
+			// or ending. That is the program not serving, documented as 503, not a bad gateway.
+			http.Error(ex.w, "the program is not serving", http.StatusServiceUnavailable)
 			return closed
 		}
 	} else {
@@ -186,10 +206,13 @@ func (ex *exchange) serve(mayRetry bool) outcome {
 		}
 		<-ex.bodySent // r.Body must not be read once ServeHTTP has returned
 	}()
-	resp, err := readResponse(ex.w, br, r)
+	a, header101, err := ex.readAnswerHead(br)
 	if err != nil {
 		stop()
-		if mayRetry && !hasBody && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
+		// Sent again only if the program never read a byte of it: a kept connection it closed
+		// while idle. One it read and then closed without an answer (an aborted response, a
+		// POST it acted on) must not be handed to it a second time.
+		if mayRetry && !hasBody && conn.Consumed() == seen && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) {
 			result = retry
 			return retry
 		}
@@ -198,18 +221,13 @@ func (ex *exchange) serve(mayRetry bool) outcome {
 		}
 		return closed
 	}
-	if resp.StatusCode == http.StatusSwitchingProtocols {
+	if a.status == http.StatusSwitchingProtocols {
 		stop()
-		ex.switchProtocols(resp, br)
+		ex.switchProtocols(header101, br)
 		return closed
 	}
-	header := ex.w.Header()
-	for k, v := range resp.Header {
-		header[k] = v
-	}
-	ex.w.WriteHeader(resp.StatusCode)
-	err = copyFlushing(ex.w, resp.Body, br)
-	resp.Body.Close()
+	ex.w.WriteHeader(a.status)
+	err = copyFlushing(ex.w, answerBody(br, a), br)
 	if !stop() { // the client left: the connection is closed
 		return closed
 	}
@@ -219,26 +237,31 @@ func (ex *exchange) serve(mayRetry bool) outcome {
 		panic(http.ErrAbortHandler)
 	}
 	<-ex.bodySent
-	if !resp.Close && ex.bodyErr == nil && br.Buffered() == 0 {
+	if !a.close && ex.bodyErr == nil && br.Buffered() == 0 {
 		result = kept
 	}
 	return result
 }
 
-// readResponse reads the program's answer, passing 1xx interim answers (other than 101) on.
-func readResponse(w http.ResponseWriter, br *bufio.Reader, r *http.Request) (*http.Response, error) {
+// readAnswerHead reads the program's answer head (answer.go), its fields straight into the
+// ResponseWriter's header. 1xx interim heads other than 101 go on to the client as they come;
+// a 101's fields go into a header of their own, for the head written on the client's
+// connection once it is taken over.
+func (ex *exchange) readAnswerHead(br *bufio.Reader) (answerHead, http.Header, error) {
 	for {
-		resp, err := http.ReadResponse(br, r)
+		status, http10, err := readStatusLine(br)
 		if err != nil {
-			return nil, err
+			return answerHead{}, nil, err
 		}
-		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
-			return resp, nil
+		h := ex.w.Header()
+		if status == http.StatusSwitchingProtocols {
+			h = http.Header{}
 		}
-		for k, v := range resp.Header {
-			w.Header()[k] = v
+		a, err := readFields(br, h, status, http10, ex.r.Method)
+		if err != nil || status >= 200 || status == http.StatusSwitchingProtocols {
+			return a, h, err
 		}
-		w.WriteHeader(resp.StatusCode)
+		ex.w.WriteHeader(status)
 	}
 }
 
@@ -300,7 +323,7 @@ func copyFlushing(w http.ResponseWriter, body io.Reader, br *bufio.Reader) error
 
 // switchProtocols hands the client's connection over to the program's WebSocket: the 101
 // answer goes to the client, and then bytes are copied both ways until either side closes.
-func (ex *exchange) switchProtocols(resp *http.Response, br *bufio.Reader) {
+func (ex *exchange) switchProtocols(header http.Header, br *bufio.Reader) {
 	client, crw, err := http.NewResponseController(ex.w).Hijack()
 	if err != nil {
 		http.Error(ex.w, "the server cannot hand the connection over for a WebSocket", http.StatusNotImplemented)
@@ -308,7 +331,7 @@ func (ex *exchange) switchProtocols(resp *http.Response, br *bufio.Reader) {
 	}
 	defer client.Close()
 	head := "HTTP/1.1 101 Switching Protocols\r\n"
-	for k, vs := range resp.Header {
+	for k, vs := range header {
 		for _, v := range vs {
 			head += k + ": " + v + "\r\n"
 		}
@@ -339,6 +362,52 @@ var hopByHop = map[string]bool{
 	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Te": true,
 	"Transfer-Encoding": true, "Trailer": true, "Upgrade": true, "Expect": true,
 	"Content-Length": true, "Host": true,
+}
+
+// checkHead refuses a request whose head cannot be written as it is (writeHead): a method or
+// field name that is not a token, a target or host with a space or a control character, a
+// field value with a line break or NUL.
+func checkHead(r *http.Request) error {
+	if !isToken(r.Method) {
+		return errors.New("invalid method")
+	}
+	if !isVisible(r.URL.RequestURI()) || !isVisible(r.Host) {
+		return errors.New("invalid request target or host")
+	}
+	for k, vs := range r.Header {
+		if !isToken(k) {
+			return errors.New("invalid header field name")
+		}
+		for _, v := range vs {
+			if strings.ContainsAny(v, "\r\n\x00") {
+				return errors.New("invalid header field value")
+			}
+		}
+	}
+	return nil
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110, 5.6.2).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !httpfield.IsTchar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// isVisible reports whether s has no space and no control character.
+func isVisible(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // writeHead writes the request's head in origin form, as a client would have sent it to the

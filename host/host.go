@@ -197,7 +197,8 @@ type Config struct {
 	Functions map[string]Function
 	// OnMessage receives what the program posts to the host (the Go SDK's PostHost), with
 	// the worker that sent it. It runs on that worker's event loop and must not block; data
-	// is its to keep. nil refuses such posts.
+	// is its to keep. nil refuses such posts. A panic in it is recovered and logged: it
+	// does not reach the program, which carries on.
 	OnMessage func(worker int, data []byte)
 	// Metrics, if set, gets the App's collector (Collector) registered by Load and
 	// unregistered by Close: requests by status class, request and callback durations, open
@@ -457,7 +458,7 @@ func (a *App) launch() (*run, error) {
 		Functions:   loopFunctions(cfg.Functions, a.res.dirs, a.res.reach),
 		AllowListen: a.res.reach.AllowListen,
 		OpenFile:    func(p string) (loop.FileBody, abi.Errno) { return a.res.dirs.OpenForBody(p) },
-		OnMessage:   cfg.OnMessage,
+		OnMessage:   safeOnMessage(cfg.OnMessage, logger),
 		Output:      perWorker,
 		Stats:       cfg.Metrics != nil,
 		AccessLog:   accessLog,
@@ -490,14 +491,36 @@ func (a *App) launch() (*run, error) {
 	return r, nil
 }
 
+// safeOnMessage runs the embedder's OnMessage with a panic recovered and logged. It runs
+// inside the guest's post (wasmloop.PostHost), so a panic would otherwise reach wazero and trap
+// the instance, which would be replaced with its state and what it was answering lost, for
+// the embedder's bug: as with Config.Functions, that bug must not cost the guest. nil stays
+// nil (the guest's post is refused).
+func safeOnMessage(f func(worker int, data []byte), logger *slog.Logger) func(int, []byte) {
+	if f == nil {
+		return nil
+	}
+	return func(worker int, data []byte) {
+		defer func() {
+			if p := recover(); p != nil {
+				logger.Error(fmt.Sprintf("Config.OnMessage panicked: %v", p), "worker", worker)
+			}
+		}()
+		f(worker, data)
+	}
+}
+
 // run is one run of the program, from launch to its end.
 type run struct {
 	g      *loop.Group
 	cancel context.CancelFunc // starts a graceful shutdown
 	done   chan struct{}      // closed when the program has ended; then code and err are set
 	pool   connPool           // App.Handler's idle connections to the loops (handler.go)
-	code   int
-	err    error
+	// handling counts the Handler's requests in progress: one alone may be served on its own
+	// goroutine (handler.go, Pipe.BorrowAlone).
+	handling atomic.Int32
+	code     int
+	err      error
 }
 
 // outputFlush bounds how long Run waits for the guest's buffered output to be written: a

@@ -58,7 +58,8 @@ func (a *App) Wait() (int, error) {
 }
 
 // Shutdown shuts the program down gracefully, as SIGTERM does under `wasmloop run`: the
-// listening sockets close, the requests in progress are answered, idle connections close, and
+// listening sockets close, the requests and App.Calls in progress are answered, idle
+// connections close, and
 // the program ends when nothing is left (or ShutdownTimeout passes). If ctx ends first, the
 // program is stopped at once: its connections close and a guest call in progress is ended.
 // Shutdown returns when the program has ended, with ctx's error if it had to stop it; at

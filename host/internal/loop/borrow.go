@@ -25,6 +25,11 @@ import "time"
 func (l *Loop) borrow() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.borrowLocked()
+}
+
+// borrowLocked is borrow with l.mu held (notePipe).
+func (l *Loop) borrowLocked() bool {
 	if !l.sleeping || l.borrowed || l.dead || len(l.tasks) > 0 || len(l.pipeNotes) > 0 {
 		return false
 	}

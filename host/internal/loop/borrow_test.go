@@ -2,6 +2,7 @@ package loop
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -147,4 +148,44 @@ func TestBorrowOnlyASleepingLoop(t *testing.T) {
 	if l.borrow() {
 		t.Error("an awake loop was borrowed")
 	}
+}
+
+// A request handed in alone while the worker sleeps is served on the caller's goroutine: its
+// answer is in the pipe when Write returns, with no turn of the loop's own. One that is not
+// alone is queued for the loop's thread.
+func TestPipeAloneServedByTheCaller(t *testing.T) {
+	l := guestLoop(t, buildGuest(t, "testdata/hold"))
+	l.readPending()
+	p := l.g.ServePipe()
+	l.runTasks() // the loop's thread attaches it
+	l.settle()
+	for _, alone := range []bool{true, false} {
+		woken(t, l)
+		asleep(l, math.MaxInt64)
+		p.BorrowAlone(alone)
+		if _, err := p.Write([]byte("GET /first HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		p.mu.Lock()
+		answer := string(p.fromLoop[p.fromOff:])
+		p.fromLoop, p.fromOff = p.fromLoop[:0], 0
+		p.mu.Unlock()
+		if served := strings.Contains(answer, "path=/first"); served != alone {
+			t.Fatalf("alone %v: after Write the pipe holds %q", alone, answer)
+		}
+		if !alone {
+			if !woken(t, l) {
+				t.Fatal("a request not alone did not wake the loop's thread")
+			}
+			l.runTasks() // the thread's turn serves it
+			l.settle()
+			p.mu.Lock()
+			answer = string(p.fromLoop[p.fromOff:])
+			p.mu.Unlock()
+			if !strings.Contains(answer, "path=/first") {
+				t.Fatalf("the loop's turn did not serve the queued request: %q", answer)
+			}
+		}
+	}
+	p.Close()
 }

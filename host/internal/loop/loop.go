@@ -210,14 +210,16 @@ func (l *Loop) retire() bool {
 func (l *Loop) clock() int64 { return int64(l.now.Sub(l.epoch)) }
 
 // alive reports whether anything can still produce a callback: Node's rule for staying in
-// the loop. While draining, only open connections count, and not the program's raw TCP
-// connections: they have no request to finish, and stay open for the requests that do.
+// the loop. While draining, only open connections and the embedder's calls in progress
+// count, and not the program's raw TCP connections: they have no request to finish, and stay
+// open for the requests that do. (A call is answered as a request is: Shutdown waits for
+// both, up to its timeout.)
 func (l *Loop) alive() bool {
 	if l.stopped {
 		return false
 	}
 	if l.draining {
-		return l.nconns-l.rawConns > 0
+		return l.nconns-l.rawConns > 0 || l.calls.len() > 0
 	}
 	return l.refs > 0 || l.nconns > 0 || l.exchanges.len() > 0 || l.restarting ||
 		l.calls.len() > 0 || l.pendingAsync > 0 || l.pendingOps > 0 || l.cfg.KeepAlive
