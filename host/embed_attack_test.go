@@ -1,6 +1,7 @@
 package host_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -369,7 +370,9 @@ func TestAttackFunctionErrorsAreValues(t *testing.T) {
 // A call in progress at a graceful Shutdown is answered, as a request in progress is: the
 // guest answers it from a timer 300 ms later, well within the shutdown timeout.
 func TestAttackShutdownAnswersCallInProgress(t *testing.T) {
-	app := startPlugin(t, host.Config{Workers: 1})
+	logs, stdout := io.Pipe()
+	lines := bufio.NewScanner(logs)
+	app := startPlugin(t, host.Config{Workers: 1, Stdout: stdout})
 	done := make(chan error, 1)
 	go func() {
 		got, err := app.Call(context.Background(), "after", []byte("300"))
@@ -378,9 +381,9 @@ func TestAttackShutdownAnswersCallInProgress(t *testing.T) {
 		}
 		done <- err
 	}()
-	if _, err := app.Call(context.Background(), "echo", nil); err != nil { // "after" is delivered
-		t.Fatal(err)
+	for lines.Scan() && lines.Text() != "armed 300" { // the guest has the call
 	}
+	go io.Copy(io.Discard, logs)
 	if err := app.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}

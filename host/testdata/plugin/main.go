@@ -52,6 +52,7 @@ func main() {
 	wasmloop.HandleCall("fail", func(c *wasmloop.CallRequest) { c.Fail("asked to fail") })
 	wasmloop.HandleCall("hold", func(c *wasmloop.CallRequest) {
 		c.OnCancel(func() { wasmloop.Log("cancelled", string(c.Payload())) })
+		wasmloop.Log("holding", string(c.Payload())) // a test waits for the delivery on it
 	})
 	wasmloop.HandleCall("probe", func(c *wasmloop.CallRequest) {
 		res, err := wasmloop.CallSync("optional_fn", nil)
