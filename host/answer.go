@@ -62,9 +62,19 @@ func readStatusLine(br *bufio.Reader) (status int, http10 bool, err error) {
 // appended to; one already in h from before (the embedder's middleware) is replaced, as
 // copying a parsed header over it did. Transfer-Encoding frames the body and is not copied,
 // nor is a Connection field that says close (http.ReadResponse removed it too).
-func readFields(br *bufio.Reader, h http.Header, status int, http10 bool, method string) (answerHead, error) {
+func readFields(br *bufio.Reader, h http.Header, status int, http10 bool, method string) (_ answerHead, err error) {
 	a := answerHead{status: status, length: -1, close: http10}
-	var seen nameSet    // the names this head has set: a repeat appends rather than replaces
+	var seen nameSet // the names this head has set: a repeat appends rather than replaces
+	defer func() {
+		if err != nil { // none of a failed head's fields may go out with the answer in its place
+			for _, k := range seen.few[:seen.n] {
+				delete(h, k)
+			}
+			for k := range seen.more {
+				delete(h, k)
+			}
+		}
+	}()
 	var values []string // one backing array for the values' slices, as textproto does
 	closeField := false // a Connection field says close: it stays on the pipe, as net/http's client drops it
 	for {
@@ -157,18 +167,35 @@ func (s *nameSet) add(name string) {
 	s.more[name] = true
 }
 
-// readLine reads one line ending in CRLF, CRLF included. The line must fit
-// in br's buffer (16 KiB: the worker's head limits are smaller). first says whether this is
-// the answer's first line, where an end before any byte is io.EOF.
+// maxAnswerLine bounds one line of an answer's head, as net/http's client bounds a head
+// (Transport.MaxResponseHeaderBytes, 10 MiB).
+const maxAnswerLine = 10 << 20
+
+// readLine reads one line ending in CRLF, CRLF included. first says whether this is the
+// answer's first line, where an end before any byte is io.EOF.
 func readLine(br *bufio.Reader, first bool) ([]byte, error) {
 	line, err := br.ReadSlice('\n')
+	// A line longer than br's buffer (16 KiB) is gathered into one of its own: the worker
+	// bounds no field a program writes (a long Content-Security-Policy, say), a client on
+	// the program's own port reads it whole, and so must the Handler, not answer 503.
+	var long []byte
+	for err == bufio.ErrBufferFull {
+		long = append(long, line...)
+		if len(long) > maxAnswerLine {
+			return nil, errMalformedAnswer
+		}
+		line, err = br.ReadSlice('\n')
+	}
+	if long != nil {
+		line = append(long, line...)
+	}
 	switch {
+	case len(line) > maxAnswerLine:
+		return nil, errMalformedAnswer
 	case err == io.EOF && first && len(line) == 0:
 		return nil, io.EOF
 	case err == io.EOF:
 		return nil, io.ErrUnexpectedEOF
-	case err == bufio.ErrBufferFull:
-		return nil, errMalformedAnswer
 	case err != nil:
 		return nil, err
 	case len(line) < 2 || line[len(line)-2] != '\r':

@@ -57,6 +57,8 @@ func TestReadAnswer(t *testing.T) {
 			status: 200, header: http.Header{"Content-Length": {"1"}}, body: "x", close: true},
 		{name: "HTTP/1.0 keep-alive", raw: "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 1\r\n\r\nx",
 			status: 200, header: http.Header{"Connection": {"Keep-Alive"}, "Content-Length": {"1"}}, body: "x"},
+		{name: "a field longer than the reader's buffer", raw: "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("b", 40<<10) + "\r\nContent-Length: 0\r\n\r\n",
+			status: 200, header: http.Header{"X-Big": {strings.Repeat("b", 40<<10)}, "Content-Length": {"0"}}},
 		{name: "no reason phrase", raw: "HTTP/1.1 599\r\nContent-Length: 0\r\n\r\n", status: 599, header: http.Header{"Content-Length": {"0"}}},
 		{name: "names canonical, values trimmed, repeats kept in order",
 			raw:    "HTTP/1.1 200 OK\r\nset-cookie: a=1\r\nx-thing:  v \r\nSet-Cookie: b=2\r\nContent-Length: 0\r\n\r\n",
@@ -123,7 +125,7 @@ func TestReadAnswerRefuses(t *testing.T) {
 		{"a coding other than chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", errMalformedAnswer},
 		{"chunked twice", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", errMalformedAnswer},
 		{"chunked and a length", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n", errMalformedAnswer},
-		{"a line longer than the buffer", "HTTP/1.1 200 OK\r\nX: " + strings.Repeat("a", 17<<10) + "\r\n\r\n", errMalformedAnswer},
+		{"a line longer than maxAnswerLine", "HTTP/1.1 200 OK\r\nX: " + strings.Repeat("a", maxAnswerLine+1) + "\r\n\r\n", errMalformedAnswer},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, _, _, err := readAnswer(tc.raw, http.MethodGet, http.Header{})
@@ -131,6 +133,19 @@ func TestReadAnswerRefuses(t *testing.T) {
 				t.Errorf("err %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// A head that fails part-way leaves none of its fields in the ResponseWriter's header: they
+// would go out with the 503 that answers in its place.
+func TestReadAnswerFailedHeadLeavesNoFields(t *testing.T) {
+	h := http.Header{"X-Request-Id": {"7"}}
+	_, _, _, err := readAnswer("HTTP/1.1 200 OK\r\nSet-Cookie: session=1\r\nX-Request-Id: 8\r\nContent-Length: x\r\n\r\n", http.MethodGet, h)
+	if err == nil {
+		t.Fatal("a bad Content-Length was read")
+	}
+	if len(h) != 0 {
+		t.Errorf("after the failed head the header holds %v, want none of its fields", h)
 	}
 }
 

@@ -197,6 +197,14 @@ func (ex *exchange) serve(mayRetry bool) outcome {
 		// The body goes in beside the answer coming out: the program may answer before it
 		// has read all of it (a 413, or a stream), and reading the answer must not wait for
 		// the body's end.
+		//
+		// net/http's HTTP/1 server does not allow that unless asked (EnableFullDuplex): by
+		// default it consumes or closes the unread request body once the answer begins, and
+		// a program echoing a long upload as it arrives (samples/stream's /echo) had its
+		// answer end 256 KiB + 1 short of the body, with no error at the client. A
+		// ResponseWriter without the option (HTTP/2's is full duplex already) returns an
+		// error, which changes nothing.
+		http.NewResponseController(ex.w).EnableFullDuplex()
 		go ex.sendBody(bw)
 	}
 	result := closed
@@ -229,6 +237,13 @@ func (ex *exchange) serve(mayRetry bool) outcome {
 	ex.w.WriteHeader(a.status)
 	err = copyFlushing(ex.w, answerBody(br, a), br)
 	if !stop() { // the client left: the connection is closed
+		return closed
+	}
+	if err == errClientWrite {
+		// The rest of the answer is still in the connection, unread: kept, it would be the
+		// next request's answer — a body the program echoed, served to another client as an
+		// answer of its own. (http.ReadResponse's body read the rest away on Close; this
+		// reader does not.) The deferred Close ends it.
 		return closed
 	}
 	if err != nil {
@@ -292,6 +307,11 @@ func (ex *exchange) sendBody(bw *bufio.Writer) {
 	}
 }
 
+// errClientWrite is the ResponseWriter refusing the answer's body: the client left (its
+// context ends the exchange), or a middleware's writer failed while the request goes on.
+// Either way the rest of the answer is left unread in the connection.
+var errClientWrite = errors.New("the ResponseWriter refused the answer's body")
+
 // copyBufs are the buffers answers are copied through.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
@@ -306,7 +326,7 @@ func copyFlushing(w http.ResponseWriter, body io.Reader, br *bufio.Reader) error
 		n, err := body.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
-				return nil // the client left; its context ends the exchange
+				return errClientWrite
 			}
 		}
 		if err == io.EOF {
