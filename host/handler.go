@@ -75,6 +75,9 @@ func (h appHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ex := &exchange{w: w, r: r, pc: pc, bodySent: make(chan struct{})}
 		switch ex.serve(reused && attempt == 0) {
 		case kept:
+			// Idle in the pool, the connection's only notice is its close, which the pool
+			// makes under its lock: that must not run a turn of the worker's.
+			pc.conn.BorrowAlone(false)
 			run.pool.put(pc)
 			return
 		case retry:
