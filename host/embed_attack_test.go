@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -20,30 +18,12 @@ import (
 	"github.com/wasmloop/wasmloop/host"
 )
 
-// attackGuest builds testdata/attack once, beside the other guests TestMain built (its
-// directory is removed when the tests end).
-var attackGuest = sync.OnceValues(func() (string, error) {
-	out := filepath.Join(filepath.Dir(cacheDir), "attack.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./testdata/attack")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building testdata/attack: %v\n%s", err, msg)
-	}
-	return out, nil
-})
+// startAttack starts the attack guest (startMounted).
+func startAttack(t *testing.T, cfg host.Config) *host.App { return startMounted(t, attackWasm, cfg) }
 
-func attackWasm(t *testing.T) string {
-	t.Helper()
-	path, err := attackGuest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// startAttack starts the attack guest with no port, kept alive, on one worker unless cfg
-// says otherwise.
-func startAttack(t *testing.T, cfg host.Config) *host.App {
+// startMounted starts the guest at path with no port, kept alive, on one worker unless cfg
+// says otherwise, its output discarded.
+func startMounted(t *testing.T, path string, cfg host.Config) *host.App {
 	t.Helper()
 	cfg.NoPorts, cfg.KeepAlive = true, true
 	if cfg.Workers == 0 {
@@ -51,7 +31,7 @@ func startAttack(t *testing.T, cfg host.Config) *host.App {
 	}
 	cfg.Env = append(cfg.Env, "PORT=0")
 	cfg.Stdout, cfg.Stderr = io.Discard, io.Discard
-	app := load(t, attackWasm(t), cfg)
+	app := load(t, path, cfg)
 	if err := app.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +84,7 @@ func TestAttackIdleClosedConnectionRetried(t *testing.T) {
 		if rec.Code != 200 {
 			t.Fatalf("GET /count %d = %d %q", i, rec.Code, rec.Body)
 		}
-		wasm, err := os.ReadFile(attackWasm(t))
+		wasm, err := os.ReadFile(attackWasm)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -203,7 +183,7 @@ func TestAttackCloseAnswersHeldCall(t *testing.T) {
 
 // Start after Close is an error, not a crash, and so are Call, Post and the Handler.
 func TestAttackStartAfterClose(t *testing.T) {
-	app := load(t, attackWasm(t), host.Config{Workers: 1, NoPorts: true, KeepAlive: true, Env: []string{"PORT=0"}, Stdout: io.Discard, Stderr: io.Discard})
+	app := load(t, attackWasm, host.Config{Workers: 1, NoPorts: true, KeepAlive: true, Env: []string{"PORT=0"}, Stdout: io.Discard, Stderr: io.Discard})
 	ctx := context.Background()
 	if err := app.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -398,7 +378,7 @@ func TestAttackShutdownAnswersCallInProgress(t *testing.T) {
 func TestAttackSwapFailsNoHandedInRequest(t *testing.T) {
 	app := startAttack(t, host.Config{})
 	h := app.Handler()
-	wasm, err := os.ReadFile(attackWasm(t))
+	wasm, err := os.ReadFile(attackWasm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,7 +421,7 @@ func TestAttackSwapFailsNoHandedInRequest(t *testing.T) {
 func TestAttackCloseUnderLoad(t *testing.T) {
 	before := runtime.NumGoroutine()
 	cfg := host.Config{Workers: 2, NoPorts: true, KeepAlive: true, Env: []string{"PORT=0"}, Stdout: io.Discard, Stderr: io.Discard}
-	victim, other := load(t, attackWasm(t), cfg), load(t, attackWasm(t), cfg)
+	victim, other := load(t, attackWasm, cfg), load(t, attackWasm, cfg)
 	ctx := context.Background()
 	for _, app := range []*host.App{victim, other} {
 		if err := app.Start(ctx); err != nil {
@@ -574,7 +554,7 @@ func TestAttackOnMessagePanics(t *testing.T) {
 func TestAttackStartRacesClose(t *testing.T) {
 	cfg := host.Config{Workers: 2, NoPorts: true, KeepAlive: true, Env: []string{"PORT=0"}, Stdout: io.Discard, Stderr: io.Discard}
 	for i := range 6 {
-		app := load(t, attackWasm(t), cfg)
+		app := load(t, attackWasm, cfg)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		startErr, closeErr := make(chan error, 1), make(chan error, 1)
 		go func() { startErr <- app.Start(ctx) }()

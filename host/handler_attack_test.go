@@ -10,12 +10,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,26 +21,6 @@ import (
 
 // An attack on the Handler's own answer reader (answer.go) and on the turns a request alone
 // borrows from its sleeping worker (Pipe.BorrowAlone). The guest is testdata/attack2.
-
-// attack2Guest builds testdata/attack2 once, beside the other guests TestMain built.
-var attack2Guest = sync.OnceValues(func() (string, error) {
-	out := filepath.Join(filepath.Dir(cacheDir), "attack2.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, "./testdata/attack2")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building testdata/attack2: %v\n%s", err, msg)
-	}
-	return out, nil
-})
-
-func attack2Wasm(t *testing.T) string {
-	t.Helper()
-	path, err := attack2Guest()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // spinWatch is the OnMessage of an attack2 App: it hears the guest's "spinning" (a /spin
 // callback has begun) and whether that callback runs on a Handler request's own goroutine,
@@ -93,23 +70,8 @@ func spinBorrowed(t *testing.T, h http.Handler, watch *spinWatch, ms int) <-chan
 	return nil
 }
 
-// startAttack2 starts the attack2 guest with no port, kept alive, on one worker unless cfg
-// says otherwise.
-func startAttack2(t *testing.T, cfg host.Config) *host.App {
-	t.Helper()
-	cfg.NoPorts, cfg.KeepAlive = true, true
-	if cfg.Workers == 0 {
-		cfg.Workers = 1
-	}
-	cfg.Env = append(cfg.Env, "PORT=0")
-	cfg.Stdout, cfg.Stderr = io.Discard, io.Discard
-	app := load(t, attack2Wasm(t), cfg)
-	if err := app.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close(context.Background()) })
-	return app
-}
+// startAttack2 starts the attack2 guest (startMounted).
+func startAttack2(t *testing.T, cfg host.Config) *host.App { return startMounted(t, attack2Wasm, cfg) }
 
 // serveBounded runs h for req on its own goroutine, and reports the recorded answer (or the
 // panic, such as http.ErrAbortHandler, it ended with) once it returns. The bound is 20 s.
@@ -302,7 +264,7 @@ func TestHandlerAttackClientLeavesDuringBorrowedTurn(t *testing.T) {
 // callback runs in a borrowed turn: each returns, and the request is answered (200 where the
 // program goes on, or refused), never left waiting.
 func TestHandlerAttackLifecycleDuringBorrowedTurn(t *testing.T) {
-	wasm, err := os.ReadFile(attack2Wasm(t))
+	wasm, err := os.ReadFile(attack2Wasm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +404,7 @@ func TestHandlerAttackAloneStreamsBothWays(t *testing.T) {
 func TestHandlerAttackNoGoroutineLeft(t *testing.T) {
 	before := runtime.NumGoroutine()
 	cfg := host.Config{Workers: 1, NoPorts: true, KeepAlive: true, Env: []string{"PORT=0"}, Stdout: io.Discard, Stderr: io.Discard}
-	app := load(t, attack2Wasm(t), cfg)
+	app := load(t, attack2Wasm, cfg)
 	if err := app.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
