@@ -57,6 +57,9 @@ type Conn struct {
 	// output pending here; only the writable edge says when the program may go on.
 	sockFull bool
 	serving  bool // inside proto.serve for this connection (see consume)
+	// outbound: a connection the loop opened for the program's fetches (clientconn.go), not
+	// counted among the worker's connections
+	outbound bool
 	queued   queueSet
 }
 
@@ -386,6 +389,11 @@ func (l *Loop) closeConn(c *Conn, reason int32) {
 		unix.Close(c.fd)
 		l.conns[c.fd] = nil
 	}
+	if c.outbound {
+		c.proto.closed(reason)
+		l.freeConnBufs(c)
+		return
+	}
 	l.nconns--
 	if l.stats != nil {
 		l.stats.ConnsOpen.Add(-1)
@@ -402,6 +410,11 @@ func (l *Loop) closeConn(c *Conn, reason int32) {
 		}
 	}
 	c.proto.closed(reason)
+	l.freeConnBufs(c)
+}
+
+// freeConnBufs gives a closed connection's buffers back to the pool.
+func (l *Loop) freeConnBufs(c *Conn) {
 	if c.in != nil {
 		l.putBuf(c.in)
 		c.in = nil

@@ -67,7 +67,8 @@ func (l *Loop) newInstance(m *guest.Module) *instance {
 	in.calls = hostCalls{l: l, in: in}
 	base, cancel := context.WithCancel(l.g.callCtx)
 	retiring, retire := context.WithCancel(base)
-	in.ctx, in.cancel, in.retire = context.WithValue(context.WithValue(base, retiringKey{}, retiring), workerKey{}, l.id), cancel, retire
+	ctx := context.WithValue(context.WithValue(base, retiringKey{}, retiring), workerKey{}, l.id)
+	in.ctx, in.cancel, in.retire = context.WithValue(ctx, instanceKey{}, in), cancel, retire
 	return in
 }
 

@@ -43,12 +43,17 @@ type Loop struct {
 	// its share of Config.MaxConns (Op.WhenBelowConnCap), oldest first.
 	roomWaiters []func()
 	listeners   table[*listener]
-	orphans     []*listener // kept across an instance replacement until the new one listens again
-	handovers   []handover  // the current instance's listeners, during a swap (swap.go)
-	exchanges   table[*exchange]
-	sockets     table[*wsConn]
-	timers      table[*timer]
-	calls       table[*inboundCall] // calls from the embedder the guest holds (calls.go)
+	// kept are the connections to servers the program's fetches left open, by address,
+	// idle until the next fetch there (clientconn.go)
+	kept      map[string][]*clientConn
+	headBuf   []byte      // an answer's head is parsed into it (clientconn.go, headScratch)
+	chunkLine [24]byte    // a streamed upload's chunk-size line (fetch.go)
+	orphans   []*listener // kept across an instance replacement until the new one listens again
+	handovers []handover  // the current instance's listeners, during a swap (swap.go)
+	exchanges table[*exchange]
+	sockets   table[*wsConn]
+	timers    table[*timer]
+	calls     table[*inboundCall] // calls from the embedder the guest holds (calls.go)
 	// async host function calls whose results have not come back (hostfuncs.go)
 	fileBuf           []byte // body_file's scratch (bodyfile.go)
 	pendingAsync      int

@@ -120,7 +120,11 @@ func (l *Loop) freeTimer(t *timer) {
 	}
 }
 
-// addHostTimer schedules one of the host's own callbacks; it holds no reference.
-func (l *Loop) addHostTimer(after time.Duration, fn func()) {
-	l.heap.add(&timer{when: l.clock() + int64(after), fn: fn})
+// addHostTimer schedules one of the host's own callbacks; it holds no reference. The timer
+// is returned for a caller that may remove it from the heap before it is due (a fetch's
+// timeout, once the fetch has ended).
+func (l *Loop) addHostTimer(after time.Duration, fn func()) *timer {
+	t := &timer{when: addSat(l.clock(), int64(after)), fn: fn}
+	l.heap.add(t)
+	return t
 }

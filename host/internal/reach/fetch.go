@@ -345,10 +345,33 @@ func (f *fetchState) Close() error {
 }
 
 // fetch: in = the request (abi.FnFetch); result = the fetch's id. It checks the request and
-// the grant here, on the loop, so a refusal is the call's own result, and sends it on a
-// goroutine.
+// the grant here, on the loop, so a refusal is the call's own result. A plain http:// fetch
+// goes on the loop's own HTTP/1.1 client (loop.StartFetch; see onLoop); any other is sent by
+// Go's net/http client on a goroutine.
 func (r *Reach) fetch(ctx context.Context, in []byte) ([]byte, error) {
-	req, f, err := r.fetchOf(ctx, in)
+	fr, err := decodeFetch(in)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.allowConnect(canonicalAddr(fr.url)); err != nil {
+		return nil, err
+	}
+	if r.onLoop(ctx, fr) {
+		spec, err := r.loopSpec(fr)
+		if err != nil {
+			return nil, err
+		}
+		fs, err := loop.StartFetch(ctx, spec)
+		if err != nil {
+			return nil, err
+		}
+		id, err := r.add(ctx, &entry{hf: fs})
+		if err != nil { // refused, and closed by add
+			return nil, err
+		}
+		return binary.LittleEndian.AppendUint64(nil, id), nil
+	}
+	req, f, err := r.fetchOf(ctx, fr)
 	if err != nil {
 		return nil, err
 	}
@@ -361,22 +384,32 @@ func (r *Reach) fetch(ctx context.Context, in []byte) ([]byte, error) {
 	return binary.LittleEndian.AppendUint64(nil, id), nil
 }
 
-// fetchOf decodes a fetch request and makes the http.Request for it.
-func (r *Reach) fetchOf(ctx context.Context, in []byte) (*http.Request, *fetchState, error) {
-	bad := func(why string) (*http.Request, *fetchState, error) {
-		return nil, nil, coded(abi.FileEINVAL, errors.New(why))
+// fetchRequest is a decoded fetch request (abi.FnFetch). block and body alias the call's
+// input, which is the loop's until the call returns.
+type fetchRequest struct {
+	timeout time.Duration
+	flags   byte
+	method  string
+	url     *url.URL
+	block   []byte // the header block, each line checked by httpfield.CutLine
+	body    []byte // given whole
+}
+
+// decodeFetch decodes and checks a fetch request.
+func decodeFetch(in []byte) (*fetchRequest, error) {
+	bad := func(why string) (*fetchRequest, error) {
+		return nil, coded(abi.FileEINVAL, errors.New(why))
 	}
 	if len(in) < 6 {
 		return bad("the request is shorter than its fields")
 	}
-	timeout := time.Duration(binary.LittleEndian.Uint32(in)) * time.Millisecond
-	flags := in[4]
+	fr := &fetchRequest{timeout: time.Duration(binary.LittleEndian.Uint32(in)) * time.Millisecond, flags: in[4]}
 	mlen := int(in[5])
 	in = in[6:]
 	if len(in) < mlen+4 {
 		return bad("the request is shorter than its fields")
 	}
-	method := string(in[:mlen])
+	fr.method = string(in[:mlen])
 	in = in[mlen:]
 	ulen := binary.LittleEndian.Uint32(in)
 	if uint64(ulen)+4 > uint64(len(in))-4 {
@@ -388,16 +421,18 @@ func (r *Reach) fetchOf(ctx context.Context, in []byte) (*http.Request, *fetchSt
 	if uint64(hlen) > uint64(len(in))-4 {
 		return bad("the request is shorter than its fields")
 	}
-	block, body := in[4:4+hlen], in[4+hlen:]
-	if len(body) > abi.MaxFetchBody {
-		return bad(fmt.Sprintf("a body of %d bytes given whole, more than %d: stream it (FetchStreamBody)", len(body), abi.MaxFetchBody))
+	fr.block, fr.body = in[4:4+hlen], in[4+hlen:]
+	if len(fr.body) > abi.MaxFetchBody {
+		return bad(fmt.Sprintf("a body of %d bytes given whole, more than %d: stream it (FetchStreamBody)", len(fr.body), abi.MaxFetchBody))
 	}
-
-	if method == "" {
-		method = "GET"
+	if fr.flags&abi.FetchStreamBody != 0 && len(fr.body) > 0 {
+		return bad("a streamed body is written with io.write, not given with the request")
 	}
-	if !httpfield.IsToken([]byte(method)) {
-		return bad(fmt.Sprintf("method %q is not a token", method))
+	if fr.method == "" {
+		fr.method = "GET"
+	}
+	if !httpfield.IsToken([]byte(fr.method)) {
+		return bad(fmt.Sprintf("method %q is not a token", fr.method))
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -409,13 +444,23 @@ func (r *Reach) fetchOf(ctx context.Context, in []byte) (*http.Request, *fetchSt
 	if u.Host == "" {
 		return bad(fmt.Sprintf("%q has no host", rawURL))
 	}
-	if err := r.allowConnect(canonicalAddr(u)); err != nil {
-		return nil, nil, err
+	fr.url = u
+	for b := fr.block; len(b) > 0; {
+		_, _, rest, fault := httpfield.CutLine(b)
+		if fault != 0 {
+			return bad(fmt.Sprintf("a malformed header line: %q", truncate(b, 80)))
+		}
+		b = rest
 	}
-	f := &fetchState{follow: flags&abi.FetchFollowRedirects != 0, held: r.held, done: make(chan struct{})}
+	return fr, nil
+}
+
+// fetchOf makes the http.Request for fr, and its state.
+func (r *Reach) fetchOf(ctx context.Context, fr *fetchRequest) (*http.Request, *fetchState, error) {
+	f := &fetchState{follow: fr.flags&abi.FetchFollowRedirects != 0, held: r.held, done: make(chan struct{})}
 	var rctx context.Context
-	if timeout > 0 {
-		rctx, f.cancel = context.WithTimeout(ctx, timeout)
+	if fr.timeout > 0 {
+		rctx, f.cancel = context.WithTimeout(ctx, fr.timeout)
 	} else {
 		rctx, f.cancel = context.WithCancel(ctx)
 	}
@@ -423,32 +468,24 @@ func (r *Reach) fetchOf(ctx context.Context, in []byte) (*http.Request, *fetchSt
 		rctx = context.WithValue(rctx, fetchKey{}, f)
 	}
 	var reqBody io.Reader
-	length := int64(len(body))
-	if flags&abi.FetchStreamBody != 0 {
-		if len(body) > 0 {
-			f.cancel()
-			return bad("a streamed body is written with io.write, not given with the request")
-		}
+	length := int64(len(fr.body))
+	if fr.flags&abi.FetchStreamBody != 0 {
 		pr, pw := io.Pipe()
 		f.body, reqBody, length = pw, pr, -1
-	} else if len(body) > 0 {
-		reqBody = bytes.NewReader(bytes.Clone(body)) // in is the loop's until the call returns
+	} else if len(fr.body) > 0 {
+		reqBody = bytes.NewReader(bytes.Clone(fr.body)) // the input is the loop's until the call returns
 	}
-	req, err := http.NewRequestWithContext(rctx, method, u.String(), reqBody)
+	req, err := http.NewRequestWithContext(rctx, fr.method, fr.url.String(), reqBody)
 	if err != nil {
 		f.cancel()
-		return bad(err.Error())
+		return nil, nil, coded(abi.FileEINVAL, err)
 	}
 	req.ContentLength = length
 	if length == 0 {
 		req.Body = nil
 	}
-	for len(block) > 0 {
-		name, value, rest, fault := httpfield.CutLine(block)
-		if fault != 0 {
-			f.cancel()
-			return bad(fmt.Sprintf("a malformed header line: %q", truncate(block, 80)))
-		}
+	for block := fr.block; len(block) > 0; {
+		name, value, rest, _ := httpfield.CutLine(block) // checked by decodeFetch
 		block = rest
 		switch n := string(name); {
 		case strings.EqualFold(n, "Host"):
@@ -480,6 +517,10 @@ func truncate(b []byte, n int) string {
 func (r *Reach) startResponse(op *loop.Op, in []byte) {
 	e, _ := r.opStream(op, in)
 	if e == nil {
+		return
+	}
+	if e.hf != nil {
+		e.hf.Response(op)
 		return
 	}
 	f, ok := e.s.(*fetchState)

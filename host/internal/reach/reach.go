@@ -49,8 +49,9 @@ type Config struct {
 
 // Reach is one program's grants and open streams. Safe for concurrent use.
 type Reach struct {
-	cfg    Config
-	client *http.Client
+	cfg      Config
+	client   *http.Client
+	envProxy bool // the environment names a proxy for http:// (loopfetch.go)
 
 	mu      sync.Mutex
 	streams map[uint64]*entry
@@ -68,13 +69,14 @@ type Reach struct {
 
 // entry is one open stream or listener and who may use it.
 type entry struct {
-	owner context.Context // the instance's: its end closes the entry
-	s     stream          // a fetch; nil for a listener or a TCP connection
-	tcp   *loop.TCPStream // a TCP connection, served by its loop's reactor
-	lst   *tcpListener    // a TCP listener: the socket, maybe shared (listeners.go)
-	gone  chan struct{}   // a listener's: closed with the entry, ending its accept's wait
-	zero  string          // a port-0 listener: the address asked for (tcp.go, portKey)
-	stop  func() bool     // unregisters the close on owner's end
+	owner context.Context   // the instance's: its end closes the entry
+	s     stream            // a fetch on Go's client; nil for anything else
+	hf    *loop.FetchStream // a fetch on the loop's own client (loopfetch.go)
+	tcp   *loop.TCPStream   // a TCP connection, served by its loop's reactor
+	lst   *tcpListener      // a TCP listener: the socket, maybe shared (listeners.go)
+	gone  chan struct{}     // a listener's: closed with the entry, ending its accept's wait
+	zero  string            // a port-0 listener: the address asked for (tcp.go, portKey)
+	stop  func() bool       // unregisters the close on owner's end
 	// stopRetire unregisters a listener's close when its instance is retired by a swap
 	// (loop.Retiring): the new program listens on the address, and the old one takes no
 	// more connections.
@@ -97,6 +99,7 @@ func New(cfg Config) *Reach {
 	r := &Reach{cfg: cfg, streams: map[uint64]*entry{}, ports: map[portKey]int{}, listeners: map[listenerKey][]*tcpListener{},
 		held: semaphore.NewWeighted(maxHeld)}
 	r.client = r.newClient()
+	r.envProxy = envProxied()
 	return r
 }
 
@@ -186,6 +189,8 @@ func (e *entry) close() {
 	switch {
 	case e.s != nil:
 		e.s.Close()
+	case e.hf != nil:
+		e.hf.CloseLater()
 	case e.tcp != nil:
 		e.tcp.CloseLater()
 	case e.lst != nil:

@@ -71,7 +71,7 @@ func (r *Reach) readOf(owner context.Context, in []byte) (*entry, int, error) {
 		return nil, 0, errShort
 	case binary.LittleEndian.Uint32(rest) == 0:
 		return nil, 0, coded(abi.FileEINVAL, errors.New("a read of 0 bytes"))
-	case e.tcp == nil && e.s == nil:
+	case e.tcp == nil && e.s == nil && e.hf == nil:
 		return nil, 0, coded(abi.FileEINVAL, errors.New("a listener is not read: accept its connections"))
 	}
 	return e, int(min(binary.LittleEndian.Uint32(rest), abi.MaxStreamRead)), nil
@@ -88,6 +88,8 @@ func (r *Reach) startRead(op *loop.Op, in []byte) {
 		op.Finish(nil, err)
 	case e.tcp != nil:
 		e.tcp.Read(op, want)
+	case e.hf != nil:
+		e.hf.Read(op, want)
 	default:
 		if err := e.begin(false); err != nil {
 			op.Finish(nil, err)
@@ -110,6 +112,8 @@ func (r *Reach) startWrite(op *loop.Op, in []byte) {
 	case e == nil:
 	case len(data) > abi.MaxStreamWrite:
 		op.Finish(nil, coded(abi.FileEINVAL, fmt.Errorf("a write of %d bytes, more than %d", len(data), abi.MaxStreamWrite)))
+	case e.hf != nil:
+		e.hf.Write(op, data)
 	case e.tcp == nil:
 		op.Go(r.write, in)
 	default:
@@ -123,6 +127,8 @@ func (r *Reach) startEnd(op *loop.Op, in []byte) {
 	e, _ := r.opStream(op, in)
 	switch {
 	case e == nil:
+	case e.hf != nil:
+		e.hf.End(op)
 	case e.tcp == nil:
 		op.Finish(r.end(op.Context(), in))
 	default:
@@ -230,9 +236,13 @@ func (r *Reach) closeOp(ctx context.Context, in []byte) ([]byte, error) {
 	}
 	// On the loop (a sync function): a TCP connection closes now, so that nothing read in
 	// this turn is delivered to the program that closed it.
-	if e := r.remove(id); e != nil && e.tcp != nil {
+	switch e := r.remove(id); {
+	case e == nil:
+	case e.tcp != nil:
 		e.tcp.Close()
-	} else if e != nil {
+	case e.hf != nil:
+		e.hf.Close()
+	default:
 		r.drop(e)
 	}
 	return nil, nil
