@@ -233,3 +233,45 @@ func TestLoopFetchTimeout(t *testing.T) {
 		}
 	}
 }
+
+// A server that restarted has closed every connection kept to it: a GET that finds one of
+// them is sent again on a new connection, not on the next kept one, which is as dead.
+func TestLoopFetchRetryDialsAfresh(t *testing.T) {
+	const kept = 4
+	arrived := make(chan struct{}, kept)
+	all := make(chan struct{})
+	var once sync.Once
+	var seen sync.Map // connections that have answered once
+	up := startScripted(t, func(line string, conn int) ([]byte, bool) {
+		if conn >= kept {
+			return []byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh"), false
+		}
+		if _, again := seen.LoadOrStore(conn, true); again {
+			return nil, true // "restarted": a kept connection's next request is closed unanswered
+		}
+		arrived <- struct{}{}
+		if len(arrived) == kept {
+			once.Do(func() { close(all) })
+		}
+		<-all // the first four are answered together, so that four connections are kept
+		return []byte("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nkept"), false
+	})
+	s := startServer(t, serverOpts{Module: "reach", Flags: []string{"--allow-connect", up.addr}})
+	var wg sync.WaitGroup
+	for range kept {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if got := guestGet(t, s, "/fetch?url="+q(up.url("/a"))); got != "200\nkept" {
+				t.Errorf("a first fetch: %q", got)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := up.conns.Load(); n != kept {
+		t.Fatalf("%d connections for %d fetches at once, want %d", n, kept, kept)
+	}
+	if got := guestGet(t, s, "/fetch?url="+q(up.url("/b"))); got != "200\nfresh" {
+		t.Errorf("a GET after the server closed every kept connection: %q, want it sent on a new one", got)
+	}
+}

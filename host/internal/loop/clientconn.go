@@ -43,17 +43,15 @@ func (l *Loop) newClientConn(fd int, addr string) (*clientConn, error) {
 
 // takeIdle takes the connection to addr kept last, or returns nil.
 func (l *Loop) takeIdle(addr string) *clientConn {
-	kept := l.kept[addr]
-	for len(kept) > 0 {
+	for kept := l.kept[addr]; len(kept) > 0; kept = l.kept[addr] {
 		cc := kept[len(kept)-1]
 		kept[len(kept)-1] = nil
-		kept = kept[:len(kept)-1]
+		l.setKept(addr, kept[:len(kept)-1])
 		if !cc.c.closed() && !cc.c.eof {
-			l.setKept(addr, kept)
 			return cc
 		}
+		l.closeConn(cc.c, abi.CloseHost) // closed already, or on its way (its close is queued)
 	}
-	l.setKept(addr, kept)
 	return nil
 }
 

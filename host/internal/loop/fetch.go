@@ -147,6 +147,11 @@ func (fs *FetchStream) connect() {
 		fs.attach(cc, true)
 		return
 	}
+	fs.dial()
+}
+
+// dial opens a new connection for the fetch, on a goroutine.
+func (fs *FetchStream) dial() {
 	l, dial, ctx := fs.l, fs.spec.Dial, fs.in.ctx
 	go func() {
 		fd, err := dial(ctx)
@@ -385,13 +390,15 @@ func (fs *FetchStream) stopTimeout() {
 
 // lost: the connection carrying the fetch closed (reason: abi.Close*). A kept connection that
 // the server had closed before any byte of the answer came carries a replayable request
-// again, once, on a new connection; anything else fails the fetch.
+// again, once, on a new connection — dialled, not kept: a server that restarted has closed
+// every connection kept to it, and the retry must not find the next of them; anything else
+// fails the fetch.
 func (fs *FetchStream) lost(reason int32) {
 	fs.cc = nil
 	switch {
 	case fs.phase == fetchHead && fs.reused && !fs.answered && !fs.retried && fs.spec.Replayable && !fs.l.stopped:
 		fs.retried, fs.reused, fs.phase = true, false, fetchConnecting
-		fs.connect()
+		fs.dial()
 	case fs.phase == fetchBody:
 		fs.fail(errFetchEOF)
 	case fs.phase == fetchHead && fs.answered:
