@@ -13,8 +13,9 @@ import (
 	"github.com/wasmloop/wasmloop/abi"
 )
 
-// Outbound HTTP (ABI 1.6), as Node's fetch with callbacks. The host sends the request with
-// Go's net/http client (connection reuse, HTTP/2, TLS with the system's roots) to hosts the
+// Outbound HTTP (ABI 1.6), as Node's fetch with callbacks. The host sends a plain http://
+// request with its worker's own HTTP/1.1 client (connections kept between fetches), and any
+// other with Go's net/http client (HTTP/2, TLS with the system's roots), to hosts the
 // command line grants (wasmloop run --allow-connect HOST[:PORT], host.Config.AllowConnect);
 // anything else fails with a *NetError that says which flag would grant it. The response's
 // head comes to the callback; its body is read piece by piece, each piece asked for when the
@@ -52,7 +53,7 @@ type Fetch struct {
 // FetchResponse is a response's head, and its body to read.
 type FetchResponse struct {
 	Status   int
-	Header   []Header // names as the server sent them, canonicalised by Go's client
+	Header   []Header // as the server sent them (for https, names canonicalised by Go's client)
 	f        *Fetch
 	readFn   func([]byte, error) // the pending Read's receiver
 	gotPiece func([]byte, error) // piece, bound once

@@ -14,10 +14,10 @@ package loop
 // peerEOF finishes it with the end, drained answers a write that waited for the mark, flushed
 // lets a pending end shut the writing side, and closed fails what was pending.
 //
-// Still to come in the same shape: an outbound HTTP/1.1 client connection (fetch), parsing
-// responses with a strict parser in response mode and delivering head and body with the
-// same back-pressure; fetch runs on Go's net/http client on goroutines today (RATIONALE.md,
-// "Reach").
+// The fourth, clientConn (clientconn.go), is a connection the loop opened to a server for
+// the program's plain http:// fetches (fetch.go): it writes the request, parses the answer's
+// head strictly (http1.ParseResponseHead) and hands the body to the program's reads with the
+// same back-pressure as tcpConn; between fetches it is kept, idle, for the next one.
 //
 // A request handed in by an embedder's http.Handler is not a new protocol but a new transport
 // under the same one: a Pipe (pipe.go) stands in for the socket, and the request is served by

@@ -1,11 +1,13 @@
-// Package reach is what a program reaches beyond its own port: outbound HTTP (fetch, through
-// Go's net/http client), TCP connections out and in — only where its grants allow
-// (--allow-connect, --allow-listen; grants.go). Like the file functions, these are the host's
-// own functions (ABI.md §10): a call starts an operation and returns; the result reaches the
-// guest as an event, never inside the call that started it. What blocks — a fetch, a dial,
-// an accept, a lookup, a fetch body's read — runs on a goroutine; a TCP connection, once
-// dialled or accepted, is handed to its worker's event loop (tcp.go, handOver), whose
-// reactor serves its reads, writes and end (loop.TCPStream).
+// Package reach is what a program reaches beyond its own port: outbound HTTP (fetch: plain
+// http:// on the loop's own client, loopfetch.go; the rest through Go's net/http client),
+// TCP connections out and in — only where its grants allow (--allow-connect, --allow-listen;
+// grants.go). Like the file functions, these are the host's own functions (ABI.md §10): a
+// call starts an operation and returns; the result reaches the guest as an event, never
+// inside the call that started it. What blocks — a dial, an accept, a lookup, a fetch on Go's
+// client and its body's reads — runs on a goroutine; a TCP connection, once dialled or
+// accepted, is handed to its worker's event loop (tcp.go, handOver), whose reactor serves
+// its reads, writes and end (loop.TCPStream), as it serves a fetch on the loop's own client
+// (loop.FetchStream).
 //
 // A fetch's bodies and a TCP connection are streams, named by an id (streams.go): read one
 // piece at a time (the program asks for the next when it is ready: that is its
