@@ -59,6 +59,7 @@ var guestBuilds = []guestBuild{
 	{"static", "./samples/static", true},
 	{"reach", "./tests/testdata/guests/reach", true},
 	{"tcpattack", "./tests/testdata/guests/tcpattack", true},
+	{"fetchattack", "./tests/testdata/guests/fetchattack", true},
 	{"proxy", "./samples/proxy", true},
 	{"tcpecho", "./samples/tcpecho", true},
 	// samples/hello as a WASI command (the default buildmode): it exports _start and no

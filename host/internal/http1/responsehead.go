@@ -15,8 +15,8 @@ import (
 type ResponseHead struct {
 	Minor  int // HTTP/1.Minor: 0 or 1
 	Status int // 100–999
-	// Fields is dst with the head's field lines appended as received ("name: value\r\n",
-	// each checked by httpfield.CutLine), but Transfer-Encoding: the body reaches its reader
+	// Fields is dst with the head's fields appended as "name: value\r\n" lines in the order
+	// received (each checked by httpfield.CutLine), but Transfer-Encoding: the body reaches its reader
 	// decoded, so the field no longer describes it.
 	Fields        []byte
 	ContentLength int64 // -1 when the head gives none
@@ -77,7 +77,6 @@ func ParseResponseHead(buf []byte, max int, dst []byte) (h ResponseHead, n int, 
 		if fault != httpfield.NoFault {
 			return h, 0, errRespField
 		}
-		line := block[:len(block)-len(rest)]
 		block = rest
 		switch {
 		case httpfield.EqualFold(name, "content-length"):
@@ -113,7 +112,9 @@ func ParseResponseHead(buf []byte, max int, dst []byte) (h ResponseHead, n int, 
 				v = more
 			}
 		}
-		h.Fields = append(h.Fields, line...)
+		// As "name: value", whatever the spaces around the value were: the form the
+		// program reads (ABI.md §10).
+		h.Fields = append(append(append(append(h.Fields, name...), ": "...), value...), "\r\n"...)
 	}
 	if h.Chunked && h.ContentLength >= 0 {
 		return h, 0, errRespCLTE

@@ -3,6 +3,8 @@ package loop
 import (
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/wasmloop/wasmloop/abi"
 	"github.com/wasmloop/wasmloop/host/internal/http1"
 )
@@ -47,7 +49,7 @@ func (l *Loop) takeIdle(addr string) *clientConn {
 		cc := kept[len(kept)-1]
 		kept[len(kept)-1] = nil
 		l.setKept(addr, kept[:len(kept)-1])
-		if !cc.c.closed() && !cc.c.eof {
+		if !cc.c.closed() && !cc.c.eof && len(cc.c.in) == 0 && quiet(cc.c) {
 			return cc
 		}
 		l.closeConn(cc.c, abi.CloseHost) // closed already, or on its way (its close is queued)
@@ -201,4 +203,15 @@ func (cc *clientConn) closed(reason int32) {
 	}
 	cc.fs = nil
 	fs.lost(reason)
+}
+
+// quiet reports whether the server has sent nothing on a kept connection since its last
+// answer, nor closed it: the reactor hears of either only at its next poll, and a program
+// that was busy in a callback meanwhile would otherwise take bytes sent unasked for the next
+// fetch's answer (response desync), or send a POST into a closed connection. One peek per
+// reuse, as Go's transport has a read pending on every idle connection.
+func quiet(c *Conn) bool {
+	var b [1]byte
+	_, _, err := unix.Recvfrom(c.fd, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	return err == unix.EAGAIN
 }

@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -81,10 +82,12 @@ type FetchStream struct {
 	head     []byte // the head's result: status u16 and the field lines (fetchBody on)
 	headOps  []*Op  // response operations waiting for the head
 	informal int    // 1xx answers skipped
-	keep     bool   // the connection may carry another fetch once this one ends
-	framing  http1.BodyFraming
-	left     int64 // BodyLength: bytes of the body still to come
-	chunks   http1.ChunkedDecoder
+	// headScanned: how much of the head in the connection's input was searched for its end
+	headScanned int
+	keep        bool // the connection may carry another fetch once this one ends
+	framing     http1.BodyFraming
+	left        int64 // BodyLength: bytes of the body still to come
+	chunks      http1.ChunkedDecoder
 
 	read    *Op // waiting for body bytes; readMax is what it asked for
 	readMax int
@@ -231,7 +234,15 @@ func (fs *FetchStream) serve(data []byte) int {
 		if len(data) > used {
 			fs.answered = true
 		}
-		h, n, err := http1.ParseResponseHead(data[used:], maxAnswerHead, fs.l.headScratch())
+		// A head that comes in many reads is searched for its end only in what is new: a
+		// search from its start at every read made a hostile 8 MiB head cost seconds.
+		rest := data[used:]
+		if bytes.Index(rest[max(fs.headScanned-3, 0):], headEnd) < 0 && len(rest) <= maxAnswerHead {
+			fs.headScanned = len(rest)
+			return used
+		}
+		fs.headScanned = 0
+		h, n, err := http1.ParseResponseHead(rest, maxAnswerHead, fs.l.headScratch())
 		fs.l.keepHeadScratch(h.Fields)
 		switch {
 		case err != nil:
@@ -344,6 +355,10 @@ func (fs *FetchStream) ended(extra bool) {
 	if op := fs.read; op != nil {
 		fs.read = nil
 		op.Finish(nil, nil)
+	}
+	if op := fs.write; op != nil { // an upload the server answered before its end
+		fs.write = nil
+		op.Finish(nil, errFetchAnswered)
 	}
 	cc := fs.cc
 	fs.cc, cc.fs = nil, nil
@@ -524,6 +539,9 @@ func (fs *FetchStream) End(op *Op) {
 }
 
 var lastChunk = http1.AppendLastChunk(nil)
+
+// headEnd ends a head.
+var headEnd = []byte("\r\n\r\n")
 
 // Close ends the fetch for the program (its io.close, or its instance's end): what is pending
 // fails ECLOSED, and a connection still carrying it closes — one the answer was read to its end
