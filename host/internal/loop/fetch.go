@@ -237,7 +237,7 @@ func (fs *FetchStream) serve(data []byte) int {
 		// A head that comes in many reads is searched for its end only in what is new: a
 		// search from its start at every read made a hostile 8 MiB head cost seconds.
 		rest := data[used:]
-		if bytes.Index(rest[max(fs.headScanned-3, 0):], headEnd) < 0 && len(rest) <= maxAnswerHead {
+		if !bytes.Contains(rest[max(fs.headScanned-3, 0):], headEnd) && len(rest) <= maxAnswerHead {
 			fs.headScanned = len(rest)
 			return used
 		}
