@@ -225,6 +225,7 @@ func TestLoopFetchAttackFieldForms(t *testing.T) {
 // after it, while the program is busy (the reactor has not looked at the socket since).
 func TestLoopFetchAttackJunkAfterAnswer(t *testing.T) {
 	const junk = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged"
+	busy := make(chan struct{})
 	up := startRawUp(t, func(_ int, c net.Conn) {
 		br := bufio.NewReader(c)
 		for {
@@ -237,7 +238,7 @@ func TestLoopFetchAttackJunkAfterAnswer(t *testing.T) {
 				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst"+junk)
 			case strings.Contains(line, "/late"):
 				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
-				time.Sleep(30 * time.Millisecond) // the program sleeps 300 ms before its next fetch
+				<-busy // the program has the answer and is busy in its callback for 300 ms
 				io.WriteString(c, junk)
 			default:
 				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal")
@@ -245,6 +246,7 @@ func TestLoopFetchAttackJunkAfterAnswer(t *testing.T) {
 		}
 	})
 	s := startServer(t, serverOpts{Module: "fetchattack", Flags: []string{"--allow-connect", up.addr}})
+	go afterLog(s, "busy after "+up.url("/late"), 0, busy)
 	for _, first := range []string{"/same", "/late"} {
 		_, got, err := askGuest(s, "/twofetch?sleep=300&a="+q(up.url(first))+"&b="+q(up.url("/next")), ioTimeout)
 		if err != nil {
@@ -261,6 +263,7 @@ func TestLoopFetchAttackJunkAfterAnswer(t *testing.T) {
 // transport notices at once (its read loop), and a new connection carries the request. A GET
 // is retried on a new connection anyway; a POST, which is not, must not be sent on it.
 func TestLoopFetchAttackServerClosedIdle(t *testing.T) {
+	busy := make(chan struct{}, 2)
 	up := startRawUp(t, func(_ int, c net.Conn) {
 		br := bufio.NewReader(c)
 		for {
@@ -274,13 +277,14 @@ func TestLoopFetchAttackServerClosedIdle(t *testing.T) {
 			}
 			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 			if strings.Contains(line, "/closeidle") {
-				time.Sleep(30 * time.Millisecond) // then the server's idle timeout closes it
+				<-busy // then, while the program is busy, the server's idle timeout closes it
 				return
 			}
 		}
 	})
 	s := startServer(t, serverOpts{Module: "fetchattack", Flags: []string{"--allow-connect", up.addr}})
 	for _, method := range []string{"GET", "POST"} {
+		go afterLog(s, "busy after "+up.url("/closeidle"), strings.Count(s.stdout.String(), "busy after "), busy)
 		_, got, err := askGuest(s, "/twofetch?sleep=300&method="+method+"&a="+q(up.url("/closeidle"))+"&b="+q(up.url("/b")), ioTimeout)
 		if err != nil {
 			t.Fatal(err)
@@ -789,17 +793,19 @@ func TestLoopFetchAttackFetchesItself(t *testing.T) {
 // upload unread, as a server without a lingering close does): the answer came whole before
 // the reset, so the program gets it whole; only its writes fail.
 func TestLoopFetchAttackEarlyAnswerThenReset(t *testing.T) {
+	answered := make(chan struct{})
 	up := startRawUp(t, func(_ int, c net.Conn) {
 		br := bufio.NewReader(c)
 		if _, err := readHead(br); err != nil {
 			return
 		}
 		io.WriteString(c, "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big!")
-		time.Sleep(50 * time.Millisecond) // the answer is in the client's kernel, then the reset
+		<-answered // the answer has reached the program, then the reset
 		c.(*net.TCPConn).SetLinger(0)
 	})
 	s := startServer(t, serverOpts{Module: "fetchattack", Flags: []string{"--allow-connect", up.addr}})
 	for i := range 5 {
+		go afterLog(s, "upload answered 413", i, answered)
 		_, got, err := askGuest(s, "/upload?n="+strconv.Itoa(64<<20)+"&url="+q(up.url("/up")), 8*time.Second)
 		if err != nil {
 			t.Fatalf("attempt %d: the program never answered: %v", i, err)
@@ -808,4 +814,12 @@ func TestLoopFetchAttackEarlyAnswerThenReset(t *testing.T) {
 			t.Errorf("attempt %d: %q, want the whole 413 answer, then the writer's failure", i, got)
 		}
 	}
+}
+
+// afterLog sends on ch once the program has logged line more than seen times — or, so that
+// no server waits for ever, after ioTimeout: a server that must act at a point in the
+// program's work (busy in a callback, holding an answer) waits for the line saying so.
+func afterLog(s *server, line string, seen int, ch chan<- struct{}) {
+	eventually(ioTimeout, func() bool { return strings.Count(s.stdout.String(), line) > seen })
+	ch <- struct{}{}
 }

@@ -18,60 +18,30 @@ import (
 // one, the retry of a request a kept connection lost, and timeouts. One worker, so that each
 // fetch finds the connections the last one kept.
 
-// scripted is an upstream that answers each request with what answer gives for its request
-// line, on connections it counts.
-type scripted struct {
-	ln    net.Listener
-	conns atomic.Int32
-	addr  string
-}
-
-// startScripted serves answer on 127.0.0.1. answer returns the bytes to write and whether to
-// close the connection after them; a nil answer closes it without a word.
-func startScripted(t *testing.T, answer func(line string, conn int) (out []byte, close bool)) *scripted {
+// startScripted starts an upstream (rawUp, loopfetch_attack_test.go) that answers each
+// request on a connection with what answer gives for its request line and the connection's
+// number: the bytes to write, and whether to close the connection after them; nil closes it
+// without a word.
+func startScripted(t *testing.T, answer func(line string, conn int) (out []byte, close bool)) *rawUp {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &scripted{ln: ln, addr: ln.Addr().String()}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	return startRawUp(t, func(n int, c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
+			req, err := http.ReadRequest(br)
 			if err != nil {
 				return
 			}
-			n := int(s.conns.Add(1)) - 1
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br) // reads the head; the body is drained below
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, req.Body)
-					out, closeAfter := answer(req.Method+" "+req.RequestURI, n)
-					if out == nil {
-						return
-					}
-					if _, err := c.Write(out); err != nil || closeAfter {
-						return
-					}
-				}
-			}()
+			io.Copy(io.Discard, req.Body)
+			out, closeAfter := answer(req.Method+" "+req.RequestURI, n)
+			if out == nil {
+				return
+			}
+			if _, err := c.Write(out); err != nil || closeAfter {
+				return
+			}
 		}
-	}()
-	return s
+	})
 }
-
-func (s *scripted) url(path string) string { return "http://" + s.addr + path }
 
 // A connection is kept between fetches: ten fetches, a HEAD, a 204 and a 304 in a row open one.
 func TestLoopFetchKeepsConnections(t *testing.T) {

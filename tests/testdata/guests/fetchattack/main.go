@@ -98,6 +98,7 @@ func upload(u string, n int, done func(string)) {
 			finish()
 			return
 		}
+		wasmloop.Log("upload answered " + strconv.Itoa(r.Status)) // the host has the head
 		r.ReadAll(0, func(body []byte, err error) {
 			if err != nil {
 				answer = strconv.Itoa(r.Status) + " " + errText(err)
@@ -163,7 +164,9 @@ func serve(req wasmloop.Request, res wasmloop.Response) {
 		method := q.Get("method")
 		fetchAll(q.Get("a"), "GET", 0, func(a string) {
 			// The loop is blocked in this callback, as a busy program blocks it: whatever the
-			// server did meanwhile is in the kernel, not yet seen by the reactor.
+			// server does meanwhile (the test acts on the line below) is in the kernel, not
+			// yet seen by the reactor.
+			wasmloop.Log("busy after " + q.Get("a"))
 			time.Sleep(time.Duration(ms) * time.Millisecond)
 			fetchAll(q.Get("b"), method, 0, func(b string) { reply(a + " | " + b) })
 		})
