@@ -2,6 +2,7 @@ package loop
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -41,7 +42,7 @@ type FetchSpec struct {
 	Timeout    time.Duration // for the whole exchange, body included; 0: none
 	// Dial opens a new connection to Addr, on a goroutine: a connected, non-blocking,
 	// close-on-exec socket, or an error whose text begins with its code.
-	Dial func(ctx context.Context) (fd int, err error)
+	Dial func(ctx context.Context, addr string) (fd int, err error)
 }
 
 // fetchPhase is where a fetch is. It only moves forward, but for a retry (connecting again).
@@ -155,9 +156,9 @@ func (fs *FetchStream) connect() {
 
 // dial opens a new connection for the fetch, on a goroutine.
 func (fs *FetchStream) dial() {
-	l, dial, ctx := fs.l, fs.spec.Dial, fs.in.ctx
+	l, dial, addr, ctx := fs.l, fs.spec.Dial, fs.spec.Addr, fs.in.ctx
 	go func() {
-		fd, err := dial(ctx)
+		fd, err := dial(ctx, addr)
 		if !l.post(func(*Loop) { fs.connected(fd, err) }) && err == nil {
 			unix.Close(fd) // the loop has ended
 		}
@@ -214,12 +215,12 @@ func (fs *FetchStream) attach(cc *clientConn, reused bool) {
 // queue queues pre, data and post on the fetch's connection.
 func (fs *FetchStream) queue(pre, data, post []byte) {
 	l, c := fs.l, fs.cc.c
-	if n := len(pre) + len(data) + len(post); n >= directWrite {
+	n := len(pre) + len(data) + len(post)
+	if n >= directWrite {
 		l.writeThrough(c, pre, data, post)
 		return
-	} else {
-		l.outRoom(c, n)
 	}
+	l.outRoom(c, n)
 	c.out = append(append(append(c.out, pre...), data...), post...)
 	l.queue.flush(c)
 }
@@ -495,21 +496,13 @@ func (fs *FetchStream) writeBody(op *Op, data []byte) {
 	}
 	switch {
 	case fs.phase >= fetchEnded: // the connection closed under the write (lost), or the answer ended
-		op.Finish(nil, errOr(fs.err, errFetchAnswered))
+		op.Finish(nil, cmp.Or(fs.err, errFetchAnswered))
 	case c.outLen() <= fs.l.cfg.WriteHighWater:
 		op.Finish(nil, nil)
 	default:
 		fs.write = op // drained answers it
 		fs.l.queue.flush(c)
 	}
-}
-
-// errOr is err, or otherwise if err is nil.
-func errOr(err, otherwise error) error {
-	if err != nil {
-		return err
-	}
-	return otherwise
 }
 
 // End ends a streamed body (the last chunk); the op finishes once it is queued.

@@ -357,11 +357,7 @@ func (r *Reach) fetch(ctx context.Context, in []byte) ([]byte, error) {
 		return nil, err
 	}
 	if r.onLoop(ctx, fr) {
-		spec, err := r.loopSpec(fr)
-		if err != nil {
-			return nil, err
-		}
-		fs, err := loop.StartFetch(ctx, spec)
+		fs, err := loop.StartFetch(ctx, r.loopSpec(fr))
 		if err != nil {
 			return nil, err
 		}

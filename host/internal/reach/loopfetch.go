@@ -44,25 +44,35 @@ func idempotent(method string) bool {
 	return false
 }
 
-// loopSpec makes the request's bytes for the loop's client: the request line, Host, the
-// program's fields (but the ones that frame the message, which are the client's), and the
-// body's framing; a body given whole follows the head.
-func (r *Reach) loopSpec(fr *fetchRequest) (loop.FetchSpec, error) {
+// loopSpec makes the request's bytes for the loop's client, in one buffer: the request line,
+// Host, the program's fields (but the ones that frame the message, which are the client's),
+// and the body's framing; a body given whole follows the head.
+func (r *Reach) loopSpec(fr *fetchRequest) loop.FetchSpec {
 	u := fr.url
 	streamed := fr.flags&abi.FetchStreamBody != 0
 	spec := loop.FetchSpec{
 		Addr: canonicalAddr(u), Head: fr.method == "HEAD", Streamed: streamed, BodyLength: -1,
-		Timeout: fr.timeout,
+		Timeout: fr.timeout, Dial: dialFD,
 	}
-	host, hasUA, replay := u.Host, false, idempotent(fr.method)
-	fields := make([]byte, 0, len(fr.block)+64)
-	for block := fr.block; len(block) > 0; {
+	host := []byte(u.Host)
+	for block := fr.block; len(block) > 0; { // the program's Host, which goes first
 		name, value, rest, _ := httpfield.CutLine(block) // checked by decodeFetch
+		if httpfield.EqualFold(name, "host") {
+			host = value
+		}
+		block = rest
+	}
+	uri := u.RequestURI()
+	b := make([]byte, 0, len(fr.method)+len(uri)+len(host)+len(fr.block)+len(fr.body)+96)
+	b = append(append(append(append(b, fr.method...), ' '), uri...), " HTTP/1.1\r\nHost: "...)
+	b = append(append(b, host...), "\r\n"...)
+	hasUA, replay := false, idempotent(fr.method)
+	for block := fr.block; len(block) > 0; {
+		name, value, rest, _ := httpfield.CutLine(block)
 		line := block[:len(block)-len(rest)]
 		block = rest
 		switch {
 		case httpfield.EqualFold(name, "host"):
-			host = string(value)
 		case httpfield.EqualFold(name, "content-length"):
 			if streamed { // a streamed body of a known length goes without chunks
 				if cl, err := strconv.ParseInt(string(value), 10, 64); err == nil && cl >= 0 {
@@ -72,23 +82,14 @@ func (r *Reach) loopSpec(fr *fetchRequest) (loop.FetchSpec, error) {
 		case httpfield.EqualFold(name, "transfer-encoding"), httpfield.EqualFold(name, "connection"):
 			// the client's business
 		default:
-			if httpfield.EqualFold(name, "user-agent") {
-				hasUA = true
-			}
-			if httpfield.EqualFold(name, "idempotency-key") || httpfield.EqualFold(name, "x-idempotency-key") {
-				replay = true
-			}
-			fields = append(fields, line...)
+			hasUA = hasUA || httpfield.EqualFold(name, "user-agent")
+			replay = replay || httpfield.EqualFold(name, "idempotency-key") || httpfield.EqualFold(name, "x-idempotency-key")
+			b = append(b, line...)
 		}
 	}
-	uri := u.RequestURI()
-	b := make([]byte, 0, len(fr.method)+len(uri)+len(host)+len(fields)+len(fr.body)+96)
-	b = append(append(append(append(b, fr.method...), ' '), uri...), " HTTP/1.1\r\nHost: "...)
-	b = append(append(b, host...), "\r\n"...)
 	if !hasUA {
 		b = append(b, "User-Agent: "+userAgent+"\r\n"...)
 	}
-	b = append(b, fields...)
 	switch {
 	case streamed && spec.BodyLength >= 0:
 		b = append(strconv.AppendInt(append(b, "Content-Length: "...), spec.BodyLength, 10), "\r\n"...)
@@ -99,18 +100,20 @@ func (r *Reach) loopSpec(fr *fetchRequest) (loop.FetchSpec, error) {
 	}
 	spec.Request = append(append(b, "\r\n"...), fr.body...)
 	spec.Replayable = replay && !streamed
-	addr := spec.Addr
-	spec.Dial = func(ctx context.Context) (int, error) {
-		d := net.Dialer{Timeout: defaultConnectTimeout, KeepAlive: 30 * time.Second}
-		c, err := d.DialContext(ctx, "tcp", addr)
-		if err != nil {
-			return -1, classify(err)
-		}
-		fd, err := detach(c.(*net.TCPConn))
-		if err != nil {
-			return -1, classify(err)
-		}
-		return fd, nil
+	return spec
+}
+
+// dialFD opens a connection to addr for the loop's client and detaches it from Go's net:
+// a non-blocking, close-on-exec descriptor (loop.FetchSpec.Dial).
+func dialFD(ctx context.Context, addr string) (int, error) {
+	d := net.Dialer{Timeout: defaultConnectTimeout, KeepAlive: 30 * time.Second}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return -1, classify(err)
 	}
-	return spec, nil
+	fd, err := detach(c.(*net.TCPConn))
+	if err != nil {
+		return -1, classify(err)
+	}
+	return fd, nil
 }
