@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -502,13 +501,11 @@ func TestLoopFetchAttackTimeouts(t *testing.T) {
 	t.Cleanup(func() { close(hold) })
 	s := startServer(t, serverOpts{Module: "reach", Flags: []string{"--allow-connect", up.addr}})
 	for _, path := range []string{"/never", "/headpart", "/bodypart"} {
-		start := time.Now()
+		// Only the fetch's own timeout can give ETIMEDOUT: the server holds each connection
+		// for 20 s, longer than the test's client waits (ioTimeout).
 		got := guestGet(t, s, "/fetch?timeout=300&url="+q(up.url(path)))
 		if !strings.HasPrefix(got, "ERR ETIMEDOUT") {
 			t.Errorf("%s: %q, want ERR ETIMEDOUT", path, got)
-		}
-		if el := time.Since(start); el > 3*time.Second {
-			t.Errorf("%s: the timeout of 300 ms came after %v", path, el)
 		}
 	}
 	if got := guestGet(t, s, "/fetch?url="+q(up.url("/ok"))); got != "200\nok" {
@@ -669,44 +666,13 @@ func TestLoopFetchAttackCrashWithFetchInFlight(t *testing.T) {
 
 // A connect that never completes (a listener whose backlog is full) times out as asked.
 func TestLoopFetchAttackConnectTimeout(t *testing.T) {
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer syscall.Close(fd)
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := syscall.Getsockname(fd)
-	addr := "127.0.0.1:" + strconv.Itoa(sa.(*syscall.SockaddrInet4).Port)
-	// Fill the accept queue: further handshakes are not answered.
-	var fillers []net.Conn
-	defer func() {
-		for _, c := range fillers {
-			c.Close()
-		}
-	}()
-	for range 8 {
-		c, err := net.DialTimeout("tcp", addr, 300*time.Millisecond)
-		if err != nil {
-			break
-		}
-		fillers = append(fillers, c)
-	}
-	if len(fillers) == 8 {
-		t.Skip("the listener's backlog never filled")
-	}
+	addr := fullBacklog(t) // tcp_attack_test.go
 	s := startServer(t, serverOpts{Module: "reach", Flags: []string{"--allow-connect", addr}})
-	start := time.Now()
+	// The dial's own bound is 30 s, past the test's client's (ioTimeout): ETIMEDOUT is the
+	// fetch's timeout.
 	got := guestGet(t, s, "/fetch?timeout=400&url="+q("http://"+addr+"/"))
 	if !strings.HasPrefix(got, "ERR ETIMEDOUT") {
 		t.Errorf("%q, want ERR ETIMEDOUT", got)
-	}
-	if el := time.Since(start); el > 3*time.Second {
-		t.Errorf("a timeout of 400 ms while connecting came after %v", el)
 	}
 }
 
