@@ -122,7 +122,7 @@ func TestBorrowOnlyASleepingLoop(t *testing.T) {
 		t.Fatal("a loop in its turn (not sleeping) was borrowed")
 	}
 	asleep(l, math.MaxInt64)
-	l.post(func(*Loop) {}) // wakes it: it has a task to run first
+	l.post(func(*Loop) {}, nil) // wakes it: it has a task to run first
 	if l.borrow() {
 		t.Fatal("a loop with a task queued was borrowed")
 	}

@@ -55,7 +55,7 @@ func (c Call) Done() <-chan CallResult { return c.c.done }
 // Withdraw gives up on the call: if the guest has not answered yet, it hears on_close for it
 // and a later call_return is refused.
 func (c Call) Withdraw() {
-	c.l.post(func(l *Loop) { l.withdrawCall(c.c) })
+	c.l.post(func(l *Loop) { l.withdrawCall(c.c) }, nil)
 }
 
 // Call delivers a call of name with payload to worker (or, if worker is -1, to the next
@@ -85,7 +85,7 @@ func (g *Group) Call(worker int, name string, payload []byte, inline bool) (Call
 		}
 		return Call{l, c}, nil
 	}
-	if !target.post(deliver) {
+	if !target.post(deliver, func() { c.done <- CallResult{Err: ErrProgramEnded} }) {
 		return Call{}, ErrProgramEnded
 	}
 	return Call{target, c}, nil

@@ -159,9 +159,11 @@ func (fs *FetchStream) dial() {
 	l, dial, addr, ctx := fs.l, fs.spec.Dial, fs.spec.Addr, fs.in.ctx
 	go func() {
 		fd, err := dial(ctx, addr)
-		if !l.post(func(*Loop) { fs.connected(fd, err) }) && err == nil {
-			unix.Close(fd) // the loop has ended
-		}
+		l.post(func(*Loop) { fs.connected(fd, err) }, func() {
+			if err == nil {
+				unix.Close(fd) // the loop has ended
+			}
+		})
 	}()
 }
 
@@ -542,4 +544,4 @@ var headEnd = []byte("\r\n\r\n")
 func (fs *FetchStream) Close() { fs.fail(errStreamClosed) }
 
 // CloseLater is Close from any goroutine: it runs on the loop in its next turn.
-func (fs *FetchStream) CloseLater() { fs.l.post(func(*Loop) { fs.Close() }) }
+func (fs *FetchStream) CloseLater() { fs.l.post(func(*Loop) { fs.Close() }, nil) }

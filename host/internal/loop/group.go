@@ -445,7 +445,7 @@ func (g *Group) exit(code int32) {
 
 func (g *Group) stopAll() {
 	for _, l := range g.loops {
-		l.post(func(l *Loop) { l.stop() })
+		l.post(func(l *Loop) { l.stop() }, nil)
 	}
 }
 
@@ -456,7 +456,7 @@ func (g *Group) Shutdown() {
 		return
 	}
 	for _, l := range g.loops {
-		l.post(func(l *Loop) { l.drain() })
+		l.post(func(l *Loop) { l.drain() }, nil)
 	}
 }
 

@@ -64,7 +64,7 @@ func TestHandoffAcceptSpreadsConnections(t *testing.T) {
 	counts := make([]int, 2)
 	for i, l := range g.loops {
 		got := make(chan int, 1)
-		if !l.post(func(l *Loop) { got <- l.nconns }) {
+		if !l.post(func(l *Loop) { got <- l.nconns }, nil) {
 			t.Fatalf("worker %d has ended", i)
 		}
 		counts[i] = <-got

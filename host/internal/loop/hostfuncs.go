@@ -122,13 +122,11 @@ func (a *hostCalls) HostCallAsync(name, in []byte, tag int64) int32 {
 	go func() {
 		res, failed := l.runHostFunc(inst.ctx, fn, f.Async, input)
 		n := len(input)
-		if !l.post(func(l *Loop) {
+		l.post(func(l *Loop) {
 			l.pendingAsync--
 			l.pendingAsyncBytes -= n
 			l.deliverHostResult(inst, f.Done, tag, res, failed)
-		}) {
-			f.done(res, failed) // the loop has ended: nobody is waiting
-		}
+		}, func() { f.done(res, failed) }) // the loop has ended: nobody is waiting
 	}()
 	return 0
 }

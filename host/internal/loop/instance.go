@@ -306,7 +306,7 @@ func (l *Loop) makeSpare() {
 	go func() {
 		defer l.g.spares.Done()
 		inst, err := m.Instantiate(l.g.callCtx, cfg, offLoop{&in.calls})
-		if !l.post(func(l *Loop) {
+		l.post(func(l *Loop) {
 			l.spareBusy = false
 			switch {
 			case err != nil:
@@ -320,12 +320,12 @@ func (l *Loop) makeSpare() {
 				in.g, in.minor = inst, inst.Minor()
 				l.spare = in
 			}
-		}) {
+		}, func() { // the loop has ended
 			if inst != nil {
-				inst.Close() // the loop has ended
+				inst.Close()
 			}
 			in.cancel()
-		}
+		})
 	}()
 }
 

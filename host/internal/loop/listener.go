@@ -148,15 +148,13 @@ func (l *Loop) handoff(ln *listener, fd int) {
 		return
 	}
 	key := ln.key
-	if !target.post(func(t *Loop) {
+	target.post(func(t *Loop) {
 		if own := t.listenerFor(key); own != nil && !t.draining && !t.stopped {
 			t.addConn(fd, own)
 		} else {
 			unix.Close(fd)
 		}
-	}) {
-		unix.Close(fd) // that worker has ended
-	}
+	}, func() { unix.Close(fd) }) // that worker has ended
 }
 
 // listenerFor finds this loop's listener for key (handoff mode).

@@ -90,10 +90,10 @@ type Loop struct {
 	handedBack sync.Cond // on mu: the caller has given the loop back
 	sleepUntil int64     // when the timer the wait is for is due (math.MaxInt64: none); borrow.go
 	in         inbound   // messages from other workers
-	tasks      []func(*Loop)
-	doneTasks  []func(*Loop) // the other task slice, reused
-	pipeNotes  []*Pipe       // pipes to attach or serve (pipe.go)
-	donePipes  []*Pipe       // the other notice slice, reused
+	tasks      []task
+	doneTasks  []task  // the other task slice, reused
+	pipeNotes  []*Pipe // pipes to attach or serve (pipe.go)
+	donePipes  []*Pipe // the other notice slice, reused
 
 	draining   bool
 	stopped    bool
@@ -132,17 +132,32 @@ func (l *Loop) init() error {
 	return nil
 }
 
-// post queues f to run on the loop's goroutine and wakes it, and reports whether it did: a
-// loop that has ended takes nothing (its poller's descriptors may belong to others by now).
-// Safe from any goroutine.
-func (l *Loop) post(f func(*Loop)) bool {
+// A task is work another goroutine queued for the loop.
+type task struct {
+	run func(*Loop)
+	// dropped, if set, runs instead of run when the loop never runs it: at once if the loop
+	// had ended, or when it ends (stopped) with the task still queued. Whoever waits on the
+	// task (a Call, a Swap) is answered that way, and what it carries (a descriptor handed
+	// over, an instance made for the loop) is released, not leaked.
+	dropped func()
+}
+
+// post queues run to run on the loop's goroutine and wakes it, and reports whether it did: a
+// loop that has ended takes nothing (its poller's descriptors may belong to others by now),
+// and dropped (if not nil) runs instead, now or as the loop ends. Safe from any goroutine;
+// dropped runs on the caller's goroutine or the loop's, never under the loop's lock.
+func (l *Loop) post(run func(*Loop), dropped func()) bool {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.dead {
+		l.mu.Unlock()
+		if dropped != nil {
+			dropped()
+		}
 		return false
 	}
-	l.tasks = append(l.tasks, f)
+	l.tasks = append(l.tasks, task{run, dropped})
 	l.wakeLocked()
+	l.mu.Unlock()
 	return true
 }
 
@@ -163,9 +178,9 @@ func (l *Loop) runTasks() {
 	tasks, notes := l.tasks, l.pipeNotes
 	l.tasks, l.pipeNotes = l.doneTasks[:0], l.donePipes[:0]
 	l.mu.Unlock()
-	for i, f := range tasks {
-		f(l)
-		tasks[i] = nil
+	for i, t := range tasks {
+		t.run(l)
+		tasks[i] = task{}
 	}
 	l.doneTasks = tasks
 	l.runPipeNotes(notes)
@@ -395,11 +410,15 @@ func (l *Loop) teardown() {
 	}
 	l.mu.Lock()
 	l.dead = true
-	l.tasks = nil
-	notes := l.pipeNotes
-	l.pipeNotes = nil
+	tasks, notes := l.tasks, l.pipeNotes
+	l.tasks, l.pipeNotes = nil, nil
 	l.poll.Close()
 	l.mu.Unlock()
+	for _, t := range tasks { // queued as the loop was stopped: never run
+		if t.dropped != nil {
+			t.dropped()
+		}
+	}
 	for _, p := range notes { // handed in as the loop ended: never attached
 		p.close()
 	}

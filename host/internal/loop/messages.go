@@ -70,7 +70,7 @@ func (t *Loop) queueMessage(from int32, msg []byte) int32 {
 		t.in.bytes.Add(-n)
 		return errno(abi.ELIMIT)
 	}
-	if !t.post(func(t *Loop) { t.deliverMessage(from, msg) }) {
+	if !t.post(func(t *Loop) { t.deliverMessage(from, msg) }, nil) { // dropped with the worker
 		t.in.queued.Add(-1)
 		t.in.bytes.Add(-n)
 		return errno(abi.ECLOSED) // that worker has ended

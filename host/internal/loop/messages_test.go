@@ -1,7 +1,11 @@
 package loop
 
 import (
+	"errors"
+	"runtime"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/wasmloop/wasmloop/abi"
 )
@@ -44,5 +48,60 @@ func TestPostErrors(t *testing.T) {
 	}
 	if got := abi.Errno(l0.cur.calls.Post(abi.PostAll, []byte("all"))); got != abi.ECLOSED {
 		t.Fatalf("broadcast with an ended worker = %v, want ECLOSED", got)
+	}
+}
+
+// A loop stopped with tasks still queued drops them, and each dropped task answers whoever
+// waits on it: a Call fails with ErrProgramEnded, a Swap returns, a descriptor handed over is
+// closed. A post after the end is dropped at once.
+func TestTasksDroppedWhenTheLoopStops(t *testing.T) {
+	g := NewGroup(nil, Config{Workers: 1})
+	l := g.loops[0]
+	if err := l.init(); err != nil {
+		t.Fatal(err)
+	}
+	queued := func() int {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.tasks)
+	}
+
+	call, err := g.Call(0, "render", []byte("x"), true) // a busy loop: queued, not borrowed
+	if err != nil {
+		t.Fatal(err)
+	}
+	swapped := make(chan error, 1)
+	go func() { swapped <- l.runSwap(nil) }()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[1])
+	ran := false
+	l.post(func(*Loop) { ran = true }, func() { unix.Close(fds[0]) })
+	for queued() < 3 { // the Swap's post comes from its goroutine
+		runtime.Gosched()
+	}
+
+	l.teardown()
+	if ran {
+		t.Fatal("a task ran after its loop stopped")
+	}
+	if res := <-call.Done(); !errors.Is(res.Err, ErrProgramEnded) {
+		t.Fatalf("a call queued on a stopped loop ended with %+v, want ErrProgramEnded", res)
+	}
+	if err := <-swapped; err != nil {
+		t.Fatalf("a swap queued on a stopped loop: %v", err)
+	}
+	if n, err := unix.Read(fds[1], make([]byte, 1)); n != 0 || err != nil {
+		t.Fatalf("the descriptor a dropped task held is still open: read = %d, %v (want 0, EOF)", n, err)
+	}
+
+	dropped := false
+	if l.post(func(*Loop) { t.Error("a task ran on an ended loop") }, func() { dropped = true }) || !dropped {
+		t.Fatalf("a post to an ended loop: dropped = %v, want refused and dropped at once", dropped)
+	}
+	if _, err := g.Call(0, "render", nil, true); !errors.Is(err, ErrProgramEnded) {
+		t.Fatalf("a call to an ended loop: %v, want ErrProgramEnded", err)
 	}
 }

@@ -89,7 +89,7 @@ func (o *Op) Go(f func(ctx context.Context, in []byte) ([]byte, error), in []byt
 }
 
 // GoThen runs f on a goroutine with a copy of in; then, on the loop, what f returned first
-// (which finishes the operation), or, if the loop has ended meanwhile, what it returned second
+// (which finishes the operation), or, if the loop ends before it can run that, what it returned second
 // (which releases what the first would have handed over). Goroutines count against the
 // worker's bound on async calls in flight (ELIMIT beyond, as for an Async function).
 func (o *Op) GoThen(f func(ctx context.Context, in []byte) (then, orElse func()), in []byte) {
@@ -119,13 +119,11 @@ func (o *Op) countAsync(n int) func(then, orElse func()) {
 	l.pendingAsync++
 	l.pendingAsyncBytes += n
 	return func(then, orElse func()) {
-		if !l.post(func(l *Loop) {
+		l.post(func(l *Loop) {
 			l.pendingAsync--
 			l.pendingAsyncBytes -= n
 			then()
-		}) && orElse != nil {
-			orElse()
-		}
+		}, orElse)
 	}
 }
 

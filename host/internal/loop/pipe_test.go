@@ -246,7 +246,7 @@ func loopState(t *testing.T, l *Loop) (conns, exchanges int) {
 	var s [2]int
 	for range 2 {
 		got := make(chan [2]int, 1)
-		if !l.post(func(l *Loop) { got <- [2]int{l.nconns, l.exchanges.len()} }) {
+		if !l.post(func(l *Loop) { got <- [2]int{l.nconns, l.exchanges.len()} }, nil) {
 			t.Fatal("the loop has ended")
 		}
 		select {
@@ -279,7 +279,7 @@ func TestPipeClientLeaves(t *testing.T) {
 	// The loop is busy while the request arrives and the client leaves: when it attaches the
 	// pipe, the request is not served for nobody.
 	gate := make(chan struct{})
-	l.post(func(*Loop) { <-gate })
+	l.post(func(*Loop) { <-gate }, nil)
 	p = g.ServePipe()
 	p.Write([]byte(holdRequest))
 	p.Close()
@@ -301,8 +301,8 @@ func TestPipeNotServedAfterStop(t *testing.T) {
 		t.Fatalf("first answer: %q, %v", buf[:n], err)
 	}
 	gate := make(chan struct{})
-	l.post(func(*Loop) { <-gate })
-	l.post(func(l *Loop) { l.stop() })
+	l.post(func(*Loop) { <-gate }, nil)
+	l.post(func(l *Loop) { l.stop() }, nil)
 	p.Write([]byte("GET /after-stop HTTP/1.1\r\nHost: x\r\n\r\n"))
 	close(gate)
 	rest, err := io.ReadAll(p)

@@ -53,9 +53,7 @@ func (g *Group) Swap(m *guest.Module) error {
 // ended (or not started: it will start with the module set) takes nothing.
 func (l *Loop) runSwap(m *guest.Module) error {
 	done := make(chan error, 1)
-	if !l.post(func(l *Loop) { done <- l.swap(m) }) {
-		return nil
-	}
+	l.post(func(l *Loop) { done <- l.swap(m) }, func() { done <- nil })
 	return <-done
 }
 

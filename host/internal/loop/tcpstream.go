@@ -206,7 +206,7 @@ func (s *TCPStream) Close() {
 
 // CloseLater is Close from any goroutine (reach closes a stream when its instance ends): the
 // close runs on the loop, in its next turn.
-func (s *TCPStream) CloseLater() { s.l.post(func(*Loop) { s.Close() }) }
+func (s *TCPStream) CloseLater() { s.l.post(func(*Loop) { s.Close() }, nil) }
 
 // closedErr is what an operation on the closed connection fails with.
 func (t *tcpConn) closedErr() error {
