@@ -47,6 +47,9 @@ func TestProxy(t *testing.T) {
 		w.Header().Set("X-Seen-Forwarded", r.Header.Get("X-Forwarded-Host"))
 		w.Header().Set("X-Seen-Custom", r.Header.Get("X-Custom"))
 		w.Header().Set("X-Seen-Keep-Alive", r.Header.Get("Keep-Alive"))
+		// Every field of the client's comes as sent, an empty one included (Request.Headers
+		// cuts them all from one string).
+		w.Header().Set("X-Seen-Fields", fmt.Sprintf("%q %q %q", r.Header["X-Empty"], r.Header["X-After"], r.Header["X-Twice"]))
 		// A GET without a body goes on without one: no chunked empty body.
 		w.Header().Set("X-Seen-Framing", fmt.Sprintf("%d %q", r.ContentLength, r.TransferEncoding))
 		w.WriteHeader(http.StatusTeapot)
@@ -88,6 +91,9 @@ func TestProxy(t *testing.T) {
 	req, _ := http.NewRequest("GET", s.URL("/fields"), nil)
 	req.Header.Set("X-Custom", "kept")
 	req.Header.Set("Keep-Alive", "timeout=5")
+	req.Header["X-Empty"] = []string{""}
+	req.Header["X-After"] = []string{"after the empty one"}
+	req.Header["X-Twice"] = []string{"one", "two"}
 	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +102,8 @@ func TestProxy(t *testing.T) {
 	resp.Body.Close()
 	h := resp.Header
 	if resp.StatusCode != 418 || string(body) != "short and stout" || h.Get("X-Seen-Custom") != "kept" ||
-		h.Get("X-Seen-Keep-Alive") != "" || h.Get("X-Seen-Framing") != "0 []" || h.Get("X-Seen-Forwarded") != s.Addr || h.Get("X-Seen-Host") != strings.TrimPrefix(up.URL, "http://") {
+		h.Get("X-Seen-Keep-Alive") != "" || h.Get("X-Seen-Framing") != "0 []" ||
+		h.Get("X-Seen-Fields") != `[""] ["after the empty one"] ["one" "two"]` || h.Get("X-Seen-Forwarded") != s.Addr || h.Get("X-Seen-Host") != strings.TrimPrefix(up.URL, "http://") {
 		t.Errorf("/fields: %d %q %v", resp.StatusCode, body, h)
 	}
 	up.Close()

@@ -63,15 +63,32 @@ func (r Request) Header(name string) string {
 // RFC 9112 §3.2.2 requires, whatever Host field the client sent.
 func (r Request) Host() string { return r.Header("Host") }
 
-// Headers returns every header field in the order received.
+// Headers returns every header field in the order received. Their names and values share
+// one string, copied at once from the packed head: two allocations in all rather than two per
+// field (about half a microsecond each in Go's wasm code).
 func (r Request) Headers() []Header {
 	h := r.head()
 	if h == nil {
 		return nil
 	}
+	if len(h.Headers) == 0 {
+		return []Header{}
+	}
+	// The fields lie one after another in the packed head, each after its two lengths (8
+	// bytes; ABI.md §4), from the end of the target on.
+	start := abi.HeadFixed + len(h.Method) + len(h.Target)
+	end := start
+	for _, f := range h.Headers {
+		end += 8 + len(f.Name) + len(f.Value)
+	}
+	block := string(r.x.src[start:end])
 	out := make([]Header, len(h.Headers))
+	p := 0
 	for i, f := range h.Headers {
-		out[i] = Header{string(f.Name), string(f.Value)}
+		p += 8
+		n, v := len(f.Name), len(f.Value)
+		out[i] = Header{block[p : p+n], block[p+n : p+n+v]}
+		p += n + v
 	}
 	return out
 }

@@ -69,6 +69,7 @@ type stream struct {
 	// microsecond each in Go's wasm code).
 	readFn    func([]byte, error)
 	view      bool // reads are delivered as views of the inbox (Socket.OnDataView)
+	closeLast bool // the end of the data or a failed read closes the stream (a fetch's body)
 	readDone  func([]byte, error)
 	writeDone func([]byte, error)
 }
@@ -115,14 +116,19 @@ func (s *stream) gotRead(res []byte, err error) {
 	case s.closed && err == nil:
 		// Answered before the program closed the stream, delivered after: as with Node's
 		// destroy(), nothing more is read from a stream the program closed.
-		fn(nil, &NetError{Op: "read", Code: abi.ReachECLOSED, Message: "the stream was closed"})
+		err = &NetError{Op: "read", Code: abi.ReachECLOSED, Message: "the stream was closed"}
 	case err != nil:
-		fn(nil, netError("read", err))
+		err = netError("read", err)
 	case len(res) == 0:
-		fn(nil, io.EOF)
-	default:
-		fn(res, nil)
+		err = io.EOF
 	}
+	if err != nil {
+		res = nil
+		if s.closeLast {
+			s.close()
+		}
+	}
+	fn(res, err)
 }
 
 // write queues p and reports whether the queue is below the high-water mark (false: wait
@@ -235,5 +241,6 @@ func (s *stream) close() {
 	}
 	s.closed = true
 	s.queue, s.onDrain = nil, nil
-	CallSync(abi.FnStreamClose, s.idBytes())
+	ip, n := bytesPtr(s.input()) // the host is done with it when the call returns
+	callSync(abi.FnStreamClose, ip, n)
 }

@@ -72,7 +72,7 @@ func TestTasksDroppedWhenTheLoopStops(t *testing.T) {
 	}
 	swapped := make(chan error, 1)
 	go func() { swapped <- l.runSwap(nil) }()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
