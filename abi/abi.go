@@ -6,7 +6,7 @@ package abi
 // Version of the ABI this package describes. Minor versions only add.
 const (
 	Major = 1
-	Minor = 7
+	Minor = 8
 )
 
 // ModuleName is the import module of every host function. The major version is part of it,

@@ -26,6 +26,11 @@ const (
 	FnRemove = "wasmloop:fs.remove"
 	// FnRename: in = old path length u32, old path, new path; both in the same grant.
 	FnRename = "wasmloop:fs.rename"
+	// FnStatForBody (since 1.8; sync, host_call only): in = request handle u64, path; result
+	// = a StatSize-byte record, as FnStat's. A regular file is also held open for that
+	// request's body_file of the same path: the bytes sent are those of the file described,
+	// even if the path is renamed over meanwhile.
+	FnStatForBody = "wasmloop:fs.statForBody"
 )
 
 // FilesPrefix begins the name of every host function of the host's own.

@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -392,4 +393,58 @@ func TestStaticSendfile(t *testing.T) {
 			t.Fatalf("after three clients left mid-file: %d, %d bytes", resp.StatusCode, len(body))
 		}
 	})
+}
+
+// Response.StatFile holds the file it stats for the response's SendFile: a file renamed over
+// between the stat, which the head is made from, and the send goes out as the version the
+// head describes (Go's http.ServeFile and nginx stat the file they opened; a stat and an
+// open by path, as Node's send makes them, would send the new bytes under the old length).
+func TestStatFileHoldsItsVersion(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	write(t, filepath.Join(data, "config.txt"), "x")
+	const first, second = "the first version, as its head says", "v2"
+	page := filepath.Join(data, "page.txt")
+	write(t, page, first)
+	s := startServer(t, serverOpts{Module: "files", Flags: []string{"--dir", data + ":/data"}})
+
+	for i, want := range []string{first, second} {
+		type answer struct {
+			status int
+			length int64
+			body   string
+			err    error
+		}
+		got := make(chan answer, 1)
+		go func() {
+			resp, err := client(nil).Get(s.URL("/hold?name=/data/page.txt"))
+			if err != nil {
+				got <- answer{err: err}
+				return
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			got <- answer{resp.StatusCode, resp.ContentLength, string(body), err}
+		}()
+		line := fmt.Sprintf("held /data/page.txt %d", len(want))
+		if !eventually(ioTimeout, func() bool { return strings.Contains(s.stdout.String(), line) }) {
+			t.Fatalf("round %d: no %q in the log:\n%s", i, line, s.stdout.String())
+		}
+		if i == 0 { // the head is made: now the file is replaced, as a deployment does
+			write(t, page+".new", second)
+			if err := os.Rename(page+".new", page); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, body := fetch(t, s, "GET", "/release"); string(body) != "released\n" {
+			t.Fatalf("round %d: /release answered %q", i, body)
+		}
+		a := <-got // the client's own timeout bounds this
+		if a.err != nil || a.status != 200 || a.length != int64(len(want)) || a.body != want {
+			t.Errorf("round %d: %d, Content-Length %d, %q, %v; want 200 and %q", i, a.status, a.length, a.body, a.err, want)
+		}
+	}
+	if strings.Contains(s.stdout.String(), "release:") || strings.Contains(s.stderr.String(), "release:") {
+		t.Errorf("a SendFile failed:\n%s\n%s", s.stdout.String(), s.stderr.String())
+	}
 }

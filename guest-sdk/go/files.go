@@ -120,6 +120,32 @@ func StatSync(name string) (fs.FileInfo, error) {
 	return statInfo(name, res, err)
 }
 
+// StatFile is StatSync for a file this response's SendFile will send: a regular file is also
+// held open for the response, and a SendFile of the same name sends that file's bytes, even
+// if the path is renamed over in between (a deployment) — so that a Content-Length, ETag or
+// Last-Modified made from what StatFile returns describes what goes out, as Go's
+// http.ServeFile makes its head from the file it opened. The file is closed when the
+// response ends. On a host before ABI 1.8 it is StatSync. Errors are StatSync's.
+func (r Response) StatFile(name string) (fs.FileInfo, error) {
+	x := r.live()
+	if x == nil {
+		return StatSync(name)
+	}
+	in := binary.LittleEndian.AppendUint64(callInput[:0], uint64(x.h))
+	in = append(in, name...)
+	callInput = in
+	ip, n := bytesPtr(in)
+	res, err := callSync(abi.FnStatForBody, ip, n) // decoded before the next host call
+	if err == ErrNoFunction {
+		return StatSync(name)
+	}
+	if he, ok := err.(*HostError); ok {
+		code, msg, _ := strings.Cut(he.Message, " ")
+		err = &fs.PathError{Op: "stat", Path: name, Err: &FileError{Code: code, Message: msg}}
+	}
+	return statInfo(name, res, err)
+}
+
 // statInfo decodes a stat record.
 func statInfo(name string, res []byte, err error) (fs.FileInfo, error) {
 	if err == nil && len(res) < abi.StatSize {

@@ -91,10 +91,12 @@ func serve(req wasmloop.Request, res wasmloop.Response) {
 	}
 }
 
-// stat stats name, or answers 404 (or 500) and returns false. The stat is one stat(2) on the
-// event loop (StatSync): for files on a local disk, cheaper than a trip off the loop and back.
+// stat stats name, or answers 404 (or 500) and returns false. The stat is made on the event
+// loop (Response.StatFile): for files on a local disk, cheaper than a trip off the loop and
+// back. A file is held open for the response, so that the head made from its size and time
+// describes the bytes SendFile sends, even if the file is replaced meanwhile.
 func stat(name string, res wasmloop.Response) (fs.FileInfo, bool) {
-	info, err := wasmloop.StatSync(name)
+	info, err := res.StatFile(name)
 	switch {
 	case err == nil:
 		return info, true

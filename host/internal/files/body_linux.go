@@ -62,15 +62,22 @@ func (mt *Mount) openBody(name, p string) (BodyFile, error) {
 		unix.Close(fd)
 		return nil, coded(abi.FileEINVAL, fmt.Errorf("%s is not a regular file", p))
 	}
-	return fdFile(fd), nil
+	return &fdFile{fd, st}, nil
 }
 
-// fdFile is an open regular file read with pread(2).
-type fdFile int
+// fdFile is an open regular file read with pread(2), and the fstat(2) its open made.
+type fdFile struct {
+	fd int
+	st unix.Stat_t
+}
 
-func (f fdFile) ReadAt(b []byte, off int64) (int, error) {
+// OpenStat is the file's fstat(2) as it was opened: what a head describing the file is made
+// from, without a second system call.
+func (f *fdFile) OpenStat() *unix.Stat_t { return &f.st }
+
+func (f *fdFile) ReadAt(b []byte, off int64) (int, error) {
 	for {
-		n, err := unix.Pread(int(f), b, off)
+		n, err := unix.Pread(f.fd, b, off)
 		if err == unix.EINTR {
 			continue
 		}
@@ -84,6 +91,6 @@ func (f fdFile) ReadAt(b []byte, off int64) (int, error) {
 	}
 }
 
-func (f fdFile) Fd() uintptr { return uintptr(f) }
+func (f *fdFile) Fd() uintptr { return uintptr(f.fd) }
 
-func (f fdFile) Close() error { return unix.Close(int(f)) }
+func (f *fdFile) Close() error { return unix.Close(f.fd) }

@@ -70,7 +70,7 @@ func FactsOf(in guest.Interface, data []byte) Facts {
 // calls with host_call and host_call_async.
 var hostFunctions = []string{
 	abi.FnReadFile, abi.FnRead, abi.FnWriteFile, abi.FnAppendFile, abi.FnStat, abi.FnReadDir,
-	abi.FnMkdir, abi.FnRemove, abi.FnRename,
+	abi.FnMkdir, abi.FnRemove, abi.FnRename, abi.FnStatForBody,
 	abi.FnStreamRead, abi.FnStreamWrite, abi.FnStreamEnd, abi.FnStreamClose,
 	abi.FnFetch, abi.FnFetchResponse,
 	abi.FnConnect, abi.FnNetListen, abi.FnAccept, abi.FnSetOption, abi.FnLookup,

@@ -1,6 +1,8 @@
 package loop
 
 import (
+	"encoding/binary"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/wasmloop/wasmloop/abi"
@@ -101,8 +103,65 @@ func statID(f FileBody) (fileID, bool) {
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return fileID{}, false
 	}
-	return fileID{uint64(st.Dev), uint64(st.Ino), st.Size, st.Mtim.Nano()}, true
+	return idOf(&st), true
 }
+
+func idOf(st *unix.Stat_t) fileID {
+	return fileID{uint64(st.Dev), uint64(st.Ino), st.Size, st.Mtim.Nano()}
+}
+
+// openStatted is a FileBody that kept the fstat(2) its open made (files' openat2 path).
+type openStatted interface{ OpenStat() *unix.Stat_t }
+
+// heldUnsent is bodyFileState.next for a file statForBody holds: nothing has been sent from
+// it, and the response's first body_file of its path may start at any offset.
+const heldUnsent = -1
+
+// statForBody is wasmloop:fs.statForBody (ABI 1.8): in = request handle u64, path; the
+// result is the file's stat record, and a regular file stays open, held by the request, for
+// its body_file of the same path. A head's Content-Length, ETag and Last-Modified then
+// describe the bytes that go: a stat by path and an open by path, as Node's send makes them,
+// may meet two versions of a file renamed over between them (a deployment). Go's
+// http.ServeFile and nginx stat the file they opened, as this does. Whatever cannot be
+// opened as a regular file — a directory, something missing, a refusal — is answered by
+// the path's stat (wasmloop:fs.stat), with its precise error.
+func (a *hostCalls) statForBody(in []byte) ([]byte, bool) {
+	l := a.l
+	if len(in) < 8 {
+		return []byte(abi.FileEINVAL + " the input is shorter than a request handle"), true
+	}
+	ex, e := l.request(a.in, abi.Handle(binary.LittleEndian.Uint64(in)))
+	if e != 0 {
+		return []byte(abi.FileEINVAL + " no such request open: " + e.Error()), true
+	}
+	path := in[8:]
+	f, errno := l.cfg.OpenFile(string(path))
+	if errno != 0 {
+		st, ok := l.hostFunc(statName)
+		if !ok || st.Sync == nil {
+			return []byte(abi.FileEACCES + " no directory is granted (wasmloop run --dir)"), true
+		}
+		return l.runHostFunc(a.in.ctx, statName, st.Sync, path)
+	}
+	var st unix.Stat_t
+	if o, ok := f.(openStatted); ok {
+		st = *o.OpenStat()
+	} else if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return []byte(abi.FileEIO + " " + err.Error()), true
+	}
+	l.dropFile(ex)
+	ex.file = bodyFileState{f: f, path: string(path), next: heldUnsent, id: idOf(&st)}
+	rec := make([]byte, abi.StatSize)
+	binary.LittleEndian.PutUint64(rec[abi.StatSizeAt:], uint64(st.Size))
+	binary.LittleEndian.PutUint64(rec[abi.StatMtimeAt:], uint64(st.Mtim.Nano()))
+	binary.LittleEndian.PutUint32(rec[abi.StatModeAt:], uint32(st.Mode)&0o777)
+	rec[abi.StatKindAt] = abi.KindFile
+	return rec, false
+}
+
+// statName is wasmloop:fs.stat, as hostFunc takes it.
+var statName = []byte(abi.FnStat)
 
 // continuedFile returns the kept file when this call continues where the last stopped (the
 // same path, from the offset it reached), or nil: any other kept file is closed. EINVAL: the
@@ -112,9 +171,14 @@ func (l *Loop) continuedFile(ex *exchange, path []byte, offset int64) (FileBody,
 	if k.f == nil {
 		return nil, 0
 	}
-	if k.path != string(path) || k.next != offset {
+	if k.path != string(path) || k.next != offset && k.next != heldUnsent {
 		l.dropFile(ex)
 		return nil, 0
+	}
+	if k.next == heldUnsent {
+		// Opened for this response and nothing sent yet: the version its head describes, as
+		// it was when opened (nginx does not look again either).
+		return k.f, 0
 	}
 	if id, ok := statID(k.f); !ok || id != k.id {
 		l.dropFile(ex)

@@ -10,6 +10,10 @@
 //	GET /ro        tries to write in /ro (a read-only grant) and to read /etc/passwd (not
 //	               granted), and answers the errors
 //	GET /wasi      tries os.WriteFile in /data through WASI (the preopens are read-only)
+//	GET /hold?name=PATH
+//	               stats PATH for its response (Response.StatFile), logs "held PATH SIZE"
+//	               and answers only at the next GET /release: with the size stat'ed as its
+//	               Content-Length and the file sent (SendFile)
 //
 // Every callback checks that it does not run inside the call that started its operation
 // ("inside" in the answer if one did).
@@ -49,7 +53,13 @@ func main() {
 		case "/wasi":
 			err := os.WriteFile("/data/wasi.txt", []byte("x"), 0o644)
 			res.End(fmt.Sprintf("wasi write: %v\n", err))
+		case "/release":
+			release(res)
 		default:
+			if name, ok := strings.CutPrefix(req.URL(), "/hold?name="); ok {
+				hold(name, res)
+				return
+			}
 			res.WriteHead(404)
 			res.End("")
 		}
@@ -57,6 +67,36 @@ func main() {
 	if wasmloop.WorkerID() == 0 {
 		wasmloop.Log("Server running at http://127.0.0.1:" + strconv.Itoa(port) + "/")
 	}
+}
+
+// held is the response /hold stat'ed a file for, answered by /release.
+var held struct {
+	res  wasmloop.Response
+	name string
+	size int64
+}
+
+func hold(name string, res wasmloop.Response) {
+	info, err := res.StatFile(name)
+	if err != nil {
+		res.WriteHead(500)
+		res.End(describe(err) + "\n")
+		return
+	}
+	held.res, held.name, held.size = res, name, info.Size()
+	wasmloop.Log("held " + name + " " + strconv.FormatInt(held.size, 10))
+}
+
+func release(res wasmloop.Response) {
+	h := held
+	held.res = wasmloop.Response{}
+	h.res.WriteHead(200, "Content-Length", strconv.FormatInt(h.size, 10))
+	h.res.SendFile(h.name, 0, h.size, func(err error) {
+		if err != nil {
+			wasmloop.Log("release: " + err.Error())
+		}
+	})
+	res.End("released\n")
 }
 
 // describe is an error and the kinds errors.Is finds in it.
