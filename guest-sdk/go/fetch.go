@@ -112,9 +112,6 @@ func StartFetch(req FetchRequest, fn func(*FetchResponse, error)) (*Fetch, error
 		return nil, &NetError{Op: "fetch", Code: abi.FileEIO, Message: "a short answer from the host"}
 	}
 	f := &Fetch{s: stream{id: binary.LittleEndian.Uint64(res), closeLast: true}, answer: fn}
-	if req.StreamBody { // only a streamed body is written, and can fail
-		f.s.onWrote = f.wroteFailed
-	}
 	// The head comes as a view of the inbox: head copies what it keeps into one string.
 	if err := call(abi.FnFetchResponse, f.s.input(), f.head, true); err != nil {
 		f.s.close()
@@ -174,13 +171,27 @@ func (f *Fetch) head(res []byte, err error) {
 
 // Write queues a piece of a streamed request body. It reports whether the queue is below
 // its mark; when false, wait for OnDrain before writing more — the peer is slower.
-func (f *Fetch) Write(p []byte) bool { return f.s.write(p) }
+func (f *Fetch) Write(p []byte) bool {
+	f.hearFailures()
+	return f.s.write(p)
+}
+
+// hearFailures routes the stream's failed writes and end to OnError: bound at the first
+// write or end, so that a fetch that writes nothing (a GET) makes no closure for it.
+func (f *Fetch) hearFailures() {
+	if f.s.onWrote == nil {
+		f.s.onWrote = f.wroteFailed
+	}
+}
 
 // OnDrain runs fn once the queued body is below the mark: now, if it is.
 func (f *Fetch) OnDrain(fn func()) { f.s.drain(fn) }
 
 // End ends a streamed request body once what is queued has gone.
-func (f *Fetch) End() { f.s.end() }
+func (f *Fetch) End() {
+	f.hearFailures()
+	f.s.end()
+}
 
 // OnError sets fn to hear of a failed write or end of the request body.
 func (f *Fetch) OnError(fn func(error)) { f.onErr = fn }

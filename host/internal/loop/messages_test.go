@@ -4,6 +4,7 @@ import (
 	"errors"
 	"runtime"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -51,9 +52,10 @@ func TestPostErrors(t *testing.T) {
 	}
 }
 
-// A loop stopped with tasks still queued drops them, and each dropped task answers whoever
-// waits on it: a Call fails with ErrProgramEnded, a Swap returns, a descriptor handed over is
-// closed. A post after the end is dropped at once.
+// A loop that ends with tasks still queued — its program failed to start, or its poller
+// failed (a stopped loop runs what is queued before it retires) — drops them, and each
+// dropped task answers whoever waits on it: a Call fails with ErrProgramEnded, a Swap
+// returns, a descriptor handed over is closed. A post after the end is dropped at once.
 func TestTasksDroppedWhenTheLoopStops(t *testing.T) {
 	g := NewGroup(nil, Config{Workers: 1})
 	l := g.loops[0]
@@ -87,11 +89,21 @@ func TestTasksDroppedWhenTheLoopStops(t *testing.T) {
 	if ran {
 		t.Fatal("a task ran after its loop stopped")
 	}
-	if res := <-call.Done(); !errors.Is(res.Err, ErrProgramEnded) {
-		t.Fatalf("a call queued on a stopped loop ended with %+v, want ErrProgramEnded", res)
+	select {
+	case res := <-call.Done():
+		if !errors.Is(res.Err, ErrProgramEnded) {
+			t.Fatalf("a call queued on an ended loop ended with %+v, want ErrProgramEnded", res)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a call queued on an ended loop never ended")
 	}
-	if err := <-swapped; err != nil {
-		t.Fatalf("a swap queued on a stopped loop: %v", err)
+	select {
+	case err := <-swapped:
+		if err != nil {
+			t.Fatalf("a swap queued on an ended loop: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a swap queued on an ended loop never returned")
 	}
 	if n, err := unix.Read(fds[1], make([]byte, 1)); n != 0 || err != nil {
 		t.Fatalf("the descriptor a dropped task held is still open: read = %d, %v (want 0, EOF)", n, err)
@@ -103,5 +115,32 @@ func TestTasksDroppedWhenTheLoopStops(t *testing.T) {
 	}
 	if _, err := g.Call(0, "render", nil, true); !errors.Is(err, ErrProgramEnded) {
 		t.Fatalf("a call to an ended loop: %v, want ErrProgramEnded", err)
+	}
+}
+
+// A Swap does not wait for a worker that has not started (a program that has not listened
+// runs on worker 0 alone): that worker starts with the new module, or, if it was starting
+// with the old one, swaps first thing.
+func TestSwapDoesNotWaitForWorkersNotStarted(t *testing.T) {
+	g := NewGroup(nil, Config{Workers: 2})
+	l1 := g.loops[1]
+	if err := l1.init(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l1.poll.Close() })
+	swapped := make(chan error, 1)
+	go func() { swapped <- l1.runSwap(nil) }()
+	select {
+	case err := <-swapped:
+		if err != nil {
+			t.Fatalf("a swap of a worker not started: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a swap waited for a worker that has not started")
+	}
+	l1.mu.Lock()
+	defer l1.mu.Unlock()
+	if len(l1.tasks) != 1 {
+		t.Fatalf("%d tasks queued for the worker, want its swap", len(l1.tasks))
 	}
 }

@@ -50,10 +50,16 @@ func (g *Group) Swap(m *guest.Module) error {
 }
 
 // runSwap has l swap to m on its own goroutine and waits for the outcome. A loop that has
-// ended (or not started: it will start with the module set) takes nothing.
+// ended takes nothing. One not started yet (workers 1… before the program listens) is not
+// waited for: it may never start, and it starts with the module set — or, if it was already
+// starting with the old one, its queued swap makes it current first thing (swapping to the
+// module it has is nothing).
 func (l *Loop) runSwap(m *guest.Module) error {
 	done := make(chan error, 1)
 	l.post(func(l *Loop) { done <- l.swap(m) }, func() { done <- nil })
+	if l.id != 0 && !l.g.othersStarted.Load() {
+		return nil
+	}
 	return <-done
 }
 
