@@ -45,7 +45,10 @@ func budgetFree(r *Reach) bool {
 }
 
 // rawUpstream serves each connection's first request with the canned answer for its path,
-// then closes the connection: framings Go's server would not send.
+// then closes the connection: framings Go's server would not send. Each answer says
+// "Connection: close" as it goes: the client must not keep the connection, or bytes an answer
+// sent past its framing (a 204's "body") could be read as the next request's answer, if the
+// next request is written before the client sees the close (flaky in CI, 2026-12-06).
 func rawUpstream(t *testing.T, answers map[string]string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -66,7 +69,8 @@ func rawUpstream(t *testing.T, answers map[string]string) string {
 				if err != nil {
 					return
 				}
-				io.WriteString(c, answers[req.URL.Path])
+				status, rest, _ := strings.Cut(answers[req.URL.Path], "\r\n")
+				io.WriteString(c, status+"\r\nConnection: close\r\n"+rest)
 			}()
 		}
 	}()
