@@ -243,10 +243,14 @@ func TestTCPGrants(t *testing.T) {
 		c.Close()
 		t.Errorf("the program listened on port %d, which --allow-listen does not grant", port)
 	}
-	p.kill()
-	if !strings.Contains(p.stderr.String(), "listen on 127.0.0.1:"+strconv.Itoa(port)+" not granted; add --allow-listen") {
+	// The refusal is logged on stderr, which is not ordered with the ready line on stdout:
+	// wait for it before the process goes (an immediate look failed once in CI).
+	select {
+	case <-p.stderr.appears("listen on 127.0.0.1:" + strconv.Itoa(port) + " not granted; add --allow-listen"):
+	case <-time.After(ioTimeout):
 		t.Errorf("no log line about the refused listen:\n%s", p.stderr)
 	}
+	p.kill()
 }
 
 // --env-inherit passes the named host variables, and --env overrides them.
