@@ -181,7 +181,8 @@ func (r Response) OnClose(fn func()) {
 // takes it. Set the head first (WriteHead with a Content-Length of length): without one the
 // body is chunked, and always copied. The reads run on the event loop — microseconds for a
 // file in the page cache (RATIONALE.md, "Files"). A file that goes at once costs the program
-// no allocation.
+// no allocation. Take the head's length and validators from StatFile: the file it held open
+// is the one sent, even if the path is replaced in between.
 func (r Response) SendFile(path string, offset, length int64, done func(err error)) {
 	x := r.live()
 	switch {
