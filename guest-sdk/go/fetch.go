@@ -75,9 +75,9 @@ func (r *FetchResponse) Get(name string) string {
 // returned *Fetch writes a streamed body and aborts. A request that cannot start (a URL that
 // is not http or https, a host not granted, too many streams) fails here.
 func StartFetch(req FetchRequest, fn func(*FetchResponse, error)) (*Fetch, error) {
-	// The request is encoded in the stream calls' shared input (stream.go): the host is done
-	// with it when the call returns, and a buffer per fetch cost more than the encoding.
-	in := binary.LittleEndian.AppendUint32(callInput[:0], uint32(min(req.Timeout.Milliseconds(), 1<<32-1)))
+	if len(req.Method) > 255 {
+		return nil, &NetError{Op: "fetch", Code: abi.FileEINVAL, Message: "the method is longer than 255 bytes"}
+	}
 	var flags byte
 	if req.FollowRedirects {
 		flags |= abi.FetchFollowRedirects
@@ -85,9 +85,10 @@ func StartFetch(req FetchRequest, fn func(*FetchResponse, error)) (*Fetch, error
 	if req.StreamBody {
 		flags |= abi.FetchStreamBody
 	}
-	if len(req.Method) > 255 {
-		return nil, &NetError{Op: "fetch", Code: abi.FileEINVAL, Message: "the method is longer than 255 bytes"}
-	}
+	// The request is encoded in the stream calls' shared input (stream.go): the host is done
+	// with it when the call returns, and a buffer per fetch cost more than the encoding.
+	in, took := takeInput()
+	in = binary.LittleEndian.AppendUint32(in, uint32(min(req.Timeout.Milliseconds(), 1<<32-1)))
 	in = append(in, flags, byte(len(req.Method)))
 	in = append(in, req.Method...)
 	in = binary.LittleEndian.AppendUint32(in, uint32(len(req.URL)))
@@ -99,21 +100,30 @@ func StartFetch(req FetchRequest, fn func(*FetchResponse, error)) (*Fetch, error
 	}
 	binary.LittleEndian.PutUint32(in[at:], uint32(len(in)-at-4))
 	in = append(in, req.Body...)
-	callInput = in
 	ip, n := bytesPtr(in)
 	res, err := callSync(abi.FnFetch, ip, n) // a view of the host's answer: read at once
-	if cap(callInput) > maxCallInput {
-		callInput = nil // a large body given whole is not kept for the life of the program
+	// Read before anything else runs: another goroutine's sync call, if this one is parked
+	// (stream.go, callInput), would write its answer over res.
+	var id uint64
+	short := err == nil && len(res) < 8
+	if err == nil && !short {
+		id = binary.LittleEndian.Uint64(res)
 	}
+	giveInput(in, took)
 	if err != nil {
 		return nil, netError("fetch", err)
 	}
-	if len(res) < 8 {
+	if short {
 		return nil, &NetError{Op: "fetch", Code: abi.FileEIO, Message: "a short answer from the host"}
 	}
-	f := &Fetch{s: stream{id: binary.LittleEndian.Uint64(res), closeLast: true}, answer: fn}
+	f := &Fetch{s: stream{id: id, closeLast: true}, answer: fn}
+	head := f.head
 	// The head comes as a view of the inbox: head copies what it keeps into one string.
-	if err := call(abi.FnFetchResponse, f.s.input(), f.head, true); err != nil {
+	in, took = takeInput()
+	in = f.s.withID(in)
+	err = call(abi.FnFetchResponse, in, head, true)
+	giveInput(in, took)
+	if err != nil {
 		f.s.close()
 		return nil, netError("fetch", err)
 	}

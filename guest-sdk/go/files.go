@@ -131,11 +131,12 @@ func (r Response) StatFile(name string) (fs.FileInfo, error) {
 	if x == nil {
 		return StatSync(name)
 	}
-	in := binary.LittleEndian.AppendUint64(callInput[:0], uint64(x.h))
+	in, took := takeInput()
+	in = binary.LittleEndian.AppendUint64(in, uint64(x.h))
 	in = append(in, name...)
-	callInput = in
 	ip, n := bytesPtr(in)
 	res, err := callSync(abi.FnStatForBody, ip, n) // decoded before the next host call
+	giveInput(in, took)
 	if err == ErrNoFunction {
 		return StatSync(name)
 	}
@@ -154,12 +155,12 @@ func statInfo(name string, res []byte, err error) (fs.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &fileInfo{
-		name:  path.Base(name),
-		size:  int64(binary.LittleEndian.Uint64(res[abi.StatSizeAt:])),
-		mtime: time.Unix(0, int64(binary.LittleEndian.Uint64(res[abi.StatMtimeAt:]))),
-		mode:  fs.FileMode(binary.LittleEndian.Uint32(res[abi.StatModeAt:])) | kindMode(res[abi.StatKindAt]),
-	}, nil
+	// Read before allocating: res may be the host's answer buffer, which another goroutine's
+	// sync call could overwrite while an allocation parks this one (stream.go, callInput).
+	size := int64(binary.LittleEndian.Uint64(res[abi.StatSizeAt:]))
+	mtime := int64(binary.LittleEndian.Uint64(res[abi.StatMtimeAt:]))
+	mode := fs.FileMode(binary.LittleEndian.Uint32(res[abi.StatModeAt:])) | kindMode(res[abi.StatKindAt])
+	return &fileInfo{name: path.Base(name), size: size, mtime: time.Unix(0, mtime), mode: mode}, nil
 }
 
 // ReadDir lists the directory, sorted by name.

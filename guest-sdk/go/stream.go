@@ -75,20 +75,50 @@ type stream struct {
 }
 
 // callInput is the input of every stream call, reused: the host is done with an input when
-// the call returns, and one program makes one call at a time. It grows to the largest write
-// (at most abi.MaxStreamWrite and the id) and stays: a buffer per write was, for a stream of
-// 64 KiB pieces, an allocation and a garbage collection's worth of bytes per piece.
-var callInput []byte
+// the call returns. It grows to the largest write (at most abi.MaxStreamWrite and the id) and
+// stays: a buffer per write was, for a stream of 64 KiB pieces, an allocation and a garbage
+// collection's worth of bytes per piece.
+//
+// One goroutine builds its input in it at a time (takeInput, giveInput): in Go's wasm
+// runtime an allocation can park the goroutine that makes it (it waits to assist a garbage
+// collection), and another goroutine — wasmhttp's handlers call from goroutines — would then
+// write its own input over the first one's before that one reached the host. A goroutine that
+// finds the buffer taken builds in a buffer of its own.
+var (
+	callInput []byte
+	inputBusy bool
+)
 
 // maxCallInput is the largest callInput kept: a stream write's (abi.MaxStreamWrite and the
 // id); a fetch's body given whole may be larger, and is not kept.
 const maxCallInput = abi.MaxStreamWrite + 8
 
-// input starts the next call's input with the id, as every stream function's begins.
-func (s *stream) input() []byte {
-	callInput = binary.LittleEndian.AppendUint64(callInput[:0], s.id)
-	return callInput
+// takeInput returns an empty buffer to build one call's input in: callInput, unless another
+// goroutine is building in it. Hand it back with giveInput once the host call has returned.
+func takeInput() (in []byte, took bool) {
+	if inputBusy {
+		return nil, false
+	}
+	inputBusy = true
+	return callInput[:0], true
 }
+
+// giveInput ends the use of a buffer from takeInput, keeping it for the next call if it was
+// callInput and is not too large to keep.
+func giveInput(in []byte, took bool) {
+	if !took {
+		return
+	}
+	inputBusy = false
+	if cap(in) <= maxCallInput {
+		callInput = in
+	} else {
+		callInput = nil // a large body given whole is not kept for the life of the program
+	}
+}
+
+// withID starts a stream call's input with the id, as every stream function's begins.
+func (s *stream) withID(in []byte) []byte { return binary.LittleEndian.AppendUint64(in, s.id) }
 
 // idBytes is the id alone, in a slice of its own.
 func (s *stream) idBytes() []byte { return binary.LittleEndian.AppendUint64(nil, s.id) }
@@ -101,8 +131,11 @@ func (s *stream) read(max int, fn func([]byte, error)) error {
 	if s.readDone == nil {
 		s.readDone = s.gotRead
 	}
-	callInput = binary.LittleEndian.AppendUint32(s.input(), uint32(max))
-	if err := call(abi.FnStreamRead, callInput, s.readDone, s.view); err != nil {
+	in, took := takeInput()
+	in = binary.LittleEndian.AppendUint32(s.withID(in), uint32(max))
+	err := call(abi.FnStreamRead, in, s.readDone, s.view)
+	giveInput(in, took)
+	if err != nil {
 		return err
 	}
 	s.readFn = fn
@@ -165,7 +198,7 @@ func (s *stream) flush() {
 		if s.ending && !s.ended {
 			s.ended = true
 			s.writing = true
-			if err := Call(abi.FnStreamEnd, s.input(), func(_ []byte, err error) {
+			ended := func(_ []byte, err error) {
 				s.writing = false
 				if err != nil {
 					s.failed(netError("end", err))
@@ -174,7 +207,12 @@ func (s *stream) flush() {
 				if s.endDone != nil {
 					s.endDone()
 				}
-			}); err != nil {
+			}
+			in, took := takeInput()
+			in = s.withID(in)
+			err := Call(abi.FnStreamEnd, in, ended)
+			giveInput(in, took)
+			if err != nil {
 				s.writing = false
 				s.failed(netError("end", err))
 			}
@@ -195,9 +233,12 @@ func (s *stream) send(p []byte) {
 	if s.writeDone == nil {
 		s.writeDone = s.wrote
 	}
-	callInput = append(s.input(), p...)
+	in, took := takeInput()
+	in = append(s.withID(in), p...)
 	s.writing = true
-	if err := Call(abi.FnStreamWrite, callInput, s.writeDone); err != nil {
+	err := Call(abi.FnStreamWrite, in, s.writeDone)
+	giveInput(in, took)
+	if err != nil {
 		s.writing = false
 		s.failed(netError("write", err))
 	}
@@ -241,6 +282,9 @@ func (s *stream) close() {
 	}
 	s.closed = true
 	s.queue, s.onDrain = nil, nil
-	ip, n := bytesPtr(s.input()) // the host is done with it when the call returns
+	in, took := takeInput()
+	in = s.withID(in)
+	ip, n := bytesPtr(in)
 	callSync(abi.FnStreamClose, ip, n)
+	giveInput(in, took)
 }
