@@ -135,7 +135,8 @@ func (a *hostCalls) statForBody(in []byte) ([]byte, bool) {
 		return []byte(abi.FileEINVAL + " no such request open: " + e.Error()), true
 	}
 	path := in[8:]
-	f, errno := l.cfg.OpenFile(string(path))
+	name := string(path) // once: the open and the held file share it
+	f, errno := l.cfg.OpenFile(name)
 	if errno != 0 {
 		st, ok := l.hostFunc(statName)
 		if !ok || st.Sync == nil {
@@ -151,7 +152,7 @@ func (a *hostCalls) statForBody(in []byte) ([]byte, bool) {
 		return []byte(abi.FileEIO + " " + err.Error()), true
 	}
 	l.dropFile(ex)
-	ex.file = bodyFileState{f: f, path: string(path), next: heldUnsent, id: idOf(&st)}
+	ex.file = bodyFileState{f: f, path: name, next: heldUnsent, id: idOf(&st)}
 	rec := make([]byte, abi.StatSize)
 	binary.LittleEndian.PutUint64(rec[abi.StatSizeAt:], uint64(st.Size))
 	binary.LittleEndian.PutUint64(rec[abi.StatMtimeAt:], uint64(st.Mtim.Nano()))

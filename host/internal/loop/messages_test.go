@@ -89,21 +89,11 @@ func TestTasksDroppedWhenTheLoopStops(t *testing.T) {
 	if ran {
 		t.Fatal("a task ran after its loop stopped")
 	}
-	select {
-	case res := <-call.Done():
-		if !errors.Is(res.Err, ErrProgramEnded) {
-			t.Fatalf("a call queued on an ended loop ended with %+v, want ErrProgramEnded", res)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a call queued on an ended loop never ended")
+	if res := within(t, call.Done(), "a call queued on an ended loop"); !errors.Is(res.Err, ErrProgramEnded) {
+		t.Fatalf("a call queued on an ended loop ended with %+v, want ErrProgramEnded", res)
 	}
-	select {
-	case err := <-swapped:
-		if err != nil {
-			t.Fatalf("a swap queued on an ended loop: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a swap queued on an ended loop never returned")
+	if err := within(t, swapped, "a swap queued on an ended loop"); err != nil {
+		t.Fatalf("a swap queued on an ended loop: %v", err)
 	}
 	if n, err := unix.Read(fds[1], make([]byte, 1)); n != 0 || err != nil {
 		t.Fatalf("the descriptor a dropped task held is still open: read = %d, %v (want 0, EOF)", n, err)
@@ -130,17 +120,26 @@ func TestSwapDoesNotWaitForWorkersNotStarted(t *testing.T) {
 	t.Cleanup(func() { l1.poll.Close() })
 	swapped := make(chan error, 1)
 	go func() { swapped <- l1.runSwap(nil) }()
-	select {
-	case err := <-swapped:
-		if err != nil {
-			t.Fatalf("a swap of a worker not started: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a swap waited for a worker that has not started")
+	if err := within(t, swapped, "a swap of a worker not started"); err != nil {
+		t.Fatalf("a swap of a worker not started: %v", err)
 	}
 	l1.mu.Lock()
 	defer l1.mu.Unlock()
 	if len(l1.tasks) != 1 {
 		t.Fatalf("%d tasks queued for the worker, want its swap", len(l1.tasks))
+	}
+}
+
+// within receives from ch, or fails the test if nothing comes in 10 s: what waits on a task
+// must be answered, and a test of that must fail, not hang, when it is not.
+func within[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: no answer in 10 s", what)
+		var zero T
+		return zero
 	}
 }
