@@ -36,6 +36,12 @@ func pluginFunctions() map[string]host.Function {
 		"failing": {Sync: func(context.Context, []byte) ([]byte, error) {
 			return nil, errors.New("the database is down")
 		}},
+		"echo_sync": {Sync: func(_ context.Context, in []byte) ([]byte, error) {
+			return bytes.Clone(in), nil
+		}},
+		"fail_with": {Sync: func(_ context.Context, in []byte) ([]byte, error) {
+			return nil, errors.New(string(in))
+		}},
 	}
 }
 
@@ -102,6 +108,18 @@ func TestCallAndHostFunctions(t *testing.T) {
 	}
 	if got, err := app.Call(ctx, "hosterr", nil); err != nil || string(got) != "the database is down" {
 		t.Errorf("hosterr = %q, %v; want the host function's error message", got, err)
+	}
+}
+
+// Goroutines of one guest calling the service's sync functions at once each get their own
+// answers, while the guest's collector runs every few calls: the SDK's answer buffer is
+// shared, and a copy out of it allocates, which can park the goroutine (a GC assist) and
+// run another that calls meanwhile.
+func TestSyncCallsFromGoroutinesKeepTheirAnswers(t *testing.T) {
+	app := startPlugin(t, host.Config{Workers: 1})
+	got, err := app.Call(context.Background(), "shared", []byte("16 500"))
+	if err != nil || string(got) != "ok" {
+		t.Fatalf("shared = %q, %v", got, err)
 	}
 }
 

@@ -4,6 +4,7 @@ package wasmloop
 
 import (
 	"errors"
+	"runtime"
 	"unsafe"
 
 	"github.com/wasmloop/wasmloop/abi"
@@ -140,18 +141,29 @@ var hostOut [4096]byte
 // (host.Function.Sync). ErrNoFunction: the service defines none by that name.
 func CallSync(name string, in []byte) ([]byte, error) {
 	ip, n := bytesPtr(in)
-	res, err := callSync(name, ip, n)
-	if err == nil && len(res) > 0 && unsafe.SliceData(res) == &hostOut[0] {
-		res = append([]byte(nil), res...) // the caller keeps it
-	}
-	return res, err
+	return callSync(name, ip, n, true)
 }
 
-// callSync is CallSync with its input as a pointer and length, and a result that may be a
-// view of hostOut: valid until the next host call, and copied by a caller that keeps it.
-// StatSync, called once per request by a file server, so allocates nothing but its answer.
-func callSync(name string, ip unsafe.Pointer, in uint32) ([]byte, error) {
+// answerBusy is set by a goroutine from its sync host call until it has taken the answer,
+// which is in hostOut or, if larger, held by the host until fetched. Taking it allocates, and
+// an allocation can park the goroutine (to help the collector), letting another run whose
+// call would overwrite the answer; that one waits. A view of hostOut (keep false) is read
+// by its caller before anything allocates. A flag, not a sync.Mutex: Go's wasm code runs one
+// goroutine at a time and switches only where one blocks, and a mutex's Unlock may hand
+// over at once to a goroutine that waited long, which would call before the view is read.
+var answerBusy bool
+
+// callSync is CallSync with its input as a pointer and length. The result is the caller's
+// with keep; without, it may be a view of hostOut, valid until the next host call, for
+// callers that decode it at once (StatSync, called once per request by a file server, so
+// allocates nothing but its answer).
+func callSync(name string, ip unsafe.Pointer, in uint32, keep bool) ([]byte, error) {
 	np, nn := stringPtr(name)
+	for answerBusy {
+		runtime.Gosched() // another goroutine is taking its answer (a rare wait: see answerBusy)
+	}
+	answerBusy = true
+	defer func() { answerBusy = false }()
 	r := hostHostCall(np, nn, ip, in, unsafe.Pointer(&hostOut[0]), uint32(len(hostOut)))
 	if r < 0 {
 		if abi.Errno(r) == abi.ENOTSUP {
@@ -163,6 +175,8 @@ func callSync(name string, ip unsafe.Pointer, in uint32) ([]byte, error) {
 	var res []byte
 	switch {
 	case n == 0: // nothing to allocate
+	case n <= len(hostOut) && keep:
+		res = append([]byte(nil), hostOut[:n]...)
 	case n <= len(hostOut):
 		res = hostOut[:n]
 	default:

@@ -101,7 +101,7 @@ func StartFetch(req FetchRequest, fn func(*FetchResponse, error)) (*Fetch, error
 	binary.LittleEndian.PutUint32(in[at:], uint32(len(in)-at-4))
 	in = append(in, req.Body...)
 	ip, n := bytesPtr(in)
-	res, err := callSync(abi.FnFetch, ip, n) // a view of the host's answer: read at once
+	res, err := callSync(abi.FnFetch, ip, n, false) // a view of the host's answer: read at once
 	// Read before anything else runs: another goroutine's sync call, if this one is parked
 	// (stream.go, callInput), would write its answer over res.
 	var id uint64

@@ -109,7 +109,7 @@ func Stat(name string, fn func(info fs.FileInfo, err error)) error {
 // Node's fs.statSync does; Stat does not.
 func StatSync(name string) (fs.FileInfo, error) {
 	np, nn := stringPtr(name)
-	res, err := callSync(abi.FnStat, np, nn) // decoded before the next host call
+	res, err := callSync(abi.FnStat, np, nn, false) // decoded before the next host call
 	if he, ok := err.(*HostError); ok {
 		code, msg, _ := strings.Cut(he.Message, " ")
 		err = &fs.PathError{Op: "stat", Path: name, Err: &FileError{Code: code, Message: msg}}
@@ -135,7 +135,7 @@ func (r Response) StatFile(name string) (fs.FileInfo, error) {
 	in = binary.LittleEndian.AppendUint64(in, uint64(x.h))
 	in = append(in, name...)
 	ip, n := bytesPtr(in)
-	res, err := callSync(abi.FnStatForBody, ip, n) // decoded before the next host call
+	res, err := callSync(abi.FnStatForBody, ip, n, false) // decoded before the next host call
 	giveInput(in, took)
 	if err == ErrNoFunction {
 		return StatSync(name)

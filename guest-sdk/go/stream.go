@@ -285,6 +285,6 @@ func (s *stream) close() {
 	in, took := takeInput()
 	in = s.withID(in)
 	ip, n := bytesPtr(in)
-	callSync(abi.FnStreamClose, ip, n)
+	callSync(abi.FnStreamClose, ip, n, false)
 	giveInput(in, took)
 }

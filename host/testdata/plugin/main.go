@@ -17,12 +17,19 @@
 //	crash    panics: the instance is replaced
 //	readmany "N PATH": reads the granted file PATH N times at once (wasmloop.ReadFile) and
 //	         answers with the total of bytes read, or the first error
+//	shared   "G N": G goroutines (wasmloop.Go) each call the service's echo_sync and
+//	         fail_with N times, with answers of 10 bytes to 10 KB, the collector running
+//	         every few calls; answers "ok", or the first answer that was another's
 //
 // A message from the service comes back to it prefixed with "echo:".
 package main
 
 import (
+	"cmp"
 	"errors"
+	"fmt"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -127,9 +134,52 @@ func main() {
 			}
 		}
 	})
+	wasmloop.HandleCall("shared", func(c *wasmloop.CallRequest) {
+		var goroutines, n int
+		fmt.Sscan(string(c.Payload()), &goroutines, &n)
+		gcPercent := debug.SetGCPercent(5) // a collection every few calls, until all are done
+		left, wrong := goroutines, ""
+		for g := range goroutines {
+			var want [][]byte
+			for _, size := range []int{10, 3000, 10000} {
+				w := fmt.Sprintf("%d/%d:", g, size)
+				want = append(want, []byte(w+strings.Repeat("x", size-len(w))))
+			}
+			wasmloop.Go(func() {
+				for i := range n {
+					if wrong == "" {
+						wrong = sharedAnswers(want, i)
+					}
+					runtime.Gosched() // the others run between this goroutine's calls
+				}
+				if left--; left == 0 {
+					debug.SetGCPercent(gcPercent)
+					c.Return([]byte(cmp.Or(wrong, "ok")))
+				}
+			})
+		}
+	})
 	wasmloop.OnMessage(func(from int, data []byte) {
 		if from == wasmloop.FromHost {
 			wasmloop.PostHost(append([]byte("echo:"), data...))
 		}
 	})
+}
+
+// sharedAnswers makes goroutine g's i-th pair of calls and says what came back wrong, if
+// anything. The answers are copied out of the SDK's shared answer buffer (or fetched whole,
+// past 4 KiB), and a copy allocates: an allocation can park the goroutine (it may start a
+// collection, or help one), and another goroutine's call must not overwrite the answer
+// meanwhile. The questions are made up front: the copies should be most of what allocates.
+func sharedAnswers(want [][]byte, i int) string {
+	q := want[i%len(want)]
+	got, err := wasmloop.CallSync("echo_sync", q)
+	if err != nil || string(got) != string(q) {
+		return fmt.Sprintf("echo_sync(%.12s…, %d bytes) = %.12s…, %d bytes, %v", q, len(q), got, len(got), err)
+	}
+	_, err = wasmloop.CallSync("fail_with", q)
+	if err == nil || err.Error() != string(q) {
+		return fmt.Sprintf("fail_with(%.12s…, %d bytes) = %.12s…", q, len(q), fmt.Sprint(err))
+	}
+	return ""
 }
