@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -120,6 +121,26 @@ func TestSyncCallsFromGoroutinesKeepTheirAnswers(t *testing.T) {
 	got, err := app.Call(context.Background(), "shared", []byte("16 500"))
 	if err != nil || string(got) != "ok" {
 		t.Fatalf("shared = %q, %v", got, err)
+	}
+}
+
+// An async function that ends its goroutine with runtime.Goexit (as t.FailNow does) rather
+// than return still answers the guest, with an error, and the program goes on.
+func TestAsyncFunctionGoexitAnswers(t *testing.T) {
+	fns := pluginFunctions()
+	fns["goexit"] = host.Function{Async: func(context.Context, []byte) ([]byte, error) {
+		runtime.Goexit()
+		return nil, nil
+	}}
+	app := startPlugin(t, host.Config{Workers: 1, Functions: fns})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got, err := app.Call(ctx, "async", []byte("goexit"))
+	if want := `error: host function "goexit" ended without returning (runtime.Goexit)`; err != nil || string(got) != want {
+		t.Fatalf("async goexit = %q, %v; want %q", got, err, want)
+	}
+	if got, err := app.Call(ctx, "async", []byte("slow_lookup")); err != nil || string(got) != "profile of " {
+		t.Fatalf("async slow_lookup after it = %q, %v", got, err)
 	}
 }
 

@@ -24,7 +24,9 @@ import (
 //
 // in is valid only until the function returns: copy what it keeps. An error reaches the
 // guest as a failed result carrying err.Error(), never as a trap; so does a panic, which is
-// logged. ctx is cancelled when the program stops, or when the guest instance that called is
+// logged, and an Async function that ends its goroutine (runtime.Goexit). A Sync function
+// must return: runtime.Goexit there (a test's t.FailNow or t.Fatal) would end the worker's
+// own goroutine, which cannot be recovered. ctx is cancelled when the program stops, or when the guest instance that called is
 // replaced (a swap, a trap): what the function does for it is wanted no longer.
 type Function struct {
 	Sync  func(ctx context.Context, in []byte) ([]byte, error)

@@ -129,13 +129,18 @@ func (a *hostCalls) HostCallAsync(name, in []byte, tag int64) int32 {
 	l.pendingAsyncBytes += len(in)
 	fn, input := append([]byte(nil), name...), append([]byte(nil), in...)
 	go func() {
-		res, failed := l.runHostFunc(inst.ctx, fn, f.Async, input)
+		// What the guest hears if the function ends its goroutine (runtime.Goexit: a test's
+		// t.FailNow) rather than return: the deferred delivery still runs.
+		res, failed := []byte(fmt.Sprintf("host function %q ended without returning (runtime.Goexit)", fn)), true
 		n := len(input)
-		l.post(func(l *Loop) {
-			l.pendingAsync--
-			l.pendingAsyncBytes -= n
-			l.deliverHostResult(inst, f.Done, tag, res, failed)
-		}, func() { f.done(res, failed) }) // the loop has ended: nobody is waiting
+		defer func() {
+			l.post(func(l *Loop) {
+				l.pendingAsync--
+				l.pendingAsyncBytes -= n
+				l.deliverHostResult(inst, f.Done, tag, res, failed)
+			}, func() { f.done(res, failed) }) // the loop has ended: nobody is waiting
+		}()
+		res, failed = l.runHostFunc(inst.ctx, fn, f.Async, input)
 	}()
 	return 0
 }

@@ -17,6 +17,8 @@
 //	crash    panics: the instance is replaced
 //	readmany "N PATH": reads the granted file PATH N times at once (wasmloop.ReadFile) and
 //	         answers with the total of bytes read, or the first error
+//	async    calls the service's async function named by the payload and answers its result,
+//	         or "error: " and the error's message
 //	shared   "G N": G goroutines (wasmloop.Go) each call the service's echo_sync and
 //	         fail_with N times, with answers of 10 bytes to 10 KB, the collector running
 //	         every few calls; answers "ok", or the first answer that was another's
@@ -132,6 +134,17 @@ func main() {
 				c.Fail(err.Error())
 				return
 			}
+		}
+	})
+	wasmloop.HandleCall("async", func(c *wasmloop.CallRequest) {
+		err := wasmloop.Call(string(c.Payload()), nil, func(res []byte, err error) {
+			if err != nil {
+				res = []byte("error: " + err.Error())
+			}
+			c.Return(res)
+		})
+		if err != nil {
+			c.Fail(err.Error())
 		}
 	})
 	wasmloop.HandleCall("shared", func(c *wasmloop.CallRequest) {
