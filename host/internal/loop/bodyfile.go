@@ -68,6 +68,10 @@ func (a *hostCalls) BodyFile(h abi.Handle, path []byte, offset, length int64) in
 		return sent // the guest asks for the rest after on_drain
 	}
 	switch {
+	case ex.file.f == f && ex.file.held:
+		// The response's file until it ends: a next part of it (a multipart range answer)
+		// is sent from the same version.
+		ex.file.next, ex.file.sent = anyOffset, true
 	case ex.file.f == f:
 		l.dropFile(ex)
 	case !reused: // a kept file the connection's close dropped already is not closed again
@@ -84,13 +88,19 @@ func (a *hostCalls) BodyFile(h abi.Handle, path []byte, offset, length int64) in
 // bytes of one version would follow those of the other.
 
 // bodyFileState is the file a response's body is being sent from, kept between body_file
-// calls while the guest waits for on_drain.
+// calls while the guest waits for on_drain, or held for the response by statForBody.
 type bodyFileState struct {
 	f    FileBody
 	path string
-	next int64 // the offset the guest's next call continues from
+	next int64 // the offset the guest's next call continues from, or anyOffset
 	id   fileID
+	held bool // statForBody's: the response's file until it ends or another path is sent
+	sent bool // some of it went out: the next call checks it was not changed in place
 }
+
+// anyOffset is bodyFileState.next for a held file with no send under way: the response's
+// next body_file of its path may start at any offset.
+const anyOffset = -1
 
 // fileID is what tells one version of a file from another.
 type fileID struct {
@@ -112,10 +122,6 @@ func idOf(st *unix.Stat_t) fileID {
 
 // openStatted is a FileBody that kept the fstat(2) its open made (files' openat2 path).
 type openStatted interface{ OpenStat() *unix.Stat_t }
-
-// heldUnsent is bodyFileState.next for a file statForBody holds: nothing has been sent from
-// it, and the response's first body_file of its path may start at any offset.
-const heldUnsent = -1
 
 // statForBody is wasmloop:fs.statForBody (ABI 1.8): in = request handle u64, path; the
 // result is the file's stat record, and a regular file stays open, held by the request, for
@@ -152,7 +158,7 @@ func (a *hostCalls) statForBody(in []byte) ([]byte, bool) {
 		return []byte(abi.FileEIO + " " + err.Error()), true
 	}
 	l.dropFile(ex)
-	ex.file = bodyFileState{f: f, path: name, next: heldUnsent, id: idOf(&st)}
+	ex.file = bodyFileState{f: f, path: name, next: anyOffset, id: idOf(&st), held: true}
 	rec := make([]byte, abi.StatSize)
 	binary.LittleEndian.PutUint64(rec[abi.StatSizeAt:], uint64(st.Size))
 	binary.LittleEndian.PutUint64(rec[abi.StatMtimeAt:], uint64(st.Mtim.Nano()))
@@ -172,11 +178,11 @@ func (l *Loop) continuedFile(ex *exchange, path []byte, offset int64) (FileBody,
 	if k.f == nil {
 		return nil, 0
 	}
-	if k.path != string(path) || k.next != offset && k.next != heldUnsent {
+	if k.path != string(path) || k.next != offset && !k.held {
 		l.dropFile(ex)
 		return nil, 0
 	}
-	if k.next == heldUnsent {
+	if !k.sent {
 		// Opened for this response and nothing sent yet: the version its head describes, as
 		// it was when opened (nginx does not look again either).
 		return k.f, 0
@@ -193,7 +199,7 @@ func (l *Loop) continuedFile(ex *exchange, path []byte, offset int64) (FileBody,
 func (l *Loop) keepFile(ex *exchange, f FileBody, path []byte, next int64) bool {
 	k := &ex.file
 	if k.f == f {
-		k.next = next
+		k.next, k.sent = next, true
 		return true
 	}
 	id, ok := statID(f)
@@ -201,7 +207,7 @@ func (l *Loop) keepFile(ex *exchange, f FileBody, path []byte, next int64) bool 
 		return false
 	}
 	l.dropFile(ex)
-	*k = bodyFileState{f: f, path: string(path), next: next, id: id}
+	*k = bodyFileState{f: f, path: string(path), next: next, id: id, sent: true}
 	return true
 }
 

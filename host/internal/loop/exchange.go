@@ -207,8 +207,10 @@ func (l *Loop) finish(ex *exchange) {
 	}
 }
 
-// recycle keeps an ended exchange's object for reuse, unless it holds a large buffer.
+// recycle keeps an ended exchange's object for reuse, unless it holds a large buffer. A file
+// it still holds is closed: a request that became a WebSocket may hold one from StatFile.
 func (l *Loop) recycle(ex *exchange) {
+	l.dropFile(ex)
 	ex.up = nil
 	if cap(ex.body) <= pooledBuf {
 		l.httpScratch.freeEx = append(l.httpScratch.freeEx, ex)

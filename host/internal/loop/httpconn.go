@@ -200,11 +200,11 @@ func (hc *httpConn) peerEOF() {
 		hc.l.closeConn(c, abi.ClosePeer)
 	case len(c.in) > 0:
 		// Requests wait behind it: each is answered in turn, then the connection closes.
-	case ex.started && (c.outLen() > 0 || c.sockFull || ex.needDrain || hc.l.queue.drainQueued(ex.handle) || ex.file.f != nil):
+	case ex.started && (c.outLen() > 0 || c.sockFull || ex.needDrain || hc.l.queue.drainQueued(ex.handle) || ex.file.f != nil && ex.file.next != anyOffset):
 		// Bytes of the response are in flight, or the guest waits for room to send more
-		// (of a file, say), or has it and is about to hear so (on_drain queued: the drain
-		// and the EOF can come in one event): the response goes on, and the connection
-		// closes after it.
+		// (of a file, say: one StatFile holds with no send under way is not), or has it and
+		// is about to hear so (on_drain queued: the drain and the EOF can come in one
+		// event): the response goes on, and the connection closes after it.
 		hc.last = true
 	default:
 		hc.l.closeConn(c, abi.ClosePeer)
