@@ -9,6 +9,7 @@ package tests
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,7 +33,10 @@ var (
 	repoRoot string // the module root (the parent of this package's directory)
 	workDir  string // temporary directory for this run, removed at the end
 	binPath  string // the wasmloop binary
-	cacheDir string // the compile cache shared by every server of this run
+	// raceBinPath is the wasmloop binary built with -race, when the tests run with it
+	// (race_cli_test.go); "" otherwise.
+	raceBinPath string
+	cacheDir    string // the compile cache shared by every server of this run
 
 	// wasm maps a guest's name to its built module.
 	wasm = map[string]string{}
@@ -89,6 +93,9 @@ func testMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(workDir)
 	binPath = filepath.Join(workDir, "wasmloop")
+	if raceEnabled {
+		raceBinPath = filepath.Join(workDir, "wasmloop-race")
+	}
 	cacheDir = filepath.Join(workDir, "cache")
 	if err := buildAll(); err != nil {
 		fmt.Fprintln(os.Stderr, "tests: build failed:", err)
@@ -149,6 +156,9 @@ func buildAll() error {
 		env  []string
 	}
 	jobs := []job{{args: []string{"build", "-o", binPath, "./cmd/wasmloop"}}}
+	if raceBinPath != "" {
+		jobs = append(jobs, job{args: []string{"build", "-race", "-o", raceBinPath, "./cmd/wasmloop"}})
+	}
 	for _, g := range guestBuilds {
 		out := filepath.Join(workDir, g.name+".wasm")
 		wasm[g.name] = out
@@ -260,6 +270,7 @@ type serverOpts struct {
 	Flags   []string // more flags for 'wasmloop run', before the module
 	Dir     string   // working directory; "" is the test's
 	Prefix  []string // a command that execs wasmloop, e.g. prlimit ... --
+	Binary  string   // the wasmloop binary; "" is binPath
 	// StartTimeout bounds the wait for the ready line; 0 means startTimeout (30 s).
 	StartTimeout time.Duration
 }
@@ -286,7 +297,13 @@ func (s *server) URL(path string) string { return "http://" + s.Addr + path }
 // at the end of the test, its output logged if the test failed.
 func startProc(t testing.TB, prefix []string, dir string, args ...string) *proc {
 	t.Helper()
-	argv := append(append([]string{}, prefix...), binPath)
+	return startBinary(t, binPath, prefix, dir, args...)
+}
+
+// startBinary is startProc with another wasmloop binary (raceBinPath).
+func startBinary(t testing.TB, bin string, prefix []string, dir string, args ...string) *proc {
+	t.Helper()
+	argv := append(append([]string{}, prefix...), bin)
 	argv = append(argv, args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
@@ -401,7 +418,7 @@ func startServer(t testing.TB, o serverOpts) *server {
 		args := []string{"run", "--cache-dir", cacheDir, "--workers", strconv.Itoa(workers), "--env", "PORT=" + strconv.Itoa(port)}
 		args = append(args, o.Flags...)
 		args = append(args, module)
-		p := startProc(t, o.Prefix, o.Dir, args...)
+		p := startBinary(t, cmp.Or(o.Binary, binPath), o.Prefix, o.Dir, args...)
 		select {
 		case <-p.stdout.appears("Server running at http://" + addr + "/\n"):
 		case <-p.done:
