@@ -30,6 +30,7 @@ type exchange struct {
 	sent      bool
 	ended     bool
 	closed    bool
+	finishing bool // finished ran: the exchange is unregistered and retired, once
 	inHandler bool
 	onClose   []func()
 
@@ -63,7 +64,7 @@ func getExchange(h int64, src []byte) *exchange {
 	x.h, x.src, x.decoded = h, src, false
 	x.body, x.bodyAll = nil, false
 	x.status, x.hdr = 200, x.hdrBuf[:0]
-	x.sent, x.ended, x.closed, x.inHandler = false, false, false, true
+	x.sent, x.ended, x.closed, x.finishing, x.inHandler = false, false, false, false, true
 	x.onClose = x.onClose[:0]
 	x.stream, x.onData, x.onEnd, x.paused, x.bodyEnded, x.full = false, nil, nil, false, false, false
 	x.userPaused, x.autoPaused = false, false
@@ -121,8 +122,15 @@ func (x *exchange) decode() *abi.Head {
 	return &x.head
 }
 
-// finished is called when the response ended or the connection went away.
+// finished is called when the response ended or the connection went away — possibly both
+// in one callback (an Abort from an OnClose function, a wasmhttp handler's panic after its
+// client left), and it acts once: an exchange retired twice was recycled twice, and two
+// later requests shared it (one's answer went to the other's client).
 func (x *exchange) finished() {
+	if x.finishing {
+		return
+	}
+	x.finishing = true
 	open.del(x.h)
 	if !x.inHandler {
 		retired = append(retired, x)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"strings"
+	"unsafe"
 
 	"github.com/wasmloop/wasmloop/abi"
 )
@@ -160,6 +161,11 @@ func (s *stream) gotRead(res []byte, err error) {
 		if s.closeLast {
 			s.close()
 		}
+	}
+	if !s.view && len(res) > 0 && unsafe.SliceData(res) == &inbox[0] {
+		// Asked for as a view, and the program has asked for copies since (Socket.OnData
+		// after OnDataView, while this read was pending): the next event overwrites a view.
+		res = append([]byte(nil), res...)
 	}
 	fn(res, err)
 }
