@@ -268,6 +268,11 @@ func (s *stream) wrote(_ []byte, err error) {
 
 // drain runs fn once the queue is below the mark: now, if it is.
 func (s *stream) drain(fn func()) {
+	if s.closed || s.ending {
+		// It takes no more writes (write answers false), so it never drains: running fn now
+		// sent a writer that waits for the drain straight back into a false write, for ever.
+		return
+	}
 	if len(s.queue) < highWater {
 		fn()
 		return

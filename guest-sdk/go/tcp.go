@@ -34,8 +34,11 @@ type Socket struct {
 	onClose       func(error)
 	reading       bool // a read is pending
 	paused        bool
-	readEnded     bool // the peer ended its side
-	writeEnded    bool // this side's end has gone out
+	holding       bool   // a read answered while paused: held (held, heldErr) for Resume
+	held          []byte // its data
+	heldErr       error  // its end or failure
+	readEnded     bool   // the peer ended its side
+	writeEnded    bool   // this side's end has gone out
 	allowHalfOpen bool
 	closeCalled   bool
 	closeReported bool
@@ -112,21 +115,30 @@ func (so *Socket) KeepOpen() { so.allowHalfOpen = true }
 func (so *Socket) OnClose(fn func(err error)) { so.onClose = fn }
 
 // Write queues data and reports whether the queue is below its mark (64 KiB); when false,
-// wait for OnDrain before writing more.
+// wait for OnDrain before writing more. Once the socket is ended (End, or the peer's end
+// without KeepOpen) or closed, Write drops data and answers false.
 func (so *Socket) Write(data []byte) bool { return so.s.write(data) }
 
-// OnDrain runs fn once the queue is below the mark: now, if it is.
+// OnDrain runs fn once the queue is below the mark: now, if it is. A socket that is ended or
+// closed never drains: fn does not run (as Node emits no 'drain' after end).
 func (so *Socket) OnDrain(fn func()) { so.s.drain(fn) }
 
 // End ends this side once the queue is out: the peer reads the end (a FIN).
 func (so *Socket) End() { so.s.end() }
 
 // Pause stops the flow of data: the host stops reading, and the peer's writes back up.
+// Nothing reaches OnData or OnEnd until Resume (a piece already asked for is held).
 func (so *Socket) Pause() { so.paused = true }
 
-// Resume continues the flow.
+// Resume continues the flow: a piece held since Pause is delivered first, now.
 func (so *Socket) Resume() {
 	so.paused = false
+	if so.holding {
+		data, err := so.held, so.heldErr
+		so.held, so.heldErr, so.holding = nil, nil, false
+		so.received(data, err)
+		return
+	}
 	so.pump()
 }
 
@@ -184,6 +196,16 @@ func (so *Socket) received(data []byte, err error) {
 	so.reading = false
 	if so.closeReported {
 		return // closed since the read was asked for: nothing more reaches the program
+	}
+	if so.paused {
+		// Asked for before Pause (a read is pending while data flows): held for Resume, so
+		// that nothing reaches the program while it is paused. A view is copied: the next
+		// event overwrites it.
+		if so.s.view && len(data) > 0 {
+			data = append([]byte(nil), data...)
+		}
+		so.held, so.heldErr, so.holding = data, err, true
+		return
 	}
 	switch {
 	case err == io.EOF:
