@@ -215,7 +215,7 @@ func (ex *exchange) serve(mayRetry bool) outcome {
 		if result != kept {
 			conn.Close() // ends sendBody's writes if the program stopped reading
 		}
-		<-ex.bodySent // r.Body must not be read once ServeHTTP has returned
+		ex.endBody()
 	}()
 	a, header101, err := ex.readAnswerHead(br)
 	if err != nil {
@@ -254,7 +254,7 @@ func (ex *exchange) serve(mayRetry bool) outcome {
 		// must not take what it got for the whole answer, so its connection is aborted.
 		panic(http.ErrAbortHandler)
 	}
-	<-ex.bodySent
+	ex.endBody() // answered before the client's body ended (a 413): the rest is not waited for
 	if !a.close && ex.bodyErr == nil && br.Buffered() == 0 {
 		result = kept
 	}
@@ -283,31 +283,89 @@ func (ex *exchange) readAnswerHead(br *bufio.Reader) (answerHead, http.Header, e
 	}
 }
 
-// sendBody writes the request body, chunked when its length is unknown.
+// sendBody writes the request head, at once, then the body piece by piece as the client
+// sends it, chunked when its length is unknown. Held back until the body ended (or a buffer
+// filled), the program heard nothing of a request whose client sends slowly or streams —
+// no small echoed piece came back, and its body timeouts never saw the request — as it
+// would on its own port.
 func (ex *exchange) sendBody(bw *bufio.Writer) {
 	var err error
 	defer func() {
 		ex.bodyErr = err
 		close(ex.bodySent)
 	}()
-	if ex.r.ContentLength < 0 {
-		cw := httputil.NewChunkedWriter(bw)
-		if _, err = io.Copy(cw, ex.r.Body); err == nil {
-			if err = cw.Close(); err == nil {
-				_, err = bw.WriteString("\r\n")
-			}
-		}
-	} else {
-		_, err = io.CopyN(bw, ex.r.Body, ex.r.ContentLength)
-	}
-	if err == nil {
-		err = bw.Flush()
+	if err = bw.Flush(); err == nil {
+		err = copyBody(bw, ex.r.Body, ex.r.ContentLength)
 	}
 	if err != nil {
 		// The client's body failed, or the program stopped reading: either way the request
 		// cannot go on, and closing tells the program (on_close).
 		ex.pc.conn.Close()
 	}
+}
+
+// copyBody writes length bytes of body to bw (all of it, chunked, when length < 0), each
+// piece flushed as soon as it is read.
+func copyBody(bw *bufio.Writer, body io.Reader, length int64) error {
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	w := io.Writer(bw)
+	var chunked io.WriteCloser
+	if length < 0 {
+		chunked = httputil.NewChunkedWriter(bw)
+		w = chunked
+	} else {
+		body = io.LimitReader(body, length)
+	}
+	var sent int64
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if _, err := w.Write(buf[:n]); err != nil {
+				return err
+			}
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			sent += int64(n)
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+	if chunked == nil {
+		if sent < length {
+			return io.ErrUnexpectedEOF
+		}
+		return nil
+	}
+	if err := chunked.Close(); err != nil {
+		return err
+	}
+	if _, err := bw.WriteString("\r\n"); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// endBody waits for sendBody once the exchange is over (r.Body must not be read after
+// ServeHTTP returns). A client that stalls mid-body would hold ServeHTTP for as long as it
+// stays: its body read is ended by a read deadline in the past (net/http then closes its
+// connection, as it must with the body unread). A ResponseWriter that cannot set deadlines
+// (a middleware's that does not unwrap) leaves the wait to the client or the server's
+// ReadTimeout.
+func (ex *exchange) endBody() {
+	select {
+	case <-ex.bodySent:
+		return
+	default:
+	}
+	http.NewResponseController(ex.w).SetReadDeadline(time.Now())
+	<-ex.bodySent
 }
 
 // errClientWrite is the ResponseWriter refusing the answer's body: the client left (its
