@@ -6,6 +6,12 @@ package abi
 // --allow-listen ADDR for listen. A fetch's bodies and a TCP connection are streams, named by
 // an id u64 the host gives, read, written, ended and closed with the same four functions.
 // Integers are little-endian.
+
+import (
+	"math"
+	"time"
+)
+
 const (
 	// FnStreamRead (async): in = id u64, max u32; result = at most max bytes (and at most
 	// MaxStreamRead), as soon as any are there; empty at the end of the stream. One read per
@@ -71,6 +77,23 @@ const (
 	OptNoDelay   = 1 // value 0 or 1: TCP_NODELAY (on by default, as in Go)
 	OptKeepAlive = 2 // value: seconds between keep-alive probes; 0 turns them off
 )
+
+// KeepAliveSeconds is OptKeepAlive's value for a probe period: whole seconds, rounded up, so
+// that a period under a second asks for probes every second rather than turning them off
+// (0), and at most the largest the value holds.
+func KeepAliveSeconds(period time.Duration) uint32 {
+	if period <= 0 {
+		return 0
+	}
+	secs := period / time.Second
+	if period%time.Second != 0 {
+		secs++
+	}
+	if secs > math.MaxUint32 {
+		return math.MaxUint32
+	}
+	return uint32(secs)
+}
 
 // Codes of a failed reach operation's result, "CODE message" as the file functions' (§9),
 // which share EACCES (not granted), EINVAL and EIO.

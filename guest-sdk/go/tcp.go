@@ -151,9 +151,10 @@ func (so *Socket) SetNoDelay(on bool) error {
 	return so.option(abi.OptNoDelay, v)
 }
 
-// SetKeepAlive sends keep-alive probes every period; 0 turns them off.
+// SetKeepAlive sends keep-alive probes every period, in whole seconds (rounded up); 0 turns
+// them off.
 func (so *Socket) SetKeepAlive(period time.Duration) error {
-	return so.option(abi.OptKeepAlive, uint32(period/time.Second))
+	return so.option(abi.OptKeepAlive, abi.KeepAliveSeconds(period))
 }
 
 func (so *Socket) option(opt byte, v uint32) error {

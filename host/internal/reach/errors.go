@@ -57,8 +57,8 @@ func classify(err error) error {
 	switch {
 	case errors.As(err, &ng):
 		code = abi.FileEACCES
-	case errors.As(err, &dns), noAddress(err):
-		code = abi.ReachENOTFOUND
+	case errors.As(err, &dns) && !dns.IsTimeout, noAddress(err):
+		code = abi.ReachENOTFOUND // a lookup that timed out is a timeout (below), not "no such host"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		code = abi.ReachECONNREFUSED
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
