@@ -26,7 +26,9 @@ import (
 // guest as a failed result carrying err.Error(), never as a trap; so does a panic, which is
 // logged, and an Async function that ends its goroutine (runtime.Goexit). A Sync function
 // must return: runtime.Goexit there (a test's t.FailNow or t.Fatal) would end the worker's
-// own goroutine, which cannot be recovered. ctx is cancelled when the program stops, or when the guest instance that called is
+// own goroutine, which cannot be recovered. A result is copied into the guest's memory: one
+// larger than the guest can allocate (Config.MemoryLimit) fails its instance, as any
+// allocation past the limit does, and a fresh instance takes over. ctx is cancelled when the program stops, or when the guest instance that called is
 // replaced (a swap, a trap): what the function does for it is wanted no longer.
 type Function struct {
 	Sync  func(ctx context.Context, in []byte) ([]byte, error)
