@@ -417,11 +417,17 @@ func (g *Group) startFailed(worker int, err error) {
 	g.stopAll()
 }
 
-// giveUp ends the process with status 1 and err: a worker's guest keeps failing.
-func (g *Group) giveUp(err error) {
-	g.startOnce.Do(func() { g.startErr <- err })
+// giveUp ends the process with status 1 and err: a worker's guest keeps failing. It reports
+// whether err is the one Run returns (the first error to end the group); if not, the caller
+// logs it, so that it is said once either way.
+func (g *Group) giveUp(err error) (returned bool) {
+	g.startOnce.Do(func() {
+		g.startErr <- err
+		returned = true
+	})
 	g.setExit(1)
 	g.stopAll()
+	return returned
 }
 
 // setExit records the exit status once: the first reason to exit wins.

@@ -213,7 +213,8 @@ func (l *Loop) guestFailed(in *instance, err error, ex *exchange) {
 		status = 503
 		l.logfFor(ex, "%v", err)
 	case exit != nil:
-		l.logfFor(ex, "the guest died (proc_exit %d in a callback); replacing the instance", exit.Code)
+		// os.Exit in a callback is a Go habit: say what ends the program instead.
+		l.logfFor(ex, "the guest died (proc_exit %d in a callback); replacing the instance (os.Exit or exit() in a callback is a crash; to end the program, call wasmloop.Exit)", exit.Code)
 	case errors.As(err, &budget):
 		// What it was answering could be answered by a healthy instance: 503, not 500.
 		status = 503
@@ -248,9 +249,11 @@ func (l *Loop) replace() {
 	}
 	l.failures++
 	if l.failures > l.cfg.MaxRestarts {
-		l.logf("the guest failed %d times in a row without serving anything; giving up", l.failures)
+		msg := fmt.Sprintf("the guest failed %d times in a row without serving anything; giving up", l.failures)
 		l.dropOrphans()
-		l.g.giveUp(fmt.Errorf("worker %d: the guest failed %d times in a row", l.id, l.failures))
+		if !l.g.giveUp(fmt.Errorf("worker %d: %s", l.id, msg)) {
+			l.logf("%s", msg) // Run returns another error: this one is said here
+		}
 		return
 	}
 	if d := restartDelay(l.failures); d > 0 {

@@ -64,9 +64,10 @@ type Loop struct {
 		name string
 		f    HostFunc
 	} // the embedder's function found last (hostFunc)
-	heap    timerHeap
-	refs    int // referenced listeners and timers
-	ordinal int // port-0 listens so far, see Group.portFor
+	heap          timerHeap
+	timersRefused bool // a timer past MaxTimers was refused, and logged (once a worker)
+	refs          int  // referenced listeners and timers
+	ordinal       int  // port-0 listens so far, see Group.portFor
 
 	queue    deferred // work waiting for the end of the callback or the top of the turn
 	logLimit logLimit // logf's rate limit

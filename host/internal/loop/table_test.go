@@ -65,4 +65,18 @@ func TestTimerHeapOrder(t *testing.T) {
 	if ts[3].index != -1 {
 		t.Fatal("removed timer keeps an index")
 	}
+	// Timers of one deadline come out in the order they went in, as Node fires them.
+	var same []*timer
+	for range 16 {
+		x := &timer{when: 7}
+		same = append(same, x)
+		h.add(x)
+	}
+	for i := range 16 {
+		x := h.next()
+		h.remove(x)
+		if x != same[i] {
+			t.Fatalf("timer %d of one deadline came out of order", i)
+		}
+	}
 }

@@ -11,51 +11,73 @@ import (
 // timer is a guest timer (handle != 0) or one of the host's own (fn != nil), kept in the
 // loop's heap by deadline on the loop's monotonic clock.
 type timer struct {
-	when     int64 // ns since the loop's epoch
-	interval int64 // ns; 0 for one-shot
-	index    int   // position in the heap, -1 when not in it
+	when     int64  // ns since the loop's epoch
+	interval int64  // ns; 0 for one-shot
+	index    int    // position in the heap, -1 when not in it
+	seq      uint64 // order among timers of one deadline: when it was added (timerHeap)
 	handle   abi.Handle
 	in       *instance // a guest timer's instance
 	fn       func()
 	ref      bool
 }
 
-type timerHeap []*timer
+// timerHeap orders timers by deadline, and timers of one deadline by when they were added:
+// Node fires timers due at the same time in the order they were started, and the timers one
+// callback starts with one delay share a deadline (the loop's clock is read once a pass).
+// container/heap alone keeps no order among equals (16 timers of 5 ms fired 0 1 3 14 13 …).
+type timerHeap struct {
+	list timerList
+	seq  uint64 // the last timer's place among equal deadlines
+}
 
-func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].when < h[j].when }
-func (h timerHeap) Swap(i, j int) {
+func (h *timerHeap) Len() int { return len(h.list) }
+
+func (h *timerHeap) add(t *timer) {
+	h.seq++
+	t.seq = h.seq
+	heap.Push(&h.list, t)
+}
+
+func (h *timerHeap) remove(t *timer) {
+	if t.index >= 0 {
+		heap.Remove(&h.list, t.index)
+	}
+}
+
+// next returns the earliest timer without removing it, or nil.
+func (h *timerHeap) next() *timer {
+	if len(h.list) == 0 {
+		return nil
+	}
+	return h.list[0]
+}
+
+// timerList is timerHeap's container/heap.Interface.
+type timerList []*timer
+
+func (h timerList) Len() int { return len(h) }
+func (h timerList) Less(i, j int) bool {
+	if h[i].when != h[j].when {
+		return h[i].when < h[j].when
+	}
+	return h[i].seq < h[j].seq
+}
+func (h timerList) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].index, h[j].index = i, j
 }
-func (h *timerHeap) Push(x any) {
+func (h *timerList) Push(x any) {
 	t := x.(*timer)
 	t.index = len(*h)
 	*h = append(*h, t)
 }
-func (h *timerHeap) Pop() any {
+func (h *timerList) Pop() any {
 	old := *h
 	t := old[len(old)-1]
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
 	t.index = -1
 	return t
-}
-
-func (h *timerHeap) add(t *timer) { heap.Push(h, t) }
-
-func (h *timerHeap) remove(t *timer) {
-	if t.index >= 0 {
-		heap.Remove(h, t.index)
-	}
-}
-
-// next returns the earliest timer without removing it, or nil.
-func (h timerHeap) next() *timer {
-	if len(h) == 0 {
-		return nil
-	}
-	return h[0]
 }
 
 // startTimer starts a guest timer and returns its handle. delay is at least 1 ns: a timer
