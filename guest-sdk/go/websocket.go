@@ -172,8 +172,12 @@ func (w *WebSocket) sent(rc int32) error {
 func (w *WebSocket) Full() bool { return w.full }
 
 // OnDrain registers fn to run once, when the queued output falls back below the mark; if the
-// socket is not Full, fn runs right away.
+// socket is not Full, fn runs right away. A socket closed or closing never drains: fn does
+// not run (Send answers an error then), as a TCP socket's OnDrain after End or Close.
 func (w *WebSocket) OnDrain(fn func()) {
+	if w.closed || w.closing {
+		return
+	}
 	if !w.full {
 		fn()
 		return

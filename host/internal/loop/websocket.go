@@ -131,8 +131,8 @@ func (w *wsConn) serve(data []byte) int {
 		if c.closed() || w.ended {
 			return len(data) // closing: what still arrives is discarded
 		}
-		if w.paused || l.behind(c) {
-			return off
+		if w.paused && !w.closeSent || l.behind(c) {
+			return off // after our close frame, the peer's answer is read paused or not
 		}
 		ev, n, err := w.rd.Next(data[off:])
 		off += n
@@ -174,7 +174,7 @@ func (w *wsConn) serve(data []byte) int {
 	return off
 }
 
-func (w *wsConn) wantsInput() bool   { return !w.paused }
+func (w *wsConn) wantsInput() bool   { return !w.paused || w.closeSent }
 func (w *wsConn) duplex() bool       { return false }
 func (w *wsConn) readTarget() []byte { return nil }
 func (w *wsConn) readInto(int)       {}
@@ -183,8 +183,12 @@ func (w *wsConn) readInto(int)       {}
 // here, then read what the kernel holds.
 func (w *wsConn) resume() {
 	w.open()
-	if w.l.reading(w.conn) {
-		w.l.serveBuffered(w.conn)
+	c := w.conn
+	if c == nil || c.closed() {
+		return // on_ws_open closed it (Terminate, or a send past the output cap)
+	}
+	if w.l.reading(c) {
+		w.l.serveBuffered(c)
 	}
 }
 
@@ -331,6 +335,13 @@ func (w *wsConn) close(code ws.StatusCode, reason string) {
 	c.out = websocket.AppendClose(l.outBuf(c), code, reason)
 	w.closeSent, w.closeAt = true, l.clock()
 	l.queue.flush(c)
+	if w.paused {
+		// The peer's answer ends the handshake: a paused socket reads it too (messages
+		// after our close are dropped anyway), or the close waited for its timeout and the
+		// program heard 1006 rather than the peer's code.
+		c.unread = true
+		l.queue.resume(c)
+	}
 }
 
 // fail fails the connection (RFC 6455 §7.1.7): a close frame with code, then the close.
