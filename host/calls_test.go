@@ -117,7 +117,9 @@ func TestCallAndHostFunctions(t *testing.T) {
 // shared, and a copy out of it allocates, which can park the goroutine (a GC assist) and
 // run another that calls meanwhile.
 func TestSyncCallsFromGoroutinesKeepTheirAnswers(t *testing.T) {
-	app := startPlugin(t, host.Config{Workers: 1})
+	// 16,000 host calls and ~100 collections in one callback: seconds under -race on a busy
+	// machine, past the default budget of 1 s (wall time).
+	app := startPlugin(t, host.Config{Workers: 1, CallbackBudget: time.Minute})
 	got, err := app.Call(context.Background(), "shared", []byte("16 500"))
 	if err != nil || string(got) != "ok" {
 		t.Fatalf("shared = %q, %v", got, err)

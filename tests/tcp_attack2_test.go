@@ -364,7 +364,7 @@ func TestTCPAttack2ConnWaitingAtMaxConnsIsClosedWhenItsListenerCloses(t *testing
 		t.Fatal(err)
 	}
 	defer c3.Close()
-	resp, body, err = hc.roundTrip("GET /closelisten HTTP/1.1\r\nHost: x\r\n\r\n")
+	_, body, err = hc.roundTrip("GET /closelisten HTTP/1.1\r\nHost: x\r\n\r\n")
 	if err != nil || string(body) != "closed" {
 		t.Fatalf("/closelisten: %q %v", body, err)
 	}
