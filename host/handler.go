@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -162,6 +163,7 @@ type exchange struct {
 	pc       *pairConn
 	bodySent chan struct{} // closed when the request body has been written (or given up)
 	bodyErr  error         // why the body could not be written, once bodySent is closed
+	bodyRead atomic.Bool   // the client's body has been read to its end (endBody)
 }
 
 // outcome is what became of an exchange's connection.
@@ -295,7 +297,7 @@ func (ex *exchange) sendBody(bw *bufio.Writer) {
 		close(ex.bodySent)
 	}()
 	if err = bw.Flush(); err == nil {
-		err = copyBody(bw, ex.r.Body, ex.r.ContentLength)
+		err = copyBody(bw, ex.r.Body, ex.r.ContentLength, &ex.bodyRead)
 	}
 	if err != nil {
 		// The client's body failed, or the program stopped reading: either way the request
@@ -305,8 +307,9 @@ func (ex *exchange) sendBody(bw *bufio.Writer) {
 }
 
 // copyBody writes length bytes of body to bw (all of it, chunked, when length < 0), each
-// piece flushed as soon as it is read.
-func copyBody(bw *bufio.Writer, body io.Reader, length int64) error {
+// piece flushed as soon as it is read. read is set as soon as the body's end has been read,
+// before its last piece is written.
+func copyBody(bw *bufio.Writer, body io.Reader, length int64, read *atomic.Bool) error {
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)
 	buf := *bp
@@ -321,6 +324,9 @@ func copyBody(bw *bufio.Writer, body io.Reader, length int64) error {
 	var sent int64
 	for {
 		n, rerr := body.Read(buf)
+		if rerr == io.EOF || length >= 0 && sent+int64(n) >= length {
+			read.Store(true)
+		}
 		if n > 0 {
 			if _, err := w.Write(buf[:n]); err != nil {
 				return err
@@ -364,7 +370,13 @@ func (ex *exchange) endBody() {
 		return
 	default:
 	}
-	http.NewResponseController(ex.w).SetReadDeadline(time.Now())
+	if !ex.bodyRead.Load() {
+		// Not once the body's end is read: net/http has then begun its own read of the
+		// connection, and a deadline would end that one — and the context of every later
+		// request on the connection with it. What is left (writing the last piece to the
+		// program) does not wait for the client.
+		http.NewResponseController(ex.w).SetReadDeadline(time.Now())
+	}
 	<-ex.bodySent
 }
 

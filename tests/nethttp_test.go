@@ -351,6 +351,22 @@ func TestNetHTTPClientInHandler(t *testing.T) {
 	}
 }
 
+// A POST through wasmhttp.Transport whose server answers before reading the body: the
+// transport stops sending and closes the request body, as a RoundTripper must (its sending
+// goroutine waited for a drain that an answered fetch never has, for ever, with the body
+// open).
+func TestNetHTTPClientPostAnsweredEarlyClosesTheBody(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "too large", http.StatusRequestEntityTooLarge) // without reading the body
+	}))
+	defer up.Close()
+	s := startServer(t, serverOpts{Module: "nethttp", Flags: []string{"--allow-connect", strings.TrimPrefix(up.URL, "http://")}})
+	_, body := httpGet(t, client(nil), s.URL("/postearly?url="+url.QueryEscape(up.URL+"/upload")))
+	if !strings.HasSuffix(string(body), " closed") || strings.Contains(string(body), "not closed") {
+		t.Fatalf("got %q, want the body closed", body)
+	}
+}
+
 // TestTodoSample drives samples/todo, a JSON REST API on http.ServeMux, with two workers:
 // every request sees the same list, whichever worker the kernel hands the connection to.
 func TestTodoSample(t *testing.T) {

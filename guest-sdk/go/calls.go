@@ -153,16 +153,21 @@ func CallSync(name string, in []byte) ([]byte, error) {
 // over at once to a goroutine that waited long, which would call before the view is read.
 var answerBusy bool
 
+// takeAnswer waits until no other goroutine is taking an answer, and sets answerBusy.
+func takeAnswer() {
+	for answerBusy {
+		runtime.Gosched() // another goroutine is taking its answer (a rare wait)
+	}
+	answerBusy = true
+}
+
 // callSync is CallSync with its input as a pointer and length. The result is the caller's
 // with keep; without, it may be a view of hostOut, valid until the next host call, for
 // callers that decode it at once (StatSync, called once per request by a file server, so
 // allocates nothing but its answer).
 func callSync(name string, ip unsafe.Pointer, in uint32, keep bool) ([]byte, error) {
 	np, nn := stringPtr(name)
-	for answerBusy {
-		runtime.Gosched() // another goroutine is taking its answer (a rare wait: see answerBusy)
-	}
-	answerBusy = true
+	takeAnswer()
 	defer func() { answerBusy = false }()
 	r := hostHostCall(np, nn, ip, in, unsafe.Pointer(&hostOut[0]), uint32(len(hostOut)))
 	if r < 0 {
@@ -292,10 +297,14 @@ func doOnHostResult(tag int64, status, size int32) int32 {
 		// for a stream's 64 KiB pieces, a second pass over every byte).
 		res = append([]byte(nil), inbox[:size]...)
 	default:
+		// The host holds the rest, and a sync call's large answer is held the same way:
+		// take it under answerBusy (the make can park this goroutine).
+		takeAnswer()
 		res = make([]byte, size)
 		n := copy(res, inbox[:])
 		p, m := bytesPtr(res[n:])
 		hostHostResult(p, m)
+		answerBusy = false
 	}
 	if status == abi.CallFailed {
 		fn(nil, &HostError{string(res)})

@@ -180,7 +180,8 @@ func (f *Fetch) head(res []byte, err error) {
 }
 
 // Write queues a piece of a streamed request body. It reports whether the queue is below
-// its mark; when false, wait for OnDrain before writing more — the peer is slower.
+// its mark; when false, wait for OnDrain before writing more — the peer is slower — unless
+// the body takes no more (Writable): then the piece was dropped, and OnDrain never runs.
 func (f *Fetch) Write(p []byte) bool {
 	f.hearFailures()
 	return f.s.write(p)
@@ -194,8 +195,14 @@ func (f *Fetch) hearFailures() {
 	}
 }
 
-// OnDrain runs fn once the queued body is below the mark: now, if it is.
+// OnDrain runs fn once the queued body is below the mark: now, if it is. A body that takes
+// no more writes (Writable false) never drains: fn does not run; one waiting when the fetch
+// closes runs then, once, and finds Writable false.
 func (f *Fetch) OnDrain(fn func()) { f.s.drain(fn) }
+
+// Writable reports whether the request body still takes writes: false once End or Abort
+// was called, or the fetch failed or finished (its answer read to the end, or refused).
+func (f *Fetch) Writable() bool { return !f.s.closed && !f.s.ending }
 
 // End ends a streamed request body once what is queued has gone.
 func (f *Fetch) End() {

@@ -292,10 +292,17 @@ func (s *stream) close() {
 		return
 	}
 	s.closed = true
+	waiting := s.onDrain
 	s.queue, s.onDrain = nil, nil
 	in, took := takeInput()
 	in = s.withID(in)
 	ip, n := bytesPtr(in)
 	callSync(abi.FnStreamClose, ip, n, false)
 	giveInput(in, took)
+	// A writer waiting for room hears that there will be none, once: its next write answers
+	// false, and its next OnDrain does not run (wasmhttp's Transport stops sending a request
+	// body the server answered early; dropped, it waited for ever with the body open).
+	for _, fn := range waiting {
+		fn()
+	}
 }

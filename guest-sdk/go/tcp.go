@@ -120,14 +120,16 @@ func (so *Socket) OnClose(fn func(err error)) { so.onClose = fn }
 func (so *Socket) Write(data []byte) bool { return so.s.write(data) }
 
 // OnDrain runs fn once the queue is below the mark: now, if it is. A socket that is ended or
-// closed never drains: fn does not run (as Node emits no 'drain' after end).
+// closed never drains: fn does not run (as Node emits no 'drain' after end); one waiting
+// when the socket closes runs then, once, and finds Write answering false.
 func (so *Socket) OnDrain(fn func()) { so.s.drain(fn) }
 
 // End ends this side once the queue is out: the peer reads the end (a FIN).
 func (so *Socket) End() { so.s.end() }
 
 // Pause stops the flow of data: the host stops reading, and the peer's writes back up.
-// Nothing reaches OnData or OnEnd until Resume (a piece already asked for is held).
+// Nothing reaches OnData or OnEnd until Resume (a piece already asked for is held); a
+// failure still reaches OnClose.
 func (so *Socket) Pause() { so.paused = true }
 
 // Resume continues the flow: a piece held since Pause is delivered first, now.
@@ -198,10 +200,10 @@ func (so *Socket) received(data []byte, err error) {
 	if so.closeReported {
 		return // closed since the read was asked for: nothing more reaches the program
 	}
-	if so.paused {
+	if so.paused && (err == nil || err == io.EOF) {
 		// Asked for before Pause (a read is pending while data flows): held for Resume, so
-		// that nothing reaches the program while it is paused. A view is copied: the next
-		// event overwrites it.
+		// that no data or end reaches the program while it is paused (a failure is not
+		// held: OnClose hears it now). A view is copied: the next event overwrites it.
 		if so.s.view && len(data) > 0 {
 			data = append([]byte(nil), data...)
 		}

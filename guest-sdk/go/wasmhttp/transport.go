@@ -120,6 +120,9 @@ func closeBody(req *http.Request) {
 	}
 }
 
+// errBodyNotWanted ends sendBody when the fetch takes no more of the request body.
+var errBodyNotWanted = errors.New("wasmhttp: the fetch takes no more of the request body")
+
 // sendBody copies a request body to the fetch, a piece at a time, each after the last went
 // out, on a goroutine of its own (reading the body may block).
 func sendBody(f *wasmloop.Fetch, rc io.ReadCloser) {
@@ -130,9 +133,14 @@ func sendBody(f *wasmloop.Fetch, rc io.ReadCloser) {
 		if n > 0 {
 			piece := append([]byte(nil), buf[:n]...)
 			if _, werr := wasmloop.Await(func(done func(struct{})) error {
-				if f.Write(piece) {
+				switch {
+				case f.Write(piece):
 					done(struct{}{})
-				} else {
+				case !f.Writable():
+					// The fetch failed or finished (an early answer, a redirect, a refusal):
+					// it never drains, and the rest of the body is not wanted.
+					return errBodyNotWanted
+				default:
 					f.OnDrain(func() { done(struct{}{}) })
 				}
 				return nil

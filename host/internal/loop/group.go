@@ -261,6 +261,8 @@ func (g *Group) Run(ctx context.Context) (int, error) {
 	case err := <-g.startErr:
 		if runErr == nil {
 			runErr = err
+		} else if err != nil {
+			g.cfg.Log.Error(err.Error()) // said here, since Run returns the other (giveUp)
 		}
 	default:
 	}

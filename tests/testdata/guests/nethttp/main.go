@@ -131,6 +131,24 @@ func routes() *http.ServeMux {
 		w.WriteHeader(resp.StatusCode)
 		io.Copy(w, resp.Body)
 	})
+	// /postearly?url=U posts a 64 MiB body, read 16 KiB at a time, to U, which answers
+	// before reading it; says the status and whether the transport closed the body (as a
+	// RoundTripper must) once the fetch took no more of it.
+	mux.HandleFunc("GET /postearly", func(w http.ResponseWriter, r *http.Request) {
+		body := &slowBody{closed: make(chan struct{})}
+		resp, err := client.Post(r.URL.Query().Get("url"), "application/octet-stream", body)
+		status := "error"
+		if err == nil {
+			status = strconv.Itoa(resp.StatusCode)
+			resp.Body.Close()
+		}
+		select {
+		case <-body.closed:
+			fmt.Fprintf(w, "%s closed", status)
+		case <-time.After(5 * time.Second):
+			fmt.Fprintf(w, "%s not closed after %d reads", status, body.reads)
+		}
+	})
 	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
 		if !wasmhttp.IsWebSocket(r) {
 			http.Error(w, "want a WebSocket", http.StatusUpgradeRequired)
@@ -173,4 +191,31 @@ func main() {
 	if wasmloop.WorkerID() == 0 {
 		wasmloop.Log("Server running at http://127.0.0.1:" + strconv.Itoa(port) + "/")
 	}
+}
+
+// slowBody is a request body of 4096 pieces of 16 KiB (64 MiB: more than the sockets hold)
+// that records its Close.
+type slowBody struct {
+	reads  int
+	closed chan struct{}
+}
+
+func (b *slowBody) Read(p []byte) (int, error) {
+	if b.reads++; b.reads > 4096 {
+		return 0, io.EOF
+	}
+	n := min(len(p), 16<<10)
+	for i := range p[:n] {
+		p[i] = 'x'
+	}
+	return n, nil
+}
+
+func (b *slowBody) Close() error {
+	select {
+	case <-b.closed:
+	default:
+		close(b.closed)
+	}
+	return nil
 }
