@@ -37,25 +37,6 @@ func within(t *testing.T, d time.Duration, what string, f func()) {
 	}
 }
 
-// settleGoroutines waits (bounded) for the goroutine count to come back to at most base+slack.
-func settleGoroutines(t *testing.T, base, slack int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n := runtime.NumGoroutine()
-		if n <= base+slack {
-			return
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Fatalf("goroutines: %d, were %d before\n%s", n, base, buf)
-		}
-		runtime.Gosched()
-		time.Sleep(20 * time.Millisecond) // polling, not synchronisation
-	}
-}
-
 // mountedServer serves app.Handler() on 127.0.0.1, and reports each request's entry and return.
 func mountedServer(t *testing.T, app *host.App) (srv *httptest.Server, entered, returned chan string) {
 	t.Helper()
@@ -113,18 +94,7 @@ func TestEmbedAttackStalledBodyHandlerReturnsAfterBodyTimeout(t *testing.T) {
 // Close while a Handler request's body is still arriving (the client stalled, its connection
 // open): the request is answered and ServeHTTP returns, as for any request in flight.
 func TestEmbedAttackCloseAnswersHandlerRequestWithStalledBody(t *testing.T) {
-	wasm, err := os.ReadFile(attackWasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := host.Load(context.Background(), wasm, host.Config{Workers: 1, NoPorts: true, KeepAlive: true,
-		Env: []string{"PORT=0"}, Stdout: io.Discard, Stderr: io.Discard, CacheDir: cacheDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := app.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	app := startMounted(t, attackWasm, host.Config{})
 	srv, entered, returned := mountedServer(t, app)
 	c, err := net.Dial("tcp", srv.Listener.Addr().String())
 	if err != nil {
@@ -193,15 +163,7 @@ func TestEmbedAttackAsyncBlockingPastCloseDoesNotHoldClose(t *testing.T) {
 		<-release // ignores ctx
 		return []byte("late"), nil
 	}}
-	wasm, err := os.ReadFile(pluginWasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := host.Load(context.Background(), wasm, host.Config{Workers: 1, KeepAlive: true, Functions: fns,
-		Stdout: io.Discard, Stderr: io.Discard, CacheDir: cacheDir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	app := load(t, pluginWasm, host.Config{Workers: 1, KeepAlive: true, Functions: fns, Stdout: io.Discard, Stderr: io.Discard})
 	if err := app.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -290,15 +252,8 @@ func TestEmbedAttackCancelledContextCalls(t *testing.T) {
 // Shutdown with a ctx already ended stops the program at once and returns; then Call, Post,
 // Addrs and the Handler say it is not running, and Start starts it again.
 func TestEmbedAttackShutdownWithEndedContext(t *testing.T) {
-	wasm, err := os.ReadFile(attackWasm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	app, err := host.Load(context.Background(), wasm, host.Config{Workers: 2, NoPorts: true, KeepAlive: true,
-		Env: []string{"PORT=0"}, Stdout: io.Discard, Stderr: io.Discard, CacheDir: cacheDir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	app := load(t, attackWasm, host.Config{Workers: 2, NoPorts: true, KeepAlive: true,
+		Env: []string{"PORT=0"}, Stdout: io.Discard, Stderr: io.Discard})
 	defer app.Close(context.Background())
 	if a := app.Addrs(); len(a) != 0 {
 		t.Errorf("Addrs before Start = %v", a)
@@ -424,21 +379,9 @@ func TestEmbedAttackSwapAnswersHeldHandlerRequest(t *testing.T) {
 // closed at once while in use: every call returns, and no goroutine is left.
 func TestEmbedAttackManyAppsCloseUnderLoadNoLeak(t *testing.T) {
 	base := runtime.NumGoroutine()
-	wasm, err := os.ReadFile(attackWasm)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var apps []*host.App
 	for range 4 {
-		app, err := host.Load(context.Background(), wasm, host.Config{Workers: 2, NoPorts: true, KeepAlive: true,
-			Env: []string{"PORT=0"}, Stdout: io.Discard, Stderr: io.Discard, CacheDir: cacheDir})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := app.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		apps = append(apps, app)
+		apps = append(apps, startMounted(t, attackWasm, host.Config{Workers: 2}))
 	}
 	var wg sync.WaitGroup
 	stop := make(chan struct{})

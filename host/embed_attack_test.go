@@ -496,14 +496,7 @@ func TestAttackCloseUnderLoad(t *testing.T) {
 	if err := other.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		runtime.Gosched()
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		buf := make([]byte, 1<<20)
-		t.Errorf("%d goroutines before, %d after both Apps closed:\n%s", before, n, buf[:runtime.Stack(buf, true)])
-	}
+	settleGoroutines(t, before, 0)
 }
 
 // A call whose name is larger than the guest's inbox is refused with an error, at once, and

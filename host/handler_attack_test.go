@@ -426,12 +426,5 @@ func TestHandlerAttackNoGoroutineLeft(t *testing.T) {
 	if err := app.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-		runtime.Gosched()
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		buf := make([]byte, 1<<20)
-		t.Errorf("%d goroutines before, %d after the App closed:\n%s", before, n, buf[:runtime.Stack(buf, true)])
-	}
+	settleGoroutines(t, before, 0)
 }

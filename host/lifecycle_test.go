@@ -31,6 +31,20 @@ func load(t *testing.T, path string, cfg host.Config) *host.App {
 	return app
 }
 
+// settleGoroutines fails the test unless the goroutine count comes back to at most
+// base+slack within 20 s: what an App started must end with it.
+func settleGoroutines(t *testing.T, base, slack int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for runtime.NumGoroutine() > base+slack && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	if n := runtime.NumGoroutine(); n > base+slack {
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines before, %d after:\n%s", base, n, buf[:runtime.Stack(buf, true)])
+	}
+}
+
 // Start returns when every worker has started, Addrs gives the port the kernel chose for a
 // listen on port 0, Shutdown ends the program gracefully, and the App can start it again.
 func TestStartAddrsShutdown(t *testing.T) {

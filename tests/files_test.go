@@ -395,6 +395,31 @@ func TestStaticSendfile(t *testing.T) {
 	})
 }
 
+// answer is a response as a client saw it: its status, Content-Length and body, or the
+// failure.
+type answer struct {
+	status int
+	length int64
+	body   string
+	err    error
+}
+
+// getAnswer GETs url on a goroutine and delivers what came back.
+func getAnswer(url string) <-chan answer {
+	got := make(chan answer, 1)
+	go func() {
+		resp, err := client(nil).Get(url)
+		if err != nil {
+			got <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		got <- answer{resp.StatusCode, resp.ContentLength, string(body), err}
+	}()
+	return got
+}
+
 // Response.StatFile holds the file it stats for the response's SendFile: a file renamed over
 // between the stat, which the head is made from, and the send goes out as the version the
 // head describes (Go's http.ServeFile and nginx stat the file they opened; a stat and an
@@ -409,23 +434,7 @@ func TestStatFileHoldsItsVersion(t *testing.T) {
 	s := startServer(t, serverOpts{Module: "files", Flags: []string{"--dir", data + ":/data"}})
 
 	for i, want := range []string{first, second} {
-		type answer struct {
-			status int
-			length int64
-			body   string
-			err    error
-		}
-		got := make(chan answer, 1)
-		go func() {
-			resp, err := client(nil).Get(s.URL("/hold?name=/data/page.txt"))
-			if err != nil {
-				got <- answer{err: err}
-				return
-			}
-			defer resp.Body.Close()
-			body, err := io.ReadAll(resp.Body)
-			got <- answer{resp.StatusCode, resp.ContentLength, string(body), err}
-		}()
+		got := getAnswer(s.URL("/hold?name=/data/page.txt"))
 		line := fmt.Sprintf("held /data/page.txt %d", len(want))
 		if !eventually(ioTimeout, func() bool { return strings.Contains(s.stdout.String(), line) }) {
 			t.Fatalf("round %d: no %q in the log:\n%s", i, line, s.stdout.String())

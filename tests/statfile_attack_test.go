@@ -137,23 +137,7 @@ func TestStatFileAttackHeldFileCoversEveryPart(t *testing.T) {
 	write(t, page, first)
 	s := sfaStart(t, dir)
 
-	type answer struct {
-		status int
-		length int64
-		body   string
-		err    error
-	}
-	got := make(chan answer, 1)
-	go func() {
-		resp, err := client(nil).Get(s.URL("/parts?p=/data/page.txt"))
-		if err != nil {
-			got <- answer{err: err}
-			return
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		got <- answer{resp.StatusCode, resp.ContentLength, string(body), err}
-	}()
+	got := getAnswer(s.URL("/parts?p=/data/page.txt"))
 	if !eventually(ioTimeout, func() bool { return strings.Contains(s.stdout.String(), "parts half") }) {
 		t.Fatalf("no \"parts half\" in the log:\n%s", s.stdout.String())
 	}

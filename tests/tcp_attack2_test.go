@@ -57,6 +57,20 @@ func gotConn(t *testing.T, ch <-chan *net.TCPConn) *net.TCPConn {
 	}
 }
 
+// atk2Connected starts the guest with a granted peer, GETs route with the peer's address
+// appended (addr=…) on a goroutine, and returns the connection the guest made to the peer,
+// its deadline d away, and the GET's answer to come.
+func atk2Connected(t *testing.T, route string, d time.Duration) (*server, *net.TCPConn, <-chan string) {
+	t.Helper()
+	ln := peer(t)
+	s := atk2Server(t, "--allow-connect", ln.Addr().String())
+	acc := acceptAsync(t, ln)
+	answer := asyncGet(s.URL(route + "addr=" + q(ln.Addr().String())))
+	c := gotConn(t, acc)
+	c.SetDeadline(time.Now().Add(d))
+	return s, c, answer
+}
+
 // Pause is called while the read OnData asked for is pending (OnData, then Pause, in the
 // same callback — or from any other callback: a timer, another socket's drain). The godoc:
 // "Pause stops the flow of data". No OnData may run between Pause and Resume; the bytes the
@@ -116,12 +130,7 @@ func TestTCPAttack2WriterAfterCloseOrEndDoesNotSpin(t *testing.T) {
 // false); the writer then must not be run in a loop by OnDrain, and the socket closes cleanly:
 // the peer reads to its EOF, the guest hears OnClose(nil).
 func TestTCPAttack2PeerHalfCloseStopsPacedWriterWithoutSpinning(t *testing.T) {
-	ln := peer(t)
-	s := atk2Server(t, "--allow-connect", ln.Addr().String())
-	acc := acceptAsync(t, ln)
-	answer := asyncGet(s.URL("/spin?mode=peerend&addr=" + q(ln.Addr().String())))
-	c := gotConn(t, acc)
-	c.SetDeadline(time.Now().Add(30 * time.Second))
+	s, c, answer := atk2Connected(t, "/spin?mode=peerend&", 30*time.Second)
 	if _, err := io.ReadFull(c, make([]byte, 1<<20)); err != nil {
 		t.Fatalf("reading the first MiB: %v", err)
 	}
@@ -145,12 +154,7 @@ func TestTCPAttack2PeerHalfCloseStopsPacedWriterWithoutSpinning(t *testing.T) {
 // so a write made inside OnEnd reaches the peer before the FIN; OnClose(nil) comes once, and
 // a write inside OnClose is refused (false) without breaking anything.
 func TestTCPAttack2WriteInOnEndReachesPeerBeforeFIN(t *testing.T) {
-	ln := peer(t)
-	s := atk2Server(t, "--allow-connect", ln.Addr().String())
-	acc := acceptAsync(t, ln)
-	answer := asyncGet(s.URL("/onend?addr=" + q(ln.Addr().String())))
-	c := gotConn(t, acc)
-	c.SetDeadline(time.Now().Add(20 * time.Second))
+	s, c, answer := atk2Connected(t, "/onend?", 20*time.Second)
 	c.Write([]byte("abc"))
 	c.CloseWrite()
 	b, err := io.ReadAll(c)
@@ -311,12 +315,7 @@ func TestTCPAttack2ListenerCloseKeepsLiveConnectionsAndAddressesAreRight(t *test
 // by End: the peer reads every byte, in order, then the FIN; the guest's Write said false
 // (above the 64 KiB mark) and OnClose comes with nil once the peer's end is read.
 func TestTCPAttack2OneMiBWriteThenEndDeliversEveryByte(t *testing.T) {
-	ln := peer(t)
-	s := atk2Server(t, "--allow-connect", ln.Addr().String())
-	acc := acceptAsync(t, ln)
-	answer := asyncGet(s.URL("/bigend?addr=" + q(ln.Addr().String())))
-	c := gotConn(t, acc)
-	c.SetDeadline(time.Now().Add(20 * time.Second))
+	_, c, answer := atk2Connected(t, "/bigend?", 20*time.Second)
 	n, ok := readPattern(c)
 	if n != 1<<20 || !ok {
 		t.Errorf("the peer read %d bytes (pattern and EOF: %v), want %d", n, ok, 1<<20)

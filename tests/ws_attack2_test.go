@@ -188,13 +188,8 @@ func TestWSAttack2OnDrainAfterCloseDoesNotRunAtOnce(t *testing.T) {
 	if code := wsa2ReadClose(t, c); code != ws.StatusNormalClosure {
 		t.Fatalf("server's close: %d, want 1000", code)
 	}
-	line := s.stdout.appears("wsatk: drain-after-close ran=")
 	wsa2AnswerClose(t, c, ws.StatusNormalClosure)
-	select {
-	case <-line:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no drain probe\nstdout:\n%s", s.stdout)
-	}
+	s.awaitStdout(t, "wsatk: drain-after-close ran=", 10*time.Second)
 	if strings.Contains(s.stdout.String(), "drain-after-close ran=true") {
 		t.Fatalf("OnDrain ran its function at once on a closed socket\nstdout:\n%s", s.stdout)
 	}
@@ -214,11 +209,7 @@ func TestWSAttack2SendAfterCloseIsRefusedAndNotSent(t *testing.T) {
 	if f, err := ws.ReadFrame(c); err == nil {
 		t.Fatalf("a %v frame followed the server's close frame", f.Header.OpCode)
 	}
-	select {
-	case <-s.stdout.appears("wsatk: send-after-close "):
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no send-after-close line\nstdout:\n%s", s.stdout)
-	}
+	s.awaitStdout(t, "wsatk: send-after-close ", 10*time.Second)
 	if strings.Contains(s.stdout.String(), "send-after-close nil") {
 		t.Fatalf("Send after Close succeeded\nstdout:\n%s", s.stdout)
 	}

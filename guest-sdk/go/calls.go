@@ -168,8 +168,13 @@ func takeAnswer() {
 func callSync(name string, ip unsafe.Pointer, in uint32, keep bool) ([]byte, error) {
 	np, nn := stringPtr(name)
 	takeAnswer()
-	defer func() { answerBusy = false }()
-	r := hostHostCall(np, nn, ip, in, unsafe.Pointer(&hostOut[0]), uint32(len(hostOut)))
+	res, err := takeSyncAnswer(hostHostCall(np, nn, ip, in, unsafe.Pointer(&hostOut[0]), uint32(len(hostOut))), keep)
+	answerBusy = false // given back by hand: a defer costs about a microsecond in Go's wasm code
+	return res, err
+}
+
+// takeSyncAnswer turns a host_call's result r into callSync's, under answerBusy.
+func takeSyncAnswer(r int64, keep bool) ([]byte, error) {
 	if r < 0 {
 		if abi.Errno(r) == abi.ENOTSUP {
 			return nil, ErrNoFunction

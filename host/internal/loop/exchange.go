@@ -175,7 +175,6 @@ func (hc *httpConn) newExchange(req *http1.Request) *exchange {
 // finish ends an exchange whose response is complete: its handle goes stale and the
 // connection moves on to its next request, after the current callback.
 func (l *Loop) finish(ex *exchange) {
-	l.dropFile(ex)
 	if ex.started {
 		l.answered(ex.status, ex.at, ex, ex.conn())
 	}

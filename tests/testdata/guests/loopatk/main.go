@@ -85,32 +85,24 @@ func main() {
 }
 
 // order starts timers due at the same time and prints the order they fire in (Node: the
-// order they were created).
+// order they were created): 16 of 5 ms from main, then 16 of 0 from a timer callback.
 func order() {
-	var got []string
-	const n = 16
-	for i := range n {
-		wasmloop.SetTimeout(func() {
-			got = append(got, strconv.Itoa(i))
-			if len(got) == n {
-				wasmloop.Log("order main:", strings.Join(got, " "))
-				second()
-			}
-		}, 5*time.Millisecond)
-	}
+	sameDue("order main:", 5*time.Millisecond, func() { sameDue("order zero:", 0, func() {}) })
 }
 
-// second does the same from a timer callback, with delay 0.
-func second() {
+// sameDue starts 16 timers of one delay and logs label and the order they fired in, then
+// runs then.
+func sameDue(label string, delay time.Duration, then func()) {
 	var got []string
 	const n = 16
 	for i := range n {
 		wasmloop.SetTimeout(func() {
 			got = append(got, strconv.Itoa(i))
 			if len(got) == n {
-				wasmloop.Log("order zero:", strings.Join(got, " "))
+				wasmloop.Log(label, strings.Join(got, " "))
+				then()
 			}
-		}, 0)
+		}, delay)
 	}
 }
 
