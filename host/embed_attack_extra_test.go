@@ -478,6 +478,43 @@ func TestEmbedAttackChunkedBodyPastLimit(t *testing.T) {
 	}
 }
 
+// What a client sends after an answer that came before its body's end is never read as a
+// request of its own: the rest of a body past BodyLimit, sent once the 413 is in, is cut off
+// with the connection, not answered 400 as a malformed next request (net/http's server in
+// full-duplex mode keeps a connection whose body read was cut).
+func TestEmbedAttackBodyRestAfterEarlyAnswerIsNotARequest(t *testing.T) {
+	app := startMounted(t, attack2Wasm, host.Config{BodyLimit: 1 << 10})
+	srv, _, _ := mountedServer(t, app)
+	c, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	piece := strings.Repeat("z", 2048)
+	fmt.Fprintf(c, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", len(piece), piece)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d, want 413", resp.StatusCode)
+	}
+	if !resp.Close {
+		t.Errorf("the 413 came before the body's end and does not say Connection: close")
+	}
+	// The rest of the body, then a request: the connection ends, or (had it been kept) the
+	// body's rest must not have been taken for a request.
+	fmt.Fprintf(c, "%x\r\n%s\r\n0\r\n\r\nGET /count HTTP/1.1\r\nHost: x\r\n\r\n", len(piece), piece)
+	if resp, err := http.ReadResponse(br, nil); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		t.Errorf("after the 413 the connection answered again: %d %q", resp.StatusCode, b)
+	}
+}
+
 // A request body streamed in small pieces through the Handler reaches the program as it
 // arrives, as the Handler's documentation says ("the body streamed in as the program reads
 // it") and as it does on the program's own port: samples/stream's /echo echoes each piece as

@@ -239,6 +239,17 @@ func (ex *exchange) serve(mayRetry bool) outcome {
 		ex.switchProtocols(header101, br)
 		return closed
 	}
+	if hasBody && r.ProtoMajor == 1 && !ex.bodyRead.Load() {
+		// Answered before the client's body has been read to its end: the exchange may end
+		// with the rest of it cut off (endBody), and net/http's server in full-duplex mode
+		// keeps the connection after a cut body and reads what follows of it as the client's
+		// next request (a 400 to a client that did nothing wrong). Said now, while the head
+		// can still say it, the connection ends after this answer, as net/http's own rule
+		// for a body unread when the head goes out (Expect: 100-continue) has it. HTTP/2
+		// frames each body on its stream: nothing to end there (and its server would take
+		// the field for a GOAWAY of the whole connection).
+		ex.w.Header().Set("Connection", "close")
+	}
 	ex.w.WriteHeader(a.status)
 	err = copyFlushing(ex.w, answerBody(br, a), br)
 	if !stop() { // the client left: the connection is closed
