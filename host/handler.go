@@ -28,7 +28,10 @@ import (
 // streamed out (flushed as it comes, when the ResponseWriter is an http.Flusher) with the same
 // back-pressure — a slow client pauses the program through its drain signal — and a request
 // whose context ends (the client left) is closed under the program (on_close). A WebSocket
-// upgrade the program accepts takes the connection over through http.Hijacker.
+// upgrade the program accepts takes the connection over through http.Hijacker. An answer
+// that starts before the request's body has been read to its end (a 413, a streamed echo)
+// closes the client's HTTP/1 connection once it is sent: what the client still sends of the
+// body must not be read as its next request.
 //
 // A request whose head cannot be passed on as it is — a method or field name that is not a
 // token, a target or host with a space or control character, a field value with a line break

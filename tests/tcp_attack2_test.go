@@ -118,8 +118,8 @@ func TestTCPAttack2WriterAfterCloseOrEndDoesNotSpin(t *testing.T) {
 			gotConn(t, acc)
 			if strings.Contains(got, "write false spins=1000") {
 				t.Errorf("after %s the writer spun: Write said false and OnDrain ran it at once, 1000 times (%q)", mode, got)
-			} else if !strings.HasSuffix(got, "spins=0") {
-				t.Errorf("the answer: %q", got)
+			} else if !strings.HasSuffix(got, "writable=false spins=0") {
+				t.Errorf("the answer: %q (Writable must say false once the socket is %s)", got, mode)
 			}
 		})
 	}

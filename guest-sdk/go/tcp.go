@@ -124,6 +124,11 @@ func (so *Socket) Write(data []byte) bool { return so.s.write(data) }
 // when the socket closes runs then, once, and finds Write answering false.
 func (so *Socket) OnDrain(fn func()) { so.s.drain(fn) }
 
+// Writable reports whether the socket still takes writes (Node's socket.writable): false
+// once End or Close was called, the peer ended without KeepOpen, or the socket closed. A
+// Write that answered false means "wait for OnDrain" only while Writable is true.
+func (so *Socket) Writable() bool { return !so.s.closed && !so.s.ending }
+
 // End ends this side once the queue is out: the peer reads the end (a FIN).
 func (so *Socket) End() { so.s.end() }
 

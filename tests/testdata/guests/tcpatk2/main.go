@@ -279,7 +279,8 @@ func spin(addr, mode string, res wasmloop.Response) {
 				inCall = false
 				if !ranNow {
 					if mode != "peerend" {
-						answer("write false, waits for a drain") // ended or closed: it never comes
+						// ended or closed: it never comes, and Writable says so
+						answer("write false, waits for a drain, writable=" + strconv.FormatBool(so.Writable()))
 					}
 					return
 				}
