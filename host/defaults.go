@@ -8,8 +8,8 @@ import (
 )
 
 // Off, as a timeout, an interval or a cap in Config, turns it off. HeaderTimeout,
-// BodyTimeout, IdleTimeout, WSIdleTimeout, WSPingInterval, ShutdownTimeout and MaxConns take
-// it; 0 always means the default, so "off" needs a value of its own. `wasmloop run` spells it
+// BodyTimeout, IdleTimeout, WSIdleTimeout, WSPingInterval, ShutdownTimeout, FetchIdleTimeout
+// and MaxConns take it (and the others whose documentation says so); 0 always means the default, so "off" needs a value of its own. `wasmloop run` spells it
 // "off".
 const Off = defaults.Off
 
@@ -43,6 +43,7 @@ func DefaultConfig() Config {
 		SwapDrainTimeout: defaults.SwapDrainTimeout,
 		BufferBudget:     defaults.BufferBudget,
 		BodyDeadline:     defaults.BodyDeadline,
+		FetchIdleTimeout: defaults.FetchIdleTimeout,
 	}
 }
 
@@ -80,6 +81,7 @@ func (c Config) WithDefaults() (Config, error) {
 	c.SwapDrainTimeout = cmp.Or(c.SwapDrainTimeout, d.SwapDrainTimeout)
 	c.BufferBudget = cmp.Or(c.BufferBudget, d.BufferBudget)
 	c.BodyDeadline = cmp.Or(c.BodyDeadline, d.BodyDeadline)
+	c.FetchIdleTimeout = cmp.Or(c.FetchIdleTimeout, d.FetchIdleTimeout)
 	return c, nil
 }
 
@@ -119,6 +121,7 @@ func (c Config) check() error {
 		{"SwapDrainTimeout", c.SwapDrainTimeout, int64(c.SwapDrainTimeout), true},
 		{"BufferBudget", c.BufferBudget, int64(c.BufferBudget), false},
 		{"BodyDeadline", c.BodyDeadline, int64(c.BodyDeadline), true},
+		{"FetchIdleTimeout", c.FetchIdleTimeout, int64(c.FetchIdleTimeout), true},
 	} {
 		switch {
 		case f.n >= 0 || f.off && f.n == Off:

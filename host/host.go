@@ -153,6 +153,14 @@ type Config struct {
 	// steadily it trickles in (408 beyond; BodyTimeout bounds each gap). 0 means the default,
 	// 2m; Off, no bound.
 	BodyDeadline time.Duration
+	// FetchIdleTimeout bounds a fetch's wait for its server — for the answer's head once the
+	// request has been sent, and for more of the body while the program reads it — as Node's
+	// fetch does (its headersTimeout and bodyTimeout): past it the fetch fails ETIMEDOUT, and
+	// a server that never answers holds nothing for ever. A program's own timeout for a
+	// fetch bounds the whole exchange besides. With a FetchTransport of the embedder's, the
+	// wait for the head is that transport's (ResponseHeaderTimeout). 0 means the default,
+	// 5m; Off, no bound.
+	FetchIdleTimeout time.Duration
 	// SwapDrainTimeout bounds how long the old program may finish its requests and keep its
 	// WebSockets after a Swap; then its WebSockets are closed (1001) and its requests'
 	// connections closed. 0 means the default, 30s; Off, no bound.
@@ -316,7 +324,7 @@ func Load(ctx context.Context, wasm []byte, cfg Config) (*App, error) {
 	// Go runtime would keep mapped for minutes: hand it back now, once, so the server's
 	// resident memory is what serving needs (38 MiB rather than 72 MiB for samples/stream).
 	debug.FreeOSMemory()
-	net := reach.New(reach.Config{Connect: connect, Listen: listen, Transport: cfg.FetchTransport})
+	net := reach.New(reach.Config{Connect: connect, Listen: listen, Transport: cfg.FetchTransport, IdleTimeout: cfg.FetchIdleTimeout})
 	a := &App{cfg: cfg, rt: rt, mod: mod, res: &resources{rt: rt, dirs: dirs, reach: net}}
 	runtime.AddCleanup(a, (*resources).released, a.res)
 	if cfg.Metrics != nil {
@@ -447,6 +455,7 @@ func (a *App) launch() (*run, error) {
 		SwapDrainTimeout: cfg.SwapDrainTimeout,
 		BufferBudget:     cfg.BufferBudget,
 		BodyDeadline:     cfg.BodyDeadline,
+		FetchIdleTimeout: cfg.FetchIdleTimeout,
 		WSIdleTimeout:    cfg.WSIdleTimeout,
 		WSPingInterval:   cfg.WSPingInterval,
 		Instance: guest.InstanceConfig{Args: cfg.Args, Env: cfg.Env, Stdout: cfg.Stdout, Stderr: cfg.Stderr,

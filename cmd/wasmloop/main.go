@@ -232,6 +232,7 @@ func runFlags(o *runOptions, output io.Writer) *flag.FlagSet {
 	fs.Var(durationValue{&c.StartBudget}, "start-budget", "`duration` each start-up call of the guest (_initialize, wasmloop_on_start) may run")
 	fs.Var(countValue{p: &c.MaxRestarts}, "max-restarts", "`number` of instances in a row that may fail before serving anything before the process gives up (exit 1); restarts wait longer each time")
 	fs.Var(countValue{p: &c.MaxTimers}, "max-timers", "largest `number` of timers a guest may have at once on each worker")
+	fs.Var(durationValue{&c.FetchIdleTimeout}, "fetch-idle-timeout", "`duration` a fetch may wait for its server, for the answer's head once the request is sent and for more of the body the guest reads; ETIMEDOUT beyond, as Node's fetch")
 	fs.Var(sizeValue[int64]{&c.MemoryLimit}, "memory-limit", "`size` of one guest instance's memory, at most 4g; an allocation past it fails in the guest")
 	fs.StringVar(&c.CacheDir, "cache-dir", "", "where compiled guests are cached (default: the user cache dir; - for none)")
 	fs.BoolVar(&o.watch, "watch", false, "swap to a fresh build of the module or directory whenever it changes, without failing a request (SIGHUP does it once)")

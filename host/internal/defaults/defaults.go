@@ -42,6 +42,7 @@ const (
 	SwapDrainTimeout = 30 * time.Second // an instance retired by a swap finishing its work
 	BufferBudget     = 256 << 20        // bytes of bodies and messages held for clients, all workers
 	BodyDeadline     = 2 * time.Minute  // the whole arrival of a buffered request body
+	FetchIdleTimeout = 5 * time.Minute  // a fetch waiting for its server: the head, more body
 )
 
 // Workers is the default number of event loops: one per CPU.

@@ -1,6 +1,7 @@
 package loop
 
 import (
+	"fmt"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -175,6 +176,9 @@ func (cc *clientConn) checkEOF() {
 }
 
 func (cc *clientConn) drained() {
+	if cc.fs != nil {
+		cc.c.since = cc.l.clock() // the server is taking the request
+	}
 	if fs := cc.fs; fs != nil && fs.write != nil {
 		op := fs.write
 		fs.write = nil
@@ -184,10 +188,17 @@ func (cc *clientConn) drained() {
 
 func (cc *clientConn) flushed() {}
 
-// sweep closes a connection kept longer than keptIdleTime.
+// sweep closes a connection kept longer than keptIdleTime, and fails a fetch whose server
+// has been silent past FetchIdleTimeout while the fetch waits for it.
 func (cc *clientConn) sweep(now int64) {
-	if cc.fs == nil && time.Duration(now-cc.c.since) > keptIdleTime {
-		cc.l.closeConn(cc.c, abi.CloseHost)
+	fs, idle := cc.fs, time.Duration(now-cc.c.since)
+	switch {
+	case fs == nil:
+		if idle > keptIdleTime {
+			cc.l.closeConn(cc.c, abi.CloseHost)
+		}
+	case idle > cc.l.cfg.FetchIdleTimeout && fs.waitsOnServer():
+		fs.fail(fmt.Errorf("%s the server sent nothing for %v while the fetch waited for it (--fetch-idle-timeout)", abi.ReachETIMEDOUT, cc.l.cfg.FetchIdleTimeout))
 	}
 }
 

@@ -230,8 +230,26 @@ func (fs *FetchStream) queue(pre, data, post []byte) {
 // requestDone reports whether the whole request is queued.
 func (fs *FetchStream) requestDone() bool { return !fs.spec.Streamed || fs.bodyDone }
 
+// waitsOnServer reports whether the fetch is waiting for its server: for the answer's head
+// once the whole request is queued or while the server is not taking what is, or for more of
+// the body while the program has a read pending. A program that is slow to write its body,
+// or has no read pending, is not waiting for the server. Conn.since is the last time it did
+// anything: connected, took output, sent bytes — or the program wrote, ended, or asked to read.
+func (fs *FetchStream) waitsOnServer() bool {
+	switch fs.phase {
+	case fetchHead:
+		return fs.requestDone() || fs.cc.c.outLen() > 0
+	case fetchBody:
+		return fs.read != nil
+	}
+	return false
+}
+
 // serve reads the answer from data: the head, then body bytes for a pending read.
 func (fs *FetchStream) serve(data []byte) int {
+	if len(data) > 0 {
+		fs.cc.c.since = fs.l.clock()
+	}
 	used := 0
 	for fs.phase == fetchHead {
 		if len(data) > used {
@@ -454,6 +472,7 @@ func (fs *FetchStream) Read(op *Op, max int) {
 		fs.read, fs.readMax, fs.reading = op, max, true
 		op.OnHandOver(func() { fs.reading = false })
 		if fs.phase == fetchBody {
+			fs.cc.c.since = fs.l.clock() // the wait for the server counts from here
 			if c := fs.cc.c; len(c.in) > 0 || c.unread || c.eof {
 				fs.l.queue.resume(c) // bytes (or the end) wait already: serve them after this callback
 			}
@@ -487,6 +506,7 @@ func (fs *FetchStream) Write(op *Op, data []byte) {
 // writeBody queues data as the body's next piece (a chunk, unless the length was given).
 func (fs *FetchStream) writeBody(op *Op, data []byte) {
 	c := fs.cc.c
+	c.since = fs.l.clock()
 	fs.sent += int64(len(data))
 	if len(data) > 0 {
 		if fs.spec.BodyLength < 0 {
@@ -526,6 +546,7 @@ func (fs *FetchStream) End(op *Op) {
 		fs.end = op
 	default:
 		fs.bodyDone = true
+		fs.cc.c.since = fs.l.clock() // the wait for the head counts from the request's end
 		if fs.spec.BodyLength < 0 {
 			fs.queue(nil, lastChunk, nil)
 		}

@@ -62,6 +62,10 @@ type Config struct {
 	BufferBudget int
 	// BodyDeadline bounds the whole arrival of a buffered request body (408 beyond).
 	BodyDeadline time.Duration
+	// FetchIdleTimeout bounds a fetch's wait for its server on the loop's client: for the
+	// answer's head once the request is out, for more of the body while a read is pending
+	// (ETIMEDOUT beyond).
+	FetchIdleTimeout time.Duration
 	// SwapDrainTimeout bounds how long an instance retired by a swap may finish its requests
 	// and keep its WebSockets.
 	SwapDrainTimeout time.Duration
@@ -185,6 +189,7 @@ func NewGroup(m *guest.Module, cfg Config) *Group {
 	cfg.SwapDrainTimeout = cmp.Or(cfg.SwapDrainTimeout, defaults.SwapDrainTimeout)
 	cfg.BufferBudget = cmp.Or(cfg.BufferBudget, defaults.BufferBudget)
 	cfg.BodyDeadline = cmp.Or(cfg.BodyDeadline, defaults.BodyDeadline)
+	cfg.FetchIdleTimeout = cmp.Or(cfg.FetchIdleTimeout, defaults.FetchIdleTimeout)
 	cfg.HeaderTimeout = cmp.Or(cfg.HeaderTimeout, defaults.HeaderTimeout)
 	cfg.BodyTimeout = cmp.Or(cfg.BodyTimeout, defaults.BodyTimeout)
 	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, defaults.IdleTimeout)
@@ -194,7 +199,7 @@ func NewGroup(m *guest.Module, cfg Config) *Group {
 	cfg.ResponseTimeout = cmp.Or(cfg.ResponseTimeout, defaults.ResponseTimeout)
 	// The loop compares how long a connection waited with these: a timeout that is off is
 	// one that no wait exceeds.
-	for _, d := range []*time.Duration{&cfg.HeaderTimeout, &cfg.BodyTimeout, &cfg.IdleTimeout, &cfg.WSIdleTimeout, &cfg.WSPingInterval, &cfg.ShutdownTimeout, &cfg.ResponseTimeout, &cfg.SwapDrainTimeout, &cfg.BodyDeadline} {
+	for _, d := range []*time.Duration{&cfg.HeaderTimeout, &cfg.BodyTimeout, &cfg.IdleTimeout, &cfg.WSIdleTimeout, &cfg.WSPingInterval, &cfg.ShutdownTimeout, &cfg.ResponseTimeout, &cfg.SwapDrainTimeout, &cfg.BodyDeadline, &cfg.FetchIdleTimeout} {
 		if *d == defaults.Off {
 			*d = math.MaxInt64
 		}

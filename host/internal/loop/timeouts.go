@@ -12,7 +12,7 @@ import (
 
 // sweepEvery is how often the sweep runs.
 func (l *Loop) sweepEvery() time.Duration {
-	d := min(l.cfg.HeaderTimeout, l.cfg.BodyTimeout, l.cfg.IdleTimeout, l.cfg.WSIdleTimeout, l.cfg.ResponseTimeout, 4*lingerTime) / 4
+	d := min(l.cfg.HeaderTimeout, l.cfg.BodyTimeout, l.cfg.IdleTimeout, l.cfg.WSIdleTimeout, l.cfg.ResponseTimeout, l.cfg.FetchIdleTimeout, 4*lingerTime) / 4
 	return max(min(d, time.Second), 10*time.Millisecond)
 }
 

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -41,6 +42,9 @@ func (r *Reach) newClient() *http.Client {
 		// Go keeps 2 idle connections per host by default: a proxy with 64 requests in
 		// flight then dialled for 4 requests in 5 (tests/bench/proxy.sh).
 		t.MaxIdleConnsPerHost = 256
+		if r.cfg.IdleTimeout > 0 {
+			t.ResponseHeaderTimeout = r.cfg.IdleTimeout
+		}
 		dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 		t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			if err := r.allowConnect(addr); err != nil {
@@ -114,6 +118,7 @@ const prefetchMax = 64 << 10
 // own (Reach.read) only past it.
 type fetchState struct {
 	follow bool
+	idle   time.Duration       // bounds each read of the answer's body (Config.IdleTimeout); <= 0: none
 	held   *semaphore.Weighted // the program's budget of bytes read and not delivered
 	cancel context.CancelFunc
 	body   *io.PipeWriter // the request body's writing end, when streamed; else nil
@@ -146,9 +151,17 @@ func (f *fetchState) run(client *http.Client, req *http.Request) {
 	var head []byte
 	n := int64(-1)
 	if err != nil {
+		if f.idle > 0 && strings.Contains(err.Error(), "timeout awaiting response headers") {
+			// Our Transport's ResponseHeaderTimeout (newClient): say which setting it is. (The
+			// code is ETIMEDOUT either way; only the words depend on net/http's.)
+			err = coded(abi.ReachETIMEDOUT, fmt.Errorf("%w: the server sent no answer for %v after the request (--fetch-idle-timeout)", err, f.idle))
+		}
 		err = classify(err)
 	} else {
 		head, n = headOf(resp), resp.ContentLength
+		if f.idle > 0 {
+			resp.Body = &idleBody{ReadCloser: resp.Body, idle: f.idle, cancel: f.cancel}
+		}
 	}
 	f.mu.Lock()
 	f.resp, f.err, f.head = resp, err, head
@@ -453,7 +466,7 @@ func decodeFetch(in []byte) (*fetchRequest, error) {
 
 // fetchOf makes the http.Request for fr, and its state.
 func (r *Reach) fetchOf(ctx context.Context, fr *fetchRequest) (*http.Request, *fetchState, error) {
-	f := &fetchState{follow: fr.flags&abi.FetchFollowRedirects != 0, held: r.held, done: make(chan struct{})}
+	f := &fetchState{follow: fr.flags&abi.FetchFollowRedirects != 0, held: r.held, done: make(chan struct{}), idle: r.cfg.IdleTimeout}
 	var rctx context.Context
 	if fr.timeout > 0 {
 		rctx, f.cancel = context.WithTimeout(ctx, fr.timeout)
@@ -539,4 +552,25 @@ func headOf(resp *http.Response) []byte {
 		}
 	}
 	return out
+}
+
+// idleBody bounds each read of an answer's body: a server silent for idle ends the fetch
+// (its context, which the read returns from) with ETIMEDOUT, as the loop's client does.
+type idleBody struct {
+	io.ReadCloser
+	idle   time.Duration
+	cancel context.CancelFunc
+	fired  atomic.Bool
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	t := time.AfterFunc(b.idle, func() {
+		b.fired.Store(true)
+		b.cancel()
+	})
+	n, err := b.ReadCloser.Read(p)
+	if !t.Stop() && err != nil && b.fired.Load() {
+		err = coded(abi.ReachETIMEDOUT, fmt.Errorf("the server sent nothing for %v while the fetch waited for it (--fetch-idle-timeout)", b.idle))
+	}
+	return n, err
 }

@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sync/semaphore"
 
@@ -47,6 +48,10 @@ type Config struct {
 	// Transport carries fetches; nil: a clone of http.DefaultTransport whose dials and
 	// proxies obey Connect.
 	Transport http.RoundTripper
+	// IdleTimeout bounds a fetch's wait for its server on Go's client: for the head once the
+	// request is sent (our Transport's ResponseHeaderTimeout), and for each read of the body.
+	// 0 or negative: no bound.
+	IdleTimeout time.Duration
 }
 
 // Reach is one program's grants and open streams. Safe for concurrent use.
