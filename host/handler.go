@@ -233,6 +233,7 @@ func (ex *exchange) serve(mayRetry bool) outcome {
 			return retry
 		}
 		if r.Context().Err() == nil {
+			ex.closeIfBodyUnread(hasBody)
 			http.Error(ex.w, "the program closed the request without an answer", http.StatusServiceUnavailable)
 		}
 		return closed
@@ -242,17 +243,7 @@ func (ex *exchange) serve(mayRetry bool) outcome {
 		ex.switchProtocols(header101, br)
 		return closed
 	}
-	if hasBody && r.ProtoMajor == 1 && !ex.bodyRead.Load() {
-		// Answered before the client's body has been read to its end: the exchange may end
-		// with the rest of it cut off (endBody), and net/http's server in full-duplex mode
-		// keeps the connection after a cut body and reads what follows of it as the client's
-		// next request (a 400 to a client that did nothing wrong). Said now, while the head
-		// can still say it, the connection ends after this answer, as net/http's own rule
-		// for a body unread when the head goes out (Expect: 100-continue) has it. HTTP/2
-		// frames each body on its stream: nothing to end there (and its server would take
-		// the field for a GOAWAY of the whole connection).
-		ex.w.Header().Set("Connection", "close")
-	}
+	ex.closeIfBodyUnread(hasBody)
 	ex.w.WriteHeader(a.status)
 	err = copyFlushing(ex.w, answerBody(br, a), br)
 	if !stop() { // the client left: the connection is closed
@@ -275,6 +266,21 @@ func (ex *exchange) serve(mayRetry bool) outcome {
 		result = kept
 	}
 	return result
+}
+
+// closeIfBodyUnread, called before an answer's head goes to the client, makes it end the
+// client's HTTP/1 connection when the client's body has not been read to its end: the
+// exchange may end with the rest of it cut off (endBody), and net/http's server in
+// full-duplex mode keeps a connection whose body read was cut and reads what follows of the
+// body as the client's next request — a 400 to a client that did nothing wrong, or, for a
+// body that holds HTTP text, a request the client never made. Said in the head, while it can
+// still be said, as net/http's own rule for a body unread when the head goes out (Expect:
+// 100-continue) has it. HTTP/2 frames each body on its stream: nothing to end there (and its
+// server would take the field for a GOAWAY of the whole connection).
+func (ex *exchange) closeIfBodyUnread(hasBody bool) {
+	if hasBody && ex.r.ProtoMajor == 1 && !ex.bodyRead.Load() {
+		ex.w.Header().Set("Connection", "close")
+	}
 }
 
 // readAnswerHead reads the program's answer head (answer.go), its fields straight into the

@@ -11,8 +11,9 @@ import (
 // greetWasm is testdata/greet built as a guest by TestMain, for the examples; hostileWasm
 // is the sandbox tests' misbehaving guest (tests/testdata/guests/hostile).
 // attackWasm and attack2Wasm are the guests of the attacks on the embedder's API
-// (embed_attack_test.go) and on the Handler (handler_attack_test.go).
-var greetWasm, hostileWasm, whoamiWasm, streamWasm, wsechoWasm, pluginWasm, attackWasm, attack2Wasm string
+// (embed_attack_test.go) and on the Handler (handler_attack_test.go); attack3Wasm, of the
+// third (embed_attack3_test.go).
+var greetWasm, hostileWasm, whoamiWasm, streamWasm, wsechoWasm, pluginWasm, attackWasm, attack2Wasm, attack3Wasm string
 
 // cacheDir is the compilation cache the tests share: under -race, compiling a Go guest takes
 // ~10 s, loading it from the cache a fraction of that.
@@ -35,10 +36,11 @@ func testMain(m *testing.M) int {
 	pluginWasm = filepath.Join(dir, "plugin.wasm")
 	attackWasm = filepath.Join(dir, "attack.wasm")
 	attack2Wasm = filepath.Join(dir, "attack2.wasm")
+	attack3Wasm = filepath.Join(dir, "attack3.wasm")
 	cacheDir = filepath.Join(dir, "cache")
 	for out, pkg := range map[string]string{greetWasm: "./testdata/greet", hostileWasm: "../tests/testdata/guests/hostile", whoamiWasm: "../samples/whoami",
 		streamWasm: "../samples/stream", wsechoWasm: "../samples/wsecho",
-		pluginWasm: "./testdata/plugin", attackWasm: "./testdata/attack", attack2Wasm: "./testdata/attack2"} {
+		pluginWasm: "./testdata/plugin", attackWasm: "./testdata/attack", attack2Wasm: "./testdata/attack2", attack3Wasm: "./testdata/attack3"} {
 		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", out, pkg)
 		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
 		if msg, err := cmd.CombinedOutput(); err != nil {
