@@ -287,8 +287,35 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	target := pos[0]
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// The signals are ours from here, before the build and the compile (seconds, for a
+	// directory or a cold cache): left at their default action meanwhile, a SIGHUP killed the
+	// process and left its go build behind. SIGINT/SIGTERM stop the start (the build is
+	// cancelled with ctx) or, once running, the program (a graceful shutdown); a SIGHUP that
+	// comes before the program runs is kept, and reloads it once it does.
+	say, sayErr := notice(stderr, o.cfg.LogFormat), noticeAt(stderr, o.cfg.LogFormat, slog.LevelError)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	runCtx, stop := context.WithCancel(ctx)
+	go func() {
+		if _, ok := <-sigs; !ok {
+			return
+		}
+		stop() // graceful: stop accepting, drain (or, still starting, stop the start)
+		if _, ok := <-sigs; ok {
+			sayErr("wasmloop: second signal; exiting now")
+			os.Exit(exitFailure)
+		}
+	}()
 
-	wasm, err := loadTarget(ctx, target, o.cfg.CacheDir, stderr)
+	wasm, err := loadTarget(runCtx, target, o.cfg.CacheDir, stderr)
+	if runCtx.Err() != nil {
+		sayErr("wasmloop: stopped by a signal before the program started")
+		return exitFailure
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmloop: %v\n", err)
 		var be *buildError
@@ -307,7 +334,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	} else if o.pprof {
 		return usageError(stderr, "run", "--pprof needs --admin")
 	}
-	app, err := host.Load(ctx, wasm, o.cfg)
+	app, err := host.Load(runCtx, wasm, o.cfg)
+	if runCtx.Err() != nil {
+		sayErr("wasmloop: stopped by a signal before the program started")
+		if err == nil {
+			app.Close(context.Background())
+		}
+		return exitFailure
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmloop: %s: %v\n", target, err)
 		if host.IsRefused(err) {
@@ -316,7 +350,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	defer app.Close(context.Background())
-	say, sayErr := notice(stderr, o.cfg.LogFormat), noticeAt(stderr, o.cfg.LogFormat, slog.LevelError)
 	say(workersLine(cmp.Or(o.cfg.Workers, host.DefaultConfig().Workers)))
 	if o.admin != "" {
 		admin, err := startAdmin(o.admin, app, reg, o.pprof, say)
@@ -340,22 +373,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		defer pprof.StopCPUProfile()
 	}
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	runCtx, stop := context.WithCancel(ctx)
-	go func() {
-		if _, ok := <-sigs; !ok {
-			return
-		}
-		stop() // graceful: stop accepting, drain
-		if _, ok := <-sigs; ok {
-			sayErr("wasmloop: second signal; exiting now")
-			os.Exit(exitFailure)
-		}
-	}()
 	r := &reloader{ctx: runCtx, app: app, target: target, cacheDir: o.cfg.CacheDir, stderr: stderr, say: say, sayErr: sayErr}
-	r.onSIGHUP()
+	r.onSIGHUP(hup)
 	if o.watch {
 		r.watch()
 	}

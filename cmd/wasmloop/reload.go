@@ -6,10 +6,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/wasmloop/wasmloop/host"
@@ -45,12 +43,10 @@ func (r *reloader) reload(why string) {
 	r.report(r.say, fmt.Sprintf("wasmloop: reloaded %s (%s)", r.target, why))
 }
 
-// onSIGHUP reloads on every SIGHUP until ctx ends.
-func (r *reloader) onSIGHUP() {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+// onSIGHUP reloads on every SIGHUP hup delivers until ctx ends (one that came before the
+// program ran is waiting in it: a reload as soon as the program runs).
+func (r *reloader) onSIGHUP(hup <-chan os.Signal) {
 	go func() {
-		defer signal.Stop(hup)
 		for {
 			select {
 			case <-hup:

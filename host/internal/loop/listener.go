@@ -67,7 +67,11 @@ func (l *Loop) listen(addr netip.Addr, port int, stream bool) int64 {
 	ln.stream = stream
 	l.refs++
 	ln.handle = l.listeners.add(ln)
-	if l.id == 0 {
+	switch {
+	case l.id != 0:
+	case l.swapping:
+		l.startOthersLater = true // if this program becomes current (swap)
+	default:
 		l.g.startOthers()
 	}
 	if ln.fd >= 0 {

@@ -50,6 +50,9 @@ type Loop struct {
 	chunkLine [24]byte    // a streamed upload's chunk-size line (fetch.go)
 	orphans   []*listener // kept across an instance replacement until the new one listens again
 	handovers []handover  // the current instance's listeners, during a swap (swap.go)
+	// swapping: a swap's new instance is starting (swap.go); its first listen on worker 0
+	// starts the other workers only once it is current (startOthersLater).
+	swapping, startOthersLater bool
 	exchanges table[*exchange]
 	sockets   table[*wsConn]
 	timers    table[*timer]

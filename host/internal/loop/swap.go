@@ -31,9 +31,12 @@ var errShuttingDown = errors.New("the program is shutting down")
 // that fails keeps the old module, and the error names it. A loop not running yet starts with
 // m.
 func (g *Group) Swap(m *guest.Module) error {
-	old := g.setModule(m)
+	// The group's module becomes m only once worker 0 has started it (swap), and workers not
+	// started yet (the old program never listened) start only then, with m, if the new
+	// program listens: set before, and started by the new program's listen, a worker
+	// started m while worker 0 found m failing, took the failure for its own start's, and
+	// ended the process (helper-41, TestSandboxAttackSwapWhileWorkersStart).
 	if err := g.loops[0].runSwap(m); err != nil {
-		g.setModule(old)
 		return err
 	}
 	errs := make(chan error, len(g.loops))
@@ -76,11 +79,10 @@ func (g *Group) currentModule() *guest.Module {
 	return g.module
 }
 
-func (g *Group) setModule(m *guest.Module) (old *guest.Module) {
+func (g *Group) setModule(m *guest.Module) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	old, g.module = g.module, m
-	return old
+	g.module = m
 }
 
 // handover is a listener the current instance holds while a swap's new instance starts: the
@@ -110,7 +112,11 @@ func (l *Loop) swap(m *guest.Module) error {
 	})
 	ordinal := l.ordinal
 	l.ordinal = 0 // the new program's port-0 listens match the same keys
+	l.swapping = true
 	err := l.startInstanceFor(m, true)
+	l.swapping = false
+	startOthers := l.startOthersLater
+	l.startOthersLater = false
 	if err != nil {
 		failed := l.cur
 		l.cur, l.ordinal = prev, ordinal
@@ -123,6 +129,15 @@ func (l *Loop) swap(m *guest.Module) error {
 		return fmt.Errorf("worker %d: %w", l.id, err)
 	}
 	l.commitHandover()
+	if l.id == 0 {
+		l.g.setModule(m) // before this turn ends: a restart of worker 0's takes m from now
+		if startOthers {
+			// The new program listened where the old one never had: the other workers start
+			// now, with m. Started by its listen, they would have started m (or the old module)
+			// under a program that could still fail, and a failure of theirs ends the process.
+			l.g.startOthers()
+		}
+	}
 	l.failures = 0
 	if prev != nil {
 		prev.retired = true
