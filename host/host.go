@@ -551,7 +551,8 @@ func flushOutput(ws ...*guestout.Writer) {
 // every worker starts the new program beside the old one: the new one listens again and takes
 // over the listening sockets (nothing in a backlog is refused), and every connection's next
 // request goes to it, while the old one finishes the requests it is answering and keeps its
-// WebSockets until they close or SwapDrainTimeout passes. A worker other than 0 whose new
+// WebSockets until they close, SwapDrainTimeout passes, or a later Swap retires its successor
+// (one retired program per worker keeps its memory at a time). A worker other than 0 whose new
 // instance fails to start keeps the old program, and the error names it.
 //
 // Called while no Run is in progress, Swap sets the module the next Run starts. It is safe
