@@ -287,6 +287,7 @@ func (l *Loop) restart() {
 	l.infof("the instance was replaced")
 	l.afterCallback()
 	l.makeSpare() // for the next one: a worker whose guest failed once may fail again
+	l.deliverHeld()
 }
 
 // A warm spare: once a worker's instance has failed, the next replacement is instantiated

@@ -53,6 +53,7 @@ type Loop struct {
 	// swapping: a swap's new instance is starting (swap.go); its first listen on worker 0
 	// starts the other workers only once it is current (startOthersLater).
 	swapping, startOthersLater bool
+
 	exchanges table[*exchange]
 	sockets   table[*wsConn]
 	timers    table[*timer]
@@ -101,9 +102,12 @@ type Loop struct {
 
 	draining   bool
 	stopped    bool
-	restarting bool  // a failed instance's replacement waits for its delay (instance.go)
-	failures   int   // consecutive instances that failed before serving an event
-	bodyAt     int64 // loop clock of the last streamed body bytes received (see wait)
+	restarting bool // a failed instance's replacement waits for its delay (instance.go)
+	// heldMessages came while restarting: the replacement's, delivered once it has started
+	// (messages.go).
+	heldMessages []heldMessage
+	failures     int   // consecutive instances that failed before serving an event
+	bodyAt       int64 // loop clock of the last streamed body bytes received (see wait)
 }
 
 func newLoop(g *Group, id int) *Loop {

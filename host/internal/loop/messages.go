@@ -93,8 +93,22 @@ func (g *Group) PostFromHost(worker int, data []byte) error {
 	return nil
 }
 
+// heldMessage is a message waiting for a replacement instance to start.
+type heldMessage struct {
+	from int32
+	data []byte
+}
+
 // deliverMessage runs on the receiver's loop, at the top of its turn.
 func (l *Loop) deliverMessage(from int32, msg []byte) {
+	if l.restarting && !l.stopped {
+		// The instance failed and its replacement waits out its restart delay: the message
+		// was accepted (post answered 0), so it is the replacement's, held — and still counted
+		// against the receiver's caps — until that has started (deliverHeld). Dropped here,
+		// it was lost with no refusal and no log (helper-42).
+		l.heldMessages = append(l.heldMessages, heldMessage{from, msg})
+		return
+	}
 	l.in.queued.Add(-1)
 	l.in.bytes.Add(-int64(len(msg)))
 	in := l.cur
@@ -119,6 +133,20 @@ func (l *Loop) deliverMessage(from int32, msg []byte) {
 	}
 	in.msgRest = nil
 	l.afterCallback()
+}
+
+// deliverHeld delivers, in order, the messages that came while the worker was restarting,
+// now that its replacement has started; what a failure of it leaves waits for the next.
+func (l *Loop) deliverHeld() {
+	for len(l.heldMessages) > 0 && !l.restarting && !l.stopped {
+		m := l.heldMessages[0]
+		l.heldMessages[0] = heldMessage{}
+		l.heldMessages = l.heldMessages[1:]
+		l.deliverMessage(m.from, m.data)
+	}
+	if len(l.heldMessages) == 0 {
+		l.heldMessages = nil
+	}
 }
 
 // sender names a message's sender for a log line.
