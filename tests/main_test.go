@@ -66,6 +66,7 @@ var guestBuilds = []guestBuild{
 	{"fetchattack", "./tests/testdata/guests/fetchattack", true},
 	{"proxy", "./samples/proxy", true},
 	{"tcpecho", "./samples/tcpecho", true},
+	{"sandboxatk", "./tests/testdata/guests/sandboxatk", true},
 	// samples/hello as a WASI command (the default buildmode): it exports _start and no
 	// _initialize, which the host must refuse.
 	{"hello-command", "./samples/hello", false},

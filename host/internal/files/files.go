@@ -14,9 +14,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"golang.org/x/sync/semaphore"
 )
@@ -155,21 +157,51 @@ func (m *Mounts) List() []*Mount {
 }
 
 // FS is the mount's directory as a read-only fs.FS confined to it, for a WASI preopen.
-func (mt *Mount) FS() fs.FS { return confinedFS{mt.root.FS()} }
+func (mt *Mount) FS() fs.FS { return confinedFS{mt.root} }
 
-// confinedFS is an os.Root's fs.FS whose refusal of a path that leads out of the grant (a
-// link out) is fs.ErrPermission. os.Root's own refusal has no errno, so wazero hands the
-// guest EIO ("I/O error") for it — which sends the program's author looking at the disk —
-// where the async functions say EACCES. wazero's adapter only calls Open.
-type confinedFS struct{ fs.FS }
+// confinedFS is an os.Root as a read-only fs.FS (wazero's adapter only calls Open), with two
+// differences from os.Root.FS. Its refusal of a path that leads out of the grant (a link out)
+// is fs.ErrPermission: os.Root's own refusal has no errno, so wazero hands the guest EIO ("I/O
+// error") for it — which sends the program's author looking at the disk — where the async
+// functions say EACCES. And it opens only regular files and directories, without waiting, as
+// openRegular does: a FIFO in a grant blocked open(2) until a writer came, and with it the
+// worker, inside a guest call no budget can end (a host function, not guest code).
+type confinedFS struct{ root *os.Root }
 
 func (c confinedFS) Open(name string) (fs.File, error) {
-	f, err := c.FS.Open(name)
-	if err != nil && escapes(err) {
+	// What os.Root.FS checks: an fs.FS name, unrooted and clean (wazero hands them so).
+	if !fs.ValidPath(name) || runtime.GOOS == "windows" && strings.ContainsRune(name, '\\') {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
+	}
+	f, err := c.root.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	switch {
+	case err == nil:
+	case escapes(err):
 		// fs.ErrPermission itself: wazero compares the error with ==, not errors.Is.
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrPermission}
+	case errors.Is(err, syscall.ENXIO): // a socket, or a device with nothing behind it
+		return nil, notRegular(name)
+	default:
+		return nil, err
 	}
-	return f, err
+	// O_NONBLOCK stays: a regular file's reads and a directory's listing ignore it.
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !st.Mode().IsRegular() && !st.IsDir() {
+		f.Close()
+		return nil, notRegular(name)
+	}
+	return f, nil
+}
+
+// notRegular refuses a preopen's file that is neither a regular file nor a directory with
+// EINVAL, the code the async functions give it; the guest's os.Stat of it fails the same way,
+// since wazero's stat of a path opens it.
+func notRegular(name string) error {
+	return &fs.PathError{Op: "open", Path: name, Err: syscall.EINVAL}
 }
 
 // errNotGranted is the refusal of a path outside every grant.

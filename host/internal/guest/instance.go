@@ -141,7 +141,8 @@ func (m *Module) Instantiate(ctx context.Context, cfg InstanceConfig, host Host)
 	if len(cfg.Preopens) > 0 {
 		fsc := wazero.NewFSConfig()
 		for _, p := range cfg.Preopens {
-			fsc = fsc.WithFSMount(p.FS, p.GuestPath)
+			// Its files' reads and writes end with the call (watchdog.go, stoppableFS).
+			fsc = fsc.WithFSMount(stoppableFS{p.FS, inst}, p.GuestPath)
 		}
 		mc = mc.WithFSConfig(fsc)
 	}

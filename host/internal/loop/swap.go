@@ -154,7 +154,7 @@ func (l *Loop) swap(m *guest.Module) error {
 		// still drains ends that one's work at once, as its drain timeout would (1001 to its
 		// WebSockets, its connections closed), so a worker holds at most two instances however
 		// many swaps come. Six swaps in a row, each retiring a program that held a request and
-		// 40 MiB, had one worker at 368 MiB (helper-41, TestSandboxAttackSwapsMultiplyMemory).
+		// 40 MiB, had one worker at 368 MiB (helper-41, TestSandboxAttackSwapsKeepOneRetiredProgram).
 		for len(l.retired) > maxRetired {
 			oldest := l.retired[0]
 			l.expire(oldest)
