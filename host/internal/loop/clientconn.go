@@ -191,7 +191,8 @@ func (cc *clientConn) flushed() {}
 // sweep closes a connection kept longer than keptIdleTime, and fails a fetch whose server
 // has been silent past FetchIdleTimeout while the fetch waits for it.
 func (cc *clientConn) sweep(now int64) {
-	fs, idle := cc.fs, time.Duration(now-cc.c.since)
+	// c.wrote: a server taking a streamed upload slowly, a piece at a time, is not silent.
+	fs, idle := cc.fs, time.Duration(now-max(cc.c.since, cc.c.wrote))
 	switch {
 	case fs == nil:
 		if idle > keptIdleTime {

@@ -42,6 +42,9 @@ func (g *Group) Swap(m *guest.Module) error {
 	if err := g.loops[0].runSwap(m); err != nil {
 		return err
 	}
+	// Worker 0 made m current, or will at its pending restart, or has ended: either way m is
+	// what any new or replacement instance starts from now (set already in the first two).
+	g.setModule(m)
 	errs := make(chan error, len(g.loops))
 	for _, l := range g.loops[1:] {
 		go func() { errs <- l.runSwap(m) }()
@@ -107,8 +110,13 @@ func (l *Loop) swap(m *guest.Module) error {
 	switch {
 	case l.stopped || l.draining:
 		return fmt.Errorf("worker %d: %w", l.id, errShuttingDown)
-	case prev != nil && prev.module == m, l.restarting:
-		return nil // already, or the pending restart takes m
+	case prev != nil && prev.module == m:
+		return nil // already
+	case l.restarting:
+		if l.id == 0 {
+			l.g.setModule(m) // the pending restart takes m (restart: currentModule)
+		}
+		return nil
 	}
 	l.listeners.each(func(h abi.Handle, ln *listener) {
 		l.handovers = append(l.handovers, handover{ln: ln, handle: h, ref: ln.ref, stream: ln.stream})

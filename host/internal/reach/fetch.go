@@ -136,6 +136,12 @@ type fetchState struct {
 	piece    []byte // prefetched and not yet delivered; held against the budget
 	ended    bool   // the body ended after piece
 	bodyErr  error  // the body failed after piece
+	// raw is the body before its idleBody (set before done is closed): the prefetch reads it
+	// whether or not the program has asked, so its wait is bounded only while a read is
+	// waiting (readTimer, armed and stopped with readWait); expired: that bound passed.
+	raw       io.Reader
+	readTimer *time.Timer
+	expired   bool
 }
 
 // fetchRead is a read's answer: the bytes (nil at the end; they hold their length of the
@@ -159,6 +165,7 @@ func (f *fetchState) run(client *http.Client, req *http.Request) {
 		err = classify(err)
 	} else {
 		head, n = headOf(resp), resp.ContentLength
+		f.raw = resp.Body
 		if f.idle > 0 {
 			resp.Body = &idleBody{ReadCloser: resp.Body, idle: f.idle, cancel: f.cancel}
 		}
@@ -168,6 +175,9 @@ func (f *fetchState) run(client *http.Client, req *http.Request) {
 	waiting := f.headWait
 	f.headWait = nil
 	prefetch := err == nil && !f.closed && n >= 0 && n <= prefetchMax && f.held.TryAcquire(n)
+	if prefetch && f.readWait != nil {
+		f.armLocked() // a read that came before the head waits for the server from now
+	}
 	close(f.done)
 	f.mu.Unlock()
 	for _, w := range waiting {
@@ -179,6 +189,7 @@ func (f *fetchState) run(client *http.Client, req *http.Request) {
 	f.mu.Lock()
 	w := f.readWait
 	f.readWait = nil
+	f.disarmLocked() // a read made below goes through the idleBody
 	if w == nil {
 		f.bodyFree = true
 		f.mu.Unlock()
@@ -216,7 +227,7 @@ func (f *fetchState) prefetch(n int) {
 	var err error
 	for first := true; err == nil && (got < n || first); first = false {
 		var k int
-		k, err = f.resp.Body.Read(buf[got:]) // an empty body is read once, to see its end
+		k, err = f.raw.Read(buf[got:]) // an empty body is read once, to see its end
 		got += k
 		f.mu.Lock()
 		if f.closed { // the close gave back what piece held; these bytes are the loop's to free
@@ -228,6 +239,8 @@ func (f *fetchState) prefetch(n int) {
 		switch {
 		case err == io.EOF:
 			f.ended = true
+		case err != nil && f.expired:
+			f.bodyErr = errIdle(f.idle)
 		case err != nil:
 			f.bodyErr = classify(err)
 		}
@@ -239,6 +252,7 @@ func (f *fetchState) prefetch(n int) {
 			var ok bool
 			if res, ok = f.takeLocked(f.readWant); ok {
 				w, f.readWait = f.readWait, nil
+				f.disarmLocked()
 			}
 		}
 		f.mu.Unlock()
@@ -287,7 +301,32 @@ func (f *fetchState) startRead(op *loop.Op, want int, release func([]byte, bool)
 	f.readWait = func(res fetchRead) {
 		deliver(func() { op.Finish(res.data, res.err) }, func() { release(res.data, res.err != nil) })
 	}
+	select {
+	case <-f.done: // the prefetch is reading: the wait for the server counts from this read
+		f.armLocked()
+	default: // the head is awaited (ResponseHeaderTimeout); run arms it if a prefetch follows
+	}
 	return true
+}
+
+// armLocked starts the bound on a waiting read's wait for the prefetch (Config.IdleTimeout);
+// disarmLocked stops it once the read is answered. f.mu is held.
+func (f *fetchState) armLocked() {
+	if f.idle > 0 && f.readTimer == nil {
+		f.readTimer = time.AfterFunc(f.idle, func() {
+			f.mu.Lock()
+			f.expired = true
+			f.mu.Unlock()
+			f.cancel() // the prefetch's read returns
+		})
+	}
+}
+
+func (f *fetchState) disarmLocked() {
+	if f.readTimer != nil {
+		f.readTimer.Stop()
+		f.readTimer = nil
+	}
 }
 
 // startResponse answers a response op with the head, now or once it is in.
@@ -335,6 +374,7 @@ func (f *fetchState) CloseWrite() error {
 func (f *fetchState) Close() error {
 	f.mu.Lock()
 	f.closed = true
+	f.disarmLocked()
 	f.held.Release(int64(len(f.piece)))
 	f.piece = nil
 	ended := f.ended && f.bodyFree
@@ -569,8 +609,14 @@ func (b *idleBody) Read(p []byte) (int, error) {
 		b.cancel()
 	})
 	n, err := b.ReadCloser.Read(p)
-	if !t.Stop() && err != nil && b.fired.Load() {
-		err = coded(abi.ReachETIMEDOUT, fmt.Errorf("the server sent nothing for %v while the fetch waited for it (--fetch-idle-timeout)", b.idle))
+	t.Stop()
+	if err != nil && b.fired.Load() { // also a later read's: the fetch's context ended with it
+		err = errIdle(b.idle)
 	}
 	return n, err
+}
+
+// errIdle is a fetch's failure once its server was silent past the idle bound.
+func errIdle(d time.Duration) error {
+	return coded(abi.ReachETIMEDOUT, fmt.Errorf("the server sent nothing for %v while the fetch waited for it (--fetch-idle-timeout)", d))
 }
