@@ -280,6 +280,14 @@ func (ex *exchange) serve(mayRetry bool) outcome {
 func (ex *exchange) closeIfBodyUnread(hasBody bool) {
 	if hasBody && ex.r.ProtoMajor == 1 && !ex.bodyRead.Load() {
 		ex.w.Header().Set("Connection", "close")
+		// And closed the way net/http closes a connection whose body passed a limit: write
+		// side first, the rest after a wait. Closed at once with the client's body still
+		// coming, the kernel answers its next bytes with a reset, and a reset drops what the
+		// client had received but not read yet: the answer itself (the client saw "connection
+		// reset by peer" instead of its 413). MaxBytesReader is net/http's one public way to
+		// ask for that close ("it tells the ResponseWriter to close the connection"); behind
+		// a writer that hides it, the field above still ends the connection.
+		http.MaxBytesReader(ex.w, io.NopCloser(strings.NewReader("x")), 0).Read(make([]byte, 1))
 	}
 }
 
