@@ -454,7 +454,16 @@ func (b *requestBody) Close() error { return nil }
 type responseWriter struct {
 	x      *exchange
 	hr     *http.Request
-	header http.Header
+	header http.Header // the handler's fields
+	// head is the fields the head goes out with once the status is set: the handler's as
+	// they were then, as net/http takes them at WriteHeader. Header() after the status hands
+	// the handler a copy (frozen), so only a handler that asks for the header then pays for
+	// one.
+	head   http.Header
+	frozen bool
+	// declared is the Content-Length the handler set at WriteHeader (-1: none); written
+	// counts the body against it, as net/http does.
+	declared, written int64
 
 	status    int
 	buf       []byte // output held until bufferedOutput, Flush or the handler's return
@@ -467,8 +476,29 @@ func (w *responseWriter) Header() http.Header {
 	if w.header == nil {
 		w.header = make(http.Header, 4)
 	}
+	if w.status != 0 && !w.frozen {
+		// Fields set from now on are the handler's alone (net/http sends the ones it had at
+		// WriteHeader; a late one went out here while the body was still held).
+		w.frozen = true
+		w.head, w.header = w.header, w.header.Clone()
+	}
 	return w.header
 }
+
+// fields is what the head goes out with (head).
+func (w *responseWriter) fields() http.Header {
+	if w.frozen {
+		return w.head
+	}
+	if w.header == nil {
+		w.header = make(http.Header, 4)
+	}
+	return w.header
+}
+
+// EnableFullDuplex is http.ResponseController's: the adapter reads the request body and
+// writes the answer independently already, so there is nothing to enable.
+func (w *responseWriter) EnableFullDuplex() error { return nil }
 
 // WriteHeader sets the status; informational statuses (1xx) are not sent, the first other
 // one wins, as in net/http.
@@ -480,6 +510,12 @@ func (w *responseWriter) WriteHeader(code int) {
 		return
 	}
 	w.status = code
+	w.declared = -1
+	if cl := w.fields().Get("Content-Length"); cl != "" {
+		if n, err := strconv.ParseInt(cl, 10, 64); err == nil && n >= 0 {
+			w.declared = n
+		}
+	}
 }
 
 func (w *responseWriter) bodyAllowed() bool {
@@ -497,7 +533,13 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 		return 0, http.ErrBodyNotAllowed
 	case w.x.gone:
 		return 0, wasmloop.ErrClosed
+	case w.declared >= 0 && w.written+int64(len(p)) > w.declared:
+		// As net/http: the write past the declared length is refused whole. Taken, the
+		// host refused the answer at its end for the mismatch, and the client got a bare
+		// 500 in place of the handler's answer.
+		return 0, http.ErrContentLength
 	}
+	w.written += int64(len(p))
 	if !w.committed && len(w.buf)+len(p) <= bufferedOutput {
 		w.buf = append(w.buf, p...)
 		return len(p), nil
@@ -548,10 +590,11 @@ func (w *responseWriter) commit(p []byte) error {
 // for the Content-Type net/http would sniff.
 func (w *responseWriter) sendHead(sample []byte) {
 	res := w.x.res
-	if _, ok := w.header["Content-Type"]; !ok && w.bodyAllowed() && len(sample) > 0 && w.header.Get("Content-Encoding") == "" {
-		w.Header().Set("Content-Type", http.DetectContentType(sample))
+	h := w.fields()
+	if _, ok := h["Content-Type"]; !ok && w.bodyAllowed() && len(sample) > 0 && h.Get("Content-Encoding") == "" {
+		h.Set("Content-Type", http.DetectContentType(sample))
 	}
-	for k, vs := range w.header {
+	for k, vs := range h {
 		if !sendable(k, w.status) {
 			continue
 		}
@@ -630,8 +673,8 @@ func (w *responseWriter) serve(handler http.Handler) {
 				w.x.res.Abort()
 				return
 			}
-			w.header = http.Header{"Content-Type": {"text/plain; charset=utf-8"}}
-			w.status, w.buf = 500, append(w.buf[:0], "500 Internal Server Error\n"...)
+			w.header, w.frozen = http.Header{"Content-Type": {"text/plain; charset=utf-8"}}, false
+			w.status, w.declared, w.buf = 500, -1, append(w.buf[:0], "500 Internal Server Error\n"...)
 			w.finish()
 		}
 	}()
@@ -645,14 +688,20 @@ func (w *responseWriter) finish() {
 	if w.ended || w.upgraded {
 		return
 	}
-	w.ended = true
 	if w.status == 0 {
-		w.status = 200
+		w.WriteHeader(200) // and the Content-Length it declared, if any, as net/http does
 	}
+	w.ended = true
 	res := w.x.res
+	if !w.committed && w.written < w.declared && w.bodyAllowed() && w.hr.Method != "HEAD" {
+		// Shorter than the Content-Length it declared: the head and what there is go out,
+		// and the host closes the connection at the short end (the client sees the body cut),
+		// as net/http does. In one piece, the host refused the mismatch and sent a bare 500.
+		w.commit(nil)
+	}
 	if !w.committed {
 		w.sendHead(w.buf)
-		if _, ok := w.header["Content-Length"]; !ok && w.bodyAllowed() && (len(w.buf) > 0 || w.hr.Method != "HEAD") {
+		if _, ok := w.fields()["Content-Length"]; !ok && w.bodyAllowed() && (len(w.buf) > 0 || w.hr.Method != "HEAD") {
 			var digits [20]byte
 			res.SetHeader("Content-Length", unsafe.String(&digits[0], len(strconv.AppendInt(digits[:0], int64(len(w.buf)), 10))))
 		}
@@ -662,6 +711,8 @@ func (w *responseWriter) finish() {
 	if len(w.buf) > 0 {
 		body = unsafe.String(&w.buf[0], len(w.buf)) // End copies it before returning
 	}
-	res.End(body)
+	if err := res.End(body); err != nil && !w.x.gone {
+		fmt.Fprintf(os.Stderr, "http: %s %s: the answer could not end: %v\n", w.hr.Method, w.hr.RequestURI, err)
+	}
 	w.buf = nil
 }
