@@ -82,7 +82,10 @@ func sourceKey(ctx context.Context, gobin, dir string, env []string) (string, er
 		return "", &buildError{fmt.Sprintf("%s is not a Go package that builds for wasip1: %s", dir, strings.TrimSpace(errb.String()))}
 	}
 	h := sha256.New()
-	goenv := exec.CommandContext(ctx, gobin, "env", "GOVERSION", "GOFLAGS")
+	// What else changes the module the same sources build to: flags, the wasm features, the
+	// experiments — asked in the project's directory, whose go.mod may name a toolchain.
+	goenv := exec.CommandContext(ctx, gobin, "env", "GOVERSION", "GOFLAGS", "GOWASM", "GOEXPERIMENT")
+	goenv.Dir = dir
 	goenv.Env = env
 	ver, _ := goenv.Output()
 	h.Write(ver)
@@ -170,11 +173,43 @@ func cmdBuild(args []string, stdout, stderr io.Writer) int {
 	}
 	wasm, err := os.ReadFile(built)
 	if err == nil {
-		err = os.WriteFile(out, wasm, 0o644)
+		err = writeModule(out, wasm)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "wasmloop build: %v\n", err)
 		return exitFailure
 	}
 	return 0
+}
+
+// writeModule writes wasm to out, as go build writes its output: never over a file that is
+// not a module already (a mistyped -o main.go replaced the program's source), and through a
+// temporary file renamed into place, so a reader never sees half a module.
+func writeModule(out string, wasm []byte) error {
+	if f, err := os.Open(out); err == nil {
+		var magic [4]byte
+		n, _ := io.ReadFull(f, magic[:])
+		f.Close()
+		if n > 0 && string(magic[:n]) != "\x00asm" {
+			return fmt.Errorf("-o %s: the file exists and is not a WebAssembly module: not overwritten", out)
+		}
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), ".wasmloop-build-*")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(wasm)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), out)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
 }

@@ -59,12 +59,16 @@ func cmdInit(args []string, stdout, stderr io.Writer) int {
 		modulePath = moduleName(filepath.Base(abs))
 	} else if err := module.CheckImportPath(modulePath); err != nil {
 		return usageError(stderr, "init", err.Error())
+	} else if modulePath == wasmloopModule || strings.HasPrefix(modulePath, wasmloopModule+"/") {
+		// The project's workspace holds the SDK's module (sdk.go): a project of the same path,
+		// or one inside it, could never build ("appears multiple times in workspace").
+		return usageError(stderr, "init", fmt.Sprintf("%s is wasmloop's own module path (the SDK's); choose another", modulePath))
 	}
 	if err := writeProject(abs, modulePath, cacheDir); err != nil {
 		fmt.Fprintf(stderr, "wasmloop init: %v\n", err)
 		return exitFailure
 	}
-	fmt.Fprintf(stderr, "wasmloop init: created module %s in %s; run it with 'wasmloop run %s'\n", modulePath, dir, dir)
+	fmt.Fprintf(stderr, "wasmloop init: created module %s in %s; run it with 'wasmloop run %s'\n", modulePath, dir, shellWord(dir))
 	return 0
 }
 
@@ -183,3 +187,18 @@ const readmeTemplate = "# NAME\n\n" +
 	"`GOOS=wasip1 GOARCH=wasm`. By hand: `GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o NAME.wasm .`\n\n" +
 	"Every worker (one per CPU by default; `--workers N`) runs its own copy of the program with its own\n" +
 	"memory, so in-memory state is per worker: run `--workers 1`, or see wasmloop's README, \"Workers and state\".\n"
+
+// wasmloopModule is the module the SDK belongs to.
+const wasmloopModule = "github.com/wasmloop/wasmloop"
+
+// shellWord quotes s for a POSIX shell when it would not stay one word, so that a command
+// printed for pasting works: 'My App', with a quote inside written '\''.
+func shellWord(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r == '/' || r == '.' || r == '-' || r == '_' || r == '+' || r == ',' || r == ':' || r == '@' ||
+			'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9')
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

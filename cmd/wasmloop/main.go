@@ -317,7 +317,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "wasmloop: %v\n", err)
+		sayErr(fmt.Sprintf("wasmloop: %v", err)) // a record of its own under --log-format json
 		var be *buildError
 		if errors.As(err, &be) {
 			return exitFailure
@@ -343,7 +343,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "wasmloop: %s: %v\n", target, err)
+		sayErr(fmt.Sprintf("wasmloop: %s: %v", target, err))
 		if host.IsRefused(err) {
 			return exitUsage
 		}
@@ -362,12 +362,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err != nil {
-			fmt.Fprintf(stderr, "wasmloop: %v\n", err)
+			sayErr(fmt.Sprintf("wasmloop: %v", err))
 			return exitUsage
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(stderr, "wasmloop: %v\n", err)
+			sayErr(fmt.Sprintf("wasmloop: %v", err))
 			return exitFailure
 		}
 		defer pprof.StopCPUProfile()
