@@ -192,7 +192,7 @@ const readmeTemplate = "# NAME\n\n" +
 const wasmloopModule = "github.com/wasmloop/wasmloop"
 
 // shellWord quotes s for a POSIX shell when it would not stay one word, so that a command
-// printed for pasting works: 'My App', with a quote inside written '\”.
+// printed for pasting works: 'My App' (a quote inside closes, escapes and reopens).
 func shellWord(s string) string {
 	if s != "" && strings.IndexFunc(s, func(r rune) bool {
 		return !(r == '/' || r == '.' || r == '-' || r == '_' || r == '+' || r == ',' || r == ':' || r == '@' ||
