@@ -172,8 +172,7 @@ func TestCLIAttackAdminPortInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	port := freePort(t)
-	r := runWasmloop(t, "", 30*time.Second, "run", "--cache-dir", cacheDir, "--workers", "1", "--env", "PORT="+strconv.Itoa(port),
+	r := runWasmloop(t, "", 30*time.Second, "run", "--cache-dir", cacheDir, "--workers", "1", "--env", "PORT=0",
 		"--admin", taken.Addr().String(), wasm["hello"])
 	if r.code != 1 || !strings.Contains(r.stderr, "--admin: listen tcp "+taken.Addr().String()) || strings.Contains(r.stdout, "Server running") {
 		t.Errorf("exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)

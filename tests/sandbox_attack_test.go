@@ -23,13 +23,13 @@ import (
 	"time"
 )
 
-// Held now; it was a bug (fixed with this test): a guest that opens a FIFO in a granted directory through WASI (os.ReadFile, which
-// the README offers for start-up configuration and which works in any callback) blocks its
-// worker for ever, past --callback-budget: the request is never answered, the worker serves
-// nothing more (the kernel keeps handing it connections), it is not replaced, and SIGTERM
-// gives up on it only after --shutdown-timeout + 5 s with exit 1 ("a worker did not stop").
-// The file functions open with O_NONBLOCK and refuse what is not a regular file
-// (host/internal/files/ops.go, openRegular); the WASI preopens do not
+// Held now; it was a bug (fixed with this test): a guest that opens a FIFO in a granted
+// directory through WASI (os.ReadFile, which the README offers for start-up configuration and
+// which works in any callback) blocks its worker for ever, past --callback-budget: the request
+// is never answered, the worker serves nothing more (the kernel keeps handing it connections),
+// it is not replaced, and SIGTERM gives up on it only after --shutdown-timeout + 5 s with exit
+// 1 ("a worker did not stop"). The file functions open with O_NONBLOCK and refuse what is not a
+// regular file (host/internal/files/ops.go, openRegular); the WASI preopens do not
 // (host/internal/files/files.go, confinedFS.Open: os.Root.FS().Open is a blocking open(2)).
 func TestSandboxAttackFIFOInGrantIsRefusedAtOnce(t *testing.T) {
 	t.Parallel()
@@ -53,17 +53,18 @@ func TestSandboxAttackFIFOInGrantIsRefusedAtOnce(t *testing.T) {
 	}
 }
 
-// Held now; it was a bug (fixed with this test): one WASI fd_read is not stopped by the budget. The guest calls fd_read directly with
-// many iovecs (256 here) that all name one 8 MiB buffer, on a large file in a granted directory (here a sparse
-// one; a video in a static site's directory does as well): the host reads the whole file in
-// that one host call, past --callback-budget, with the worker frozen meanwhile — 16 GiB took
-// 41 s under a 200 ms budget (2,048 iovecs), 2 GiB here 3.6–3.9 s, and the request was
-// then answered 200 as if nothing had happened. fd_write and random_get were made to move a
-// MiB at a time and look at the watchdog (host/internal/guest/watchdog.go, stoppableWriter,
-// stoppableReader); files of the preopens are handed to wazero as they are (host/internal/guest/instance.go, Instantiate:
-// WithFSMount(p.FS, …); host/internal/files/files.go, confinedFS.Open), so wazero's fd_read
-// and fd_pread read each iovec whole. Fix: wrap each preopen's fs.FS per instance so that
-// its files' Read/ReadAt read at most ioChunk and call stopIfMarked first.
+// Held now; it was a bug (fixed with this test): one WASI fd_read is not stopped by the budget.
+// The guest calls fd_read directly with many iovecs (256 here) that all name one 8 MiB buffer,
+// on a large file in a granted directory (here a sparse one; a video in a static site's
+// directory does as well): the host reads the whole file in that one host call, past
+// --callback-budget, with the worker frozen meanwhile — 16 GiB took 41 s under a 200 ms budget
+// (2,048 iovecs), 2 GiB here 3.6–3.9 s, and the request was then answered 200 as if nothing had
+// happened. fd_write and random_get were made to move a MiB at a time and look at the watchdog
+// (host/internal/guest/watchdog.go, stoppableWriter, stoppableReader); files of the preopens
+// are handed to wazero as they are (host/internal/guest/instance.go, Instantiate:
+// WithFSMount(p.FS, …); host/internal/files/files.go, confinedFS.Open), so wazero's fd_read and
+// fd_pread read each iovec whole. Fix: wrap each preopen's fs.FS per instance so that its
+// files' Read/ReadAt read at most ioChunk and call stopIfMarked first.
 func TestSandboxAttackOneFdReadIsStoppedByTheBudget(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -83,17 +84,19 @@ func TestSandboxAttackOneFdReadIsStoppedByTheBudget(t *testing.T) {
 	}
 }
 
-// Held now; it was a bug (fixed with this test): SIGHUP means "swap to a fresh build", but one that arrives while wasmloop builds or
-// compiles the program (before it runs: seconds for a directory, or a cold compile) kills the
-// process ("Hangup", status 129), leaving its `go build` child behind. cmd/wasmloop/main.go
-// cmdRun builds (loadTarget) and loads (host.Load) before reloader.onSIGHUP calls
-// signal.Notify (reload.go), so until then SIGHUP has its default action. SIGTERM in the
-// same window ends the process too, which is what it asks for; SIGHUP does not ask that.
+// Held now; it was a bug (fixed with this test): SIGHUP means "swap to a fresh build", but one
+// that arrives while wasmloop builds or compiles the program (before it runs: seconds for a
+// directory, or a cold compile) kills the process ("Hangup", status 129), leaving its `go
+// build` child behind. cmd/wasmloop/main.go cmdRun builds (loadTarget) and loads (host.Load)
+// before reloader.onSIGHUP calls signal.Notify (reload.go), so until then SIGHUP has its
+// default action. SIGTERM in the same window ends the process too, which is what it asks for;
+// SIGHUP does not ask that.
 func TestSandboxAttackSIGHUPWhileBuildingWaitsForTheProgram(t *testing.T) {
 	t.Parallel()
-	port := freePort(t)
+	// Port 0: the test never connects, and a port probed free may be taken by a parallel
+	// test before the program listens (it then ended with "address already in use").
 	p := startProc(t, nil, "", "run", "--cache-dir", t.TempDir(), "--workers", "1",
-		"--env", "PORT="+strconv.Itoa(port), filepath.Join(repoRoot, "tests/testdata/guests/sandboxatk"))
+		"--env", "PORT=0", filepath.Join(repoRoot, "tests/testdata/guests/sandboxatk"))
 	pid := p.cmd.Process.Pid
 	// The event: wasmloop has started the build (its `go` child exists), so it is well past
 	// the Go runtime's start and inside cmdRun.
@@ -241,9 +244,10 @@ func TestSandboxAttackSwapToABadStart(t *testing.T) {
 	}
 }
 
-// Held now; it was a bug (fixed with this test): a swap to a program that fails to start must leave the old program serving (README,
-// "Sandbox"; the log even says "the running program keeps serving"), but when workers 1…
-// start during the swap they start the new, failing module, and the process exits 1:
+// Held now; it was a bug (fixed with this test): a swap to a program that fails to start must
+// leave the old program serving (README, "Sandbox"; the log even says "the running program
+// keeps serving"), but when workers 1… start during the swap they start the new, failing
+// module, and the process exits 1:
 //
 //	wasmloop: reload (SIGHUP): worker 0: wasmloop_on_start ran past its budget of 400ms and
 //	was stopped; the running program keeps serving
@@ -251,12 +255,12 @@ func TestSandboxAttackSwapToABadStart(t *testing.T) {
 //	(exit status 1)
 //
 // Group.Swap (host/internal/loop/swap.go) publishes the new module (g.setModule(m)) before
-// worker 0 has tried it; a worker that starts meanwhile — workers 1… start when worker 0
-// first listens (group.go startOthers), which the new program's top-level code does — takes
+// worker 0 has tried it; a worker that starts meanwhile — workers 1… start when worker 0 first
+// listens (group.go startOthers), which the new program's top-level code does — takes
 // g.currentModule() (loop.go, Loop.run) and its failure is a start-up failure of the whole
-// program (Group.startFailed). Here the first program never listens, so workers 1… start
-// only inside the swap: deterministic. The same happens by timing alone when SIGHUP comes
-// just after the ready line, before worker 1 has read the module (3 runs out of 3 here).
+// program (Group.startFailed). Here the first program never listens, so workers 1… start only
+// inside the swap: deterministic. The same happens by timing alone when SIGHUP comes just after
+// the ready line, before worker 1 has read the module (3 runs out of 3 here).
 func TestSandboxAttackSwapWhileWorkersStart(t *testing.T) {
 	t.Parallel()
 	ctl := t.TempDir()
@@ -265,7 +269,7 @@ func TestSandboxAttackSwapWhileWorkersStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := startProc(t, nil, "", "run", "--cache-dir", cacheDir, "--workers", "2", "--start-budget", "400ms",
-		"--dir", ctl+":/ctl:ro", "--env", "PORT="+strconv.Itoa(freePort(t)), wasm["sandboxatk"])
+		"--dir", ctl+":/ctl:ro", "--env", "PORT=0", wasm["sandboxatk"]) // never connected to
 	p.awaitStdout(t, "instance up mode=idle worker 0", startTimeout)
 	if err := os.WriteFile(mode, []byte("listen-then-spin"), 0o644); err != nil {
 		t.Fatal(err)
@@ -292,15 +296,15 @@ func TestSandboxAttackSwapWhileWorkersStart(t *testing.T) {
 	}
 }
 
-// Held now; it was a bug (fixed with this test): README ("Sandbox") bounds the host's resident memory by workers × (--memory-limit +
-// 8 MiB of tables) + ~40 MiB, but every swap keeps the instance it retires, and all its
-// memory, for as long as it holds a request or WebSocket (up to --swap-drain-timeout, 30 s),
-// and the retired instances are not capped: with one worker and a 64 MiB limit, six swaps,
-// each while the current program holds a request and 40 MiB, took the process to ~375 MB
-// of RSS (the bound says ~112). host/internal/loop/swap.go, Loop.swap: `l.retired =
-// append(l.retired, prev)` with no limit. Fix: keep at most one retired instance per worker
-// (expire the older one, as SwapDrainTimeout would, when another is retired) and state the
-// bound during a drain as 2 × (limit + 8 MiB) per worker.
+// Held now; it was a bug (fixed with this test): README ("Sandbox") bounds the host's resident
+// memory by workers × (--memory-limit + 8 MiB of tables) + ~40 MiB, but every swap keeps the
+// instance it retires, and all its memory, for as long as it holds a request or WebSocket (up
+// to --swap-drain-timeout, 30 s), and the retired instances are not capped: with one worker and
+// a 64 MiB limit, six swaps, each while the current program holds a request and 40 MiB, took
+// the process to ~375 MB of RSS (the bound says ~112). host/internal/loop/swap.go, Loop.swap:
+// `l.retired = append(l.retired, prev)` with no limit. Fix: keep at most one retired instance
+// per worker (expire the older one, as SwapDrainTimeout would, when another is retired) and
+// state the bound during a drain as 2 × (limit + 8 MiB) per worker.
 func TestSandboxAttackSwapsKeepOneRetiredProgram(t *testing.T) {
 	t.Parallel()
 	ctl := t.TempDir()
