@@ -100,6 +100,7 @@ func TestHelpCommands(t *testing.T) {
 		{[]string{"help", "init"}, []string{"Usage: wasmloop init [flags] [directory]", "-module path", "go.work"}},
 		{[]string{"init", "-h"}, []string{"Usage: wasmloop init"}},
 		{[]string{"help", "version"}, []string{"Usage: wasmloop version"}},
+		{[]string{"help", "help"}, []string{"wasmloop run [flags]", "Run 'wasmloop help <command>'"}},
 	} {
 		var stdout, stderr strings.Builder
 		code := run(tc.args, &stdout, &stderr)

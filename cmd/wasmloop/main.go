@@ -89,6 +89,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 				return cmdInspect([]string{"-h"}, stdout, stdout)
 			case "version":
 				return cmdVersion([]string{"-h"}, stdout, stdout)
+			case "help", "-h", "-help", "--help": // as go help help: the overview
+				fmt.Fprint(stdout, usage)
+				return 0
 			}
 			fmt.Fprintf(stderr, "wasmloop: unknown command %q\n", args[1])
 			return exitUsage
