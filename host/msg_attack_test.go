@@ -9,11 +9,7 @@ import (
 	"errors"
 	"io"
 	"log"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,58 +17,12 @@ import (
 	"github.com/wasmloop/wasmloop/host"
 )
 
-var (
-	msgatkOnce sync.Once
-	msgatkPath string
-	msgatkErr  error
-)
-
-// msgatkWasm builds the msgatk guest once per run.
-func msgatkWasm(t *testing.T) string {
-	t.Helper()
-	msgatkOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "msgatk-")
-		if err != nil {
-			msgatkErr = err
-			return
-		}
-		msgatkPath = filepath.Join(dir, "msgatk.wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", msgatkPath, "../tests/testdata/guests/msgatk")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			msgatkErr = errors.New(err.Error() + "\n" + string(out))
-		}
-	})
-	if msgatkErr != nil {
-		t.Fatal(msgatkErr)
-	}
-	return msgatkPath
-}
-
-// lockedLog collects the host's log lines.
-type lockedLog struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startMsgatk starts msgatk in an App (KeepAlive, no ports) whose OnMessage feeds the
 // returned channel.
-func startMsgatk(t *testing.T, cfg host.Config) (*host.App, chan string, *lockedLog) {
+func startMsgatk(t *testing.T, cfg host.Config) (*host.App, chan string, *watchedWriter) {
 	t.Helper()
 	got := make(chan string, 256)
-	logs := &lockedLog{}
+	logs := &watchedWriter{}
 	cfg.KeepAlive = true
 	cfg.Stdout, cfg.Stderr = io.Discard, io.Discard
 	cfg.Log = log.New(logs, "", 0)
@@ -84,7 +34,7 @@ func startMsgatk(t *testing.T, cfg host.Config) (*host.App, chan string, *locked
 			}
 		}
 	}
-	app := load(t, msgatkWasm(t), cfg)
+	app := load(t, msgatkWasm, cfg)
 	if err := app.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

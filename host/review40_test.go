@@ -5,45 +5,13 @@ package host_test
 
 import (
 	"context"
-	"errors"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/wasmloop/wasmloop/host"
 )
-
-var (
-	review40Once sync.Once
-	review40Path string
-	review40Err  error
-)
-
-// review40Wasm builds tests/testdata/guests/review40 once per run.
-func review40Wasm(t *testing.T) string {
-	t.Helper()
-	review40Once.Do(func() {
-		dir, err := os.MkdirTemp("", "review40-")
-		if err != nil {
-			review40Err = err
-			return
-		}
-		review40Path = filepath.Join(dir, "review40.wasm")
-		cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", review40Path, "../tests/testdata/guests/review40")
-		cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			review40Err = errors.New(err.Error() + "\n" + string(out))
-		}
-	})
-	if review40Err != nil {
-		t.Fatal(review40Err)
-	}
-	return review40Path
-}
 
 // Fixed with this test (a bug of 7bbeab0, host/internal/loop/swap.go): a Swap that reaches
 // worker 0 while its failed instance's replacement waits out its restart delay returns nil at once ("the pending
@@ -54,12 +22,12 @@ func review40Wasm(t *testing.T) string {
 // its next failure, which restarts the old one again. Before 7bbeab0 Swap set the module
 // first, and the pending restart took the new one.
 func TestReview40SwapDuringWorker0RestartDelayTakesTheNewProgram(t *testing.T) {
-	newWasm, err := os.ReadFile(review40Wasm(t))
+	newWasm, err := os.ReadFile(review40Wasm)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Warm the compilation cache, so that Swap's compile is short beside the restart delay.
-	warm := load(t, review40Wasm(t), host.Config{})
+	warm := load(t, review40Wasm, host.Config{})
 	warm.Close(context.Background())
 
 	app, got, logs := startMsgatk(t, host.Config{Workers: 1, MaxRestarts: 20})
@@ -71,12 +39,10 @@ func TestReview40SwapDuringWorker0RestartDelayTakesTheNewProgram(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(logs.String(), "(failure 10 in a row)") {
-		if time.Now().After(deadline) {
-			t.Fatalf("worker 0 never reached its tenth failure in a row")
-		}
-		time.Sleep(5 * time.Millisecond) // polling the log: the event is a log line
+	select {
+	case <-logs.appears("(failure 10 in a row)"):
+	case <-time.After(20 * time.Second):
+		t.Fatalf("worker 0 never reached its tenth failure in a row")
 	}
 	seen := time.Now() // the 2.56 s delay began before its log line
 	if err := app.Swap(context.Background(), newWasm); err != nil {
